@@ -1,0 +1,394 @@
+"""The tool-env core: ToolEnv, its trajectory, and the task set every domain serves from.
+
+One episode: ``reset(seed)`` picks a task as a pure function of (split, difficulty, seed) and returns
+its prompt; each ``step(action)`` parses the agent's text into tool calls, runs them through the
+sandbox, records a :class:`Turn` and returns the tool results as the next observation. The domain's
+``submit`` tool ends the episode (``terminated``), running out of turns truncates it; both run the
+verifier, whose :class:`~hiergym.rewards.levels.Verdict` lands in ``info["verdict"]``.
+
+A domain subclasses :class:`ToolEnv` and only wires its parts (``make_*`` hooks); rules live in the
+domain's tools.py and verifier.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import string
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Protocol
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from hiergym.errors import SandboxError, TaskError, ToolError, did_you_mean
+from hiergym.rewards.levels import HierarchicalVerifier, Verdict
+
+from .sandbox import LiveBackend, Mode, Sandbox
+from .tools import (
+    MAX_ACTION_CHARS,
+    ActionParseError,
+    ToolCall,
+    Toolbox,
+    ToolResult,
+    error_result,
+    parse_action,
+    render_result,
+)
+
+log = logging.getLogger("hiergym")
+
+CHARSET = string.printable
+"""Observation and action characters: printable ASCII with whitespace (Text's default has no space).
+Anything else in an observation is escaped (``\\u00e9``), so observations always lie in the space."""
+MAX_OBSERVATION_CHARS = 100_000
+_CONTROL = {c: "?" for c in range(32) if chr(c) not in "\t\n\r\x0b\x0c"} | {127: "?"}
+
+
+def to_observation(text: str) -> str:
+    """Escape characters outside :data:`CHARSET` and cap the length."""
+    if not text.isascii():
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+    text = text.translate(_CONTROL)
+    if len(text) > MAX_OBSERVATION_CHARS:
+        text = text[: MAX_OBSERVATION_CHARS - 40] + "... [observation truncated]"
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks
+
+
+class Task(Protocol):
+    task_id: str
+    split: str
+    difficulty: str
+
+
+class TaskSet:
+    """The tasks of one (split, difficulty), served by index from a seeded RNG."""
+
+    def __init__(self, tasks: Sequence[Any], split: str, difficulty: str):
+        if not tasks:
+            raise TaskError(f"no tasks for split={split!r}, difficulty={difficulty!r}")
+        self.tasks = list(tasks)
+        self.split = split
+        self.difficulty = difficulty
+        self._by_id = {t.task_id: t for t in self.tasks}
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.tasks)
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.tasks[int(rng.integers(len(self.tasks)))]
+
+    def get(self, task_id: str) -> Any:
+        try:
+            return self._by_id[task_id]
+        except KeyError:
+            raise TaskError(
+                f"no task {task_id!r} in split={self.split!r}, difficulty={self.difficulty!r}"
+                f"{did_you_mean(task_id, self._by_id)}"
+            ) from None
+
+
+def check_choice(kind: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise TaskError(f"unknown {kind} {value!r}{did_you_mean(value, choices)}; expected one of {list(choices)}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Trajectory
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One agent action and what the env answered to it."""
+
+    index: int
+    action: str
+    calls: tuple[ToolCall, ...]
+    results: tuple[ToolResult, ...]
+
+    @property
+    def errors(self) -> tuple[ToolResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+
+@dataclass
+class Trajectory:
+    """Everything that happened in one episode; verifiers read nothing else."""
+
+    task: Any
+    turns: list[Turn] = field(default_factory=list)
+    submission: ToolCall | None = None
+    end: str | None = None  # "submitted" | "max_turns"
+
+    def results(self) -> Iterator[tuple[Turn, ToolResult]]:
+        for turn in self.turns:
+            for r in turn.results:
+                yield turn, r
+
+    def ok_results(self, tool: str | None = None) -> Iterator[ToolResult]:
+        """Successful results the agent received, optionally of one tool only."""
+        for _, r in self.results():
+            if r.ok and (tool is None or r.name == tool):
+                yield r
+
+    @property
+    def n_calls(self) -> int:
+        """Every call the agent attempted, valid or not (a parse failure counts as one)."""
+        return sum(len(t.results) for t in self.turns)
+
+    @property
+    def n_invalid(self) -> int:
+        return sum(len(t.errors) for t in self.turns)
+
+    def copy(self) -> Trajectory:
+        return Trajectory(self.task, list(self.turns), self.submission, self.end)
+
+
+@dataclass
+class EpisodeState:
+    """What a tool sees: the sandbox, the task, and per-episode mutable ``memory`` (a cart, say)."""
+
+    sandbox: Sandbox
+    task: Any
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db(self) -> Any:
+        return self.sandbox.db
+
+
+# --------------------------------------------------------------------------------------------
+# The env
+
+
+class ToolEnv(gym.Env[str, str]):
+    """A Gymnasium env over a domain's tools, tasks and hierarchical verifier.
+
+    Subclasses set :attr:`domain` and implement the ``make_*`` hooks and :meth:`render_prompt`.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
+    domain: ClassVar[str] = ""
+    splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
+    difficulties: ClassVar[tuple[str, ...]] = ("easy", "medium", "hard")
+    default_max_turns: ClassVar[int] = 30
+
+    def __init__(
+        self,
+        split: str = "train",
+        difficulty: str = "easy",
+        *,
+        max_turns: int | None = None,
+        mode: Mode = "replay",
+        backend: LiveBackend | None = None,
+        aggregate: Any = "gated",
+        aggregate_params: dict[str, Any] | None = None,
+        render_mode: str | None = None,
+    ):
+        self.split = check_choice("split", split, self.splits)
+        self.difficulty = check_choice("difficulty", difficulty, self.difficulties)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.max_turns = int(max_turns or self.default_max_turns)
+        if self.max_turns < 1:
+            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
+        self.sandbox = self.make_sandbox(mode, backend)
+        self.toolbox: Toolbox = self.make_toolbox()
+        self.tasks: TaskSet = self.make_tasks(self.split, self.difficulty)
+        self.verifier: HierarchicalVerifier = self.make_verifier(aggregate, **(aggregate_params or {}))
+        self.observation_space = spaces.Text(max_length=MAX_OBSERVATION_CHARS, charset=CHARSET)
+        self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, charset=CHARSET)
+        self.task: Any = None
+        self.state: EpisodeState | None = None
+        self.trajectory: Trajectory | None = None
+        self.verdict: Verdict | None = None
+        self._messages: list[dict[str, Any]] = []
+        self._last_obs = ""
+        self._episode_max_turns = self.max_turns
+
+    # ---- hooks a domain implements ------------------------------------------------------
+
+    def make_sandbox(self, mode: Mode, backend: LiveBackend | None) -> Sandbox:
+        raise NotImplementedError
+
+    def make_toolbox(self) -> Toolbox:
+        raise NotImplementedError
+
+    def make_tasks(self, split: str, difficulty: str) -> TaskSet:
+        raise NotImplementedError
+
+    def make_verifier(self, aggregate: Any, **params: Any) -> HierarchicalVerifier:
+        raise NotImplementedError
+
+    def render_prompt(self, task: Any) -> str:
+        raise NotImplementedError
+
+    def system_prompt(self) -> str:
+        return (
+            f"You are an agent in the hiergym {self.domain} environment. Act only through tool calls: "
+            'reply with one JSON object {"name": "<tool>", "arguments": {...}} or '
+            "<tool_call>{...}</tool_call> blocks. Finish by calling submit."
+        )
+
+    def make_oracle(self) -> Any:
+        """A solver with ``plan(task) -> list[ToolCall]`` that reaches reward 1.0."""
+        raise NotImplementedError
+
+    def mutants(self) -> list[Any]:
+        """Mutated oracle solutions and the level each must fail at (see hiergym.testing)."""
+        return []
+
+    def turn_checks(self) -> list[Any]:
+        """Extra per-turn checks for :class:`~hiergym.rewards.wrappers.ProcessReward`."""
+        return []
+
+    # ---- gymnasium API ------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        if "task" in options:
+            task = options["task"]
+        elif "task_id" in options:
+            task = self.tasks.get(str(options["task_id"]))
+        else:
+            task = self.tasks.sample(self.np_random)
+        self.task = task
+        self._episode_max_turns = int(options.get("max_turns", self.max_turns))
+        self.state = EpisodeState(self.sandbox, task)
+        self.trajectory = Trajectory(task)
+        self.verdict = None
+        prompt = to_observation(self.render_prompt(task))
+        self._messages = [
+            {"role": "system", "content": self.system_prompt()},
+            {"role": "user", "content": prompt},
+        ]
+        self._last_obs = prompt
+        return prompt, self._info()
+
+    def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self.trajectory is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if self.trajectory.end is not None:
+            obs = "error: the episode is over; call reset() to start a new one"
+            return obs, 0.0, self.trajectory.end == "submitted", self.trajectory.end == "max_turns", self._info()
+        turn = self._play(action)
+        self.trajectory.turns.append(turn)
+        self._record_messages(action, turn)
+        obs = to_observation(self._observation(turn))
+        self._last_obs = obs
+        terminated = self.trajectory.submission is not None
+        truncated = not terminated and len(self.trajectory.turns) >= self._episode_max_turns
+        reward = 0.0
+        if terminated or truncated:
+            self.trajectory.end = "submitted" if terminated else "max_turns"
+            self.verdict = self.verifier.verify(self.trajectory, self.task)
+            reward = self.verdict.reward
+        info = self._info()
+        info["results"] = turn.results
+        if self.render_mode == "human":
+            print(self.render())
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            return None
+        lines = [f"[{self.spec.id if self.spec else self.domain}] task {getattr(self.task, 'task_id', '?')}"]
+        if self.trajectory and self.trajectory.turns:
+            last = self.trajectory.turns[-1]
+            lines += [f"turn {last.index}: {c.name}({c.canonical_arguments()[:200]})" for c in last.calls]
+        lines.append(self._last_obs[:2000])
+        if self.verdict is not None:
+            lines.append(f"verdict: reward={self.verdict.reward:.3f} first_failed={self.verdict.first_failed}")
+        return "\n".join(lines)
+
+    # ---- beyond gymnasium ---------------------------------------------------------------
+
+    def fork(self) -> ToolEnv:
+        """An independent env at the same step: shares the read-only sandbox, copies the rest."""
+        clone = copy.copy(self)
+        clone._np_random = copy.deepcopy(self._np_random)
+        clone._messages = list(self._messages)
+        if self.trajectory is not None:
+            clone.trajectory = self.trajectory.copy()
+        if self.state is not None:
+            clone.state = EpisodeState(self.sandbox, self.state.task, copy.deepcopy(self.state.memory))
+        return clone
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self._messages)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "task_id": getattr(self.task, "task_id", None),
+            "turn": len(self.trajectory.turns) if self.trajectory else 0,
+            "tools": self.toolbox.schemas(),
+            "messages": list(self._messages),
+        }
+        if self.verdict is not None:
+            info["verdict"] = self.verdict
+        return info
+
+    def _play(self, action: Any) -> Turn:
+        assert self.trajectory is not None
+        index = len(self.trajectory.turns)
+        raw = action if isinstance(action, str) else repr(action)
+        try:
+            calls = [c if c.id else replace(c, id=f"call_{index}_{i}") for i, c in enumerate(parse_action(action))]
+        except ActionParseError as e:
+            kind = "oversized" if "the cap is" in str(e) else "parse_error"
+            return Turn(index, raw[:2000], (), (error_result(kind, str(e)),))
+        results = []
+        for call in calls:
+            if self.trajectory.submission is not None:
+                results.append(error_result("after_submit", "calls after submit are ignored", call.name, call.id))
+                continue
+            result = self.toolbox.check(call) or self._run(call)
+            if result.ok and self.toolbox[call.name].terminal:
+                self.trajectory.submission = call
+            results.append(result)
+        return Turn(index, raw[:2000], tuple(calls), tuple(results))
+
+    def _run(self, call: ToolCall) -> ToolResult:
+        tool = self.toolbox[call.name]
+        state = self.state
+        compute = (lambda: tool.fn(state, **call.arguments)) if tool.fn is not None else None
+        try:
+            data = self.sandbox.call(tool, call, compute)
+        except (ToolError, SandboxError) as e:
+            return error_result("tool_error", f"{call.name}: {e}", call.name, call.id)
+        except Exception as e:  # a tool bug must not kill the agent's episode; it is logged loudly
+            log.exception("tool %s crashed on %s", call.name, call.canonical_arguments()[:200])
+            return error_result("tool_crash", f"{call.name} failed internally ({type(e).__name__})", call.name, call.id)
+        return render_result(call, data)
+
+    def _observation(self, turn: Turn) -> str:
+        if len(turn.results) == 1:
+            return turn.results[0].content
+        return "\n".join(f"[{r.name or 'error'}#{i}] {r.content}" for i, r in enumerate(turn.results))
+
+    def _record_messages(self, action: Any, turn: Turn) -> None:
+        text = action if isinstance(action, str) else ""
+        if not turn.calls:
+            self._messages.append({"role": "assistant", "content": text[:2000]})
+            self._messages.append({"role": "user", "content": turn.results[0].content})
+            return
+        self._messages.append(
+            {"role": "assistant", "content": text[:2000], "tool_calls": [c.to_openai() for c in turn.calls]}
+        )
+        for call, result in zip(turn.calls, turn.results, strict=True):
+            self._messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.content})

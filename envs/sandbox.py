@@ -1,0 +1,397 @@
+"""Cached tool sandboxes: the domain database, the tool cache, and live backends.
+
+* The domain DB is generated deterministically from ``sandbox_data/<domain>/`` on first use and stored
+  under ``HIERGYM_HOME`` as ``<domain>-<data hash>.sqlite``; a change to the sources or the generator
+  version gives a new file, never a stale one. Envs open it read-only.
+* :class:`ToolCache` stores ``(domain, data_version, tool, canonical args) -> result`` in a SQLAlchemy
+  table: a SQLite file in WAL mode by default (several processes share it), any database by URL
+  (``HIERGYM_DB_URL``, e.g. Postgres for a cluster).
+* Modes: ``replay`` (cache, else local data; an answer that needs the outside world is a
+  :class:`ReplayMiss`), ``record`` (a miss goes to the live backend and is stored), ``live`` (always
+  the backend, and stored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+import httpx
+import sqlalchemy as sa
+
+from hiergym.errors import ReplayMiss, SandboxError, ToolError
+
+from .tools import Tool, ToolCall, canonical_json
+
+Mode = Literal["replay", "record", "live"]
+MODES: tuple[str, ...] = ("replay", "record", "live")
+
+
+def hiergym_home() -> Path:
+    """Where built sandboxes and the default cache live: ``$HIERGYM_HOME`` or the user cache dir."""
+    env = os.environ.get("HIERGYM_HOME")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_cache_dir("hiergym"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sources_hash(source_dir: Path, generator_version: str) -> str:
+    """A short hash of every source file (path and bytes) and the generator version."""
+    h = hashlib.sha256(generator_version.encode())
+    for f in sorted(p for p in source_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(f.relative_to(source_dir)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+Builder = Callable[[sqlite3.Connection, "Progress"], None]
+
+
+class Progress(Protocol):
+    def __call__(self, description: str, total: int | None = None) -> Callable[[int], None]: ...
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Progress]:
+    from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+    with RichProgress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
+    ) as bar:
+
+        def task(description: str, total: int | None = None) -> Callable[[int], None]:
+            tid = bar.add_task(description, total=total)
+            return lambda n=1: bar.advance(tid, n)
+
+        yield task
+
+
+def build_database(domain: str, source_dir: Path, builder: Builder, generator_version: str) -> Path:
+    """The path of the domain DB, built from its sources first if this data version is new.
+
+    Concurrent processes wait on a file lock; the DB is written to a temp file and renamed into place,
+    so a reader never sees half a database.
+    """
+    version = sources_hash(source_dir, generator_version)
+    path = hiergym_home() / f"{domain}-{version}.sqlite"
+    if path.exists():
+        return path
+    lock_path = path.with_suffix(".lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return path
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(tmp)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            with _progress_bar() as progress:
+                builder(conn, progress)
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('data_version', ?), ('domain', ?)",
+                (version, domain),
+            )
+            conn.commit()
+        except BaseException:
+            conn.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        conn.close()
+        os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Tool cache
+
+
+_metadata = sa.MetaData()
+tool_cache_table = sa.Table(
+    "tool_cache",
+    _metadata,
+    sa.Column("domain", sa.String(64), primary_key=True),
+    sa.Column("data_version", sa.String(64), primary_key=True),
+    sa.Column("tool", sa.String(64), primary_key=True),
+    sa.Column("args_hash", sa.String(64), primary_key=True),
+    sa.Column("arguments", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def cache_url() -> str:
+    """``$HIERGYM_DB_URL``, or the SQLite cache file under ``HIERGYM_HOME``."""
+    return os.environ.get("HIERGYM_DB_URL") or f"sqlite:///{hiergym_home() / 'cache.sqlite'}"
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    domain: str
+    data_version: str
+    tool: str
+    arguments: str  # canonical JSON
+
+    @property
+    def args_hash(self) -> str:
+        return hashlib.sha256(self.arguments.encode()).hexdigest()
+
+
+class ToolCache:
+    """``(domain, data_version, tool, canonical args) -> JSON result`` in a SQL table."""
+
+    _engines: dict[str, sa.Engine] = {}
+
+    def __init__(self, url: str | None = None):
+        self.url = url or cache_url()
+        engine = ToolCache._engines.get(self.url)
+        if engine is None:
+            try:
+                engine = sa.create_engine(self.url, pool_pre_ping=not self.url.startswith("sqlite"))
+            except (sa.exc.ArgumentError, ModuleNotFoundError) as e:
+                raise SandboxError(
+                    f"cannot open the tool cache at {self.url!r}: {e}. Expected a SQLAlchemy URL such "
+                    "as sqlite:///path or postgresql+psycopg://user@host/db (pip install 'hiergym[postgres]')"
+                ) from e
+            if engine.dialect.name == "sqlite":
+                sa.event.listen(engine, "connect", _sqlite_wal)
+            try:
+                _metadata.create_all(engine)
+            except sa.exc.OperationalError as e:
+                raise SandboxError(f"cannot reach the tool cache database {self.url!r}: {e.orig}") from e
+            ToolCache._engines[self.url] = engine
+        self.engine = engine
+
+    def get(self, key: CacheKey) -> Any | None:
+        t = tool_cache_table
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.c.result).where(
+                    t.c.domain == key.domain,
+                    t.c.data_version == key.data_version,
+                    t.c.tool == key.tool,
+                    t.c.args_hash == key.args_hash,
+                )
+            ).first()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, key: CacheKey, result: Any) -> None:
+        """Store a result; a concurrent writer of the same key wins quietly (results are equal)."""
+        values = {
+            "domain": key.domain,
+            "data_version": key.data_version,
+            "tool": key.tool,
+            "args_hash": key.args_hash,
+            "arguments": key.arguments,
+            "result": json.dumps(result, default=str),
+            "created_at": time.time(),
+        }
+        with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
+            conn.execute(tool_cache_table.insert().values(**values))
+
+    def count(self, domain: str | None = None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(tool_cache_table)
+        if domain:
+            stmt = stmt.where(tool_cache_table.c.domain == domain)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def clear(self, domain: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(tool_cache_table.delete().where(tool_cache_table.c.domain == domain))
+
+
+# --------------------------------------------------------------------------------------------
+# Live backends
+
+
+class LiveBackend(Protocol):
+    """Where ``record`` and ``live`` modes get answers from: a real API, say."""
+
+    name: str
+
+    def call(self, tool: str, arguments: Mapping[str, Any]) -> Any: ...
+
+
+class HttpBackend:
+    """A live backend over HTTP: ``POST {base_url}/{tool}`` with the arguments as JSON.
+
+    Pass ``transport=httpx.MockTransport(handler)`` to test without a network.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        name: str = "http",
+    ):
+        self.name = name
+        self.client = httpx.Client(
+            base_url=base_url, transport=transport, timeout=timeout, headers=dict(headers or {})
+        )
+
+    def call(self, tool: str, arguments: Mapping[str, Any]) -> Any:
+        try:
+            response = self.client.post(f"/{tool}", json=dict(arguments))
+        except httpx.HTTPError as e:
+            raise SandboxError(f"live backend {self.name!r} failed on {tool}: {e}") from e
+        if response.status_code in (400, 404, 422):
+            raise ToolError(response.json().get("error", response.text) if _is_json(response) else response.text)
+        if response.status_code >= 300:
+            raise SandboxError(
+                f"live backend {self.name!r} answered HTTP {response.status_code} for {tool}: {response.text[:200]}"
+            )
+        return response.json()
+
+
+def _is_json(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("application/json")
+
+
+# --------------------------------------------------------------------------------------------
+# The sandbox an env talks to
+
+
+class Sandbox:
+    """One domain's read-only data, its tool cache, and the mode that decides where answers come from."""
+
+    _shared: ClassVar[dict[tuple[Any, ...], Sandbox]] = {}
+
+    @classmethod
+    def open(
+        cls,
+        domain: str,
+        db_path: Path | None,
+        *,
+        mode: Mode = "replay",
+        backend: LiveBackend | None = None,
+        cache: ToolCache | None = None,
+    ) -> Sandbox:
+        """A sandbox shared by every env of this process with the same data and mode (so they share
+        the in-memory result cache); one with its own backend or cache is never shared."""
+        if backend is not None or cache is not None:
+            return cls(domain, db_path, mode=mode, backend=backend, cache=cache)
+        key = (os.getpid(), domain, str(db_path), mode)
+        if key not in cls._shared:
+            cls._shared[key] = cls(domain, db_path, mode=mode)
+        return cls._shared[key]
+
+    def __init__(
+        self,
+        domain: str,
+        db_path: Path | None,
+        *,
+        mode: Mode = "replay",
+        backend: LiveBackend | None = None,
+        cache: ToolCache | None = None,
+        data_version: str | None = None,
+    ):
+        if mode not in MODES:
+            raise SandboxError(f"unknown sandbox mode {mode!r}; expected one of {MODES}")
+        if mode in ("live",) and backend is None:
+            raise SandboxError("mode='live' needs a backend (e.g. HttpBackend(url)); use mode='replay' offline")
+        self.domain = domain
+        self.db_path = db_path
+        self.mode = mode
+        self.backend = backend
+        self._cache = cache
+        self.db: sqlite3.Connection | None = None
+        self.engine: sa.Engine | None = None
+        if db_path is not None:
+            # Read-only: an env can never modify the sandbox data, whatever its tools do.
+            self.engine = sa.create_engine(
+                f"sqlite+pysqlite:///file:{db_path}?mode=ro&uri=true", poolclass=sa.pool.StaticPool
+            )
+            self.db = self.engine.raw_connection().driver_connection
+            self.db.row_factory = sqlite3.Row
+        if data_version is None:
+            data_version = self._read_version()
+        self.data_version = data_version
+        self._memory: dict[tuple[str, str], Any] = {}
+        # Local tools skip the SQL cache in plain replay (the data answers faster); an explicit
+        # cache, or recording, makes every cacheable call go through it.
+        self.persist_all = cache is not None or mode != "replay"
+        self.stats = {"memory": 0, "cache": 0, "computed": 0, "backend": 0}
+
+    def _read_version(self) -> str:
+        if self.db is None:
+            return "0"
+        row = self.db.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()
+        return row[0] if row else "0"
+
+    @property
+    def cache(self) -> ToolCache:
+        if self._cache is None:  # opened on first need: most local tools never touch it
+            self._cache = ToolCache()
+        return self._cache
+
+    def key(self, call: ToolCall) -> CacheKey:
+        return CacheKey(self.domain, self.data_version, call.name, call.canonical_arguments())
+
+    def call(self, tool: Tool, call: ToolCall, compute: Callable[[], Any] | None) -> Any:
+        """The result of a validated call, from the cache, the local data or the backend.
+
+        ``compute`` runs the tool on local data; ``None`` means the tool exists only remotely.
+        """
+        stats = self.stats
+        if tool.cache == "none":
+            if compute is None:
+                raise SandboxError(f"tool {tool.name!r} has neither a local implementation nor a cache")
+            stats["computed"] += 1
+            return compute()
+        mem_key = (tool.name, call.canonical_arguments())
+        persistent = tool.cache == "persistent" or compute is None or self.persist_all
+        if self.mode != "live":
+            if mem_key in self._memory:
+                stats["memory"] += 1
+                return self._memory[mem_key]
+            if persistent:
+                hit = self.cache.get(self.key(call))
+                if hit is not None:
+                    stats["cache"] += 1
+                    self._memory[mem_key] = hit
+                    return hit
+        if self.mode == "replay" or self.backend is None:
+            if compute is None:
+                raise ReplayMiss(
+                    f"replay mode has no cached answer for {tool.name}({call.canonical_arguments()[:200]}) "
+                    f"in domain {self.domain!r}, data version {self.data_version}; record it first with "
+                    "mode='record' and a live backend"
+                )
+            stats["computed"] += 1
+            result = compute()
+        else:
+            stats["backend"] += 1
+            result = self.backend.call(tool.name, call.arguments)
+        # Round-trip through JSON so a cached and a fresh answer are the same value.
+        result = json.loads(json.dumps(result, default=str))
+        self._memory[mem_key] = result
+        if persistent:
+            self.cache.put(self.key(call), result)
+        return result

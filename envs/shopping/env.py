@@ -1,0 +1,76 @@
+"""The Shopping env: wiring only; the rules live in tools.py, tasks.py and verifier.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiergym.envs.core import TaskSet, ToolEnv
+from hiergym.envs.sandbox import LiveBackend, Mode, Sandbox
+from hiergym.envs.tools import Toolbox
+from hiergym.rewards.levels import HierarchicalVerifier
+
+from . import data, oracle, tasks, tools, verifier
+
+
+class ShoppingEnv(ToolEnv):
+    """WebShop-style shopping over a generated catalog of 5,520 products in 24 categories.
+
+    ## Description
+    The agent reads an instruction ("a waterproof, hooded rain jacket, navy color, size M, under
+    $80"), searches the catalog, opens product pages, picks options and submits one product variant
+    with a recommendation message.
+
+    ## Action Space
+    Text: a JSON tool call ``{"name": ..., "arguments": {...}}``, ``<tool_call>`` blocks, or an
+    OpenAI ``tool_calls`` message. Tools: search, view_product, select_options, add_to_cart,
+    view_cart, submit.
+
+    ## Observation Space
+    Text (printable ASCII, up to 100,000 characters): the prompt after reset, tool results after
+    each step, error observations for bad actions.
+
+    ## Rewards
+    0 on every step but the last; then the verdict of format -> product -> process -> response,
+    folded by the aggregator (``gated`` by default). ``info["verdict"]`` holds every level.
+
+    ## Episode End
+    Terminated when ``submit`` is called with valid arguments; truncated after ``max_turns``
+    (default 20) actions. Both are verified.
+
+    ## Arguments
+    split ("train" | "dev" | "test"), difficulty ("easy" | "medium" | "hard"), max_turns, mode
+    ("replay" | "record" | "live"), backend (a LiveBackend), aggregate (an aggregator name or
+    function), aggregate_params, judge (``judge(task, product, message) -> [0, 1]`` blended into the
+    response level), render_mode ("ansi" | "human").
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    domain = "shopping"
+    default_max_turns = 20
+
+    def __init__(self, *args: Any, judge: Any = None, **kwargs: Any):
+        self.judge = judge
+        super().__init__(*args, **kwargs)
+
+    def make_sandbox(self, mode: Mode, backend: LiveBackend | None) -> Sandbox:
+        return Sandbox.open("shopping", data.database_path(), mode=mode, backend=backend)
+
+    def make_toolbox(self) -> Toolbox:
+        return tools.TOOLBOX
+
+    def make_tasks(self, split: str, difficulty: str) -> TaskSet:
+        return tasks.load_tasks(self.sandbox.db, str(self.sandbox.db_path), split, difficulty)
+
+    def make_verifier(self, aggregate: Any, **params: Any) -> HierarchicalVerifier:
+        return verifier.build_verifier(self.sandbox.db, aggregate, judge=self.judge, **params)
+
+    def render_prompt(self, task: Any) -> str:
+        return tasks.render_prompt(task)
+
+    def make_oracle(self) -> Any:
+        return oracle.ShoppingOracle(self.sandbox)
+
+    def mutants(self) -> list[Any]:
+        return oracle.mutants()

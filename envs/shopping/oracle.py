@@ -1,0 +1,120 @@
+"""Shopping oracle: a search-then-verify solver whose every action is a tool call.
+
+It searches with the task's words inside its category and budget, walks the result pages, and takes
+the first product whose variant the verifier's own ``product_match`` scores 1.0; then it opens the
+page, selects the options, adds to cart and submits a truthful recommendation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiergym.envs.tools import ToolCall
+
+from .tasks import ShoppingTask
+from .tools import load_product, search
+from .verifier import product_match
+
+MAX_PAGES = 5
+
+
+def choose_options(task: ShoppingTask, doc: dict[str, Any]) -> dict[str, str] | None:
+    """The cheapest in-stock, in-budget variant with the goal options, if the product has one."""
+    goal = task.goal_options
+    fits = [
+        v
+        for v in doc["variants"]
+        if v["stock"] > 0 and v["price"] <= task.budget and all(v["options"].get(k) == val for k, val in goal.items())
+    ]
+    return min(fits, key=lambda v: (v["price"], sorted(v["options"].items())))["options"] if fits else None
+
+
+def recommendation(task: ShoppingTask, doc: dict[str, Any], options: dict[str, str]) -> str:
+    price = next(v["price"] for v in doc["variants"] if v["options"] == options)
+    attrs = [a for a in task.attributes if a in doc["attributes"]]
+    chosen = ", ".join(f"{k} {v}" for k, v in options.items())
+    return (
+        f"I recommend the {doc['title']} (product {doc['product_id']}). It is {', '.join(attrs)}; "
+        f"I chose {chosen}. It costs ${price:.2f}, within your budget of ${task.budget:.2f}."
+    )
+
+
+def plan(state: Any, task: ShoppingTask) -> list[ToolCall] | None:
+    """The oracle's calls for ``task``, or ``None`` if it finds no product that scores 1.0."""
+    calls: list[ToolCall] = []
+    query = " ".join([*task.attributes, task.product_type])
+    for page in range(1, MAX_PAGES + 1):
+        args = {"query": query, "category": task.category, "max_price": task.budget, "page": page}
+        calls.append(ToolCall("search", args))
+        found = search.fn(state, **args)
+        for hit in found["results"]:
+            doc = load_product(state.db, hit["product_id"])
+            options = choose_options(task, doc) if doc else None
+            if options is None or product_match(task, doc, options)[0] < 1.0:
+                continue
+            pid = doc["product_id"]
+            return calls + [
+                ToolCall("view_product", {"product_id": pid}),
+                ToolCall("select_options", {"product_id": pid, "options": options}),
+                ToolCall("add_to_cart", {"product_id": pid, "options": options, "quantity": 1}),
+                ToolCall("submit", {"product_id": pid, "options": options, "message": recommendation(task, doc, options)}),
+            ]
+        if page * 10 >= found["total"]:
+            return None
+    return None
+
+
+class ShoppingOracle:
+    def __init__(self, sandbox: Any):
+        self.sandbox = sandbox
+
+    def plan(self, task: ShoppingTask) -> list[ToolCall]:
+        calls = plan(self.sandbox, task)
+        if calls is None:
+            raise RuntimeError(f"the oracle cannot solve {task.task_id}; every served task must be solvable")
+        return calls
+
+
+def mutants() -> list[Any]:
+    """Mutated oracle solutions, each with the verifier level it must fail at."""
+    from dataclasses import replace
+
+    from hiergym.testing import Mutant
+
+    def with_submit(calls: list[ToolCall], **changes: Any) -> list[Any]:
+        sub = calls[-1]
+        return [*calls[:-1], ToolCall("submit", {**sub.arguments, **changes})]
+
+    def wrong_option(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+        sub = calls[-1].arguments
+        doc = load_product(db, sub["product_id"])
+        name, value = task.options[0]
+        other = next(v for v in doc["options"][name] if v != value)
+        return task, with_submit(calls, options={**sub["options"], name: other})
+
+    def sibling(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+        return task, with_submit(calls, product_id=task.sibling_id)
+
+    def over_budget(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+        sub = calls[-1].arguments
+        doc = load_product(db, sub["product_id"])
+        price = next(v["price"] for v in doc["variants"] if v["options"] == sub["options"])
+        return replace(task, budget=round(price - 0.01, 2)), calls
+
+    def no_submit(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+        return task, calls[:-1]
+
+    def malformed_json(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+        return task, [*calls[:-1], calls[-1].to_json()[:-1]]
+
+    def hallucinated(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+        return task, with_submit(calls, product_id="B0NOSUCH00")
+
+    return [
+        Mutant("wrong_option", "product", wrong_option),
+        Mutant("sibling_product", "product", sibling),
+        Mutant("one_cent_over_budget", "product", over_budget),
+        Mutant("no_submit", "format", no_submit),
+        Mutant("malformed_json", "format", malformed_json),
+        Mutant("hallucinated_product_id", "format", hallucinated),
+    ]

@@ -1,0 +1,190 @@
+"""Shopping tasks: WebShop-style instructions generated from target products.
+
+Splits are disjoint by target product (see ``data.split_of``). Difficulty:
+
+* easy — one required attribute, one option, a loose budget (1.5x the price);
+* medium — two attributes, every option, budget 1.2x;
+* hard — every attribute of the target, whose family holds distractors sharing most of them, every
+  option, a budget within 5% of the price; the catalog also has out-of-stock variants.
+
+Every task is proven solvable when the sandbox is built: the oracle's plan is computed through the
+tools and must reach a product that the verifier scores 1.0, else the task is not served.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sqlite3
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from hiergym.envs.core import TaskSet
+from hiergym.envs.sandbox import Progress
+
+from .data import DIFFICULTIES, TASKS_PER_SPLIT
+
+N_ATTRIBUTES = {"easy": 1, "medium": 2}
+BUDGET_FACTOR = {"easy": 1.5, "medium": 1.2}
+
+
+@dataclass(frozen=True)
+class ShoppingTask:
+    task_id: str
+    split: str
+    difficulty: str
+    instruction: str
+    category: str
+    product_type: str
+    attributes: tuple[str, ...]
+    options: tuple[tuple[str, str], ...]
+    budget: float
+    target_id: str
+    sibling_id: str
+    oracle_calls: int
+
+    @property
+    def goal_options(self) -> dict[str, str]:
+        return dict(self.options)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ShoppingTask:
+        d = json.loads(text)
+        d["attributes"] = tuple(d["attributes"])
+        d["options"] = tuple(tuple(o) for o in d["options"])
+        return cls(**d)
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _option_phrase(name: str, value: str) -> str:
+    return f"{value} {name}" if name == "color" else f"{name} {value}"
+
+
+def instruction(rng: random.Random, ptype: str, attrs: list[str], options: dict[str, str], budget: float) -> str:
+    opts = "".join(f", {_option_phrase(k, v)}" for k, v in options.items())
+    template = rng.choice(
+        [
+            "i'm looking for a {attrs} {ptype}{opts}, and price lower than {budget} dollars",
+            "find me a {attrs} {ptype}{opts}, under ${budget}",
+            "i need a {attrs} {ptype}{opts}; my budget is ${budget}",
+        ]
+    )
+    return template.format(attrs=_join(attrs), ptype=ptype, opts=opts, budget=f"{budget:.2f}")
+
+
+def render_prompt(task: ShoppingTask) -> str:
+    return (
+        f"Instruction: {task.instruction}\n"
+        "Find a product that matches every requirement (attributes, options, budget) using the tools, "
+        "then call submit with its product_id, the value of each option, and a message to the user that "
+        "states the product, the requested attributes, the chosen options and the price."
+    )
+
+
+def _sibling(conn: sqlite3.Connection, doc: dict[str, Any], required: list[str]) -> str | None:
+    """The closest distractor: same category and type, missing at least one required attribute."""
+    rows = conn.execute(
+        "SELECT doc FROM products WHERE category_path = ? AND product_type = ? AND id != ? ORDER BY id",
+        (doc["category"], doc["product_type"], doc["product_id"]),
+    ).fetchall()
+    best, best_shared = None, -1
+    for (text,) in rows:
+        other = json.loads(text)
+        shared = sum(a in other["attributes"] for a in required)
+        if shared < len(required) and shared > best_shared:
+            best, best_shared = other["product_id"], shared
+    return best
+
+
+def generate_tasks(conn: sqlite3.Connection, vocab: dict[str, Any], progress: Progress) -> None:
+    from .oracle import plan
+
+    conn.row_factory = sqlite3.Row
+    state = SimpleNamespace(db=conn, memory={})
+    jobs = [(s, d) for s in TASKS_PER_SPLIT for d in DIFFICULTIES]
+    advance = progress("shopping: tasks (oracle-proven)", total=sum(TASKS_PER_SPLIT[s] for s, _ in jobs))
+    for split, difficulty in jobs:
+        rng = random.Random(f"hiergym/shopping/tasks/{split}/{difficulty}")
+        ids = [r[0] for r in conn.execute("SELECT id FROM products WHERE split = ? ORDER BY id", (split,))]
+        rng.shuffle(ids)
+        made = 0
+        for pid in ids:
+            if made == TASKS_PER_SPLIT[split]:
+                break
+            task = _make_task(conn, rng, state, pid, split, difficulty, made, plan)
+            if task is not None:
+                conn.execute(
+                    "INSERT INTO tasks VALUES (?,?,?,?)", (task.task_id, split, difficulty, task.to_json())
+                )
+                made += 1
+                advance(1)
+    conn.row_factory = None
+
+
+def _make_task(conn, rng, state, pid, split, difficulty, index, plan) -> ShoppingTask | None:  # noqa: ANN001
+    from .tools import load_product
+
+    doc = load_product(conn, pid)
+    assert doc is not None
+    in_stock = [v for v in doc["variants"] if v["stock"] > 0]
+    if not in_stock:
+        return None
+    variant = rng.choice(in_stock)
+    if difficulty == "hard":
+        required = list(doc["attributes"])
+        options = dict(variant["options"])
+        budget = round(variant["price"] * rng.uniform(1.0, 1.05), 2)
+    else:
+        required = rng.sample(doc["attributes"], N_ATTRIBUTES[difficulty])
+        dims = list(variant["options"])
+        keep = dims[:1] if difficulty == "easy" else dims
+        options = {d: variant["options"][d] for d in keep}
+        budget = float(math.ceil(variant["price"] * BUDGET_FACTOR[difficulty]))
+    sibling = _sibling(conn, doc, required)
+    if sibling is None:
+        return None
+    if difficulty == "hard":
+        # Hard means a distractor that shares all but one required attribute.
+        shared = sum(a in load_product(conn, sibling)["attributes"] for a in required)
+        if shared < len(required) - 1:
+            return None
+    draft = ShoppingTask(
+        task_id=f"shopping-{split}-{difficulty}-{index:04d}",
+        split=split,
+        difficulty=difficulty,
+        instruction=instruction(rng, doc["product_type"], required, options, budget),
+        category=doc["category"],
+        product_type=doc["product_type"],
+        attributes=tuple(required),
+        options=tuple(options.items()),
+        budget=budget,
+        target_id=pid,
+        sibling_id=sibling,
+        oracle_calls=0,
+    )
+    calls = plan(state, draft)
+    if calls is None:
+        return None
+    return ShoppingTask(**{**asdict(draft), "oracle_calls": len(calls)})
+
+
+_TASKSETS: dict[tuple[str, str, str], TaskSet] = {}
+
+
+def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
+    """The task set of one split and difficulty, read once per process."""
+    key = (db_key, split, difficulty)
+    if key not in _TASKSETS:
+        rows = db.execute(
+            "SELECT payload FROM tasks WHERE split = ? AND difficulty = ? ORDER BY task_id", (split, difficulty)
+        ).fetchall()
+        _TASKSETS[key] = TaskSet([ShoppingTask.from_json(r[0]) for r in rows], split, difficulty)
+    return _TASKSETS[key]

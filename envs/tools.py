@@ -1,0 +1,500 @@
+"""Tools, tool calls and the action parser shared by every domain.
+
+A domain writes its tools as plain functions ``fn(state, **arguments)`` decorated with :func:`tool`.
+The decorator turns the signature and the Google-style docstring into an OpenAI function schema, and
+:class:`Toolbox` validates every call against that schema before the function runs. Anything an agent
+sends that is not a valid call becomes a :class:`ToolResult` with ``ok=False`` and a message that says
+what was expected, what came and how to fix it: bad input is data, never an exception.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hiergym.errors import ToolError, did_you_mean
+
+MAX_ACTION_CHARS = 32_000
+"""Actions longer than this are refused before parsing (an LLM that loops should not cost RAM)."""
+MAX_CALLS_PER_ACTION = 8
+MAX_RESULT_CHARS = 8_000
+MAX_JSON_DEPTH = 32
+
+ErrorKind = Literal[
+    "parse_error",
+    "oversized",
+    "unknown_tool",
+    "invalid_arguments",
+    "tool_error",
+    "tool_crash",
+    "too_many_calls",
+    "after_submit",
+]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call an agent asked for: a tool name and its JSON arguments."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+    def canonical_arguments(self) -> str:
+        """Arguments as canonical JSON: the cache key and the repeat detector use it."""
+        return canonical_json(self.arguments)
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": json.dumps(self.arguments)},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "arguments": self.arguments})
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a call returned: ``content`` is what the agent sees, ``data`` what verifiers read."""
+
+    name: str
+    ok: bool
+    content: str
+    data: Any = None
+    error: ErrorKind | None = None
+    call_id: str = ""
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def error_result(kind: ErrorKind, message: str, name: str = "", call_id: str = "") -> ToolResult:
+    return ToolResult(name=name, ok=False, content=f"error: {message}", error=kind, call_id=call_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Schemas from signatures
+
+
+_PY_TO_JSON = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _json_type(annotation: Any) -> tuple[dict[str, Any], bool]:
+    """JSON schema of a type hint, and whether ``None`` is allowed."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(annotation))
+        if len(args) != 1:
+            raise TypeError(f"unions other than X | None are not supported: {annotation}")
+        schema, _ = _json_type(args[0])
+        return schema, nullable
+    if origin is Literal:
+        values = list(typing.get_args(annotation))
+        return {"type": _PY_TO_JSON[type(values[0])], "enum": values}, False
+    if origin in (list, tuple) or annotation in (list, tuple):
+        item_args = typing.get_args(annotation)
+        schema: dict[str, Any] = {"type": "array"}
+        if item_args:
+            schema["items"] = _json_type(item_args[0])[0]
+        return schema, False
+    if origin in (dict, Mapping) or annotation is dict:
+        schema = {"type": "object"}
+        value_args = typing.get_args(annotation)
+        if len(value_args) == 2 and value_args[1] is not Any:
+            schema["additionalProperties"] = _json_type(value_args[1])[0]
+        return schema, False
+    if annotation in _PY_TO_JSON:
+        return {"type": _PY_TO_JSON[annotation]}, False
+    if annotation is Any:
+        return {}, False
+    raise TypeError(f"unsupported tool parameter type: {annotation!r}")
+
+
+def _docstring_sections(doc: str) -> tuple[str, dict[str, str]]:
+    """Summary and per-argument descriptions of a Google-style docstring."""
+    doc = inspect.cleandoc(doc or "")
+    summary_lines: list[str] = []
+    args: dict[str, str] = {}
+    section = "summary"
+    current = None
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if re.fullmatch(r"(Args|Arguments|Parameters):", stripped):
+            section = "args"
+            continue
+        if re.fullmatch(r"[A-Z][A-Za-z ]*:", stripped):
+            section = "other"
+            continue
+        if section == "summary":
+            summary_lines.append(stripped)
+        elif section == "args":
+            m = re.match(r"(\w+)(?:\s*\([^)]*\))?:\s*(.*)", stripped)
+            if m and line.startswith("    ") and not line.startswith("        "):
+                current = m.group(1)
+                args[current] = m.group(2)
+            elif current and stripped:
+                args[current] += " " + stripped
+    summary = " ".join(s for s in summary_lines if s).strip()
+    return summary, args
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A domain tool: the function, its schema, and how the env treats it."""
+
+    name: str
+    fn: Callable[..., Any]
+    description: str
+    parameters: dict[str, Any]
+    terminal: bool = False
+    """Calling it ends the episode (``submit``)."""
+    cache: Literal["none", "memory", "persistent"] = "memory"
+    """How results are reused: per process, in the sandbox's ToolCache table, or never (state)."""
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI function schema."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    terminal: bool = False,
+    cache: Literal["none", "memory", "persistent"] = "memory",
+) -> Any:
+    """Make a :class:`Tool` from ``fn(state, **arguments)``; its first parameter is the env state."""
+
+    def build(f: Callable[..., Any]) -> Tool:
+        hints = typing.get_type_hints(f)
+        params = list(inspect.signature(f).parameters.values())[1:]
+        summary, arg_docs = _docstring_sections(f.__doc__ or "")
+        properties: dict[str, Any] = {}
+        required: list[str] = []
+        for p in params:
+            schema, nullable = _json_type(hints[p.name])
+            if p.name in arg_docs:
+                schema = {**schema, "description": arg_docs[p.name]}
+            properties[p.name] = schema
+            if p.default is inspect.Parameter.empty:
+                required.append(p.name)
+            elif nullable or p.default is None:
+                schema.setdefault("nullable", True)
+        parameters = {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+        return Tool(
+            name=name or f.__name__,
+            fn=f,
+            description=summary,
+            parameters=parameters,
+            terminal=terminal,
+            cache=cache,
+        )
+
+    return build(fn) if fn is not None else build
+
+
+# --------------------------------------------------------------------------------------------
+# Argument validation
+
+
+def _type_ok(value: Any, schema: Mapping[str, Any]) -> bool:
+    expected = schema.get("type")
+    if value is None:
+        return bool(schema.get("nullable"))
+    if expected == "string":
+        return isinstance(value, str)
+    if expected == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected == "boolean":
+        return isinstance(value, bool)
+    if expected == "array":
+        return isinstance(value, list)
+    if expected == "object":
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    kind = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }.get(type(value), type(value).__name__)
+    if value is None:
+        kind = "null"
+    return f"{kind} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def validate_value(value: Any, schema: Mapping[str, Any], path: str) -> list[str]:
+    """Schema errors for one value, each naming the argument path, the expectation and what came."""
+    if not _type_ok(value, schema):
+        return [f"{path} must be {schema.get('type')}, got {_describe(value)}"]
+    if value is None:
+        return []
+    errors: list[str] = []
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path} must be one of {schema['enum']}, got {_describe(value)}")
+    if schema.get("type") == "array" and "items" in schema:
+        for i, item in enumerate(value[:64]):
+            errors += validate_value(item, schema["items"], f"{path}[{i}]")
+    if schema.get("type") == "object" and "additionalProperties" in schema:
+        sub = schema["additionalProperties"]
+        if isinstance(sub, Mapping):
+            for k, v in list(value.items())[:64]:
+                errors += validate_value(v, sub, f"{path}.{k}")
+    return errors
+
+
+def validate_arguments(tool_: Tool, arguments: Mapping[str, Any]) -> list[str]:
+    props = tool_.parameters["properties"]
+    errors = [f"missing required argument {r!r}" for r in tool_.parameters["required"] if r not in arguments]
+    for key, value in arguments.items():
+        if key not in props:
+            errors.append(f"unexpected argument {key!r}{did_you_mean(key, props)}")
+            continue
+        errors += validate_value(value, props[key], key)
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing agent actions
+
+_TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+class ActionParseError(ToolError):
+    """The action was not a tool call in any accepted format."""
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, d + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, d + 1) for v in item)
+    return deepest
+
+
+def _loads(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except RecursionError as e:
+        raise ActionParseError("the JSON is nested too deeply to parse") from e
+    except json.JSONDecodeError as e:
+        raise ActionParseError(
+            f"the action is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
+            'send {"name": "<tool>", "arguments": {...}}'
+        ) from e
+    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ActionParseError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _call_from_dict(obj: Mapping[str, Any], index: int) -> ToolCall:
+    call_id = obj.get("id") if isinstance(obj.get("id"), str) else ""
+    if "function" in obj and isinstance(obj["function"], Mapping):  # an OpenAI tool_calls entry
+        obj = obj["function"]
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise ActionParseError(
+            f"a tool call needs a string 'name'; got keys {sorted(map(str, obj))[:8]}. "
+            'Send {"name": "<tool>", "arguments": {...}}'
+        )
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):  # OpenAI sends arguments as a JSON string
+        args = _loads(args) if args.strip() else {}
+    if args is None:
+        args = {}
+    if not isinstance(args, Mapping):
+        raise ActionParseError(
+            f"'arguments' of {name!r} must be a JSON object, got {_describe(args)}"
+        )
+    return ToolCall(name=name, arguments=dict(args), id=call_id or f"call_{index}")
+
+
+def _calls_from_value(value: Any) -> list[ToolCall]:
+    if isinstance(value, ToolCall):
+        return [value]
+    if isinstance(value, Mapping):
+        if "tool_calls" in value:  # an OpenAI assistant message
+            entries = value["tool_calls"]
+            if not isinstance(entries, list) or not entries:
+                raise ActionParseError("'tool_calls' must be a non-empty list of calls")
+            return [_call_from_dict(e, i) if isinstance(e, Mapping) else _bad_entry(e) for i, e in enumerate(entries)]
+        return [_call_from_dict(value, 0)]
+    if isinstance(value, list):
+        if not value:
+            raise ActionParseError("an empty list holds no tool call")
+        calls: list[ToolCall] = []
+        for i, entry in enumerate(value):
+            if isinstance(entry, ToolCall):
+                calls.append(entry)
+            elif isinstance(entry, Mapping):
+                calls.append(_call_from_dict(entry, i))
+            else:
+                _bad_entry(entry)
+        return calls
+    raise ActionParseError(
+        f"expected a tool call object, got {_describe(value)}; "
+        'send {"name": "<tool>", "arguments": {...}}'
+    )
+
+
+def _bad_entry(entry: Any) -> list[ToolCall]:
+    raise ActionParseError(f"each tool call must be a JSON object, got {_describe(entry)}")
+
+
+def _first_json_object(text: str) -> Any | None:
+    """The first decodable JSON object embedded in prose, if any (LLMs wrap calls in chatter)."""
+    decoder = json.JSONDecoder()
+    for attempt, m in enumerate(re.finditer(r"\{", text)):
+        if attempt >= 16:
+            break
+        try:
+            value, _ = decoder.raw_decode(text, m.start())
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(value, dict) and ("name" in value or "function" in value or "tool_calls" in value):
+            return value
+    return None
+
+
+def parse_action(action: Any) -> list[ToolCall]:
+    """Tool calls in an agent action.
+
+    Accepts a :class:`ToolCall`, a JSON object ``{"name", "arguments"}``, Hermes/Qwen
+    ``<tool_call>{...}</tool_call>`` blocks (several per message), an OpenAI assistant message or
+    ``tool_calls`` entries, a list of any of those, or text that embeds one JSON call.
+
+    Raises:
+        ActionParseError: with a message fit to show the agent.
+    """
+    if isinstance(action, bytes):
+        action = action.decode("utf-8", errors="replace")
+    if not isinstance(action, str):
+        calls = _calls_from_value(action)
+    else:
+        if len(action) > MAX_ACTION_CHARS:
+            raise ActionParseError(
+                f"the action is {len(action):,} characters; the cap is {MAX_ACTION_CHARS:,}. "
+                "Send one short tool call per turn"
+            )
+        text = action.strip()
+        if not text:
+            raise ActionParseError('the action is empty; send {"name": "<tool>", "arguments": {...}}')
+        if "<tool_call>" in text:
+            blocks = [b.strip() for b in _TOOL_CALL_BLOCK.findall(text)]
+            calls = [c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b)), i)]
+        else:
+            fence = _FENCE.search(text)
+            if fence:
+                text = fence.group(1).strip()
+            try:
+                calls = _calls_from_value(_loads(text))
+            except ActionParseError:
+                embedded = _first_json_object(text)
+                if embedded is None:
+                    raise
+                calls = _calls_from_value(embedded)
+    if len(calls) > MAX_CALLS_PER_ACTION:
+        raise ActionParseError(
+            f"{len(calls)} tool calls in one action; at most {MAX_CALLS_PER_ACTION} are run per turn"
+        )
+    return calls
+
+
+def _index(calls: list[ToolCall], block: int) -> list[ToolCall]:
+    return [c if c.id != "call_0" else ToolCall(c.name, c.arguments, f"call_{block}") for c in calls]
+
+
+# --------------------------------------------------------------------------------------------
+# A domain's tools
+
+
+class Toolbox:
+    """The tools of one domain, with validation and error observations around each call."""
+
+    def __init__(self, tools: Iterable[Tool]):
+        self.tools: dict[str, Tool] = {}
+        for t in tools:
+            if t.name in self.tools:
+                raise ValueError(f"two tools are named {t.name!r}")
+            self.tools[t.name] = t
+        self._schemas = [t.schema() for t in self.tools.values()]
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return self._schemas
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.tools
+
+    def __getitem__(self, name: str) -> Tool:
+        return self.tools[name]
+
+    def check(self, call: ToolCall) -> ToolResult | None:
+        """The error observation for a call that must not run, or ``None`` if it may run."""
+        t = self.tools.get(call.name)
+        if t is None:
+            return error_result(
+                "unknown_tool",
+                f"unknown tool {call.name[:80]!r}{did_you_mean(call.name, self.tools)} "
+                f"(tools: {', '.join(self.tools)})",
+                call.name[:80],
+                call.id,
+            )
+        problems = validate_arguments(t, call.arguments)
+        if problems:
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            return error_result("invalid_arguments", f"{call.name}: {shown}", call.name, call.id)
+        return None
+
+    def run(self, call: ToolCall, state: Any) -> ToolResult:
+        """Run a checked call; a ToolError becomes an error observation."""
+        t = self.tools[call.name]
+        try:
+            data = t.fn(state, **call.arguments)
+        except ToolError as e:
+            return error_result("tool_error", f"{call.name}: {e}", call.name, call.id)
+        return render_result(call, data)
+
+
+def render_result(call: ToolCall, data: Any) -> ToolResult:
+    content = data if isinstance(data, str) else json.dumps(data, separators=(", ", ": "), default=str)
+    if len(content) > MAX_RESULT_CHARS:
+        content = content[:MAX_RESULT_CHARS] + f"... [truncated at {MAX_RESULT_CHARS} characters; page further]"
+    return ToolResult(name=call.name, ok=True, content=content, data=data, call_id=call.id)

@@ -1,0 +1,190 @@
+"""Levels, verdicts and the hierarchical verifier: domain-free machinery every domain reuses.
+
+A :class:`Level` checks one concern of a trajectory and returns a :class:`LevelResult`
+(score in [0, 1], passed, findings). A :class:`HierarchicalVerifier` runs its levels in order and
+folds the results into one reward with an aggregator (see :mod:`hiergym.rewards.aggregate`).
+A level that lacks its inputs (nothing parsed at the format level, say) raises :class:`SkipLevel`
+and is recorded as skipped; any other exception is a bug and surfaces as :class:`VerifierError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hiergym.errors import VerifierError
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation a level made: a stable ``code`` for tools, a ``message`` for people."""
+
+    code: str
+    message: str
+    turn: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.turn is not None:
+            d["turn"] = self.turn
+        return d
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    """The outcome of one level; weight, difficulty and threshold ride along for aggregators."""
+
+    name: str
+    score: float
+    passed: bool
+    findings: tuple[Finding, ...] = ()
+    skipped: bool = False
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+    difficulty: float = 1.0
+    threshold: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "score": self.score,
+            "passed": self.passed,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+        if self.skipped:
+            d["skipped"] = True
+        if self.metrics:
+            d["metrics"] = dict(self.metrics)
+        return d
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Every level's result and the aggregated reward of one episode."""
+
+    levels: tuple[LevelResult, ...]
+    reward: float
+    aggregate: str = "gated"
+
+    @property
+    def first_failed(self) -> str | None:
+        return next((r.name for r in self.levels if not r.passed), None)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.levels)
+
+    def level(self, name: str) -> LevelResult:
+        for r in self.levels:
+            if r.name == name:
+                return r
+        raise KeyError(f"no level {name!r}; levels are {[r.name for r in self.levels]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reward": self.reward,
+            "levels": [r.to_dict() for r in self.levels],
+            "first_failed": self.first_failed,
+        }
+
+
+class SkipLevel(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a level whose inputs are missing because an earlier level failed."""
+
+
+@dataclass
+class VerifyContext:
+    """What levels see: the trajectory, the task, and a scratch dict earlier levels fill for later ones."""
+
+    trajectory: Any
+    task: Any
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+
+class Level:
+    """One concern of a trajectory. Subclasses set ``name`` and implement :meth:`check`."""
+
+    name: str = "level"
+    weight: float = 1.0
+    difficulty: float | None = None  # None: its 1-based depth in the verifier
+    threshold: float = 1.0
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        raise NotImplementedError
+
+    def result(
+        self,
+        score: float,
+        findings: Sequence[Finding] = (),
+        *,
+        passed: bool | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> LevelResult:
+        """A result with ``passed`` defaulting to ``score >= threshold``."""
+        score = float(score)
+        return LevelResult(
+            name=self.name,
+            score=score,
+            passed=score >= self.threshold - 1e-12 if passed is None else passed,
+            findings=tuple(findings),
+            metrics=dict(metrics or {}),
+        )
+
+
+Aggregator = Callable[..., float]
+
+
+class HierarchicalVerifier:
+    """An ordered list of levels and the aggregator that folds them into a reward."""
+
+    def __init__(self, levels: Sequence[Level], aggregate: str | Aggregator = "gated", **params: Any):
+        from .aggregate import resolve
+
+        if not levels:
+            raise ValueError("a verifier needs at least one level")
+        names = [lv.name for lv in levels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"level names must be unique: {names}")
+        self.levels = list(levels)
+        self.aggregate_name, self.aggregate = resolve(aggregate, **params)
+
+    @property
+    def level_names(self) -> list[str]:
+        return [lv.name for lv in self.levels]
+
+    def verify(self, trajectory: Any, task: Any) -> Verdict:
+        ctx = VerifyContext(trajectory, task)
+        results = [self._run_level(depth, level, ctx) for depth, level in enumerate(self.levels, 1)]
+        return self.verdict(results, task)
+
+    def verdict(self, results: Sequence[LevelResult], task: Any) -> Verdict:
+        reward = float(self.aggregate(list(results), task))
+        if not math.isfinite(reward):
+            raise VerifierError(f"aggregator {self.aggregate_name} returned {reward} for {results}")
+        return Verdict(tuple(results), reward, self.aggregate_name)
+
+    def _run_level(self, depth: int, level: Level, ctx: VerifyContext) -> LevelResult:
+        try:
+            result = level.check(ctx)
+        except SkipLevel as skip:
+            result = LevelResult(level.name, 0.0, False, (Finding("skipped", str(skip)),), skipped=True)
+        except VerifierError:
+            raise
+        except Exception as e:
+            task_id = getattr(ctx.task, "task_id", "?")
+            raise VerifierError(
+                f"level {level.name!r} raised {type(e).__name__}: {e} (task {task_id}); "
+                "this is a verifier bug, not a wrong answer"
+            ) from e
+        if not isinstance(result, LevelResult) or not (0.0 <= result.score <= 1.0):
+            raise VerifierError(
+                f"level {level.name!r} must return a LevelResult with score in [0, 1], got {result!r}"
+            )
+        return replace(
+            result,
+            weight=level.weight,
+            difficulty=float(depth if level.difficulty is None else level.difficulty),
+            threshold=level.threshold,
+        )
