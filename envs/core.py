@@ -22,16 +22,16 @@ from typing import Any, ClassVar, Protocol
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from hiergym.rewards.levels import HierarchicalVerifier, Verdict
 
 from hiergym.errors import SandboxError, TaskError, ToolError, did_you_mean
-from hiergym.rewards.levels import HierarchicalVerifier, Verdict
 
 from .sandbox import LiveBackend, Mode, Sandbox
 from .tools import (
     MAX_ACTION_CHARS,
     ActionParseError,
-    ToolCall,
     Toolbox,
+    ToolCall,
     ToolResult,
     error_result,
     parse_action,
@@ -99,7 +99,9 @@ class TaskSet:
 
 def check_choice(kind: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
-        raise TaskError(f"unknown {kind} {value!r}{did_you_mean(value, choices)}; expected one of {list(choices)}")
+        raise TaskError(
+            f"unknown {kind} {value!r}{did_you_mean(value, choices)}; expected one of {list(choices)}"
+        )
     return value
 
 
@@ -198,7 +200,9 @@ class ToolEnv(gym.Env[str, str]):
         self.split = check_choice("split", split, self.splits)
         self.difficulty = check_choice("difficulty", difficulty, self.difficulties)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
         self.render_mode = render_mode
         self.max_turns = int(max_turns or self.default_max_turns)
         if self.max_turns < 1:
@@ -206,7 +210,9 @@ class ToolEnv(gym.Env[str, str]):
         self.sandbox = self.make_sandbox(mode, backend)
         self.toolbox: Toolbox = self.make_toolbox()
         self.tasks: TaskSet = self.make_tasks(self.split, self.difficulty)
-        self.verifier: HierarchicalVerifier = self.make_verifier(aggregate, **(aggregate_params or {}))
+        self.verifier: HierarchicalVerifier = self.make_verifier(
+            aggregate, **(aggregate_params or {})
+        )
         self.observation_space = spaces.Text(max_length=MAX_OBSERVATION_CHARS, charset=CHARSET)
         self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, charset=CHARSET)
         self.task: Any = None
@@ -255,7 +261,9 @@ class ToolEnv(gym.Env[str, str]):
 
     # ---- gymnasium API ------------------------------------------------------------------
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
         if "task" in options:
@@ -282,7 +290,15 @@ class ToolEnv(gym.Env[str, str]):
             raise gym.error.ResetNeeded("call reset() before step()")
         if self.trajectory.end is not None:
             obs = "error: the episode is over; call reset() to start a new one"
-            return obs, 0.0, self.trajectory.end == "submitted", self.trajectory.end == "max_turns", self._info()
+            info = self._info()
+            info.pop("verdict", None)  # the verdict was paid once, on the final step
+            return (
+                obs,
+                0.0,
+                self.trajectory.end == "submitted",
+                self.trajectory.end == "max_turns",
+                info,
+            )
         turn = self._play(action)
         self.trajectory.turns.append(turn)
         self._record_messages(action, turn)
@@ -304,13 +320,19 @@ class ToolEnv(gym.Env[str, str]):
     def render(self) -> str | None:
         if self.render_mode is None:
             return None
-        lines = [f"[{self.spec.id if self.spec else self.domain}] task {getattr(self.task, 'task_id', '?')}"]
+        lines = [
+            f"[{self.spec.id if self.spec else self.domain}] task {getattr(self.task, 'task_id', '?')}"
+        ]
         if self.trajectory and self.trajectory.turns:
             last = self.trajectory.turns[-1]
-            lines += [f"turn {last.index}: {c.name}({c.canonical_arguments()[:200]})" for c in last.calls]
+            lines += [
+                f"turn {last.index}: {c.name}({c.canonical_arguments()[:200]})" for c in last.calls
+            ]
         lines.append(self._last_obs[:2000])
         if self.verdict is not None:
-            lines.append(f"verdict: reward={self.verdict.reward:.3f} first_failed={self.verdict.first_failed}")
+            lines.append(
+                f"verdict: reward={self.verdict.reward:.3f} first_failed={self.verdict.first_failed}"
+            )
         return "\n".join(lines)
 
     # ---- beyond gymnasium ---------------------------------------------------------------
@@ -323,7 +345,9 @@ class ToolEnv(gym.Env[str, str]):
         if self.trajectory is not None:
             clone.trajectory = self.trajectory.copy()
         if self.state is not None:
-            clone.state = EpisodeState(self.sandbox, self.state.task, copy.deepcopy(self.state.memory))
+            clone.state = EpisodeState(
+                self.sandbox, self.state.task, copy.deepcopy(self.state.memory)
+            )
         return clone
 
     @property
@@ -348,14 +372,21 @@ class ToolEnv(gym.Env[str, str]):
         index = len(self.trajectory.turns)
         raw = action if isinstance(action, str) else repr(action)
         try:
-            calls = [c if c.id else replace(c, id=f"call_{index}_{i}") for i, c in enumerate(parse_action(action))]
+            calls = [
+                c if c.id else replace(c, id=f"call_{index}_{i}")
+                for i, c in enumerate(parse_action(action))
+            ]
         except ActionParseError as e:
             kind = "oversized" if "the cap is" in str(e) else "parse_error"
             return Turn(index, raw[:2000], (), (error_result(kind, str(e)),))
         results = []
         for call in calls:
             if self.trajectory.submission is not None:
-                results.append(error_result("after_submit", "calls after submit are ignored", call.name, call.id))
+                results.append(
+                    error_result(
+                        "after_submit", "calls after submit are ignored", call.name, call.id
+                    )
+                )
                 continue
             result = self.toolbox.check(call) or self._run(call)
             if result.ok and self.toolbox[call.name].terminal:
@@ -373,13 +404,20 @@ class ToolEnv(gym.Env[str, str]):
             return error_result("tool_error", f"{call.name}: {e}", call.name, call.id)
         except Exception as e:  # a tool bug must not kill the agent's episode; it is logged loudly
             log.exception("tool %s crashed on %s", call.name, call.canonical_arguments()[:200])
-            return error_result("tool_crash", f"{call.name} failed internally ({type(e).__name__})", call.name, call.id)
+            return error_result(
+                "tool_crash",
+                f"{call.name} failed internally ({type(e).__name__})",
+                call.name,
+                call.id,
+            )
         return render_result(call, data)
 
     def _observation(self, turn: Turn) -> str:
         if len(turn.results) == 1:
             return turn.results[0].content
-        return "\n".join(f"[{r.name or 'error'}#{i}] {r.content}" for i, r in enumerate(turn.results))
+        return "\n".join(
+            f"[{r.name or 'error'}#{i}] {r.content}" for i, r in enumerate(turn.results)
+        )
 
     def _record_messages(self, action: Any, turn: Turn) -> None:
         text = action if isinstance(action, str) else ""
@@ -388,7 +426,18 @@ class ToolEnv(gym.Env[str, str]):
             self._messages.append({"role": "user", "content": turn.results[0].content})
             return
         self._messages.append(
-            {"role": "assistant", "content": text[:2000], "tool_calls": [c.to_openai() for c in turn.calls]}
+            {
+                "role": "assistant",
+                "content": text[:2000],
+                "tool_calls": [c.to_openai() for c in turn.calls],
+            }
         )
         for call, result in zip(turn.calls, turn.results, strict=True):
-            self._messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.content})
+            self._messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": call.id,
+                    "name": call.name,
+                    "content": result.content,
+                }
+            )

@@ -49,11 +49,15 @@ def register_domain(env_id: str, env_class: str, **default_kwargs: Any) -> None:
     in :class:`~hiergym.rewards.wrappers.HierarchicalReward` (and ProcessReward when asked).
     """
     if not env_id.startswith("hiergym/"):
-        raise PluginError(f"hiergym env ids live in the hiergym namespace: expected 'hiergym/<Domain>-v<N>', got {env_id!r}")
+        raise PluginError(
+            f"hiergym env ids live in the hiergym namespace: expected 'hiergym/<Domain>-v<N>', got {env_id!r}"
+        )
     if env_id in gym.registry:
         if _ENVS.get(env_id, EnvEntry(env_id, "", "")).env_class == env_class:
             return  # registering the same thing twice (a re-import) is harmless
-        raise PluginError(f"{env_id!r} is already registered (by {_ENVS.get(env_id)}); bump the version or rename")
+        raise PluginError(
+            f"{env_id!r} is already registered (by {_ENVS.get(env_id)}); bump the version or rename"
+        )
     gym.register(
         id=env_id,
         entry_point="hiergym.envs.registry:make_env",
@@ -119,6 +123,12 @@ def resolve_env_id(name: str) -> str:
     by_short = {e.env_id.split("/", 1)[1].split("-v")[0].lower(): e.env_id for e in _ENVS.values()}
     if name.lower() in by_short:
         return by_short[name.lower()]
-    broken = f" (plugin {name!r} is installed but broken: {_BROKEN[name].error})" if name in _BROKEN else ""
-    raise PluginError(f"no env {name!r}{broken}{did_you_mean(name, list(_ENVS) + list(by_short))}; "
-                      f"registered: {', '.join(_ENVS) or 'none'}")
+    broken = (
+        f" (plugin {name!r} is installed but broken: {_BROKEN[name].error})"
+        if name in _BROKEN
+        else ""
+    )
+    raise PluginError(
+        f"no env {name!r}{broken}{did_you_mean(name, list(_ENVS) + list(by_short))}; "
+        f"registered: {', '.join(_ENVS) or 'none'}"
+    )

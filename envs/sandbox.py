@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from hiergym.errors import ReplayMiss, SandboxError, ToolError
 
-from .tools import Tool, ToolCall, canonical_json
+from .tools import Tool, ToolCall
 
 Mode = Literal["replay", "record", "live"]
 MODES: tuple[str, ...] = ("replay", "record", "live")
@@ -52,7 +52,9 @@ def hiergym_home() -> Path:
 def sources_hash(source_dir: Path, generator_version: str) -> str:
     """A short hash of every source file (path and bytes) and the generator version."""
     h = hashlib.sha256(generator_version.encode())
-    for f in sorted(p for p in source_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for f in sorted(
+        p for p in source_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ):
         h.update(str(f.relative_to(source_dir)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
@@ -67,7 +69,8 @@ class Progress(Protocol):
 
 @contextlib.contextmanager
 def _progress_bar() -> Iterator[Progress]:
-    from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
 
     with RichProgress(
         TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
@@ -181,7 +184,9 @@ class ToolCache:
             try:
                 _metadata.create_all(engine)
             except sa.exc.OperationalError as e:
-                raise SandboxError(f"cannot reach the tool cache database {self.url!r}: {e.orig}") from e
+                raise SandboxError(
+                    f"cannot reach the tool cache database {self.url!r}: {e.orig}"
+                ) from e
             ToolCache._engines[self.url] = engine
         self.engine = engine
 
@@ -262,7 +267,9 @@ class HttpBackend:
         except httpx.HTTPError as e:
             raise SandboxError(f"live backend {self.name!r} failed on {tool}: {e}") from e
         if response.status_code in (400, 404, 422):
-            raise ToolError(response.json().get("error", response.text) if _is_json(response) else response.text)
+            raise ToolError(
+                response.json().get("error", response.text) if _is_json(response) else response.text
+            )
         if response.status_code >= 300:
             raise SandboxError(
                 f"live backend {self.name!r} answered HTTP {response.status_code} for {tool}: {response.text[:200]}"
@@ -315,7 +322,9 @@ class Sandbox:
         if mode not in MODES:
             raise SandboxError(f"unknown sandbox mode {mode!r}; expected one of {MODES}")
         if mode in ("live",) and backend is None:
-            raise SandboxError("mode='live' needs a backend (e.g. HttpBackend(url)); use mode='replay' offline")
+            raise SandboxError(
+                "mode='live' needs a backend (e.g. HttpBackend(url)); use mode='replay' offline"
+            )
         self.domain = domain
         self.db_path = db_path
         self.mode = mode
@@ -362,7 +371,9 @@ class Sandbox:
         stats = self.stats
         if tool.cache == "none":
             if compute is None:
-                raise SandboxError(f"tool {tool.name!r} has neither a local implementation nor a cache")
+                raise SandboxError(
+                    f"tool {tool.name!r} has neither a local implementation nor a cache"
+                )
             stats["computed"] += 1
             return compute()
         mem_key = (tool.name, call.canonical_arguments())

@@ -275,7 +275,11 @@ def validate_value(value: Any, schema: Mapping[str, Any], path: str) -> list[str
 
 def validate_arguments(tool_: Tool, arguments: Mapping[str, Any]) -> list[str]:
     props = tool_.parameters["properties"]
-    errors = [f"missing required argument {r!r}" for r in tool_.parameters["required"] if r not in arguments]
+    errors = [
+        f"missing required argument {r!r}"
+        for r in tool_.parameters["required"]
+        if r not in arguments
+    ]
     for key, value in arguments.items():
         if key not in props:
             errors.append(f"unexpected argument {key!r}{did_you_mean(key, props)}")
@@ -355,7 +359,10 @@ def _calls_from_value(value: Any) -> list[ToolCall]:
             entries = value["tool_calls"]
             if not isinstance(entries, list) or not entries:
                 raise ActionParseError("'tool_calls' must be a non-empty list of calls")
-            return [_call_from_dict(e, i) if isinstance(e, Mapping) else _bad_entry(e) for i, e in enumerate(entries)]
+            return [
+                _call_from_dict(e, i) if isinstance(e, Mapping) else _bad_entry(e)
+                for i, e in enumerate(entries)
+            ]
         return [_call_from_dict(value, 0)]
     if isinstance(value, list):
         if not value:
@@ -389,7 +396,9 @@ def _first_json_object(text: str) -> Any | None:
             value, _ = decoder.raw_decode(text, m.start())
         except (json.JSONDecodeError, RecursionError):
             continue
-        if isinstance(value, dict) and ("name" in value or "function" in value or "tool_calls" in value):
+        if isinstance(value, dict) and (
+            "name" in value or "function" in value or "tool_calls" in value
+        ):
             return value
     return None
 
@@ -416,10 +425,14 @@ def parse_action(action: Any) -> list[ToolCall]:
             )
         text = action.strip()
         if not text:
-            raise ActionParseError('the action is empty; send {"name": "<tool>", "arguments": {...}}')
+            raise ActionParseError(
+                'the action is empty; send {"name": "<tool>", "arguments": {...}}'
+            )
         if "<tool_call>" in text:
             blocks = [b.strip() for b in _TOOL_CALL_BLOCK.findall(text)]
-            calls = [c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b)), i)]
+            calls = [
+                c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b)), i)
+            ]
         else:
             fence = _FENCE.search(text)
             if fence:
@@ -439,7 +452,9 @@ def parse_action(action: Any) -> list[ToolCall]:
 
 
 def _index(calls: list[ToolCall], block: int) -> list[ToolCall]:
-    return [c if c.id != "call_0" else ToolCall(c.name, c.arguments, f"call_{block}") for c in calls]
+    return [
+        c if c.id != "call_0" else ToolCall(c.name, c.arguments, f"call_{block}") for c in calls
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,7 +494,9 @@ class Toolbox:
             )
         problems = validate_arguments(t, call.arguments)
         if problems:
-            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            shown = "; ".join(problems[:5]) + (
+                f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+            )
             return error_result("invalid_arguments", f"{call.name}: {shown}", call.name, call.id)
         return None
 
@@ -494,7 +511,12 @@ class Toolbox:
 
 
 def render_result(call: ToolCall, data: Any) -> ToolResult:
-    content = data if isinstance(data, str) else json.dumps(data, separators=(", ", ": "), default=str)
+    content = (
+        data if isinstance(data, str) else json.dumps(data, separators=(", ", ": "), default=str)
+    )
     if len(content) > MAX_RESULT_CHARS:
-        content = content[:MAX_RESULT_CHARS] + f"... [truncated at {MAX_RESULT_CHARS} characters; page further]"
+        content = (
+            content[:MAX_RESULT_CHARS]
+            + f"... [truncated at {MAX_RESULT_CHARS} characters; page further]"
+        )
     return ToolResult(name=call.name, ok=True, content=content, data=data, call_id=call.id)

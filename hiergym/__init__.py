@@ -10,7 +10,14 @@ from __future__ import annotations
 from hiergym.envs.core import ToolEnv, Trajectory, Turn
 from hiergym.envs.registry import broken_plugins, list_envs, load_plugins, register_domain
 from hiergym.envs.tools import ToolCall, ToolResult, parse_action
-from hiergym.errors import HiergymError, PluginError, SandboxError, TaskError, ToolError, VerifierError
+from hiergym.errors import (
+    HiergymError,
+    PluginError,
+    SandboxError,
+    TaskError,
+    ToolError,
+    VerifierError,
+)
 from hiergym.rewards import HierarchicalReward, HierarchicalVerifier, ProcessReward, Verdict
 
 __version__ = "0.1.0"

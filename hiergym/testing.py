@@ -33,7 +33,13 @@ class EpisodeOutcome:
     truncated: bool
 
 
-def play(env: gym.Env, actions: Sequence[Any], *, seed: int | None = None, options: dict[str, Any] | None = None) -> EpisodeOutcome:
+def play(
+    env: gym.Env,
+    actions: Sequence[Any],
+    *,
+    seed: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> EpisodeOutcome:
     """Reset, step through ``actions`` until the episode ends, and collect what came back."""
     obs, info = env.reset(seed=seed, options=options)
     observations, rewards = [obs], []
@@ -45,7 +51,9 @@ def play(env: gym.Env, actions: Sequence[Any], *, seed: int | None = None, optio
         if terminated or truncated:
             break
     verdict = info.get("verdict")
-    return EpisodeOutcome(observations, rewards, verdict.to_dict() if verdict else None, terminated, truncated)
+    return EpisodeOutcome(
+        observations, rewards, verdict.to_dict() if verdict else None, terminated, truncated
+    )
 
 
 def oracle_actions(env: gym.Env) -> list[Any]:
@@ -92,7 +100,9 @@ def check_oracle(env_id: str, per_cell: int = 3, seed: int = 0) -> int:
             env = gym.make(env_id, split=split, difficulty=difficulty)
             for i in range(per_cell):
                 out = _oracle_episode(env, seed + i)
-                assert out.terminated, f"{cls.id} {split}/{difficulty} seed {seed + i}: oracle did not submit"
+                assert out.terminated, (
+                    f"{cls.id} {split}/{difficulty} seed {seed + i}: oracle did not submit"
+                )
                 assert out.verdict is not None and abs(out.verdict["reward"] - 1.0) < 1e-9, (
                     f"{env_id} {split}/{difficulty} seed {seed + i}: oracle reward {out.verdict}"
                 )
@@ -113,10 +123,14 @@ def check_mutants(env_id: str, seeds: Sequence[int] = (0, 1), **kwargs: Any) -> 
         calls = oracle_actions(env)
         for m in mutants:
             task, actions = m.apply(base.task, list(calls), base.sandbox.db)
-            out = play(env, actions, seed=seed, options={"task": task, "max_turns": max(1, len(actions))})
+            out = play(
+                env, actions, seed=seed, options={"task": task, "max_turns": max(1, len(actions))}
+            )
             assert out.verdict is not None, f"{env_id} mutant {m.name}: no verdict"
             got = out.verdict["first_failed"]
-            assert got == m.level, f"{env_id} mutant {m.name}: expected to fail at {m.level!r}, failed at {got!r}: {out.verdict}"
+            assert got == m.level, (
+                f"{env_id} mutant {m.name}: expected to fail at {m.level!r}, failed at {got!r}: {out.verdict}"
+            )
             assert out.verdict["reward"] < 1.0
             caught[m.name] = got
     env.close()
@@ -138,13 +152,17 @@ def check_cache_round_trip(env_id: str, seed: int = 3) -> None:
         original = base.sandbox
         try:
             recorder = _LocalBackend(original, base)
-            base.sandbox = Sandbox(original.domain, original.db_path, mode="record", backend=recorder, cache=cache)
+            base.sandbox = Sandbox(
+                original.domain, original.db_path, mode="record", backend=recorder, cache=cache
+            )
             recorded = play(env, actions, seed=seed)
             assert cache.count(original.domain) > 0, "record mode stored nothing"
             base.sandbox = Sandbox(original.domain, original.db_path, mode="replay", cache=cache)
             replayed = play(env, actions, seed=seed)
             stats = base.sandbox.stats
-            assert stats["cache"] > 0 and stats["backend"] == 0, f"replay did not answer from the cache: {stats}"
+            assert stats["cache"] > 0 and stats["backend"] == 0, (
+                f"replay did not answer from the cache: {stats}"
+            )
         finally:
             base.sandbox = original
             cache.engine.dispose()

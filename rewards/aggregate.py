@@ -29,11 +29,9 @@ def gated(results: Sequence[LevelResult], task: Any = None) -> float:
 
 def tiered(results: Sequence[LevelResult], task: Any = None) -> float:
     """R = (k + s_{k+1}) / n, k = number of leading levels passed (s_{n+1} = 0)."""
-    k = 0
-    for r in results:
+    for k, r in enumerate(results):
         if not r.passed:
             return (k + r.score) / len(results)
-        k += 1
     return 1.0
 
 
@@ -71,7 +69,9 @@ def logsigmoid_conjunction(
 
 
 def difficulty_scaled(
-    results: Sequence[LevelResult], task: Any = None, difficulties: Mapping[str, float] | None = None
+    results: Sequence[LevelResult],
+    task: Any = None,
+    difficulties: Mapping[str, float] | None = None,
 ) -> float:
     """R = sum_i d_i s_i prod_{j<i} p_j / sum_i d_i — gated, harder (deeper) sub-goals weigh more."""
     ds = [(difficulties or {}).get(r.name, r.difficulty) for r in results]
@@ -102,11 +102,21 @@ def constrained(
 
 AGGREGATORS: dict[str, Callable[..., float]] = {
     f.__name__: f
-    for f in (gated, tiered, product, weighted, logsigmoid_conjunction, difficulty_scaled, constrained)
+    for f in (
+        gated,
+        tiered,
+        product,
+        weighted,
+        logsigmoid_conjunction,
+        difficulty_scaled,
+        constrained,
+    )
 }
 
 
-def resolve(aggregate: str | Callable[..., float], **params: Any) -> tuple[str, Callable[..., float]]:
+def resolve(
+    aggregate: str | Callable[..., float], **params: Any
+) -> tuple[str, Callable[..., float]]:
     """(name, function) of an aggregator given by name or as a function, with its params bound."""
     if callable(aggregate):
         name = getattr(aggregate, "__name__", "custom")

@@ -139,7 +139,9 @@ Aggregator = Callable[..., float]
 class HierarchicalVerifier:
     """An ordered list of levels and the aggregator that folds them into a reward."""
 
-    def __init__(self, levels: Sequence[Level], aggregate: str | Aggregator = "gated", **params: Any):
+    def __init__(
+        self, levels: Sequence[Level], aggregate: str | Aggregator = "gated", **params: Any
+    ):
         from .aggregate import resolve
 
         if not levels:
@@ -169,7 +171,9 @@ class HierarchicalVerifier:
         try:
             result = level.check(ctx)
         except SkipLevel as skip:
-            result = LevelResult(level.name, 0.0, False, (Finding("skipped", str(skip)),), skipped=True)
+            result = LevelResult(
+                level.name, 0.0, False, (Finding("skipped", str(skip)),), skipped=True
+            )
         except VerifierError:
             raise
         except Exception as e:

@@ -24,7 +24,9 @@ class HierarchicalReward(gym.Wrapper):
     what a logger reads is what the agent was paid.
     """
 
-    def __init__(self, env: gym.Env, aggregate: str | Callable[..., float] = "gated", **params: Any):
+    def __init__(
+        self, env: gym.Env, aggregate: str | Callable[..., float] = "gated", **params: Any
+    ):
         super().__init__(env)
         self.aggregate_name, self.aggregate = resolve(aggregate, **params)
 

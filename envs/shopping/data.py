@@ -69,7 +69,9 @@ def _product_id(rng: random.Random, taken: set[str]) -> str:
             return pid
 
 
-def _variants(rng: random.Random, options: dict[str, list[str]], base: float) -> list[dict[str, Any]]:
+def _variants(
+    rng: random.Random, options: dict[str, list[str]], base: float
+) -> list[dict[str, Any]]:
     dims = list(options)
     variants = []
     for combo in itertools.product(*(options[d] for d in dims)):
@@ -77,7 +79,13 @@ def _variants(rng: random.Random, options: dict[str, list[str]], base: float) ->
         step = sum(options[d].index(v) for d, v in zip(dims, combo, strict=True))
         price = max(1.99, math.floor(base * (1 + 0.06 * step)) - 0.01)
         stock = 0 if rng.random() < OUT_OF_STOCK_RATE else rng.randint(1, 60)
-        variants.append({"options": dict(zip(dims, combo, strict=True)), "price": round(price, 2), "stock": stock})
+        variants.append(
+            {
+                "options": dict(zip(dims, combo, strict=True)),
+                "price": round(price, 2),
+                "stock": stock,
+            }
+        )
     return variants
 
 
@@ -109,7 +117,9 @@ def generate_products(vocab: dict[str, Any]) -> list[dict[str, Any]]:
                 brand = rng.choice(cat["brands"])
                 adjective = rng.choice(vocab["adjectives"])
                 shown = rng.sample(attrs, min(len(attrs), rng.randint(1, 2)))
-                title = " ".join([brand, adjective.title(), *(a.title() for a in shown), ptype.title()])
+                title = " ".join(
+                    [brand, adjective.title(), *(a.title() for a in shown), ptype.title()]
+                )
                 variants = _variants(rng, options, base)
                 prices = [v["price"] for v in variants]
                 pid = _product_id(rng, taken)
@@ -141,10 +151,18 @@ def generate_products(vocab: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1] if words else ""
+    return (
+        words[0]
+        if len(words) == 1
+        else ", ".join(words[:-1]) + " and " + words[-1]
+        if words
+        else ""
+    )
 
 
-def insert_products(conn: sqlite3.Connection, products: list[dict[str, Any]], progress: Progress) -> None:
+def insert_products(
+    conn: sqlite3.Connection, products: list[dict[str, Any]], progress: Progress
+) -> None:
     advance = progress("shopping: products", total=len(products))
     for rowid, p in enumerate(products, 1):
         conn.execute(
@@ -165,7 +183,8 @@ def insert_products(conn: sqlite3.Connection, products: list[dict[str, Any]], pr
             ),
         )
         conn.executemany(
-            "INSERT INTO product_attributes VALUES (?, ?)", [(p["product_id"], a) for a in p["attributes"]]
+            "INSERT INTO product_attributes VALUES (?, ?)",
+            [(p["product_id"], a) for a in p["attributes"]],
         )
         conn.execute(
             "INSERT INTO products_fts (rowid, title, attributes, category, description) VALUES (?,?,?,?,?)",

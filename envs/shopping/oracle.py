@@ -24,9 +24,15 @@ def choose_options(task: ShoppingTask, doc: dict[str, Any]) -> dict[str, str] | 
     fits = [
         v
         for v in doc["variants"]
-        if v["stock"] > 0 and v["price"] <= task.budget and all(v["options"].get(k) == val for k, val in goal.items())
+        if v["stock"] > 0
+        and v["price"] <= task.budget
+        and all(v["options"].get(k) == val for k, val in goal.items())
     ]
-    return min(fits, key=lambda v: (v["price"], sorted(v["options"].items())))["options"] if fits else None
+    return (
+        min(fits, key=lambda v: (v["price"], sorted(v["options"].items())))["options"]
+        if fits
+        else None
+    )
 
 
 def recommendation(task: ShoppingTask, doc: dict[str, Any], options: dict[str, str]) -> str:
@@ -57,7 +63,14 @@ def plan(state: Any, task: ShoppingTask) -> list[ToolCall] | None:
                 ToolCall("view_product", {"product_id": pid}),
                 ToolCall("select_options", {"product_id": pid, "options": options}),
                 ToolCall("add_to_cart", {"product_id": pid, "options": options, "quantity": 1}),
-                ToolCall("submit", {"product_id": pid, "options": options, "message": recommendation(task, doc, options)}),
+                ToolCall(
+                    "submit",
+                    {
+                        "product_id": pid,
+                        "options": options,
+                        "message": recommendation(task, doc, options),
+                    },
+                ),
             ]
         if page * 10 >= found["total"]:
             return None
@@ -71,7 +84,9 @@ class ShoppingOracle:
     def plan(self, task: ShoppingTask) -> list[ToolCall]:
         calls = plan(self.sandbox, task)
         if calls is None:
-            raise RuntimeError(f"the oracle cannot solve {task.task_id}; every served task must be solvable")
+            raise RuntimeError(
+                f"the oracle cannot solve {task.task_id}; every served task must be solvable"
+            )
         return calls
 
 
@@ -85,29 +100,41 @@ def mutants() -> list[Any]:
         sub = calls[-1]
         return [*calls[:-1], ToolCall("submit", {**sub.arguments, **changes})]
 
-    def wrong_option(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+    def wrong_option(
+        task: ShoppingTask, calls: list[ToolCall], db: Any
+    ) -> tuple[ShoppingTask, list[Any]]:
         sub = calls[-1].arguments
         doc = load_product(db, sub["product_id"])
         name, value = task.options[0]
         other = next(v for v in doc["options"][name] if v != value)
         return task, with_submit(calls, options={**sub["options"], name: other})
 
-    def sibling(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+    def sibling(
+        task: ShoppingTask, calls: list[ToolCall], db: Any
+    ) -> tuple[ShoppingTask, list[Any]]:
         return task, with_submit(calls, product_id=task.sibling_id)
 
-    def over_budget(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+    def over_budget(
+        task: ShoppingTask, calls: list[ToolCall], db: Any
+    ) -> tuple[ShoppingTask, list[Any]]:
         sub = calls[-1].arguments
         doc = load_product(db, sub["product_id"])
         price = next(v["price"] for v in doc["variants"] if v["options"] == sub["options"])
         return replace(task, budget=round(price - 0.01, 2)), calls
 
-    def no_submit(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+    def no_submit(
+        task: ShoppingTask, calls: list[ToolCall], db: Any
+    ) -> tuple[ShoppingTask, list[Any]]:
         return task, calls[:-1]
 
-    def malformed_json(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+    def malformed_json(
+        task: ShoppingTask, calls: list[ToolCall], db: Any
+    ) -> tuple[ShoppingTask, list[Any]]:
         return task, [*calls[:-1], calls[-1].to_json()[:-1]]
 
-    def hallucinated(task: ShoppingTask, calls: list[ToolCall], db: Any) -> tuple[ShoppingTask, list[Any]]:
+    def hallucinated(
+        task: ShoppingTask, calls: list[ToolCall], db: Any
+    ) -> tuple[ShoppingTask, list[Any]]:
         return task, with_submit(calls, product_id="B0NOSUCH00")
 
     return [

@@ -68,7 +68,9 @@ def _option_phrase(name: str, value: str) -> str:
     return f"{value} {name}" if name == "color" else f"{name} {value}"
 
 
-def instruction(rng: random.Random, ptype: str, attrs: list[str], options: dict[str, str], budget: float) -> str:
+def instruction(
+    rng: random.Random, ptype: str, attrs: list[str], options: dict[str, str], budget: float
+) -> str:
     opts = "".join(f", {_option_phrase(k, v)}" for k, v in options.items())
     template = rng.choice(
         [
@@ -110,10 +112,15 @@ def generate_tasks(conn: sqlite3.Connection, vocab: dict[str, Any], progress: Pr
     conn.row_factory = sqlite3.Row
     state = SimpleNamespace(db=conn, memory={})
     jobs = [(s, d) for s in TASKS_PER_SPLIT for d in DIFFICULTIES]
-    advance = progress("shopping: tasks (oracle-proven)", total=sum(TASKS_PER_SPLIT[s] for s, _ in jobs))
+    advance = progress(
+        "shopping: tasks (oracle-proven)", total=sum(TASKS_PER_SPLIT[s] for s, _ in jobs)
+    )
     for split, difficulty in jobs:
         rng = random.Random(f"hiergym/shopping/tasks/{split}/{difficulty}")
-        ids = [r[0] for r in conn.execute("SELECT id FROM products WHERE split = ? ORDER BY id", (split,))]
+        ids = [
+            r[0]
+            for r in conn.execute("SELECT id FROM products WHERE split = ? ORDER BY id", (split,))
+        ]
         rng.shuffle(ids)
         made = 0
         for pid in ids:
@@ -122,7 +129,8 @@ def generate_tasks(conn: sqlite3.Connection, vocab: dict[str, Any], progress: Pr
             task = _make_task(conn, rng, state, pid, split, difficulty, made, plan)
             if task is not None:
                 conn.execute(
-                    "INSERT INTO tasks VALUES (?,?,?,?)", (task.task_id, split, difficulty, task.to_json())
+                    "INSERT INTO tasks VALUES (?,?,?,?)",
+                    (task.task_id, split, difficulty, task.to_json()),
                 )
                 made += 1
                 advance(1)
@@ -184,7 +192,8 @@ def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
     key = (db_key, split, difficulty)
     if key not in _TASKSETS:
         rows = db.execute(
-            "SELECT payload FROM tasks WHERE split = ? AND difficulty = ? ORDER BY task_id", (split, difficulty)
+            "SELECT payload FROM tasks WHERE split = ? AND difficulty = ? ORDER BY task_id",
+            (split, difficulty),
         ).fetchall()
         _TASKSETS[key] = TaskSet([ShoppingTask.from_json(r[0]) for r in rows], split, difficulty)
     return _TASKSETS[key]

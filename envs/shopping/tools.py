@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from hiergym.envs.tools import Toolbox, tool
+
 from hiergym.errors import ToolError, did_you_mean
 
 PAGE_SIZE = 10
@@ -33,7 +34,9 @@ def load_product(db: Any, product_id: str) -> dict[str, Any] | None:
 def require_product(db: Any, product_id: str) -> dict[str, Any]:
     doc = load_product(db, product_id.strip())
     if doc is None:
-        raise ToolError(f"no product with id {product_id[:40]!r}; use an id from search results (e.g. 'B0XXXXXXXX')")
+        raise ToolError(
+            f"no product with id {product_id[:40]!r}; use an id from search results (e.g. 'B0XXXXXXXX')"
+        )
     return doc
 
 
@@ -51,11 +54,15 @@ def find_variant(doc: dict[str, Any], options: dict[str, str]) -> dict[str, Any]
             )
     missing = [d for d in dims if d not in options]
     if missing:
-        raise ToolError(f"choose a value for every option of {doc['product_id']}; missing {missing}")
+        raise ToolError(
+            f"choose a value for every option of {doc['product_id']}; missing {missing}"
+        )
     for v in doc["variants"]:
         if v["options"] == options:
             return v
-    raise ToolError(f"{doc['product_id']} has no variant {options}")  # unreachable with a full product grid
+    raise ToolError(
+        f"{doc['product_id']} has no variant {options}"
+    )  # unreachable with a full product grid
 
 
 def _price(value: float | None, name: str) -> float | None:
@@ -101,7 +108,9 @@ def search(
         where.append("p.price_min <= ?")
         params.append(max_price)
     if attribute:
-        where.append("EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.attribute = ?)")
+        where.append(
+            "EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.attribute = ?)"
+        )
         params.append(attribute.strip().lower())
     if match:
         # bm25() must run in the FTS table's own query, so rank first, then join and filter.
@@ -120,7 +129,9 @@ def search(
             "WHERE " + " AND ".join(where) + " ORDER BY p.rating DESC, p.id LIMIT ? OFFSET ?"
         )
     else:
-        raise ToolError("the query has no words and no filter; search for keywords such as 'wireless earbuds'")
+        raise ToolError(
+            "the query has no words and no filter; search for keywords such as 'wireless earbuds'"
+        )
     rows = state.db.execute(sql, (*params, PAGE_SIZE, (page - 1) * PAGE_SIZE)).fetchall()
     total = rows[0][5] if rows else 0
     return {
@@ -179,7 +190,9 @@ def select_options(state: Any, product_id: str, options: dict[str, str]) -> dict
 
 
 @tool(cache="none")
-def add_to_cart(state: Any, product_id: str, options: dict[str, str], quantity: int = 1) -> dict[str, Any]:
+def add_to_cart(
+    state: Any, product_id: str, options: dict[str, str], quantity: int = 1
+) -> dict[str, Any]:
     """Put a product variant in the cart.
 
     Args:
@@ -192,9 +205,18 @@ def add_to_cart(state: Any, product_id: str, options: dict[str, str], quantity: 
     doc = require_product(state.db, product_id)
     variant = find_variant(doc, options)
     if variant["stock"] < quantity:
-        raise ToolError(f"{doc['product_id']} {options} has {variant['stock']} in stock; choose another variant")
+        raise ToolError(
+            f"{doc['product_id']} {options} has {variant['stock']} in stock; choose another variant"
+        )
     cart = state.memory.setdefault("cart", [])
-    cart.append({"product_id": doc["product_id"], "options": variant["options"], "price": variant["price"], "quantity": quantity})
+    cart.append(
+        {
+            "product_id": doc["product_id"],
+            "options": variant["options"],
+            "price": variant["price"],
+            "quantity": quantity,
+        }
+    )
     return _cart_view(cart)
 
 

@@ -19,7 +19,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from hiergym.rewards.levels import Finding, HierarchicalVerifier, Level, LevelResult, SkipLevel, VerifyContext
+from hiergym.rewards.levels import (
+    Finding,
+    HierarchicalVerifier,
+    Level,
+    LevelResult,
+    SkipLevel,
+    VerifyContext,
+)
 
 from .data import load_vocabulary
 from .tasks import ShoppingTask
@@ -32,14 +39,18 @@ _WORD = re.compile(r"[a-z0-9]+")
 _PRICE = re.compile(r"\$\s?(\d{1,7}(?:,\d{3})*(?:\.\d{1,2})?)")
 
 
-def product_match(task: ShoppingTask, doc: dict[str, Any], options: dict[str, str]) -> tuple[float, list[Finding]]:
+def product_match(
+    task: ShoppingTask, doc: dict[str, Any], options: dict[str, str]
+) -> tuple[float, list[Finding]]:
     """WebShop's reward of a chosen product and options for a task, with the findings behind it."""
     findings: list[Finding] = []
     if doc["product_type"] == task.product_type and doc["category"] == task.category:
         r_type = 1.0
     elif doc["category"] == task.category:
         r_type = 0.5
-        findings.append(Finding("wrong_type", f"a {doc['product_type']}, not a {task.product_type}"))
+        findings.append(
+            Finding("wrong_type", f"a {doc['product_type']}, not a {task.product_type}")
+        )
     else:
         r_type = 0.1
         findings.append(Finding("wrong_category", f"{doc['category']}, not {task.category}"))
@@ -51,7 +62,12 @@ def product_match(task: ShoppingTask, doc: dict[str, Any], options: dict[str, st
             findings.append(Finding("missing_attribute", f"{doc['product_id']} is not {attr!r}"))
     variant = next((v for v in doc["variants"] if v["options"] == options), None)
     if variant is None:
-        findings.append(Finding("invalid_options", f"{doc['product_id']} has no variant {options}; its options are {doc['options']}"))
+        findings.append(
+            Finding(
+                "invalid_options",
+                f"{doc['product_id']} has no variant {options}; its options are {doc['options']}",
+            )
+        )
     elif variant["stock"] <= 0:
         findings.append(Finding("out_of_stock", f"{doc['product_id']} {options} is out of stock"))
     purchasable = variant is not None and variant["stock"] > 0
@@ -59,11 +75,17 @@ def product_match(task: ShoppingTask, doc: dict[str, Any], options: dict[str, st
         if purchasable and options.get(name) == value:
             matched += 1
         elif options.get(name) != value:
-            findings.append(Finding("wrong_option", f"{name} is {options.get(name)!r}, asked for {value!r}"))
+            findings.append(
+                Finding("wrong_option", f"{name} is {options.get(name)!r}, asked for {value!r}")
+            )
     if variant is not None and variant["price"] <= task.budget + PRICE_TOLERANCE:
         matched += 1
     elif variant is not None:
-        findings.append(Finding("over_budget", f"${variant['price']:.2f} is over the budget of ${task.budget:.2f}"))
+        findings.append(
+            Finding(
+                "over_budget", f"${variant['price']:.2f} is over the budget of ${task.budget:.2f}"
+            )
+        )
     return r_type * matched / (len(task.attributes) + len(task.options) + 1), findings
 
 
@@ -79,11 +101,29 @@ class FormatLevel(Level):
         if sub is None:
             parse_errors = sum(r.error == "parse_error" for _, r in traj.results())
             detail = f" ({parse_errors} unparsable actions)" if parse_errors else ""
-            return self.result(0.0, [Finding("no_submission", f"the episode ended ({traj.end}) without a valid submit call{detail}")])
+            return self.result(
+                0.0,
+                [
+                    Finding(
+                        "no_submission",
+                        f"the episode ended ({traj.end}) without a valid submit call{detail}",
+                    )
+                ],
+            )
         doc = load_product(self.db, sub.arguments["product_id"].strip())
         if doc is None:
-            return self.result(0.0, [Finding("unknown_product", f"no product {sub.arguments['product_id'][:40]!r} in the catalog")])
-        ctx.scratch.update(product=doc, options=sub.arguments["options"], message=sub.arguments["message"])
+            return self.result(
+                0.0,
+                [
+                    Finding(
+                        "unknown_product",
+                        f"no product {sub.arguments['product_id'][:40]!r} in the catalog",
+                    )
+                ],
+            )
+        ctx.scratch.update(
+            product=doc, options=sub.arguments["options"], message=sub.arguments["message"]
+        )
         return self.result(1.0)
 
 
@@ -115,10 +155,17 @@ class ProcessLevel(Level):
         score = max(0.0, efficiency - INVALID_CALL_PENALTY * invalid)
         findings = []
         if calls > allowed:
-            findings.append(Finding("inefficient", f"{calls} calls; the oracle needs {task.oracle_calls}, {allowed} allowed at {task.difficulty}"))
+            findings.append(
+                Finding(
+                    "inefficient",
+                    f"{calls} calls; the oracle needs {task.oracle_calls}, {allowed} allowed at {task.difficulty}",
+                )
+            )
         if invalid:
             findings.append(Finding("invalid_calls", f"{invalid} invalid or failed calls"))
-        return self.result(score, findings, metrics={"calls": calls, "invalid": invalid, "allowed": allowed})
+        return self.result(
+            score, findings, metrics={"calls": calls, "invalid": invalid, "allowed": allowed}
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -135,7 +182,11 @@ class ResponseLevel(Level):
     name = "response"
     threshold = 0.75
 
-    def __init__(self, judge: Callable[[ShoppingTask, dict[str, Any], str], float] | None = None, judge_weight: float = 0.5):
+    def __init__(
+        self,
+        judge: Callable[[ShoppingTask, dict[str, Any], str], float] | None = None,
+        judge_weight: float = 0.5,
+    ):
         self.judge = judge
         self.judge_weight = judge_weight
 
@@ -144,19 +195,48 @@ class ResponseLevel(Level):
         task: ShoppingTask = ctx.task
         words = " " + " ".join(_WORD.findall(message.lower())) + " "
         items: list[tuple[str, bool]] = [
-            ("names the product", _has_phrase(words, doc["product_id"]) or _has_phrase(words, doc["title"]))
+            (
+                "names the product",
+                _has_phrase(words, doc["product_id"]) or _has_phrase(words, doc["title"]),
+            )
         ]
-        items += [(f"states {a!r}", _has_phrase(words, a)) for a in task.attributes if a in doc["attributes"]]
+        items += [
+            (f"states {a!r}", _has_phrase(words, a))
+            for a in task.attributes
+            if a in doc["attributes"]
+        ]
         items += [(f"states {v!r}", _has_phrase(words, v)) for v in options.values()]
         variant = next((v for v in doc["variants"] if v["options"] == options), None)
         prices = [float(p.replace(",", "")) for p in _PRICE.findall(message)]
         true_price = variant["price"] if variant else None
-        items.append(("states the price", true_price is not None and any(abs(p - true_price) <= PRICE_TOLERANCE for p in prices)))
-        findings = [Finding("rubric_miss", f"the message does not {what}") for what, ok in items if not ok]
-        false_claims = [a for a in _attribute_vocabulary().get(doc["category"], ()) if a not in doc["attributes"] and _has_phrase(words, a)]
-        false_prices = [p for p in prices if all(abs(p - ref) > PRICE_TOLERANCE for ref in (true_price or -1.0, task.budget))]
-        findings += [Finding("false_claim", f"claims {a!r}, which {doc['product_id']} is not") for a in false_claims]
-        findings += [Finding("false_price", f"states ${p:.2f}; the variant costs {true_price}") for p in false_prices]
+        items.append(
+            (
+                "states the price",
+                true_price is not None
+                and any(abs(p - true_price) <= PRICE_TOLERANCE for p in prices),
+            )
+        )
+        findings = [
+            Finding("rubric_miss", f"the message does not {what}") for what, ok in items if not ok
+        ]
+        false_claims = [
+            a
+            for a in _attribute_vocabulary().get(doc["category"], ())
+            if a not in doc["attributes"] and _has_phrase(words, a)
+        ]
+        false_prices = [
+            p
+            for p in prices
+            if all(abs(p - ref) > PRICE_TOLERANCE for ref in (true_price or -1.0, task.budget))
+        ]
+        findings += [
+            Finding("false_claim", f"claims {a!r}, which {doc['product_id']} is not")
+            for a in false_claims
+        ]
+        findings += [
+            Finding("false_price", f"states ${p:.2f}; the variant costs {true_price}")
+            for p in false_prices
+        ]
         score = sum(ok for _, ok in items) / len(items)
         score *= 0.5 ** (len(false_claims) + len(false_prices))
         metrics: dict[str, Any] = {"rubric": score}
@@ -169,7 +249,9 @@ class ResponseLevel(Level):
         return self.result(score, findings, metrics=metrics)
 
 
-def build_verifier(db: Any, aggregate: Any = "gated", judge: Any = None, **params: Any) -> HierarchicalVerifier:
+def build_verifier(
+    db: Any, aggregate: Any = "gated", judge: Any = None, **params: Any
+) -> HierarchicalVerifier:
     return HierarchicalVerifier(
         [FormatLevel(db), ProductLevel(), ProcessLevel(), ResponseLevel(judge)], aggregate, **params
     )

@@ -1,0 +1,170 @@
+"""The ``hiergym`` command: list, play, bench, data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hiergym.envs.registry import broken_plugins, list_envs
+
+    table = Table(title="hiergym envs")
+    for col in ("id", "source", "status", "entry"):
+        table.add_column(col)
+    for e in list_envs():
+        table.add_row(e.env_id, e.source, "ok", e.env_class)
+    for b in broken_plugins():
+        table.add_row(f"(plugin {b.name})", b.name, f"[red]broken[/red]: {b.error}", b.target)
+    Console().print(table)
+    return 0
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from hiergym.envs.registry import resolve_env_id
+
+    env = gym.make(resolve_env_id(args.env), split=args.split, difficulty=args.difficulty)
+    obs, info = env.reset(seed=args.seed)
+    print(obs)
+    print("\ntools:", ", ".join(t["function"]["name"] for t in info["tools"]))
+    print(
+        'Type a tool call as JSON, e.g. {"name": "search", "arguments": {"query": "jacket"}}; "help NAME" shows a schema; Ctrl-D quits.'
+    )
+    schemas = {t["function"]["name"]: t["function"] for t in info["tools"]}
+    while True:
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            return 0
+        if line.startswith("help"):
+            name = line[4:].strip()
+            print(json.dumps(schemas.get(name, list(schemas)), indent=2))
+            continue
+        if not line:
+            continue
+        obs, reward, terminated, truncated, info = env.step(line)
+        print(obs)
+        if terminated or truncated:
+            print(json.dumps(info["verdict"].to_dict(), indent=2))
+            print(f"reward: {reward:.3f}")
+            return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from hiergym.benchmarks.bench import bench
+    from hiergym.benchmarks.report import print_table
+    from hiergym.benchmarks.runner import SUITES
+    from hiergym.envs.registry import list_envs, resolve_env_id
+
+    suite = SUITES[args.suite]
+    env_ids = (
+        [resolve_env_id(e) for e in args.envs.split(",")]
+        if args.envs
+        else [e.env_id for e in list_envs()]
+    )
+    difficulties = args.difficulties.split(",") if args.difficulties else suite["difficulties"]
+    summary = bench(
+        env_ids,
+        [a.strip() for a in args.agents.split(",") if a.strip()],
+        episodes=args.episodes or suite["episodes"],
+        out=Path(args.out),
+        split=args.split or suite["split"],
+        difficulties=difficulties,
+        seed=args.seed,
+        workers=args.workers,
+        resume=args.resume,
+        show_progress=not args.quiet,
+    )
+    print_table(summary)
+    print(f"wrote {Path(args.out) / 'episodes.jsonl'} and {Path(args.out) / 'summary.json'}")
+    return 1 if any(g["errors"] for g in summary["groups"]) and args.strict else 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from hiergym.envs.registry import resolve_env_id
+
+    for name in args.domains:
+        env = gym.make(resolve_env_id(name))
+        base = env.unwrapped
+        print(f"{base.domain}: {base.sandbox.db_path} (data version {base.sandbox.data_version})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hiergym",
+        description="Gymnasium envs for tool-using LLM agents, with hierarchical verifiers.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="registered envs and plugins").set_defaults(fn=_cmd_list)
+
+    play = sub.add_parser("play", help="play an env in the terminal")
+    play.add_argument("env", help="env id or domain name, e.g. hiergym/Shopping-v0 or shopping")
+    play.add_argument("--split", default="test")
+    play.add_argument("--difficulty", default="easy")
+    play.add_argument("--seed", type=int, default=0)
+    play.set_defaults(fn=_cmd_play)
+
+    b = sub.add_parser("bench", help="benchmark agents on envs")
+    b.add_argument(
+        "--agents",
+        default="random,oracle",
+        help="comma-separated agent specs (random, oracle, random:SEED)",
+    )
+    b.add_argument(
+        "--envs",
+        default=None,
+        help="comma-separated env ids or domain names (default: every registered env)",
+    )
+    b.add_argument("--suite", default="smoke", choices=["smoke", "standard", "full"])
+    b.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes per (env, difficulty, agent); overrides the suite",
+    )
+    b.add_argument("--split", default=None)
+    b.add_argument("--difficulties", default=None, help="comma-separated, default easy,medium,hard")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--workers", type=int, default=1)
+    b.add_argument(
+        "--resume", action="store_true", help="keep finished episodes of an existing episodes.jsonl"
+    )
+    b.add_argument("--out", default="runs/bench")
+    b.add_argument("--quiet", action="store_true")
+    b.add_argument("--strict", action="store_true", help="exit 1 if any episode errored")
+    b.set_defaults(fn=_cmd_bench)
+
+    d = sub.add_parser("data", help="sandbox data")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    build = dsub.add_parser("build", help="build (or find) the sandbox DB of domains")
+    build.add_argument("domains", nargs="+")
+    build.set_defaults(fn=_cmd_data)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import hiergym  # noqa: F401 - registers built-ins and plugins
+    from hiergym.errors import HiergymError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except HiergymError as e:
+        print(f"hiergym: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Tests never reach a model hub, and build sandboxes in a throwaway home shared by the session
+# (the shopping DB takes seconds to build; every test reuses it).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HIERGYM_HOME", str(Path(tempfile.gettempdir()) / "hiergym-test-home"))
+
+import gymnasium as gym  # noqa: E402
+import pytest  # noqa: E402
+
+import hiergym  # noqa: E402, F401
+
+
+@pytest.fixture
+def shopping():
+    env = gym.make("hiergym/Shopping-v0", split="test", difficulty="medium")
+    yield env
+    env.close()

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import httpx
+import pytest
+from hiergym.envs.sandbox import HttpBackend, Sandbox, ToolCache, build_database, sources_hash
+from hiergym.envs.tools import Tool, Toolbox, ToolCall, tool
+
+from hiergym.errors import ReplayMiss, SandboxError
+
+
+def _builder(conn, progress):
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(10)])
+
+
+def test_database_is_built_once_and_named_by_its_data_hash(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIERGYM_HOME", str(tmp_path / "home"))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.json").write_text("[1]")
+    first = build_database("demo", src, _builder, "v1")
+    assert first.name == f"demo-{sources_hash(src, 'v1')}.sqlite"
+    mtime = first.stat().st_mtime_ns
+    assert (
+        build_database("demo", src, _builder, "v1") == first and first.stat().st_mtime_ns == mtime
+    )
+    (src / "a.json").write_text("[2]")
+    assert build_database("demo", src, _builder, "v1") != first  # new sources, new file
+    assert build_database("demo", src, _builder, "v2").name != first.name  # new generator, new file
+
+
+def test_envs_open_the_sandbox_read_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIERGYM_HOME", str(tmp_path))
+    src = tmp_path / "src"
+    src.mkdir()
+    path = build_database("demo", src, _builder, "v1")
+    sb = Sandbox("demo", path)
+    assert sb.db.execute("SELECT count(*) FROM t").fetchone()[0] == 10
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        sb.db.execute("DELETE FROM t")
+    assert sb.data_version == sources_hash(src, "v1")
+
+
+# A remote-only tool: no local implementation, answers come from a live API or the cache.
+weather = Tool(
+    "weather",
+    None,
+    "Weather for a city.",
+    {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+)
+
+
+def _api(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    if request.url.path == "/weather":
+        if body["city"] == "Atlantis":
+            return httpx.Response(404, json={"error": "unknown city"})
+        return httpx.Response(200, json={"city": body["city"], "temp_c": len(body["city"]) * 3})
+    return httpx.Response(500, text="boom")
+
+
+def test_record_then_replay_offline_gives_identical_results(tmp_path):
+    cache = ToolCache(f"sqlite:///{tmp_path}/cache.sqlite")
+    backend = HttpBackend("http://weather.test", transport=httpx.MockTransport(_api))
+    recorder = Sandbox("weather", None, mode="record", backend=backend, cache=cache)
+    call = ToolCall("weather", {"city": "Paris"})
+    recorded = recorder.call(weather, call, None)
+    assert recorded == {"city": "Paris", "temp_c": 15}
+    assert recorder.stats["backend"] == 1
+    # replay: no backend at all, a fresh process-local memory, same answer from the SQL cache
+    replay = Sandbox("weather", None, mode="replay", cache=cache)
+    assert replay.call(weather, call, None) == recorded
+    assert replay.stats == {"memory": 0, "cache": 1, "computed": 0, "backend": 0}
+    with pytest.raises(ReplayMiss, match="record it first with mode='record'"):
+        replay.call(weather, ToolCall("weather", {"city": "Rome"}), None)
+
+
+def test_live_mode_always_asks_the_backend_and_errors_are_clear(tmp_path):
+    from hiergym.errors import ToolError
+
+    cache = ToolCache(f"sqlite:///{tmp_path}/cache.sqlite")
+    backend = HttpBackend("http://weather.test", transport=httpx.MockTransport(_api))
+    live = Sandbox("weather", None, mode="live", backend=backend, cache=cache)
+    call = ToolCall("weather", {"city": "Oslo"})
+    live.call(weather, call, None)
+    live.call(weather, call, None)
+    assert live.stats["backend"] == 2
+    with pytest.raises(ToolError, match="unknown city"):
+        live.call(weather, ToolCall("weather", {"city": "Atlantis"}), None)
+    with pytest.raises(SandboxError, match="needs a backend"):
+        Sandbox("weather", None, mode="live")
+    with pytest.raises(SandboxError, match="unknown sandbox mode"):
+        Sandbox("weather", None, mode="replya")
+
+
+def test_cache_keys_on_canonical_arguments_and_data_version(tmp_path):
+    cache = ToolCache(f"sqlite:///{tmp_path}/c.sqlite")
+    sb = Sandbox("d", None, mode="replay", cache=cache, data_version="v1")
+    calls = []
+
+    @tool(cache="persistent")
+    def slow(state, a: int, b: int) -> int:
+        """Add."""
+        calls.append((a, b))
+        return a + b
+
+    assert sb.call(slow, ToolCall("slow", {"a": 1, "b": 2}), lambda: slow.fn(None, a=1, b=2)) == 3
+    fresh = Sandbox("d", None, mode="replay", cache=cache, data_version="v1")
+    assert (
+        fresh.call(slow, ToolCall("slow", {"b": 2, "a": 1}), lambda: 1 / 0) == 3
+    )  # key order is irrelevant
+    other = Sandbox("d", None, mode="replay", cache=cache, data_version="v2")
+    assert (
+        other.call(slow, ToolCall("slow", {"a": 1, "b": 2}), lambda: slow.fn(None, a=1, b=2)) == 3
+    )
+    assert len(calls) == 2 and cache.count("d") == 2
+
+
+def test_sqlite_cache_uses_wal_and_is_shared_across_processes(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.sqlite"
+    cache = ToolCache(url)
+    with cache.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    script = (
+        "import sys; from hiergym.envs.sandbox import ToolCache, CacheKey\n"
+        "c = ToolCache(sys.argv[1]); i = int(sys.argv[2])\n"
+        "for k in range(50): c.put(CacheKey('d', 'v', 't', f'{{\"k\": {k}}}'), {'k': k, 'by': i})\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, url, str(i)]) for i in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert cache.count("d") == 50
+
+
+def test_a_bad_cache_url_is_a_clear_error():
+    with pytest.raises(SandboxError, match="cannot open the tool cache"):
+        ToolCache("nosuchdialect://x")
+
+
+def test_toolbox_rejects_duplicate_names():
+    @tool
+    def a(state) -> int:
+        """A."""
+        return 1
+
+    with pytest.raises(ValueError, match="two tools"):
+        Toolbox([a, a])

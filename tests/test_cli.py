@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from hiergym.cli import main
+
+
+def test_list_shows_builtin_envs(capsys):
+    assert main(["list"]) == 0
+    assert "hiergym/Shopping-v0" in capsys.readouterr().out
+
+
+def test_bench_writes_episodes_and_summary_with_oracle_at_one(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "bench",
+            "--agents",
+            "random,oracle",
+            "--envs",
+            "shopping",
+            "--episodes",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--strict",
+        ]
+    )
+    assert code == 0
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 3
+    assert all(r["verdict"]["levels"] for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    by_agent = {g["agent"]: g for g in summary["groups"]}
+    assert by_agent["oracle"]["reward_mean"] == 1.0 and by_agent["oracle"]["success_rate"] == 1.0
+    assert by_agent["random"]["reward_mean"] < 0.5
+    assert set(by_agent["oracle"]["level_pass_rates"]) == {
+        "format",
+        "product",
+        "process",
+        "response",
+    }
+    lo, hi = by_agent["random"]["reward_ci95"]
+    assert lo <= by_agent["random"]["reward_mean"] <= hi
+    assert "reward (95% CI)" in capsys.readouterr().out
+
+
+def test_bench_resume_skips_finished_episodes(tmp_path):
+    out = tmp_path / "run"
+    args = [
+        "bench",
+        "--agents",
+        "oracle",
+        "--envs",
+        "shopping",
+        "--episodes",
+        "2",
+        "--difficulties",
+        "easy",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    lines = (out / "episodes.jsonl").read_text().splitlines()
+    (out / "episodes.jsonl").write_text(lines[0] + "\n" + lines[1][:20])  # one done, one torn
+    assert main([*args, "--resume"]) == 0
+    rows = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in rows] == [0, 1] and rows[0] == json.loads(lines[0])
+
+
+def test_unknown_env_gets_a_suggestion(capsys):
+    assert main(["bench", "--envs", "shoping", "--out", "/tmp/x", "--quiet"]) == 2
+    assert "did you mean 'shopping'" in capsys.readouterr().err
+
+
+def test_play_in_the_terminal():
+    script = '{"name": "view_cart", "arguments": {}}\n{"name": "submit", "arguments": {"product_id": "B0NOSUCH00", "options": {}, "message": "hi"}}\n'
+    proc = subprocess.run(
+        [sys.executable, "-m", "hiergym.cli", "play", "shopping"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '"first_failed": "format"' in proc.stdout and "reward: 0.000" in proc.stdout

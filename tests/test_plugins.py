@@ -1,0 +1,81 @@
+"""Plugins: a real package installed with pip is found through its entry point; a broken one is reported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(code: str, path: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(ROOT / "examples" / "hiergym-arith-plugin"),
+        ],
+        check=True,
+        timeout=600,
+    )
+    return site
+
+
+def test_installed_plugin_env_is_made_and_passes_check_domain(plugin_site):
+    proc = run(
+        "import gymnasium as gym, hiergym\n"
+        "from hiergym.testing import check_domain\n"
+        "env = gym.make('hiergym/Arith-v0', difficulty='hard')\n"
+        "obs, info = env.reset(seed=0)\n"
+        "print(obs)\n"
+        "print(check_domain('hiergym/Arith-v0'))\n"
+        "print([e.source for e in hiergym.list_envs() if e.env_id == 'hiergym/Arith-v0'])\n",
+        plugin_site,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "What is the sum of" in proc.stdout
+    assert "'off_by_one': 'correct'" in proc.stdout and "['arith']" in proc.stdout
+
+
+def test_broken_plugin_is_reported_by_name_and_builtins_still_work(tmp_path):
+    dist = tmp_path / "brokenplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[hiergym.domains]\nbrokenplug = no_such_module_xyz:register\n"
+    )
+    proc = run(
+        "import gymnasium as gym, hiergym\n"
+        "print([(b.name, b.error) for b in hiergym.broken_plugins()])\n"
+        "env = gym.make('hiergym/Shopping-v0'); env.reset(seed=0); print('shopping ok')\n"
+        "from hiergym.cli import main; main(['list'])\n",
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "('brokenplug', \"ModuleNotFoundError: No module named 'no_such_module_xyz'\")"
+        in proc.stdout
+    )
+    assert "shopping ok" in proc.stdout and "broken" in proc.stdout
