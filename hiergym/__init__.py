@@ -23,10 +23,15 @@ from hiergym.rewards import HierarchicalReward, HierarchicalVerifier, ProcessRew
 __version__ = "0.1.0"
 
 
-def _register_builtins() -> None:
-    from hiergym.envs import shopping
+BUILTIN_DOMAINS = ("shopping",)
+"""Packages under hiergym.envs whose ``register()`` runs at import (string entry points: cheap)."""
 
-    shopping.register()
+
+def _register_builtins() -> None:
+    import importlib
+
+    for name in BUILTIN_DOMAINS:
+        importlib.import_module(f"hiergym.envs.{name}").register()
 
 
 _register_builtins()
