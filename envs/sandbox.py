@@ -49,13 +49,17 @@ def hiergym_home() -> Path:
     return path
 
 
-def sources_hash(source_dir: Path, generator_version: str) -> str:
-    """A short hash of every source file (path and bytes) and the generator version."""
+def sources_hash(source_dir: Path, generator_version: str, code_dir: Path | None = None) -> str:
+    """A short hash of every source file (path and bytes), the generator version, and the ``.py``
+    files of ``code_dir`` (the domain package: its tools and oracle shape the generated tasks)."""
     h = hashlib.sha256(generator_version.encode())
-    for f in sorted(
-        p for p in source_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    ):
-        h.update(str(f.relative_to(source_dir)).encode())
+    files = [(source_dir, p) for p in source_dir.rglob("*") if p.is_file()]
+    if code_dir is not None:
+        files += [(code_dir, p) for p in code_dir.glob("*.py")]
+    for root, f in sorted(files, key=lambda rf: (str(rf[0]), str(rf[1]))):
+        if "__pycache__" in f.parts:
+            continue
+        h.update(str(f.relative_to(root)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 
@@ -83,13 +87,21 @@ def _progress_bar() -> Iterator[Progress]:
         yield task
 
 
-def build_database(domain: str, source_dir: Path, builder: Builder, generator_version: str) -> Path:
+def build_database(
+    domain: str,
+    source_dir: Path,
+    builder: Builder,
+    generator_version: str,
+    code_dir: Path | None = None,
+) -> Path:
     """The path of the domain DB, built from its sources first if this data version is new.
 
-    Concurrent processes wait on a file lock; the DB is written to a temp file and renamed into place,
-    so a reader never sees half a database.
+    The version hashes the sources, the generator version and, given ``code_dir``, the domain's code,
+    so an edit to any of them builds a new file instead of serving a stale one. Concurrent processes
+    wait on a file lock; the DB is written to a temp file and renamed into place, so a reader never
+    sees half a database.
     """
-    version = sources_hash(source_dir, generator_version)
+    version = sources_hash(source_dir, generator_version, code_dir)
     path = hiergym_home() / f"{domain}-{version}.sqlite"
     if path.exists():
         return path

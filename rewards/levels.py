@@ -110,6 +110,11 @@ class Level:
     weight: float = 1.0
     difficulty: float | None = None  # None: its 1-based depth in the verifier
     threshold: float = 1.0
+    _depth: int = 1  # set by the verifier that holds the level
+
+    @property
+    def effective_difficulty(self) -> float:
+        return float(self._depth if self.difficulty is None else self.difficulty)
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         raise NotImplementedError
@@ -130,6 +135,9 @@ class Level:
             passed=score >= self.threshold - 1e-12 if passed is None else passed,
             findings=tuple(findings),
             metrics=dict(metrics or {}),
+            weight=self.weight,
+            difficulty=self.effective_difficulty,
+            threshold=self.threshold,
         )
 
 
@@ -150,6 +158,8 @@ class HierarchicalVerifier:
         if len(set(names)) != len(names):
             raise ValueError(f"level names must be unique: {names}")
         self.levels = list(levels)
+        for depth, level in enumerate(self.levels, 1):
+            level._depth = depth
         self.aggregate_name, self.aggregate = resolve(aggregate, **params)
 
     @property
@@ -158,7 +168,7 @@ class HierarchicalVerifier:
 
     def verify(self, trajectory: Any, task: Any) -> Verdict:
         ctx = VerifyContext(trajectory, task)
-        results = [self._run_level(depth, level, ctx) for depth, level in enumerate(self.levels, 1)]
+        results = [self._run_level(level, ctx) for level in self.levels]
         return self.verdict(results, task)
 
     def verdict(self, results: Sequence[LevelResult], task: Any) -> Verdict:
@@ -167,7 +177,7 @@ class HierarchicalVerifier:
             raise VerifierError(f"aggregator {self.aggregate_name} returned {reward} for {results}")
         return Verdict(tuple(results), reward, self.aggregate_name)
 
-    def _run_level(self, depth: int, level: Level, ctx: VerifyContext) -> LevelResult:
+    def _run_level(self, level: Level, ctx: VerifyContext) -> LevelResult:
         try:
             result = level.check(ctx)
         except SkipLevel as skip:
@@ -186,9 +196,8 @@ class HierarchicalVerifier:
             raise VerifierError(
                 f"level {level.name!r} must return a LevelResult with score in [0, 1], got {result!r}"
             )
-        return replace(
-            result,
-            weight=level.weight,
-            difficulty=float(depth if level.difficulty is None else level.difficulty),
-            threshold=level.threshold,
-        )
+        config = (level.weight, level.effective_difficulty, level.threshold)
+        if (result.weight, result.difficulty, result.threshold) != config:
+            # a level that built its LevelResult by hand: carry its configuration along
+            result = replace(result, weight=config[0], difficulty=config[1], threshold=config[2])
+        return result

@@ -208,4 +208,6 @@ def build(conn: sqlite3.Connection, progress: Progress) -> None:
 
 
 def database_path() -> Path:
-    return build_database("shopping", source_dir("shopping"), build, GENERATOR_VERSION)
+    return build_database(
+        "shopping", source_dir("shopping"), build, GENERATOR_VERSION, Path(__file__).parent
+    )

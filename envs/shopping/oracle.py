@@ -72,7 +72,7 @@ def plan(state: Any, task: ShoppingTask) -> list[ToolCall] | None:
                     },
                 ),
             ]
-        if page * 10 >= found["total"]:
+        if not found["more_pages"]:
             return None
     return None
 

@@ -112,31 +112,35 @@ def search(
             "EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.attribute = ?)"
         )
         params.append(attribute.strip().lower())
+    filters = " AND ".join(where)
     if match:
-        # bm25() must run in the FTS table's own query, so rank first, then join and filter.
+        # Rank inside the FTS query (bm25 is only valid there) and let it stop at the page; the
+        # filters become a rowid set so they apply before the limit.
         sql = (
-            "WITH hits AS (SELECT rowid, bm25(products_fts, 10.0, 5.0, 2.0, 1.0) AS rank "
-            "FROM products_fts WHERE products_fts MATCH ?) "
-            "SELECT p.id, p.title, p.price_min, p.price_max, p.rating, count(*) OVER () "
-            "FROM hits JOIN products p ON p.rowid = hits.rowid"
-            + "".join(f" {'WHERE' if i == 0 else 'AND'} {w}" for i, w in enumerate(where))
-            + " ORDER BY hits.rank, p.id LIMIT ? OFFSET ?"
+            "SELECT p.id, p.title, p.price_min, p.price_max, p.rating FROM ("
+            "SELECT rowid, bm25(products_fts, 10.0, 5.0, 2.0, 1.0) AS score FROM products_fts "
+            "WHERE products_fts MATCH ?"
+            + (f" AND rowid IN (SELECT p.rowid FROM products p WHERE {filters})" if where else "")
+            + " ORDER BY score, rowid LIMIT ? OFFSET ?"
+            ") hits JOIN products p ON p.rowid = hits.rowid ORDER BY hits.score, hits.rowid"
         )
         params = [match, *params]
     elif where:
         sql = (
-            "SELECT p.id, p.title, p.price_min, p.price_max, p.rating, count(*) OVER () FROM products p "
-            "WHERE " + " AND ".join(where) + " ORDER BY p.rating DESC, p.id LIMIT ? OFFSET ?"
+            "SELECT p.id, p.title, p.price_min, p.price_max, p.rating FROM products p "
+            f"WHERE {filters} ORDER BY p.rating DESC, p.rowid LIMIT ? OFFSET ?"
         )
     else:
         raise ToolError(
             "the query has no words and no filter; search for keywords such as 'wireless earbuds'"
         )
-    rows = state.db.execute(sql, (*params, PAGE_SIZE, (page - 1) * PAGE_SIZE)).fetchall()
-    total = rows[0][5] if rows else 0
+    # One row beyond the page tells whether another page exists, without counting every match.
+    rows = state.db.execute(sql, (*params, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)).fetchall()
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
     return {
         "page": page,
-        "total": total,
+        "more_pages": more,
         "results": [
             {
                 "product_id": r[0],

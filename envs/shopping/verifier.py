@@ -94,6 +94,14 @@ class FormatLevel(Level):
 
     def __init__(self, db: Any):
         self.db = db
+        self._products: dict[str, dict[str, Any] | None] = {}  # the catalog is read-only
+
+    def product(self, product_id: str) -> dict[str, Any] | None:
+        if product_id not in self._products:
+            if len(self._products) > 50_000:
+                self._products.clear()
+            self._products[product_id] = load_product(self.db, product_id)
+        return self._products[product_id]
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         traj = ctx.trajectory
@@ -110,7 +118,7 @@ class FormatLevel(Level):
                     )
                 ],
             )
-        doc = load_product(self.db, sub.arguments["product_id"].strip())
+        doc = self.product(sub.arguments["product_id"].strip())
         if doc is None:
             return self.result(
                 0.0,
@@ -173,9 +181,14 @@ def _attribute_vocabulary() -> dict[str, tuple[str, ...]]:
     return {c["path"]: tuple(c["attributes"]) for c in load_vocabulary()["categories"]}
 
 
+@functools.lru_cache(maxsize=4096)
+def _phrase_tokens(phrase: str) -> str:
+    return f" {' '.join(_WORD.findall(phrase.lower()))} "
+
+
 def _has_phrase(padded_words: str, phrase: str) -> bool:
     """Whole-word phrase match: ``phrase``'s tokens appear consecutively among the message's tokens."""
-    return f" {' '.join(_WORD.findall(phrase.lower()))} " in padded_words
+    return _phrase_tokens(phrase) in padded_words
 
 
 class ResponseLevel(Level):
