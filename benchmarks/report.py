@@ -1,107 +1,257 @@
-"""Summaries of episode rows: per (env, agent) rewards with CIs, success, per-level pass rates."""
+"""Summaries of episode rows: rewards, success, pass@k / pass^k and per-level funnels, all with CIs.
+
+Every rate carries a 95% percentile-bootstrap CI. pass@k and pass^k follow τ-bench: with n trials
+of a task and c successes, pass@k = 1 - C(n-c, k)/C(n, k) (at least one of k draws succeeds) and
+pass^k = C(c, k)/C(n, k) (all k draws succeed), averaged over tasks; the CI resamples tasks.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .stats import bootstrap_ci
 
+Row = dict[str, Any]
 
-def _group_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in rows if r.get("error") is None]
-    rewards = [r["reward"] for r in ok]
-    successes = [1.0 if r["success"] else 0.0 for r in ok]
-    level_names: list[str] = []
-    for r in ok:
+
+def _rate(values: Sequence[float]) -> dict[str, Any]:
+    mean = sum(values) / len(values) if values else float("nan")
+    lo, hi = bootstrap_ci(values)
+    return {"mean": mean, "ci95": [lo, hi], "n": len(values)}
+
+
+def _level_names(rows: Sequence[Row]) -> list[str]:
+    names: list[str] = []
+    for r in rows:
         for lv in r["verdict"]["levels"]:
-            if lv["name"] not in level_names:
-                level_names.append(lv["name"])
-    levels = (
-        {
-            name: sum(
-                any(lv["name"] == name and lv["passed"] for lv in r["verdict"]["levels"])
-                for r in ok
-            )
-            / len(ok)
-            for name in level_names
-        }
-        if ok
-        else {}
-    )
+            if lv["name"] not in names:
+                names.append(lv["name"])
+    return names
+
+
+def pass_k(n: int, c: int, k: int) -> tuple[float, float]:
+    """(pass@k, pass^k) of one task with ``c`` successes in ``n`` trials."""
+    if k > n:
+        raise ValueError(f"k={k} exceeds the {n} trials")
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k), math.comb(c, k) / math.comb(n, k)
+
+
+def _group_summary(rows: Sequence[Row]) -> dict[str, Any]:
+    ok = [r for r in rows if r.get("error") is None]
+    names = _level_names(ok)
+    passed = {
+        n: [
+            1.0 if any(lv["name"] == n and lv["passed"] for lv in r["verdict"]["levels"]) else 0.0
+            for r in ok
+        ]
+        for n in names
+    }
+    funnel: dict[str, list[float]] = {}
+    running = [1.0] * len(ok)
+    for n in names:  # cumulative: cleared this level and every level before it
+        running = [a * b for a, b in zip(running, passed[n], strict=True)]
+        funnel[n] = running
+    by_task: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for r in ok:
+        by_task[(r["env_id"], r["split"], r["difficulty"], r["seed"])].append(
+            1.0 if r["success"] else 0.0
+        )
+    trials = min((len(v) for v in by_task.values()), default=0)
+    pass_at, pass_hat = {}, {}
+    for k in range(1, trials + 1):
+        per_task = [pass_k(len(v), int(sum(v)), k) for v in by_task.values()]
+        pass_at[str(k)] = _rate([p[0] for p in per_task])
+        pass_hat[str(k)] = _rate([p[1] for p in per_task])
     env_time = sum(r.get("env_time_s", 0.0) for r in ok)
     calls = sum(r.get("tool_calls", 0) for r in ok)
+    tokens = [r["agent_stats"] for r in ok if r.get("agent_stats")]
     return {
         "episodes": len(rows),
+        "tasks": len(by_task),
         "errors": len(rows) - len(ok),
-        "reward_mean": sum(rewards) / len(rewards) if rewards else float("nan"),
-        "reward_ci95": list(bootstrap_ci(rewards)),
-        "success_rate": sum(successes) / len(successes) if successes else float("nan"),
-        "success_ci95": list(bootstrap_ci(successes)),
-        "level_pass_rates": levels,
+        "reward": _rate([r["reward"] for r in ok]),
+        "success": _rate([1.0 if r["success"] else 0.0 for r in ok]),
+        "pass_at_k": pass_at,
+        "pass_hat_k": pass_hat,
+        "level_pass": {n: _rate(v) for n, v in passed.items()},
+        "funnel": {n: _rate(v) for n, v in funnel.items()},
         "turns_mean": sum(r["turns"] for r in ok) / len(ok) if ok else float("nan"),
         "tool_calls": calls,
         "tool_calls_per_s": calls / env_time if env_time > 0 else float("nan"),
+        "prompt_tokens": sum(t.get("prompt_tokens", 0) for t in tokens),
+        "completion_tokens": sum(t.get("completion_tokens", 0) for t in tokens),
         "wall_s": sum(r.get("wall_s", 0.0) for r in rows),
     }
 
 
-def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``{"groups": [{env_id, agent, ...summary}], "by_difficulty": [...]}``."""
-    by_agent: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    by_difficulty: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+def summarize(rows: Sequence[Row]) -> dict[str, Any]:
+    """Per (env, agent) and per (env, agent, difficulty) summaries, plus a cross-env leaderboard."""
+    by_agent: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    by_difficulty: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
     for r in rows:
         by_agent[(r["env_id"], r["agent"])].append(r)
         by_difficulty[(r["env_id"], r["agent"], r["difficulty"])].append(r)
+    groups = [
+        {"env_id": e, "agent": a, **_group_summary(rs)} for (e, a), rs in sorted(by_agent.items())
+    ]
+    leaderboard: dict[str, list[float]] = defaultdict(list)
+    for g in groups:
+        if g["reward"]["n"]:
+            leaderboard[g["agent"]].append(g["reward"]["mean"])
     return {
-        "groups": [
-            {"env_id": e, "agent": a, **_group_summary(rs)}
-            for (e, a), rs in sorted(by_agent.items())
-        ],
+        "groups": groups,
         "by_difficulty": [
             {"env_id": e, "agent": a, "difficulty": d, **_group_summary(rs)}
             for (e, a, d), rs in sorted(by_difficulty.items())
         ],
+        "leaderboard": sorted(
+            (
+                {"agent": a, "mean_reward_over_envs": sum(v) / len(v), "envs": len(v)}
+                for a, v in leaderboard.items()
+            ),
+            key=lambda x: -x["mean_reward_over_envs"],
+        ),
     }
 
 
-def print_table(summary: dict[str, Any], console: Any = None) -> None:
+def _fmt_rate(rate: dict[str, Any], pct: bool = True) -> str:
+    lo, hi = rate["ci95"]
+    if pct:
+        return f"{rate['mean']:.0%} [{lo:.0%}, {hi:.0%}]"
+    return f"{rate['mean']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _console(console: Any) -> Any:
     from rich.console import Console
-    from rich.table import Table
 
     if console is None:
         console = Console()
-        if not console.is_terminal:  # logs and CI: wide enough that the table stays readable
+        if not console.is_terminal:  # logs and CI: wide enough that the tables stay readable
             console = Console(width=200)
+    return console
+
+
+def results_table(summary: dict[str, Any]) -> Any:
+    from rich.table import Table
+
     table = Table(title="hiergym bench")
-    for col in (
-        "env",
-        "agent",
-        "episodes",
-        "reward (95% CI)",
-        "success (95% CI)",
-        "levels passed",
-        "turns",
-        "tool calls/s",
-        "errors",
-    ):
-        table.add_column(
-            col, justify="left" if col in ("env", "agent", "levels passed") else "right"
-        )
+    cols = ["env", "agent", "episodes", "reward (95% CI)", "success (95% CI)"]
+    trials = max((len(g["pass_hat_k"]) for g in summary["groups"]), default=1)
+    if trials > 1:
+        cols += [f"pass@{trials}", f"pass^{trials}"]
+    cols += ["turns", "tool calls/s", "errors"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("env", "agent") else "right")
     for g in summary["groups"]:
-        lo, hi = g["reward_ci95"]
-        slo, shi = g["success_ci95"]
-        levels = " ".join(f"{k}={v:.0%}" for k, v in g["level_pass_rates"].items())
-        table.add_row(
+        row = [
             g["env_id"],
             g["agent"],
             str(g["episodes"]),
-            f"{g['reward_mean']:.3f} [{lo:.3f}, {hi:.3f}]",
-            f"{g['success_rate']:.0%} [{slo:.0%}, {shi:.0%}]",
-            levels,
-            f"{g['turns_mean']:.1f}",
-            f"{g['tool_calls_per_s']:,.0f}",
-            str(g["errors"]),
+            _fmt_rate(g["reward"], pct=False),
+            _fmt_rate(g["success"]),
+        ]
+        if trials > 1:
+            k = str(trials)
+            row += [
+                _fmt_rate(g["pass_at_k"][k]) if k in g["pass_at_k"] else "-",
+                _fmt_rate(g["pass_hat_k"][k]) if k in g["pass_hat_k"] else "-",
+            ]
+        row += [f"{g['turns_mean']:.1f}", f"{g['tool_calls_per_s']:,.0f}", str(g["errors"])]
+        table.add_row(*row)
+    return table
+
+
+def funnel_table(summary: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title="per-level funnel: share of episodes that cleared the level and every level before it"
+    )
+    for col in ("env", "agent", "funnel"):
+        table.add_column(col)
+    for g in summary["groups"]:
+        table.add_row(
+            g["env_id"],
+            g["agent"],
+            "  ->  ".join(f"{n} {r['mean']:.0%}" for n, r in g["funnel"].items()),
         )
-    console.print(table)
+    return table
+
+
+def print_table(summary: dict[str, Any], console: Any = None) -> None:
+    console = _console(console)
+    console.print(results_table(summary))
+    console.print(funnel_table(summary))
+
+
+def write_report(summary: dict[str, Any], out: Path, pngs: dict[str, str]) -> Path:
+    """``report.md``: the leaderboard, per-env tables with CIs, funnels and their PNGs."""
+    lines = ["# hiergym benchmark report", ""]
+    cfg = summary.get("config")
+    if cfg:
+        lines += [f"Config: `{json.dumps(cfg)}`", ""]
+    lines += [
+        "## Leaderboard (mean reward over envs)",
+        "",
+        "| rank | agent | mean reward | envs |",
+        "|---|---|---|---|",
+    ]
+    for i, e in enumerate(summary["leaderboard"], 1):
+        lines.append(f"| {i} | {e['agent']} | {e['mean_reward_over_envs']:.3f} | {e['envs']} |")
+    for env_id in sorted({g["env_id"] for g in summary["groups"]}):
+        groups = [g for g in summary["groups"] if g["env_id"] == env_id]
+        trials = max(len(g["pass_hat_k"]) for g in groups)
+        lines += ["", f"## {env_id}", ""]
+        head = "| agent | episodes | reward (95% CI) | success (95% CI) |"
+        if trials > 1:
+            head += f" pass@{trials} | pass^{trials} |"
+        lines += [head + " turns | errors |", "|" + "---|" * (head.count("|") + 1)]
+        for g in groups:
+            row = f"| {g['agent']} | {g['episodes']} | {_fmt_rate(g['reward'], False)} | {_fmt_rate(g['success'])} |"
+            if trials > 1:
+                k = str(trials)
+                row += f" {_fmt_rate(g['pass_at_k'][k])} | {_fmt_rate(g['pass_hat_k'][k])} |"
+            lines.append(row + f" {g['turns_mean']:.1f} | {g['errors']} |")
+        levels = list(groups[0]["funnel"]) if groups else []
+        if levels:
+            lines += ["", "Funnel (cleared the level and every level before it):", ""]
+            lines += ["| agent | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+            for g in groups:
+                lines.append(
+                    f"| {g['agent']} | "
+                    + " | ".join(_fmt_rate(g["funnel"][n]) for n in levels if n in g["funnel"])
+                    + " |"
+                )
+        if env_id in pngs:
+            lines += ["", f"![funnel]({pngs[env_id]})"]
+        by_diff = [d for d in summary["by_difficulty"] if d["env_id"] == env_id]
+        if by_diff:
+            lines += ["", "| agent | difficulty | reward (95% CI) | success |", "|---|---|---|---|"]
+            lines += [
+                f"| {d['agent']} | {d['difficulty']} | {_fmt_rate(d['reward'], False)} | {_fmt_rate(d['success'])} |"
+                for d in by_diff
+            ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_outputs(
+    rows: Sequence[Row], out: Path, config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """summary.json, report.md and the funnel PNGs of ``rows`` into ``out``."""
+    from .plots import funnel_pngs
+
+    summary = summarize(rows)
+    if config is not None:
+        summary["config"] = config
+    pngs = funnel_pngs(summary, out)
+    summary["funnel_pngs"] = pngs
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_report(summary, out, pngs)
+    return summary

@@ -10,7 +10,7 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,23 @@ SUITES: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class EpisodeSpec:
+    """One episode: the task is fixed by (env, split, difficulty, seed); ``trial`` repeats it."""
+
     env_id: str
     split: str
     difficulty: str
     agent: str
     seed: int
+    trial: int = 0
 
     @property
     def key(self) -> str:
-        return f"{self.env_id}|{self.split}|{self.difficulty}|{self.agent}|{self.seed}"
+        return f"{self.env_id}|{self.split}|{self.difficulty}|{self.agent}|{self.seed}|{self.trial}"
+
+    @property
+    def agent_seed(self) -> int:
+        """The seed the agent samples with: the same task gets a different one on each trial."""
+        return self.seed + 1_000_003 * self.trial
 
 
 def plan_episodes(
@@ -43,22 +51,25 @@ def plan_episodes(
     split: str,
     difficulties: Sequence[str],
     seed: int = 0,
+    trials: int = 1,
 ) -> list[EpisodeSpec]:
     return [
-        EpisodeSpec(env_id, split, difficulty, agent, seed + i)
+        EpisodeSpec(env_id, split, difficulty, agent, seed + i, trial)
         for env_id in env_ids
         for difficulty in difficulties
         for agent in agents
         for i in range(episodes)
+        for trial in range(trials)
     ]
 
 
 class EpisodeRunner:
     """Runs episodes in one process, reusing one env per (env id, split, difficulty)."""
 
-    def __init__(self) -> None:
+    def __init__(self, agent_options: dict[str, Any] | None = None) -> None:
         self._envs: dict[tuple[str, str, str], gym.Env] = {}
         self._agents: dict[str, Any] = {}
+        self.agent_options = dict(agent_options or {})
 
     def env(self, spec: EpisodeSpec) -> gym.Env:
         key = (spec.env_id, spec.split, spec.difficulty)
@@ -70,18 +81,26 @@ class EpisodeRunner:
         if name not in self._agents:
             from hiergym.agents import load
 
-            self._agents[name] = load(name)
+            self._agents[name] = load(name, **self.agent_options)
         return self._agents[name]
 
     def run(self, spec: EpisodeSpec) -> dict[str, Any]:
         start = time.perf_counter()
-        row: dict[str, Any] = {**asdict(spec), "key": spec.key}
+        row: dict[str, Any] = {
+            "env_id": spec.env_id,
+            "split": spec.split,
+            "difficulty": spec.difficulty,
+            "agent": spec.agent,
+            "seed": spec.seed,
+            "trial": spec.trial,
+            "key": spec.key,
+        }
         try:
             env = self.env(spec)
             agent = self.agent(spec.agent)
             agent.bind(env)
             if hasattr(agent, "reset"):
-                agent.reset(spec.seed)
+                agent.reset(spec.agent_seed)
             obs, info = env.reset(seed=spec.seed)
             row["task_id"] = info["task_id"]
             reward, done, tool_time = 0.0, False, 0.0
@@ -102,6 +121,7 @@ class EpisodeRunner:
                 tool_calls=traj.n_calls,
                 invalid_calls=traj.n_invalid,
                 env_time_s=tool_time,
+                agent_stats=agent.episode_stats() if hasattr(agent, "episode_stats") else None,
                 error=None,
             )
         except Exception as e:  # one broken episode is a row, not a dead run
@@ -120,8 +140,12 @@ class EpisodeRunner:
             env.close()
 
 
-def run_episodes(specs: Iterable[EpisodeSpec], on_row: Callable[[dict[str, Any]], None]) -> None:
-    runner = EpisodeRunner()
+def run_episodes(
+    specs: Iterable[EpisodeSpec],
+    on_row: Callable[[dict[str, Any]], None],
+    agent_options: dict[str, Any] | None = None,
+) -> None:
+    runner = EpisodeRunner(agent_options)
     try:
         for spec in specs:
             on_row(runner.run(spec))

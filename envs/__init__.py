@@ -2,11 +2,13 @@
 
 from .core import EpisodeState, TaskSet, ToolEnv, Trajectory, Turn
 from .registry import list_envs, register_domain
+from .replay import FailureReplay
 from .sandbox import HttpBackend, LiveBackend, Sandbox, ToolCache
 from .tools import Tool, Toolbox, ToolCall, ToolResult, parse_action, tool
 
 __all__ = [
     "EpisodeState",
+    "FailureReplay",
     "HttpBackend",
     "LiveBackend",
     "Sandbox",

@@ -22,9 +22,9 @@ from typing import Any, ClassVar, Protocol
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from hiergym.rewards.levels import HierarchicalVerifier, Verdict
 
 from hiergym.errors import SandboxError, TaskError, ToolError, did_you_mean
+from hiergym.rewards.levels import HierarchicalVerifier, Verdict
 
 from .sandbox import LiveBackend, Mode, Sandbox
 from .tools import (
@@ -399,7 +399,10 @@ class ToolEnv(gym.Env[str, str]):
         state = self.state
         compute = (lambda: tool.fn(state, **call.arguments)) if tool.fn is not None else None
         try:
-            data = self.sandbox.call(tool, call, compute)
+            if tool.scope is None:
+                data = self.sandbox.call(tool, call, compute)
+            else:  # a task-dependent tool: the task's scope joins the cache key
+                data = self.sandbox.call(tool, call, compute, scope=tool.scope(state))
         except (ToolError, SandboxError) as e:
             return error_result("tool_error", f"{call.name}: {e}", call.name, call.id)
         except Exception as e:  # a tool bug must not kill the agent's episode; it is logged loudly
@@ -420,7 +423,12 @@ class ToolEnv(gym.Env[str, str]):
         )
 
     def _record_messages(self, action: Any, turn: Turn) -> None:
-        text = action if isinstance(action, str) else ""
+        if isinstance(action, str):
+            text = action
+        elif isinstance(action, dict) and isinstance(action.get("content"), str):
+            text = action["content"]  # an OpenAI assistant message
+        else:
+            text = ""
         if not turn.calls:
             self._messages.append({"role": "assistant", "content": text[:2000]})
             self._messages.append({"role": "user", "content": turn.results[0].content})

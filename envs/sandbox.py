@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from hiergym.errors import ReplayMiss, SandboxError, ToolError
 
-from .tools import Tool, ToolCall
+from .tools import Tool, ToolCall, canonical_json
 
 Mode = Literal["replay", "record", "live"]
 MODES: tuple[str, ...] = ("replay", "record", "live")
@@ -372,13 +372,19 @@ class Sandbox:
             self._cache = ToolCache()
         return self._cache
 
-    def key(self, call: ToolCall) -> CacheKey:
-        return CacheKey(self.domain, self.data_version, call.name, call.canonical_arguments())
+    def key(self, call: ToolCall, scope: str = "") -> CacheKey:
+        arguments = call.canonical_arguments()
+        if scope:  # a task-dependent answer: the scope is part of what it depends on
+            arguments = canonical_json({"arguments": call.arguments, "scope": scope})
+        return CacheKey(self.domain, self.data_version, call.name, arguments)
 
-    def call(self, tool: Tool, call: ToolCall, compute: Callable[[], Any] | None) -> Any:
+    def call(
+        self, tool: Tool, call: ToolCall, compute: Callable[[], Any] | None, scope: str = ""
+    ) -> Any:
         """The result of a validated call, from the cache, the local data or the backend.
 
         ``compute`` runs the tool on local data; ``None`` means the tool exists only remotely.
+        ``scope`` (see :attr:`Tool.scope`) keys answers that depend on more than the arguments.
         """
         stats = self.stats
         if tool.cache == "none":
@@ -388,14 +394,14 @@ class Sandbox:
                 )
             stats["computed"] += 1
             return compute()
-        mem_key = (tool.name, call.canonical_arguments())
+        mem_key = (tool.name, scope, call.canonical_arguments())
         persistent = tool.cache == "persistent" or compute is None or self.persist_all
         if self.mode != "live":
             if mem_key in self._memory:
                 stats["memory"] += 1
                 return self._memory[mem_key]
             if persistent:
-                hit = self.cache.get(self.key(call))
+                hit = self.cache.get(self.key(call, scope))
                 if hit is not None:
                     stats["cache"] += 1
                     self._memory[mem_key] = hit
@@ -416,5 +422,34 @@ class Sandbox:
         result = json.loads(json.dumps(result, default=str))
         self._memory[mem_key] = result
         if persistent:
-            self.cache.put(self.key(call), result)
+            self.cache.put(self.key(call, scope), result)
         return result
+
+    def memo(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        compute: Callable[[], Any],
+        scope: str = "",
+    ) -> Any:
+        """A local computation cached like a persistent tool call, under the same key.
+
+        Memory first, then the ToolCache; never a backend, whatever the mode. A verifier uses it to
+        reuse what the agent's identical tool call already paid for (an RTL simulation, say), and
+        the tool's later call reuses the verifier's.
+        """
+        call = ToolCall(name, dict(arguments))
+        mem_key = (name, scope, call.canonical_arguments())
+        if mem_key in self._memory:
+            self.stats["memory"] += 1
+            return self._memory[mem_key]
+        key = self.key(call, scope)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.stats["cache"] += 1
+        else:
+            self.stats["computed"] += 1
+            hit = json.loads(json.dumps(compute(), default=str))
+            self.cache.put(key, hit)
+        self._memory[mem_key] = hit
+        return hit

@@ -160,6 +160,9 @@ class Tool:
     """Calling it ends the episode (``submit``)."""
     cache: Literal["none", "memory", "persistent"] = "memory"
     """How results are reused: per process, in the sandbox's ToolCache table, or never (state)."""
+    scope: Callable[[Any], str] | None = None
+    """For a tool whose answer depends on the episode's task as well as on its arguments: a function
+    of the episode state whose value joins the cache key (a fingerprint of the task, say)."""
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function schema."""
@@ -179,6 +182,7 @@ def tool(
     name: str | None = None,
     terminal: bool = False,
     cache: Literal["none", "memory", "persistent"] = "memory",
+    scope: Callable[[Any], str] | None = None,
 ) -> Any:
     """Make a :class:`Tool` from ``fn(state, **arguments)``; its first parameter is the env state."""
 
@@ -210,6 +214,7 @@ def tool(
             parameters=parameters,
             terminal=terminal,
             cache=cache,
+            scope=scope,
         )
 
     return build(fn) if fn is not None else build

@@ -66,11 +66,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     suite = SUITES[args.suite]
     env_ids = (
-        [resolve_env_id(e) for e in args.envs.split(",")]
+        [resolve_env_id(e.strip()) for e in args.envs.split(",")]
         if args.envs
         else [e.env_id for e in list_envs()]
     )
     difficulties = args.difficulties.split(",") if args.difficulties else suite["difficulties"]
+    agent_options = {"temperature": args.temperature, "max_tokens": args.max_tokens}
     summary = bench(
         env_ids,
         [a.strip() for a in args.agents.split(",") if a.strip()],
@@ -79,13 +80,45 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         split=args.split or suite["split"],
         difficulties=difficulties,
         seed=args.seed,
+        trials=args.trials,
         workers=args.workers,
+        ray_address=args.ray,
         resume=args.resume,
         show_progress=not args.quiet,
+        agent_options=agent_options,
     )
     print_table(summary)
-    print(f"wrote {Path(args.out) / 'episodes.jsonl'} and {Path(args.out) / 'summary.json'}")
+    out = Path(args.out)
+    print(
+        f"wrote {out / 'episodes.jsonl'}, {out / 'summary.json'}, {out / 'report.md'}"
+        + "".join(f", {out / p}" for p in summary["funnel_pngs"].values())
+    )
     return 1 if any(g["errors"] for g in summary["groups"]) and args.strict else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from hiergym.benchmarks.report import print_table, write_outputs
+    from hiergym.benchmarks.runner import read_rows
+
+    dirs = [Path(d) for d in args.dirs]
+    rows = []
+    for d in dirs:
+        found = read_rows(d / "episodes.jsonl")
+        if not found:
+            print(f"hiergym: no episodes in {d / 'episodes.jsonl'}", file=sys.stderr)
+            return 2
+        for r in found:
+            if len(dirs) > 1:  # comparing runs: the same agent in two runs is two entries
+                r = {**r, "agent": f"{r['agent']} ({d.name})"}
+            rows.append(r)
+    out = (
+        Path(args.out) if args.out else dirs[0] if len(dirs) == 1 else dirs[0].parent / "comparison"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    summary = write_outputs(rows, out, {"runs": [str(d) for d in dirs]})
+    print_table(summary)
+    print(f"wrote {out / 'summary.json'} and {out / 'report.md'}")
+    return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -137,7 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--split", default=None)
     b.add_argument("--difficulties", default=None, help="comma-separated, default easy,medium,hard")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--workers", type=int, default=1)
+    b.add_argument("--trials", type=int, default=1, help="runs per task, for pass@k and pass^k")
+    b.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    b.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run episodes as Ray tasks (a local cluster without ADDRESS)",
+    )
+    b.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature of LLM agents"
+    )
+    b.add_argument(
+        "--max-tokens", type=int, default=1024, help="completion budget per step of LLM agents"
+    )
     b.add_argument(
         "--resume", action="store_true", help="keep finished episodes of an existing episodes.jsonl"
     )
@@ -145,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true")
     b.add_argument("--strict", action="store_true", help="exit 1 if any episode errored")
     b.set_defaults(fn=_cmd_bench)
+
+    r = sub.add_parser("report", help="rebuild or compare reports from bench output folders")
+    r.add_argument("dirs", nargs="+", help="bench output folders (with episodes.jsonl)")
+    r.add_argument(
+        "--out",
+        default=None,
+        help="where to write (default: the folder itself, or DIR/../comparison)",
+    )
+    r.set_defaults(fn=_cmd_report)
 
     d = sub.add_parser("data", help="sandbox data")
     dsub = d.add_subparsers(dest="data_command", required=True)

@@ -35,16 +35,18 @@ def test_bench_writes_episodes_and_summary_with_oracle_at_one(tmp_path, capsys):
     assert all(r["verdict"]["levels"] for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     by_agent = {g["agent"]: g for g in summary["groups"]}
-    assert by_agent["oracle"]["reward_mean"] == 1.0 and by_agent["oracle"]["success_rate"] == 1.0
-    assert by_agent["random"]["reward_mean"] < 0.5
-    assert set(by_agent["oracle"]["level_pass_rates"]) == {
+    assert (
+        by_agent["oracle"]["reward"]["mean"] == 1.0 and by_agent["oracle"]["success"]["mean"] == 1.0
+    )
+    assert by_agent["random"]["reward"]["mean"] < 0.5
+    assert set(by_agent["oracle"]["level_pass"]) == {
         "format",
         "product",
         "process",
         "response",
     }
-    lo, hi = by_agent["random"]["reward_ci95"]
-    assert lo <= by_agent["random"]["reward_mean"] <= hi
+    lo, hi = by_agent["random"]["reward"]["ci95"]
+    assert lo <= by_agent["random"]["reward"]["mean"] <= hi
     assert "reward (95% CI)" in capsys.readouterr().out
 
 

@@ -11,7 +11,9 @@ import hiergym.benchmarks.perf as perf
 
 
 def main(argv: list[str]) -> int:
-    available = sorted(m.name for m in pkgutil.iter_modules(perf.__path__) if not m.name.startswith("_"))
+    available = sorted(
+        m.name for m in pkgutil.iter_modules(perf.__path__) if not m.name.startswith("_")
+    )
     wanted = available if not argv or argv == ["all"] else argv
     unknown = [w for w in wanted if w not in available]
     if unknown:

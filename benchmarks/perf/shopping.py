@@ -30,10 +30,16 @@ def run() -> dict[str, float]:
 
     figures: dict[str, float] = {}
     # The tool function on distinct products (no cache), through the sandbox (cached), through step().
-    figures["view_product_calls_per_s_uncached"] = rate(lambda: view_product.fn(state, product_id=next(ids)))
+    figures["view_product_calls_per_s_uncached"] = rate(
+        lambda: view_product.fn(state, product_id=next(ids))
+    )
     tool = base.toolbox["view_product"]
     cached_call = ToolCall("view_product", {"product_id": next(ids)})
-    figures["view_product_calls_per_s_cached"] = rate(lambda: base.sandbox.call(tool, cached_call, lambda: tool.fn(state, **cached_call.arguments)))
+    figures["view_product_calls_per_s_cached"] = rate(
+        lambda: base.sandbox.call(
+            tool, cached_call, lambda: tool.fn(state, **cached_call.arguments)
+        )
+    )
     base.reset(seed=0, options={"max_turns": 10**9})
     action = ToolCall("view_product", {"product_id": cached_call.arguments["product_id"]})
     figures["view_product_env_steps_per_s"] = rate(lambda: base.step(action))

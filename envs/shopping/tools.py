@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 from hiergym.envs.tools import Toolbox, tool
-
 from hiergym.errors import ToolError, did_you_mean
 
 PAGE_SIZE = 10

@@ -6,8 +6,8 @@ import json
 
 import gymnasium as gym
 import pytest
-from hiergym.envs.tools import ToolCall
 
+from hiergym.envs.tools import ToolCall
 from hiergym.testing import oracle_actions, play
 
 

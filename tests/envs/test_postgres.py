@@ -75,8 +75,8 @@ def postgres_url():
 
 def test_tool_cache_on_postgres_via_env_var(postgres_url, monkeypatch):
     import gymnasium as gym
-    from hiergym.envs.sandbox import Sandbox, ToolCache
 
+    from hiergym.envs.sandbox import Sandbox, ToolCache
     from hiergym.testing import oracle_actions, play
 
     monkeypatch.setenv("HIERGYM_DB_URL", postgres_url)

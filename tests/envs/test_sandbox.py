@@ -7,9 +7,9 @@ import sys
 
 import httpx
 import pytest
+
 from hiergym.envs.sandbox import HttpBackend, Sandbox, ToolCache, build_database, sources_hash
 from hiergym.envs.tools import Tool, Toolbox, ToolCall, tool
-
 from hiergym.errors import ReplayMiss, SandboxError
 
 

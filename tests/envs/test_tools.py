@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hiergym.envs.tools import (
     MAX_ACTION_CHARS,
     ActionParseError,
@@ -12,7 +13,6 @@ from hiergym.envs.tools import (
     tool,
     validate_arguments,
 )
-
 from hiergym.errors import ToolError
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from hiergym.rewards.levels import Finding, HierarchicalVerifier, Level, SkipLevel
 
 from hiergym.errors import VerifierError
+from hiergym.rewards.levels import Finding, HierarchicalVerifier, Level, SkipLevel
 
 
 class Const(Level):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
-from hiergym.rewards import HierarchicalReward, ProcessReward
 
+from hiergym.rewards import HierarchicalReward, ProcessReward
 from hiergym.testing import oracle_actions, play
 
 

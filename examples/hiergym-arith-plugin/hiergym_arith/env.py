@@ -10,7 +10,6 @@ from hiergym.envs.core import TaskSet, ToolEnv
 from hiergym.envs.sandbox import Sandbox
 from hiergym.envs.tools import Toolbox, ToolCall, tool
 from hiergym.rewards.levels import Finding, HierarchicalVerifier, Level, SkipLevel
-
 from hiergym.testing import Mutant
 
 

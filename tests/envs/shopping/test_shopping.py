@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import gymnasium as gym
 import pytest
+
 from hiergym.envs.shopping import data
 from hiergym.envs.shopping.oracle import recommendation
 from hiergym.envs.shopping.tasks import ShoppingTask, load_tasks
 from hiergym.envs.shopping.tools import fts_query, search, view_product
 from hiergym.envs.shopping.verifier import product_match
-
 from hiergym.testing import oracle_actions, play
 
 

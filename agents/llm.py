@@ -1,0 +1,209 @@
+"""LLM agents: the chat comes from ``info["messages"]`` and ``info["tools"]``; a backend answers.
+
+Backends implement ``complete(messages, tools, *, seed, temperature, max_tokens) -> Completion``
+(and optionally ``complete_batch``). ``tools=None`` means the prompt carries the tool schemas and the
+model answers with ``<tool_call>{...}</tool_call>`` blocks (the fallback for servers without native
+tool calling).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hiergym.errors import HiergymError
+
+
+class LLMError(HiergymError):
+    """A backend could not produce a completion (after its retries)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tool_calls: list[dict[str, Any]] | None = None  # OpenAI format
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Backend(Protocol):
+    name: str
+    native_tools: bool
+
+    def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        *,
+        seed: int | None,
+        temperature: float,
+        max_tokens: int,
+    ) -> Completion: ...
+
+
+TOOL_PROMPT = (
+    "You can call these tools. Each is described by an OpenAI function schema:\n{schemas}\n\n"
+    "To call a tool, reply with one or more blocks exactly like\n"
+    '<tool_call>{{"name": "<tool name>", "arguments": {{...}}}}</tool_call>\n'
+    "and nothing else."
+)
+
+
+def prompt_based_messages(
+    messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The chat for a model without native tools: schemas in the system prompt, calls and results as
+    ``<tool_call>`` / ``<tool_response>`` text (the Hermes convention)."""
+    schemas = "\n".join(json.dumps(t["function"]) for t in tools)
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m["role"]
+        if role == "system":
+            out.append(
+                {
+                    "role": "system",
+                    "content": f"{m['content']}\n\n{TOOL_PROMPT.format(schemas=schemas)}",
+                }
+            )
+        elif role == "assistant" and m.get("tool_calls"):
+            blocks = "\n".join(
+                f'<tool_call>{{"name": {json.dumps(c["function"]["name"])}, "arguments": {c["function"]["arguments"]}}}</tool_call>'
+                for c in m["tool_calls"]
+            )
+            out.append({"role": "assistant", "content": blocks})
+        elif role == "tool":
+            text = f"<tool_response>\n{m['content']}\n</tool_response>"
+            if (
+                out
+                and out[-1]["role"] == "user"
+                and out[-1]["content"].startswith("<tool_response>")
+            ):
+                out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + text}
+            else:
+                out.append({"role": "user", "content": text})
+        else:
+            out.append({"role": role, "content": m.get("content") or ""})
+    if not any(m["role"] == "system" for m in out):
+        out.insert(0, {"role": "system", "content": TOOL_PROMPT.format(schemas=schemas)})
+    return out
+
+
+@dataclass
+class EpisodeUsage:
+    """What the harness records per episode: tokens, requests, and the sampling settings used."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+    seed: int | None = None
+    temperature: float = 0.0
+    model: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "requests": self.requests,
+            "seed": self.seed,
+            "temperature": self.temperature,
+            "model": self.model,
+        }
+
+
+class LLMAgent:
+    """An agent that asks a backend for the next assistant message.
+
+    Args:
+        backend: an ``OpenAICompatible`` or ``Transformers`` backend (anything with ``complete``).
+        temperature: sampling temperature, passed to the backend and recorded.
+        seed: a fixed sampling seed; ``None`` uses the episode seed the harness passes to ``reset``.
+        max_tokens: completion budget per step.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        max_tokens: int = 1024,
+        name: str | None = None,
+    ):
+        self.backend = backend
+        self.temperature = temperature
+        self.fixed_seed = seed
+        self.max_tokens = max_tokens
+        self.name = name or f"llm:{getattr(backend, 'name', type(backend).__name__)}"
+        self.usage = EpisodeUsage(
+            seed=seed, temperature=temperature, model=getattr(backend, "name", "")
+        )
+
+    def bind(self, env: Any) -> None:
+        pass
+
+    def reset(self, seed: int) -> None:
+        self.usage = EpisodeUsage(
+            seed=self.fixed_seed if self.fixed_seed is not None else seed,
+            temperature=self.temperature,
+            model=getattr(self.backend, "name", ""),
+        )
+
+    def request(
+        self, info: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        """The messages and tools to send, native or prompt-based by the backend's capability."""
+        if getattr(self.backend, "native_tools", True):
+            return list(info["messages"]), info["tools"]
+        return prompt_based_messages(info["messages"], info["tools"]), None
+
+    def act(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
+        messages, tools = self.request(info)
+        completion = self.backend.complete(
+            messages,
+            tools,
+            seed=self.usage.seed,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+        )
+        return self._record(completion)
+
+    def act_batch(self, infos: Sequence[dict[str, Any]]) -> list[str | dict[str, Any]]:
+        """One step of several episodes in one backend call (batched generation where supported)."""
+        requests = [self.request(info) for info in infos]
+        if hasattr(self.backend, "complete_batch"):
+            completions = self.backend.complete_batch(
+                requests,
+                seed=self.usage.seed,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+            )
+        else:
+            completions = [
+                self.backend.complete(
+                    m,
+                    t,
+                    seed=self.usage.seed,
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                )
+                for m, t in requests
+            ]
+        return [self._record(c) for c in completions]
+
+    def _record(self, completion: Completion) -> str | dict[str, Any]:
+        self.usage.prompt_tokens += completion.prompt_tokens
+        self.usage.completion_tokens += completion.completion_tokens
+        self.usage.requests += 1
+        if completion.tool_calls:
+            return {
+                "role": "assistant",
+                "content": completion.text,
+                "tool_calls": completion.tool_calls,
+            }
+        return completion.text
+
+    def episode_stats(self) -> dict[str, Any]:
+        return self.usage.to_dict()

@@ -1,0 +1,54 @@
+"""Funnel PNGs: per env, the share of episodes that cleared each verifier level, one bar per agent."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+
+def _slug(env_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", env_id).strip("_")
+
+
+def funnel_pngs(summary: dict[str, Any], out: Path) -> dict[str, str]:
+    """Write ``funnel_<env>.png`` per env; returns env id -> file name (empty without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    written: dict[str, str] = {}
+    for env_id in sorted({g["env_id"] for g in summary["groups"]}):
+        groups = [g for g in summary["groups"] if g["env_id"] == env_id and g["funnel"]]
+        if not groups:
+            continue
+        levels = list(groups[0]["funnel"])
+        width = 0.8 / len(groups)
+        fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(levels), 3.6))
+        for i, g in enumerate(groups):
+            means = [g["funnel"][n]["mean"] for n in levels]
+            lo = [m - g["funnel"][n]["ci95"][0] for m, n in zip(means, levels, strict=True)]
+            hi = [g["funnel"][n]["ci95"][1] - m for m, n in zip(means, levels, strict=True)]
+            xs = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(levels))]
+            ax.bar(
+                xs,
+                means,
+                width,
+                yerr=[lo, hi],
+                capsize=3,
+                label=f"{g['agent']} (n={g['reward']['n']})",
+            )
+        ax.set_xticks(range(len(levels)), levels)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("cleared this level and all before")
+        ax.set_title(f"{env_id}: verifier funnel (95% CI)")
+        ax.legend(fontsize=8, loc="upper right")
+        fig.tight_layout()
+        name = f"funnel_{_slug(env_id)}.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written[env_id] = name
+    return written
