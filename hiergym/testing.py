@@ -121,8 +121,9 @@ def check_mutants(env_id: str, seeds: Sequence[int] = (0, 1), **kwargs: Any) -> 
     for seed in seeds:
         base.reset(seed=seed)
         calls = oracle_actions(env)
+        seed_task = base.task  # each mutant starts from this task, not the one a mutant played
         for m in mutants:
-            task, actions = m.apply(base.task, list(calls), base.sandbox.db)
+            task, actions = m.apply(seed_task, list(calls), base.sandbox.db)
             out = play(
                 env, actions, seed=seed, options={"task": task, "max_turns": max(1, len(actions))}
             )

@@ -1,0 +1,206 @@
+"""The itinerary an agent submits: its JSON shape, a strict parser, and the trip's cost.
+
+```
+{"days": [{"day": 1, "date": "2024-03-04",
+           "activities": [
+             {"type": "transfer", "mode": "taxi", "from": "CENTER-BOS", "to": "AIRPORT-BOS",
+              "start": "07:00", "end": "07:40", "cost": 52.1},
+             {"type": "flight", "number": "HA1234", "from": "Boston", "to": "Chicago",
+              "start": "09:05", "end": "11:40", "cost": 180.0},
+             {"type": "meal", "meal": "dinner", "place": "R-ORD-012", "start": "19:00",
+              "end": "20:00", "cost": 25.0},
+             {"type": "attraction", "place": "A-ORD-003", "start": ..., "end": ..., "cost": 12.0}],
+           "accommodation": {"place": "H-ORD-007", "cost": 120.0}},
+          ...],
+ "total_cost": 1234.5}
+```
+
+``cost`` is always the unit price a tool quoted: per person for flights, trains, meals and tickets,
+per vehicle for taxis and cars, per room and night for accommodation. The trip's cost multiplies
+them as TravelPlanner does: by the number of people, by taxis (4 seats) or cars (5 seats), and by
+rooms (people / maximum occupancy, rounded up).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import parse_date, parse_hhmm
+from .geo import MODES, vehicles
+
+ACTIVITY_TYPES = ("flight", "train", "transfer", "meal", "attraction")
+MEALS = ("breakfast", "lunch", "dinner")
+MAX_DAYS = 14
+MAX_ACTIVITIES = 40
+MAX_COST = 1e7
+
+
+@dataclass(frozen=True)
+class Activity:
+    type: str
+    start: int
+    end: int
+    cost: float
+    place: str = ""  # meal, attraction
+    number: str = ""  # flight, train
+    origin: str = ""  # a city (flight, train) or a place id (transfer)
+    destination: str = ""
+    mode: str = ""  # transfer
+    meal: str = ""
+
+    @property
+    def is_ride(self) -> bool:
+        return self.type in ("flight", "train")
+
+
+@dataclass(frozen=True)
+class Stay:
+    place: str
+    cost: float
+
+
+@dataclass(frozen=True)
+class Day:
+    day: int
+    date: str
+    activities: tuple[Activity, ...]
+    accommodation: Stay | None
+
+
+@dataclass(frozen=True)
+class Itinerary:
+    days: tuple[Day, ...]
+    total_cost: float
+
+
+class _Errors(list):
+    def need(self, ok: bool, message: str) -> bool:
+        if not ok:
+            self.append(message)
+        return ok
+
+
+def _cost(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and 0 <= value <= MAX_COST else None
+
+
+def _text(value: Any, limit: int = 80) -> str | None:
+    return value.strip() if isinstance(value, str) and 0 < len(value.strip()) <= limit else None
+
+
+def _activity(raw: Any, path: str, errors: _Errors) -> Activity | None:
+    if not errors.need(isinstance(raw, dict), f"{path} must be an object"):
+        return None
+    kind = raw.get("type")
+    if not errors.need(
+        kind in ACTIVITY_TYPES,
+        f"{path}.type must be one of {list(ACTIVITY_TYPES)}, got {str(kind)[:40]!r}",
+    ):
+        return None
+    start, end, cost = (
+        parse_hhmm(raw.get("start")),
+        parse_hhmm(raw.get("end")),
+        _cost(raw.get("cost")),
+    )
+    ok = errors.need(start is not None, f"{path}.start must be HH:MM")
+    ok &= errors.need(end is not None, f"{path}.end must be HH:MM")
+    ok &= errors.need(cost is not None, f"{path}.cost must be a number between 0 and {MAX_COST:g}")
+    fields: dict[str, str] = {}
+    if kind in ("flight", "train", "transfer"):
+        for key, name in (("from", "origin"), ("to", "destination")):
+            value = _text(raw.get(key))
+            ok &= errors.need(value is not None, f"{path}.{key} must be a non-empty string")
+            fields[name] = value or ""
+    if kind in ("flight", "train"):
+        number = _text(raw.get("number"), 16)
+        ok &= errors.need(number is not None, f"{path}.number must be the {kind} number")
+        fields["number"] = (number or "").upper()
+    if kind == "transfer":
+        mode = raw.get("mode")
+        ok &= errors.need(mode in MODES, f"{path}.mode must be one of {list(MODES)}")
+        fields["mode"] = mode if mode in MODES else ""
+        fields["origin"] = fields["origin"].upper()
+        fields["destination"] = fields["destination"].upper()
+    if kind in ("meal", "attraction"):
+        place = _text(raw.get("place"), 24)
+        ok &= errors.need(place is not None, f"{path}.place must be a place id")
+        fields["place"] = (place or "").upper()
+    if kind == "meal":
+        meal = raw.get("meal")
+        ok &= errors.need(meal in MEALS, f"{path}.meal must be one of {list(MEALS)}")
+        fields["meal"] = meal if meal in MEALS else ""
+    if not ok:
+        return None
+    return Activity(kind, start, end, cost, **fields)  # type: ignore[arg-type]
+
+
+def parse_itinerary(raw: Any) -> tuple[Itinerary | None, list[str]]:
+    """The itinerary in ``raw``, or None and every schema error found (each names its path)."""
+    errors = _Errors()
+    if not isinstance(raw, dict):
+        return None, ["the itinerary must be a JSON object with 'days' and 'total_cost'"]
+    days_raw = raw.get("days")
+    if not isinstance(days_raw, list) or not 1 <= len(days_raw) <= MAX_DAYS:
+        errors.append(f"days must be a list of 1 to {MAX_DAYS} day objects")
+        days_raw = []
+    total = _cost(raw.get("total_cost"))
+    errors.need(total is not None, "total_cost must be a number (USD, the whole group)")
+    days: list[Day] = []
+    for i, d in enumerate(days_raw):
+        path = f"days[{i}]"
+        if not errors.need(isinstance(d, dict), f"{path} must be an object"):
+            continue
+        number = d.get("day")
+        ok = errors.need(
+            isinstance(number, int) and not isinstance(number, bool),
+            f"{path}.day must be an integer",
+        )
+        date = parse_date(d.get("date"))
+        ok &= errors.need(date is not None, f"{path}.date must be YYYY-MM-DD")
+        acts_raw = d.get("activities")
+        if not errors.need(
+            isinstance(acts_raw, list) and len(acts_raw) <= MAX_ACTIVITIES,
+            f"{path}.activities must be a list of at most {MAX_ACTIVITIES} activities",
+        ):
+            continue
+        acts = [_activity(a, f"{path}.activities[{j}]", errors) for j, a in enumerate(acts_raw)]
+        stay = None
+        acc = d.get("accommodation")
+        if acc is not None:
+            place = _text(acc.get("place"), 24) if isinstance(acc, dict) else None
+            cost = _cost(acc.get("cost")) if isinstance(acc, dict) else None
+            ok &= errors.need(
+                place is not None and cost is not None,
+                f'{path}.accommodation must be null or {{"place": id, "cost": nightly price}}',
+            )
+            if place is not None and cost is not None:
+                stay = Stay(place.upper(), cost)
+        if ok and all(a is not None for a in acts):
+            days.append(Day(number, date, tuple(acts), stay))  # type: ignore[arg-type]
+    if errors:
+        return None, list(errors)
+    return Itinerary(tuple(days), total), []  # type: ignore[arg-type]
+
+
+def unit_multiplier(activity: Activity, people: int) -> int:
+    """How many of ``activity``'s unit price the group pays."""
+    if activity.type == "transfer":
+        return vehicles(activity.mode, people)
+    return people
+
+
+def trip_cost(itinerary: Itinerary, people: int, occupancy: dict[str, int]) -> float:
+    """The group's total: unit prices times people, vehicles or rooms (``occupancy``: hotel -> max)."""
+    total = 0.0
+    for day in itinerary.days:
+        for a in day.activities:
+            total += a.cost * unit_multiplier(a, people)
+        if day.accommodation is not None:
+            occ = occupancy.get(day.accommodation.place, 1) or 1
+            total += day.accommodation.cost * math.ceil(people / occ)
+    return round(total, 2)

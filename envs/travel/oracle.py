@@ -1,0 +1,442 @@
+"""Travel oracle: a constraint-satisfying planner whose every fact comes through the tools.
+
+It fixes the city route (nearest-neighbour from the origin through the region), splits the nights
+evenly, then builds two candidate trips and keeps the cheaper one that satisfies every constraint:
+
+* public — per intercity leg the cheapest flight or train with enough seats that fits the day,
+  taxis (or a walk under 25 minutes) between places;
+* car — every intercity leg driven in the group's own car(s), driving or walking locally.
+
+Per city it takes the cheapest hotel that satisfies room type, house rule, minimum nights and the
+rating preference (price x rooms), and schedules each full day greedily: breakfast, attraction(s),
+lunch, attraction(s), dinner, back to the hotel — each the cheapest option (meal or ticket x people
+plus the ride) that fits opening hours and the meal windows, preferring a required cuisine not yet
+eaten. Every search and distance it relies on is a recorded tool call, so its plan is grounded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hiergym.envs.tools import ToolCall
+
+from .clock import add_days, hhmm
+from .geo import vehicles
+from .itinerary import parse_itinerary, trip_cost
+from .rules import house_rule_ok, house_rules_of, room_type_ok
+from .tasks import CITIES_FOR_DAYS, TravelTask
+from .tools import (
+    MAX_DISTANCE_PAIRS,
+    get_distance,
+    search_attractions,
+    search_flights,
+    search_hotels,
+    search_restaurants,
+    search_trains,
+)
+from .world import world_of
+
+DAY_START = 8 * 60
+TRAVEL_DAY_START = 6 * 60
+LAST_MINUTE = 23 * 60 + 59
+CAR_DEPARTURE = 9 * 60
+WALK_LIMIT_MIN = 25
+BOARDING = {"flight": 45, "train": 15}
+DEPLANING = {"flight": 15, "train": 5}
+MEAL_WINDOWS = {  # earliest start, latest start, minutes at the table
+    "breakfast": (7 * 60, 10 * 60, 30),
+    "lunch": (11 * 60 + 30, 14 * 60 + 30, 45),
+    "dinner": (17 * 60 + 30, 21 * 60 + 30, 60),
+}
+MAX_HOTEL_PAGES = 5
+
+
+@dataclass
+class Plan:
+    calls: list[ToolCall]
+    itinerary: dict[str, Any]
+    cost: float
+    mode: str
+
+
+@dataclass
+class _Day:
+    acts: list[dict[str, Any]] = field(default_factory=list)
+    loc: str = ""
+    t: int = 0
+
+
+class _Planner:
+    def __init__(self, state: Any, task: TravelTask, mode: str):
+        self.state, self.task, self.mode = state, task, mode
+        self.world = world_of(state.db)
+        self.calls: list[ToolCall] = []
+        self._seen: set[tuple[str, str]] = set()
+        self.used: set[str] = set()
+        self.cuisines_left = set(task.cuisines)
+
+    # ---- tools -----------------------------------------------------------------------------
+
+    def call(self, tool: Any, **arguments: Any) -> Any:
+        call = ToolCall(tool.name, arguments)
+        key = (call.name, call.canonical_arguments())
+        if key not in self._seen:
+            self._seen.add(key)
+            self.calls.append(call)
+        return tool.fn(self.state, **arguments)
+
+    def pages(self, tool: Any, limit: int, **arguments: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for page in range(1, limit + 1):
+            found = self.call(tool, **arguments, page=page)
+            out += found["results"]
+            if page * 10 >= found["total"]:
+                break
+        return out
+
+    # ---- route -----------------------------------------------------------------------------
+
+    def route(self) -> list[str]:
+        task, world = self.task, self.world
+        if not task.is_region:
+            return [task.destination]
+        left = [c for c in world.regions[task.destination] if c != task.origin]
+        here, route = world.cities[task.origin], []
+        for _ in range(CITIES_FOR_DAYS.get(task.days, task.visiting_city_number)):
+            if not left:
+                break
+            nxt = min(
+                left,
+                key=lambda c: (
+                    (world.cities[c].lat - here.lat) ** 2 + (world.cities[c].lon - here.lon) ** 2,
+                    c,
+                ),
+            )
+            route.append(nxt)
+            left.remove(nxt)
+            here = world.cities[nxt]
+        return route
+
+    # ---- choices ---------------------------------------------------------------------------
+
+    def hotel(self, city: str, nights: int) -> dict[str, Any] | None:
+        task = self.task
+        room = {"entire room": "Entire home/apt", "private room": "Private room"}.get(
+            task.room_type or ""
+        )
+        if task.room_type == "shared room":
+            room = "Shared room"
+        args: dict[str, Any] = {"city": city, "sort": "price"}
+        if room:
+            args["room_type"] = room
+        if task.min_hotel_rating:
+            args["min_rating"] = task.min_hotel_rating
+        best, best_cost = None, math.inf
+        for page in range(1, MAX_HOTEL_PAGES + 1):
+            found = self.call(search_hotels, **args, page=page)
+            for h in found["results"]:
+                if h["price"] >= best_cost:
+                    return best  # sorted by price: nothing later beats one room at best_cost
+                rules = house_rules_of(h["house_rules"])
+                if (
+                    h["minimum_nights"] <= nights
+                    and room_type_ok(task.room_type, h["room_type"])
+                    and house_rule_ok(task.house_rule, rules)
+                ):
+                    cost = h["price"] * math.ceil(task.people / h["max_occupancy"])
+                    if cost < best_cost:
+                        best, best_cost = h, cost
+            if page * 10 >= found["total"]:
+                break
+        return best
+
+    def local(self, a: str, b: str) -> Any:
+        """The leg the planner takes between two places: a short walk, else taxi (or own car)."""
+        walk = self.world.leg("walk", a, b)
+        if walk is not None and walk.minutes <= WALK_LIMIT_MIN:
+            return walk
+        return self.world.leg("drive" if self.mode == "car" else "taxi", a, b)
+
+    def move(self, day: _Day, to: str, start: int | None = None) -> bool:
+        if day.loc == to:
+            return True
+        leg = self.local(day.loc, to)
+        if leg is None:
+            return False
+        begin = day.t if start is None else start
+        day.acts.append(
+            {
+                "type": "transfer",
+                "mode": leg.mode,
+                "from": day.loc,
+                "to": to,
+                "start": hhmm(begin),
+                "end": hhmm(begin + leg.minutes),
+                "cost": leg.cost,
+            }
+        )
+        day.loc, day.t = to, begin + leg.minutes
+        return day.t <= LAST_MINUTE
+
+    # ---- travel days -----------------------------------------------------------------------
+
+    def rides(self, a: str, b: str, date: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kinds = []
+        if self.task.transport != "no flight":
+            kinds.append(("flight", search_flights))
+        if self.world.hub("station", a) and self.world.hub("station", b):
+            kinds.append(("train", search_trains))
+        for kind, tool in kinds:
+            for r in self.pages(tool, 3, origin=a, destination=b, date=date):
+                out.append({**r, "kind": kind})
+        return sorted(out, key=lambda r: (r["price"], r["depart"], r["number"]))
+
+    def travel(self, day: _Day, a: str, b: str, date: str, target: str | None) -> bool:
+        """Get from city ``a`` to ``b`` (and to ``target``, the night's hotel, if any)."""
+        if self.mode == "car":
+            end = target or self.world.hub("center", b)
+            leg = self.world.leg("drive", day.loc, end)
+            if leg is None:
+                return False
+            day.t = CAR_DEPARTURE
+            day.acts.append(
+                {
+                    "type": "transfer",
+                    "mode": "drive",
+                    "from": day.loc,
+                    "to": end,
+                    "start": hhmm(day.t),
+                    "end": hhmm(day.t + leg.minutes),
+                    "cost": leg.cost,
+                }
+            )
+            day.loc, day.t = end, day.t + leg.minutes
+            return day.t <= LAST_MINUTE
+        for ride in self.rides(a, b, date):
+            if ride["seats"] < self.task.people:
+                continue
+            kind = ride["kind"]
+            hub_a = self.world.hub("airport" if kind == "flight" else "station", a)
+            hub_b = self.world.hub("airport" if kind == "flight" else "station", b)
+            dep = _minutes(ride["depart"])
+            arr = _minutes(ride["arrive"])
+            trial = _Day(list(day.acts), day.loc, day.t)
+            to_hub = self.local(trial.loc, hub_a) if trial.loc != hub_a else None
+            leave = dep - BOARDING[kind] - (to_hub.minutes if to_hub else 0)
+            if leave < TRAVEL_DAY_START or not self.move(trial, hub_a, leave):
+                continue
+            trial.acts.append(
+                {
+                    "type": kind,
+                    "number": ride["number"],
+                    "from": a,
+                    "to": b,
+                    "start": ride["depart"],
+                    "end": ride["arrive"],
+                    "cost": ride["price"],
+                }
+            )
+            trial.loc, trial.t = hub_b, arr + DEPLANING[kind]
+            if target is not None and not self.move(trial, target):
+                continue
+            day.acts, day.loc, day.t = trial.acts, trial.loc, trial.t
+            return True
+        return False
+
+    # ---- full days -------------------------------------------------------------------------
+
+    def candidates(self, city: str) -> tuple[list[dict], list[dict]]:
+        task = self.task
+        args: dict[str, Any] = {"city": city, "sort": "cost"}
+        if task.min_restaurant_rating:
+            args["min_rating"] = task.min_restaurant_rating
+        restaurants = {r["id"]: r for r in self.pages(search_restaurants, 2, **args)}
+        for c in sorted(self.cuisines_left):
+            for r in self.pages(search_restaurants, 1, **args, cuisine=c):
+                restaurants.setdefault(r["id"], r)
+        attractions = self.pages(search_attractions, 2, city=city, sort="price")
+        return list(restaurants.values()), attractions
+
+    def visit(self, day: _Day, options: list[dict], kind: str, until: int) -> bool:
+        """Append the cheapest feasible visit of ``kind`` (a meal name or "attraction")."""
+        people = self.task.people
+        scored = []
+        for o in options:
+            if o["id"] in self.used:
+                continue
+            leg = self.local(day.loc, o["id"]) if day.loc != o["id"] else None
+            if day.loc != o["id"] and leg is None:
+                continue
+            ride = leg.cost * vehicles(leg.mode, people) if leg else 0.0
+            price = o["cost"] if kind != "attraction" else o["price"]
+            wanted = kind != "attraction" and bool(
+                self.cuisines_left & set(o["cuisines"].split(", "))
+            )
+            scored.append((not wanted, price * people + ride, o["id"], o))
+        for _, _, _, o in sorted(scored, key=lambda s: s[:3]):
+            trial = _Day(list(day.acts), day.loc, day.t)
+            if not self.move(trial, o["id"]):
+                continue
+            open_, close = _minutes(o["open"]), _minutes(o["close"])
+            if kind == "attraction":
+                start, length, latest = max(trial.t, open_), o["duration"], until
+            else:
+                lo, hi, length = MEAL_WINDOWS[kind]
+                start, latest = max(trial.t, lo, open_), until
+                if start > hi:
+                    continue
+            end = start + length
+            if end > close or end > latest:
+                continue
+            act: dict[str, Any] = (
+                {"type": "meal", "meal": kind} if kind != "attraction" else {"type": "attraction"}
+            )
+            act.update(
+                place=o["id"],
+                start=hhmm(start),
+                end=hhmm(end),
+                cost=o["cost"] if kind != "attraction" else o["price"],
+            )
+            trial.acts.append(act)
+            trial.t = end
+            day.acts, day.loc, day.t = trial.acts, trial.loc, trial.t
+            self.used.add(o["id"])
+            if kind != "attraction":
+                self.cuisines_left -= set(o["cuisines"].split(", "))
+            return True
+        return False
+
+    def full_day(self, day: _Day, city: str, hotel: str) -> bool:
+        restaurants, attractions = self.candidates(city)
+        n = self.task.attractions_per_day
+        morning, afternoon = (n + 1) // 2, n // 2
+        day.t = DAY_START
+        steps = [("breakfast", 10 * 60 + 30)]
+        steps += [("attraction", 14 * 60)] * morning
+        steps += [("lunch", 15 * 60 + 30)]
+        steps += [("attraction", 20 * 60)] * afternoon
+        steps += [("dinner", 22 * 60 + 30)]
+        for kind, until in steps:
+            options = attractions if kind == "attraction" else restaurants
+            if not self.visit(day, options, kind, until):
+                return False
+        return self.move(day, hotel)
+
+    # ---- the whole trip --------------------------------------------------------------------
+
+    def run(self) -> Plan | None:
+        task, world = self.task, self.world
+        route = self.route()
+        if len(route) != task.visiting_city_number:
+            return None
+        nights = task.days - 1
+        per_city = [nights // len(route) + (i < nights % len(route)) for i in range(len(route))]
+        if min(per_city) < 1:
+            return None
+        night_city: list[str] = []
+        hotels: list[dict[str, Any]] = []
+        for city, n in zip(route, per_city, strict=True):
+            h = self.hotel(city, n)
+            if h is None:
+                return None
+            night_city += [city] * n
+            hotels += [h] * n
+        days = []
+        loc = world.hub("center", task.origin)
+        assert loc is not None
+        for d in range(task.days):
+            date = add_days(task.start_date, d)
+            here = night_city[d - 1] if d > 0 else task.origin
+            there = night_city[d] if d < nights else task.origin
+            target = hotels[d]["id"] if d < nights else None
+            day = _Day([], loc, DAY_START)
+            if here != there:
+                ok = self.travel(day, here, there, date, target)
+            else:
+                ok = self.full_day(day, here, hotels[d]["id"])
+            if not ok:
+                return None
+            self.distances(day.acts)
+            loc = day.loc
+            days.append(
+                {
+                    "day": d + 1,
+                    "date": date,
+                    "activities": day.acts,
+                    "accommodation": (
+                        {"place": hotels[d]["id"], "cost": hotels[d]["price"]}
+                        if d < nights
+                        else None
+                    ),
+                }
+            )
+        if self.cuisines_left:
+            return None
+        itinerary, errors = parse_itinerary({"days": days, "total_cost": 0.0})
+        assert itinerary is not None, errors
+        occupancy = {h["id"]: h["max_occupancy"] for h in hotels}
+        cost = trip_cost(itinerary, task.people, occupancy)
+        document = {"days": days, "total_cost": cost}
+        calls = [*self.calls, ToolCall("submit", {"itinerary": document})]
+        return Plan(calls, document, cost, self.mode)
+
+    def distances(self, acts: list[dict[str, Any]]) -> None:
+        """Look up every transfer of a day (get_distance), in calls of at most 48 pairs."""
+        legs = [(a["from"], a["to"]) for a in acts if a["type"] == "transfer"]
+        for i in range(0, len(legs), 6):
+            chunk = legs[i : i + 6]
+            origins = list(dict.fromkeys(x for x, _ in chunk))
+            destinations = list(dict.fromkeys(y for _, y in chunk))
+            assert len(origins) * len(destinations) <= MAX_DISTANCE_PAIRS
+            self.call(get_distance, origins=origins, destinations=destinations)
+
+
+def _minutes(text: str) -> int:
+    return int(text[:2]) * 60 + int(text[3:])
+
+
+def plan(state: Any, task: TravelTask, modes: tuple[str, ...] = ("public", "car")) -> Plan | None:
+    """The cheapest plan over the allowed modes, or None if the oracle finds none."""
+    best = None
+    for mode in modes:
+        if mode == "car" and task.transport == "no self-driving":
+            continue
+        found = _Planner(state, task, mode).run()
+        if found is not None and (best is None or found.cost < best.cost - 1e-9):
+            best = found
+    return best
+
+
+def prove(state: Any, task: TravelTask, found: Plan) -> None:
+    """Run the plan's calls through the tools and the verifier; raise if any hard level fails."""
+    from hiergym.envs.core import Trajectory, Turn
+
+    from .tools import TOOLBOX
+    from .verifier import build_verifier
+
+    trajectory = Trajectory(task)
+    for i, call in enumerate(found.calls):
+        trajectory.turns.append(Turn(i, "", (call,), (TOOLBOX.run(call, state),)))
+    trajectory.submission = found.calls[-1]
+    trajectory.end = "submitted"
+    verdict = build_verifier(state.db).verify(trajectory, task)
+    if not verdict.passed or verdict.reward < 1.0 - 1e-9:
+        raise RuntimeError(
+            f"the oracle's plan for {task.task_id} fails the verifier: {verdict.to_dict()}"
+        )
+
+
+class TravelOracle:
+    def __init__(self, sandbox: Any):
+        self.sandbox = sandbox
+
+    def plan(self, task: TravelTask) -> list[ToolCall]:
+        found = plan(self.sandbox, task)
+        if found is None:
+            raise RuntimeError(
+                f"the oracle cannot solve {task.task_id}; every served task must be solvable"
+            )
+        return found.calls

@@ -1,0 +1,270 @@
+"""Travel tasks, TravelPlanner-style: origin, destination city or region, 3/5/7 days, dates, people,
+budget, hard constraints and soft preferences.
+
+* 3 days: one destination city; 5 days: 2 cities of a region; 7 days: 3 cities of a region.
+* easy: budget only (1.5x the oracle's cost); medium: one hard constraint (room type, house rule or
+  a cuisine), budget 1.3x; hard: two to four constraints (transport exclusions too), budget 1.15x,
+  and preferences (hotel and restaurant ratings, two attractions a day).
+
+Splits are disjoint by (origin, destination). Every task is proven feasible when the sandbox is
+built: the oracle plans it through the tools and the verifier must pass that plan on every hard
+level, or the build fails (an oracle/verifier disagreement is a bug, never a silently dropped task).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import sqlite3
+from dataclasses import asdict, dataclass, replace
+from types import SimpleNamespace
+from typing import Any
+
+from hiergym.envs.core import TaskSet
+from hiergym.envs.sandbox import Progress
+
+from .clock import N_DATES, add_days, all_dates
+from .rules import HOUSE_RULES, ROOM_TYPE_RULES
+
+DIFFICULTIES = ("easy", "medium", "hard")
+TASKS_PER_SPLIT = {"train": 30, "dev": 12, "test": 12}
+BUDGET_FACTOR = {"easy": 1.5, "medium": 1.3, "hard": 1.15}
+CITIES_FOR_DAYS = {3: 1, 5: 2, 7: 3}
+
+
+@dataclass(frozen=True)
+class TravelTask:
+    task_id: str
+    split: str
+    difficulty: str
+    origin: str
+    destination: str  # a city, or a region (state) when visiting_city_number > 1
+    visiting_city_number: int
+    days: int
+    start_date: str
+    people: int
+    budget: float
+    room_type: str | None = None
+    house_rule: str | None = None
+    cuisines: tuple[str, ...] = ()
+    transport: str | None = None
+    min_hotel_rating: float | None = None
+    min_restaurant_rating: float | None = None
+    attractions_per_day: int = 1
+    oracle_cost: float = 0.0
+    oracle_calls: int = 0
+
+    @property
+    def end_date(self) -> str:
+        return add_days(self.start_date, self.days - 1)
+
+    @property
+    def is_region(self) -> bool:
+        return self.visiting_city_number > 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> TravelTask:
+        d = json.loads(text)
+        d["cuisines"] = tuple(d["cuisines"])
+        return cls(**d)
+
+    @property
+    def local_constraint(self) -> dict[str, Any]:
+        """The hard constraints in TravelPlanner's ``local_constraint`` form."""
+        return {
+            "house rule": self.house_rule,
+            "cuisine": list(self.cuisines) or None,
+            "room type": self.room_type,
+            "transportation": self.transport,
+        }
+
+
+def split_of(origin: str, destination: str) -> str:
+    """train/dev/test by a hash of the (origin, destination) pair: splits never share a trip."""
+    bucket = int(hashlib.sha256(f"{origin}->{destination}".encode()).hexdigest()[:8], 16) % 20
+    return "train" if bucket < 14 else "dev" if bucket < 17 else "test"
+
+
+def describe(task: TravelTask) -> str:
+    """The request in words, as a traveller would write it."""
+    where = (
+        f"{task.visiting_city_number} cities in {task.destination}"
+        if task.is_region
+        else task.destination
+    )
+    who = "1 person" if task.people == 1 else f"{task.people} people"
+    parts = [
+        f"Plan a {task.days}-day trip for {who} from {task.origin} to {where}, "
+        f"from {task.start_date} to {task.end_date}, with a budget of ${task.budget:,.2f}."
+    ]
+    needs = []
+    if task.room_type:
+        needs.append(f"the room type must be: {task.room_type}")
+    if task.house_rule:
+        needs.append(f"every place we stay must allow {task.house_rule}")
+    if task.cuisines:
+        needs.append(f"we want to eat {', '.join(task.cuisines)} food at least once each")
+    if task.transport:
+        needs.append(f"transportation: {task.transport}")
+    if needs:
+        parts.append("Hard constraints: " + "; ".join(needs) + ".")
+    prefs = []
+    if task.min_hotel_rating:
+        prefs.append(f"accommodation rated at least {task.min_hotel_rating}")
+    if task.min_restaurant_rating:
+        prefs.append(f"restaurants rated at least {task.min_restaurant_rating}")
+    if task.attractions_per_day > 1:
+        prefs.append(f"{task.attractions_per_day} attractions on each full day")
+    if prefs:
+        parts.append("Preferences: " + "; ".join(prefs) + ".")
+    return " ".join(parts)
+
+
+ITINERARY_HELP = """\
+Use the tools to find real options, then call submit with {"itinerary": {...}}:
+{"days": [{"day": 1, "date": "YYYY-MM-DD", "activities": [ACTIVITY, ...],
+           "accommodation": {"place": "H-...", "cost": NIGHTLY_PRICE} or null}, ...],
+ "total_cost": TOTAL_FOR_THE_GROUP}
+ACTIVITY is one of (times "HH:MM", in order, never overlapping; cost = the unit price quoted):
+  {"type": "flight"|"train", "number": "...", "from": CITY, "to": CITY, "start": DEPART, "end": ARRIVE, "cost": PRICE_PER_PERSON}
+  {"type": "transfer", "mode": "walk"|"taxi"|"drive", "from": PLACE_ID, "to": PLACE_ID, "start": ..., "end": ..., "cost": COST_PER_VEHICLE}
+  {"type": "meal", "meal": "breakfast"|"lunch"|"dinner", "place": "R-...", "start": ..., "end": ..., "cost": AVERAGE_COST}
+  {"type": "attraction", "place": "A-...", "start": ..., "end": ..., "cost": TICKET_PRICE}
+Rules: the trip starts at CENTER-<origin code> on day 1 and ends in the origin city on the last day;
+you are wherever your last activity left you, so move between places with transfers (each at
+least as long as get_distance says); a bed every night but the last (end each such day at it);
+visit places within opening hours (breakfast starts 06:00-11:00, lunch 11:00-15:30, dinner
+17:00-22:30; a meal lasts at least 20 min, a visit at least half its typical duration, up to
+60 min); each full day (no intercity travel) has breakfast, lunch,
+dinner and at least one attraction; never repeat a restaurant or attraction; respect minimum
+nights; drive only if every intercity leg is driven (your own car); only use flights, trains,
+places, prices and travel times that a tool returned to you. Total = flights/trains/meals/tickets
+x people + taxis x ceil(people/4) + car costs x ceil(people/5) + nightly price x rooms
+(ceil(people / max occupancy))."""
+
+
+def render_prompt(task: TravelTask) -> str:
+    return f"{describe(task)}\n\n{ITINERARY_HELP}"
+
+
+# --------------------------------------------------------------------------------------------
+# Generation
+
+
+def _draw(rng: random.Random, world: Any, split: str, difficulty: str) -> TravelTask | None:
+    days = rng.choice((3, 5, 7))
+    k = CITIES_FOR_DAYS[days]
+    cities = sorted(world.cities)
+    if k == 1:
+        destination = rng.choice(cities)
+        origin = rng.choice([c for c in cities if c != destination])
+    else:
+        regions = sorted(r for r, members in world.regions.items() if len(members) >= k)
+        destination = rng.choice(regions)
+        origin = rng.choice([c for c in cities if world.cities[c].region != destination])
+    if split_of(origin, destination) != split:
+        return None
+    start = all_dates()[rng.randrange(0, N_DATES - days + 1)]
+    people = rng.choice((1, 2) if difficulty == "easy" else (1, 2, 2, 3, 4, 5, 6))
+    task = TravelTask(
+        task_id="",
+        split=split,
+        difficulty=difficulty,
+        origin=origin,
+        destination=destination,
+        visiting_city_number=k,
+        days=days,
+        start_date=start,
+        people=people,
+        budget=1e9,
+    )
+    if difficulty == "easy":
+        return task
+    from .data import load_sources
+
+    cuisines = load_sources()[1]["cuisines"]
+    kinds = ["room_type", "house_rule", "cuisines"]
+    chosen = (
+        [rng.choice(kinds)]
+        if difficulty == "medium"
+        else rng.sample(kinds, rng.randint(2, 3)) + (["transport"] if rng.random() < 0.5 else [])
+    )
+    changes: dict[str, Any] = {}
+    if "room_type" in chosen:
+        changes["room_type"] = rng.choice(sorted(ROOM_TYPE_RULES))
+    if "house_rule" in chosen:
+        changes["house_rule"] = rng.choice(sorted(HOUSE_RULES))
+    if "cuisines" in chosen:
+        changes["cuisines"] = tuple(
+            sorted(rng.sample(cuisines, 1 if difficulty == "medium" else 2))
+        )
+    if "transport" in chosen:
+        changes["transport"] = rng.choice(("no flight", "no self-driving"))
+    if difficulty == "hard":
+        changes["min_hotel_rating"] = rng.choice((None, 3.5, 4.0))
+        changes["min_restaurant_rating"] = rng.choice((None, 3.5, 4.0))
+        changes["attractions_per_day"] = rng.choice((1, 2))
+    return replace(task, **changes)
+
+
+def generate_tasks(conn: sqlite3.Connection, progress: Progress) -> None:
+    """Draw tasks per split and difficulty; keep those the oracle solves and the verifier passes."""
+    from .oracle import plan, prove
+    from .world import World
+
+    world = World(conn)
+    state = SimpleNamespace(db=conn, memory={})
+    jobs = [(s, d) for s in TASKS_PER_SPLIT for d in DIFFICULTIES]
+    advance = progress(
+        "travel: tasks (oracle-proven)", total=sum(TASKS_PER_SPLIT[s] for s, _ in jobs)
+    )
+    for split, difficulty in jobs:
+        rng = random.Random(f"hiergym/travel/tasks/{split}/{difficulty}")
+        made = attempts = 0
+        while made < TASKS_PER_SPLIT[split]:
+            attempts += 1
+            if attempts > 200 * TASKS_PER_SPLIT[split]:
+                raise RuntimeError(
+                    f"travel: cannot draw enough feasible {split}/{difficulty} tasks"
+                )
+            draft = _draw(rng, world, split, difficulty)
+            if draft is None:
+                continue
+            found = plan(state, draft)
+            if found is None:
+                continue
+            budget = float(math.ceil(found.cost * BUDGET_FACTOR[difficulty]))
+            task = replace(
+                draft,
+                task_id=f"travel-{split}-{difficulty}-{made:04d}",
+                budget=budget,
+                oracle_cost=found.cost,
+                oracle_calls=len(found.calls),
+            )
+            prove(state, task, found)
+            conn.execute(
+                "INSERT INTO tasks VALUES (?,?,?,?)",
+                (task.task_id, split, difficulty, task.to_json()),
+            )
+            made += 1
+            advance(1)
+
+
+_TASKSETS: dict[tuple[str, str, str], TaskSet] = {}
+
+
+def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
+    """The task set of one split and difficulty, read once per process."""
+    key = (db_key, split, difficulty)
+    if key not in _TASKSETS:
+        rows = db.execute(
+            "SELECT payload FROM tasks WHERE split = ? AND difficulty = ? ORDER BY task_id",
+            (split, difficulty),
+        ).fetchall()
+        _TASKSETS[key] = TaskSet([TravelTask.from_json(r[0]) for r in rows], split, difficulty)
+    return _TASKSETS[key]

@@ -1,0 +1,410 @@
+"""Travel tools: flight, train, hotel, attraction and restaurant search, distances, submit.
+
+Every tool is a pure function of the read-only sandbox; answers are compact, paged (10 per page)
+and ordered with a tie-break on the id, so one call always gives one answer. City names are matched
+case-insensitively; anything else an agent sends comes back as a ToolError that names the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiergym.envs.tools import Toolbox, tool
+from hiergym.errors import ToolError, did_you_mean
+
+from .clock import all_dates, hhmm, parse_date, parse_hhmm
+from .data import load_sources
+from .geo import MODES
+from .world import world_of
+
+PAGE_SIZE = 10
+MAX_PAGE = 20
+MAX_DISTANCE_PAIRS = 48
+ROOM_TYPES = ("Entire home/apt", "Private room", "Shared room")
+
+
+def city_name(state: Any, text: str, argument: str = "city") -> str:
+    """The canonical name of the city ``text`` names; a ToolError naming the closest one otherwise."""
+    world = world_of(state.db)
+    wanted = text.strip().lower()
+    for name in world.cities:
+        if name.lower() == wanted:
+            return name
+    raise ToolError(
+        f"{argument}: no city {text[:60]!r}{did_you_mean(text.strip().title(), world.cities)}; "
+        f"cities are {', '.join(sorted(world.cities))}"
+    )
+
+
+def _page(page: int) -> int:
+    if not 1 <= page <= MAX_PAGE:
+        raise ToolError(f"page must be between 1 and {MAX_PAGE}, got {page}")
+    return page
+
+
+def _date(text: str) -> str:
+    date = parse_date(text)
+    dates = all_dates()
+    if date is None:
+        raise ToolError(f"date must be YYYY-MM-DD, e.g. {dates[0]}, got {text[:40]!r}")
+    if date not in dates:
+        raise ToolError(f"no timetable for {date}; timetables cover {dates[0]} to {dates[-1]}")
+    return date
+
+
+def _bound(value: float | None, name: str, hi: float) -> float | None:
+    if value is not None and not 0 <= value <= hi:
+        raise ToolError(f"{name} must be between 0 and {hi:g}, got {value}")
+    return value
+
+
+def _paged(state: Any, sql: str, params: tuple, page: int) -> tuple[list[Any], int]:
+    """Rows of one page and the total, in one query (``count(*) OVER ()`` is the last column)."""
+    rows = state.db.execute(
+        f"{sql} LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}", params
+    ).fetchall()
+    return rows, (rows[0][-1] if rows else 0)
+
+
+def _rides(state: Any, table: str, origin: str, destination: str, date: str, page: int) -> dict:
+    a = city_name(state, origin, "origin")
+    b = city_name(state, destination, "destination")
+    if a == b:
+        raise ToolError("origin and destination are the same city")
+    day = _date(date)
+    rows, total = _paged(
+        state,
+        f"SELECT number, dep_min, arr_min, price, seats, count(*) OVER () FROM {table} "
+        "WHERE origin = ? AND destination = ? AND date = ? ORDER BY dep_min, number",
+        (a, b, day),
+        _page(page),
+    )
+    return {
+        "origin": a,
+        "destination": b,
+        "date": day,
+        "page": page,
+        "total": total,
+        "results": [
+            {
+                "number": r[0],
+                "depart": hhmm(r[1]),
+                "arrive": hhmm(r[2]),
+                "price": r[3],
+                "seats": r[4],
+            }
+            for r in rows
+        ],
+    }
+
+
+@tool
+def search_flights(
+    state: Any, origin: str, destination: str, date: str, page: int = 1
+) -> dict[str, Any]:
+    """Flights from one city to another on a date, by departure time; prices are per person.
+
+    Args:
+        origin: departure city, e.g. "Boston".
+        destination: arrival city, e.g. "Chicago".
+        date: travel date, YYYY-MM-DD (2024-03-01 to 2024-04-30).
+        page: result page (10 per page), starting at 1.
+    """
+    return _rides(state, "flights", origin, destination, date, page)
+
+
+@tool
+def search_trains(
+    state: Any, origin: str, destination: str, date: str, page: int = 1
+) -> dict[str, Any]:
+    """Trains between nearby cities (under ~550 km) on a date, by departure; prices per person.
+
+    Args:
+        origin: departure city, e.g. "New York".
+        destination: arrival city, e.g. "Philadelphia".
+        date: travel date, YYYY-MM-DD (2024-03-01 to 2024-04-30).
+        page: result page (10 per page), starting at 1.
+    """
+    return _rides(state, "trains", origin, destination, date, page)
+
+
+@tool
+def search_hotels(
+    state: Any,
+    city: str,
+    room_type: str | None = None,
+    max_price: float | None = None,
+    min_rating: float | None = None,
+    sort: str = "price",
+    page: int = 1,
+) -> dict[str, Any]:
+    """Accommodations in a city: nightly price per room, room type, house rules, minimum nights, occupancy, rating.
+
+    Args:
+        city: the city, e.g. "Chicago".
+        room_type: only this room type: "Entire home/apt", "Private room" or "Shared room".
+        max_price: only rooms at or below this nightly price (USD).
+        min_rating: only places rated at least this (0-5).
+        sort: "price" (cheapest first) or "rating" (best first).
+        page: result page (10 per page), starting at 1.
+    """
+    name = city_name(state, city)
+    where, params = ["city = ?"], [name]
+    if room_type is not None:
+        match = next((r for r in ROOM_TYPES if r.lower() == room_type.strip().lower()), None)
+        if match is None:
+            raise ToolError(
+                f"room_type must be one of {list(ROOM_TYPES)}, got {room_type[:40]!r}"
+                f"{did_you_mean(room_type, ROOM_TYPES)}"
+            )
+        where.append("room_type = ?")
+        params.append(match)
+    if _bound(max_price, "max_price", 1e6) is not None:
+        where.append("price <= ?")
+        params.append(max_price)
+    if _bound(min_rating, "min_rating", 5) is not None:
+        where.append("rating >= ?")
+        params.append(min_rating)
+    order = _sort(sort, {"price": "price, id", "rating": "rating DESC, price, id"})
+    rows, total = _paged(
+        state,
+        "SELECT id, name, room_type, price, min_nights, max_occupancy, rating, house_rules, "
+        f"count(*) OVER () FROM hotels WHERE {' AND '.join(where)} ORDER BY {order}",
+        tuple(params),
+        _page(page),
+    )
+    return {
+        "city": name,
+        "page": page,
+        "total": total,
+        "results": [
+            {
+                "id": r[0],
+                "name": r[1],
+                "room_type": r[2],
+                "price": r[3],
+                "minimum_nights": r[4],
+                "max_occupancy": r[5],
+                "rating": r[6],
+                "house_rules": r[7] or "none",
+            }
+            for r in rows
+        ],
+    }
+
+
+def _sort(sort: str, orders: dict[str, str]) -> str:
+    if sort not in orders:
+        raise ToolError(f"sort must be one of {list(orders)}, got {sort[:40]!r}")
+    return orders[sort]
+
+
+@tool
+def search_attractions(
+    state: Any,
+    city: str,
+    kind: str | None = None,
+    max_price: float | None = None,
+    sort: str = "price",
+    page: int = 1,
+) -> dict[str, Any]:
+    """Attractions in a city: kind, opening hours, typical visit duration (minutes), ticket price per person, rating.
+
+    Args:
+        city: the city, e.g. "Chicago".
+        kind: only this kind: museum, park, landmark, zoo, market or show.
+        max_price: only tickets at or below this price (USD).
+        sort: "price" (cheapest first) or "rating" (best first).
+        page: result page (10 per page), starting at 1.
+    """
+    name = city_name(state, city)
+    where, params = ["city = ?"], [name]
+    if kind is not None:
+        where.append("kind = ?")
+        params.append(kind.strip().lower())
+    if _bound(max_price, "max_price", 1e6) is not None:
+        where.append("price <= ?")
+        params.append(max_price)
+    order = _sort(sort, {"price": "price, id", "rating": "rating DESC, price, id"})
+    rows, total = _paged(
+        state,
+        "SELECT id, name, kind, open_min, close_min, duration, price, rating, count(*) OVER () "
+        f"FROM attractions WHERE {' AND '.join(where)} ORDER BY {order}",
+        tuple(params),
+        _page(page),
+    )
+    return {
+        "city": name,
+        "page": page,
+        "total": total,
+        "results": [
+            {
+                "id": r[0],
+                "name": r[1],
+                "kind": r[2],
+                "open": hhmm(r[3]),
+                "close": hhmm(r[4]),
+                "duration": r[5],
+                "price": r[6],
+                "rating": r[7],
+            }
+            for r in rows
+        ],
+    }
+
+
+@tool
+def search_restaurants(
+    state: Any,
+    city: str,
+    cuisine: str | None = None,
+    max_cost: float | None = None,
+    min_rating: float | None = None,
+    open_at: str | None = None,
+    sort: str = "cost",
+    page: int = 1,
+) -> dict[str, Any]:
+    """Restaurants in a city: cuisines, average cost per person, opening hours, rating.
+
+    Args:
+        city: the city, e.g. "Chicago".
+        cuisine: only restaurants serving this cuisine, e.g. "Italian".
+        max_cost: only an average cost per person at or below this (USD).
+        min_rating: only restaurants rated at least this (0-5).
+        open_at: only restaurants open at this time, "HH:MM".
+        sort: "cost" (cheapest first) or "rating" (best first).
+        page: result page (10 per page), starting at 1.
+    """
+    name = city_name(state, city)
+    params: list[Any] = [name]
+    if cuisine is not None:
+        # The cuisine index answers the filter; the main table holds the rest of the row.
+        source = (
+            "restaurant_cuisines c JOIN restaurants r ON r.id = c.restaurant_id "
+            "WHERE c.city = ? AND c.cuisine = ?"
+        )
+        params.append(cuisine_name(cuisine))
+    else:
+        source = "restaurants r WHERE r.city = ?"
+    if _bound(max_cost, "max_cost", 1e6) is not None:
+        source += " AND r.cost <= ?"
+        params.append(max_cost)
+    if _bound(min_rating, "min_rating", 5) is not None:
+        source += " AND r.rating >= ?"
+        params.append(min_rating)
+    if open_at is not None:
+        minute = parse_hhmm(open_at)
+        if minute is None:
+            raise ToolError(f"open_at must be HH:MM, e.g. 12:30, got {open_at[:40]!r}")
+        source += " AND r.open_min <= ? AND r.close_min > ?"
+        params += [minute, minute]
+    order = _sort(sort, {"cost": "r.cost, r.id", "rating": "r.rating DESC, r.cost, r.id"})
+    rows, total = _paged(
+        state,
+        "SELECT r.id, r.name, r.cuisines, r.cost, r.rating, r.open_min, r.close_min, "
+        f"count(*) OVER () FROM {source} ORDER BY {order}",
+        tuple(params),
+        _page(page),
+    )
+    return {
+        "city": name,
+        "page": page,
+        "total": total,
+        "results": [
+            {
+                "id": r[0],
+                "name": r[1],
+                "cuisines": r[2],
+                "cost": r[3],
+                "rating": r[4],
+                "open": hhmm(r[5]),
+                "close": hhmm(r[6]),
+            }
+            for r in rows
+        ],
+    }
+
+
+def cuisine_name(text: str) -> str:
+    """The canonical spelling of a cuisine (case-insensitive), or a ToolError listing them."""
+    cuisines = load_sources()[1]["cuisines"]
+    wanted = text.strip().lower()
+    for c in cuisines:
+        if c.lower() == wanted:
+            return c
+    raise ToolError(
+        f"cuisine: no cuisine {text[:40]!r}{did_you_mean(text.strip().title(), cuisines)}; "
+        f"cuisines are {', '.join(cuisines)}"
+    )
+
+
+def place_id(state: Any, text: str) -> str:
+    """A known place id (hotel, restaurant, attraction, AIRPORT-XXX, STATION-XXX, CENTER-XXX)."""
+    world = world_of(state.db)
+    pid = text.strip().upper()
+    if pid not in world.places:
+        raise ToolError(
+            f"no place {text[:40]!r}{did_you_mean(pid, world.places)}; use an id from search "
+            "results (H-/R-/A-...) or a hub such as AIRPORT-BOS, STATION-BOS, CENTER-BOS"
+        )
+    return pid
+
+
+@tool
+def get_distance(
+    state: Any, origins: list[str], destinations: list[str], mode: str | None = None
+) -> dict[str, Any]:
+    """Travel time (minutes) and cost per vehicle (USD) between places, by walk, taxi or drive (own car).
+
+    Places are ids from search results or city hubs: AIRPORT-<code>, STATION-<code>, CENTER-<code>
+    (the trip starts at the origin's CENTER). Taxis seat 4, cars 5; walking is offered up to 6 km.
+
+    Args:
+        origins: place ids, e.g. ["CENTER-BOS", "H-BOS-004"].
+        destinations: place ids, e.g. ["AIRPORT-BOS"].
+        mode: "walk", "taxi" or "drive"; every mode when omitted.
+    """
+    if mode is not None and mode not in MODES:
+        raise ToolError(f"mode must be one of {list(MODES)} or omitted, got {mode[:40]!r}")
+    if not origins or not destinations:
+        raise ToolError("origins and destinations each need at least one place id")
+    a = list(dict.fromkeys(place_id(state, o) for o in origins))
+    b = list(dict.fromkeys(place_id(state, d) for d in destinations))
+    pairs = [(x, y) for x in a for y in b if x != y]
+    if len(pairs) > MAX_DISTANCE_PAIRS:
+        raise ToolError(
+            f"{len(pairs)} origin-destination pairs; ask for at most {MAX_DISTANCE_PAIRS} per call"
+        )
+    world = world_of(state.db)
+    modes = [mode] if mode else list(MODES)
+    out = []
+    for x, y in pairs:
+        entry: dict[str, Any] = {"from": x, "to": y, "km": world.km(x, y)}
+        for m in modes:
+            leg = world.leg(m, x, y)
+            entry[m] = None if leg is None else {"minutes": leg.minutes, "cost": leg.cost}
+        out.append(entry)
+    return {"pairs": out}
+
+
+@tool(terminal=True, cache="none")
+def submit(state: Any, itinerary: dict[str, Any]) -> str:
+    """Finish: submit the itinerary (see the task for its JSON shape). Ends the episode.
+
+    Args:
+        itinerary: {"days": [{"day", "date", "activities": [...], "accommodation"}], "total_cost"}.
+    """
+    return "submitted; the episode is over"
+
+
+TOOLBOX = Toolbox(
+    [
+        search_flights,
+        search_trains,
+        search_hotels,
+        search_attractions,
+        search_restaurants,
+        get_distance,
+        submit,
+    ]
+)

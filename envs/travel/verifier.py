@@ -1,0 +1,610 @@
+"""Travel verifier: format -> feasibility -> grounding -> constraints -> quality, each gating the next.
+
+* format — one submission whose itinerary parses (itinerary.py names every schema error's path);
+* feasibility (trajectory level) — the plan could happen: days and dates, times in order and never
+  overlapping, the traveller is where each activity happens (legs at least as long as the real
+  travel time, rides from the right hub), opening hours and meal windows, a bed every night but the
+  last, start at the origin's centre and end in the origin city, a reasonable city route (each city
+  one contiguous stay, in the destination), no repeated restaurant or attraction, minimum nights,
+  non-conflicting transport (driving needs one's own car for the whole trip), complete full days,
+  enough free seats;
+* grounding (turn level) — every flight, train, hotel, restaurant, attraction and transfer, with its
+  times and prices, matches a tool response the agent received before submitting (a citation);
+* constraints — budget (TravelPlanner's multipliers), the stated total, room type, house rule,
+  cuisines, transport exclusions;
+* quality — cost against the oracle's plan, and the soft preferences.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from hiergym.rewards.levels import (
+    Finding,
+    HierarchicalVerifier,
+    Level,
+    LevelResult,
+    SkipLevel,
+    VerifyContext,
+)
+
+from .clock import add_days, hhmm
+from .itinerary import Activity, Itinerary, parse_itinerary, trip_cost
+from .rules import HOUSE_RULES, house_rule_ok, house_rules_of, room_type_ok
+from .tasks import TravelTask
+from .world import World, world_of
+
+MONEY_TOLERANCE = 0.005  # half a cent
+MEAL_WINDOWS = {  # when each meal may start (minutes after midnight)
+    "breakfast": (6 * 60, 11 * 60),
+    "lunch": (11 * 60, 15 * 60 + 30),
+    "dinner": (17 * 60, 22 * 60 + 30),
+}
+MIN_MEAL_MINUTES = 20
+RIDE_HUB = {"flight": "airport", "train": "station"}
+
+
+class FormatLevel(Level):
+    name = "format"
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        traj = ctx.trajectory
+        sub = traj.submission
+        if sub is None:
+            parse_errors = sum(r.error == "parse_error" for _, r in traj.results())
+            detail = f" ({parse_errors} unparsable actions)" if parse_errors else ""
+            return self.result(
+                0.0,
+                [
+                    Finding(
+                        "no_submission",
+                        f"the episode ended ({traj.end}) without a valid submit call{detail}",
+                    )
+                ],
+            )
+        itinerary, errors = parse_itinerary(sub.arguments.get("itinerary"))
+        if itinerary is None:
+            shown = [Finding("schema", e) for e in errors[:20]]
+            if len(errors) > 20:
+                shown.append(Finding("schema", f"... and {len(errors) - 20} more schema errors"))
+            return self.result(0.0, shown)
+        ctx.scratch["itinerary"] = itinerary
+        return self.result(1.0)
+
+
+def _itinerary(ctx: VerifyContext) -> Itinerary:
+    if "itinerary" not in ctx.scratch:
+        raise SkipLevel("no parsable itinerary to judge")
+    return ctx.scratch["itinerary"]
+
+
+def _where(world: World, place: str) -> str:
+    p = world.places.get(place)
+    return f"{place} ({p.city})" if p else place
+
+
+class FeasibilityLevel(Level):
+    name = "feasibility"
+
+    def __init__(self, world: World):
+        self.world = world
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        itinerary = _itinerary(ctx)
+        task: TravelTask = ctx.task
+        world = self.world
+        found: list[Finding] = []
+
+        def bad(code: str, message: str) -> None:
+            found.append(Finding(code, message))
+
+        n = len(itinerary.days)
+        if n != task.days:
+            bad("wrong_days", f"{n} days planned; the trip has {task.days}")
+        loc = world.hub("center", task.origin) or ""
+        nights: list[tuple[str, str]] = []  # (hotel, city) per night
+        seen: dict[str, str] = {}
+        drive = public = False
+        checks = 0
+        bed_cities = [
+            world.places[d.accommodation.place].city
+            if d.accommodation is not None and d.accommodation.place in world.places
+            else ""
+            for d in itinerary.days
+        ]
+        for i, day in enumerate(itinerary.days):
+            label = f"day {i + 1}"
+            # TravelPlanner's "current city": where the traveller wakes up and where they sleep.
+            day_cities = {
+                bed_cities[i - 1] if i > 0 else task.origin,
+                bed_cities[i] if i < n - 1 else task.origin,
+            }
+            if day.day != i + 1:
+                bad("wrong_day_number", f"{label} is numbered {day.day}")
+            expected = add_days(task.start_date, i)
+            if day.date != expected:
+                bad("wrong_date", f"{label} is dated {day.date}; it should be {expected}")
+            prev_end, meals, attractions, intercity = -1, Counter(), 0, False
+            for j, a in enumerate(day.activities):
+                checks += 1
+                what = f"{label} activity {j + 1} ({a.type})"
+                if a.end <= a.start:
+                    bad("bad_time", f"{what} ends at {hhmm(a.end)}, not after it starts")
+                if a.start < prev_end:
+                    bad(
+                        "overlap",
+                        f"{what} starts at {hhmm(a.start)}, before the previous one ends at {hhmm(prev_end)}",
+                    )
+                prev_end = max(prev_end, a.end)
+                if a.is_ride:
+                    public = intercity = True
+                    loc = self._ride(a, loc, what, task, day.date, bad)
+                elif a.type == "transfer":
+                    if a.origin != loc:
+                        bad(
+                            "not_there",
+                            f"{what} leaves from {_where(world, a.origin)}, but the traveller is at {_where(world, loc)}",
+                        )
+                    a_place, b_place = world.places.get(a.origin), world.places.get(a.destination)
+                    if a_place and b_place:
+                        leg = world.leg(a.mode, a.origin, a.destination)
+                        if leg is None:
+                            bad(
+                                "no_route",
+                                f"{what}: no {a.mode} route from {a.origin} to {a.destination}",
+                            )
+                        elif a.end - a.start < leg.minutes:
+                            bad(
+                                "leg_too_short",
+                                f"{what}: {a.mode} from {a.origin} to {a.destination} takes {leg.minutes} min, planned {a.end - a.start}",
+                            )
+                        if a_place.city != b_place.city:
+                            intercity = True
+                            public = public or a.mode == "taxi"
+                    drive = drive or a.mode == "drive"
+                    loc = a.destination
+                else:
+                    self._visit(a, loc, what, bad)
+                    place = world.places.get(a.place)
+                    if place is not None and place.city not in day_cities:
+                        bad(
+                            "wrong_city",
+                            f"{what} is in {place.city}; on {label} the traveller is in "
+                            f"{' and '.join(sorted(c for c in day_cities if c))}",
+                        )
+                    if a.place in seen:
+                        bad(
+                            f"repeated_{'restaurant' if a.type == 'meal' else 'attraction'}",
+                            f"{what} repeats {a.place}, already visited on {seen[a.place]}",
+                        )
+                    seen[a.place] = label
+                    if a.type == "meal":
+                        meals[a.meal] += 1
+                    else:
+                        attractions += 1
+            stay = day.accommodation
+            if i < n - 1:
+                if stay is None:
+                    bad("no_bed", f"no accommodation for the night of {label}")
+                else:
+                    hotel = world.places.get(stay.place)
+                    if hotel is not None and hotel.kind != "hotel":
+                        bad("wrong_kind", f"{label}: {stay.place} is not an accommodation")
+                    if loc != stay.place:
+                        bad(
+                            "not_at_hotel",
+                            f"{label} ends at {_where(world, loc)}, not at the accommodation {_where(world, stay.place)}",
+                        )
+                    nights.append((stay.place, hotel.city if hotel else ""))
+            else:
+                if stay is not None:
+                    bad(
+                        "bed_after_last_day",
+                        f"{label} is the last day; the trip has no night after it",
+                    )
+                end = world.places.get(loc)
+                if end is None or end.city != task.origin:
+                    bad("not_home", f"the trip ends at {_where(world, loc)}, not in {task.origin}")
+            if 0 < i < n - 1 and not intercity:
+                missing = [m for m in ("breakfast", "lunch", "dinner") if not meals[m]]
+                if missing or not attractions:
+                    gaps = missing + ([] if attractions else ["an attraction"])
+                    bad("incomplete_day", f"{label} is a full day without {', '.join(gaps)}")
+            extra = [m for m, c in meals.items() if c > 1]
+            if extra:
+                bad("duplicate_meal", f"{label} has more than one {', '.join(extra)}")
+        self._route(nights, task, bad)
+        self._minimum_nights(nights, bad)
+        if drive and public:
+            bad(
+                "transport_conflict",
+                "a drive in one's own car, but some intercity legs are flights, trains or taxis (the car would be left behind)",
+            )
+        score = max(0.0, 1.0 - len(found) / max(1, checks + n))
+        return self.result(score, found, passed=not found)
+
+    def _ride(self, a: Activity, loc: str, what: str, task: TravelTask, date: str, bad: Any) -> str:
+        world = self.world
+        kind = RIDE_HUB[a.type]
+        origin_hub, dest_hub = world.hub(kind, a.origin), world.hub(kind, a.destination)
+        if origin_hub is None or dest_hub is None:
+            bad("unknown_city", f"{what}: no {kind} in {a.origin!r} or {a.destination!r}")
+            return dest_hub or loc
+        if origin_hub != loc:
+            bad(
+                "not_there",
+                f"{what} leaves from {origin_hub}, but the traveller is at {_where(world, loc)}",
+            )
+        ride = world.ride(a.type, a.number, date)
+        if (
+            ride is not None
+            and ride.origin == a.origin
+            and ride.destination == a.destination
+            and ride.seats < task.people
+        ):
+            bad(
+                "no_seats",
+                f"{what}: {a.number} has {ride.seats} free seats for {task.people} people",
+            )
+        return dest_hub
+
+    def _visit(self, a: Activity, loc: str, what: str, bad: Any) -> None:
+        world = self.world
+        if a.place != loc:
+            bad(
+                "not_there",
+                f"{what} is at {_where(world, a.place)}, but the traveller is at {_where(world, loc)}",
+            )
+        place = world.places.get(a.place)
+        if place is None:
+            return  # an unknown place fails grounding; feasibility judges what exists
+        wanted = "restaurant" if a.type == "meal" else "attraction"
+        if place.kind != wanted:
+            bad("wrong_kind", f"{what}: {a.place} is a {place.kind}, not a {wanted}")
+            return
+        if a.start < place.open_min or a.end > place.close_min:
+            bad(
+                "closed",
+                f"{what}: {a.place} is open {hhmm(place.open_min)}-{hhmm(place.close_min)}, visited {hhmm(a.start)}-{hhmm(a.end)}",
+            )
+        if a.type == "meal":
+            lo, hi = MEAL_WINDOWS[a.meal]
+            if not lo <= a.start <= hi:
+                bad(
+                    "meal_time",
+                    f"{what}: {a.meal} at {hhmm(a.start)}; it starts between {hhmm(lo)} and {hhmm(hi)}",
+                )
+            if a.end - a.start < MIN_MEAL_MINUTES:
+                bad("too_short", f"{what}: {a.end - a.start} min is too short for a meal")
+        else:
+            needed = min(60, world.attractions[a.place]["duration"] // 2)
+            if a.end - a.start < needed:
+                bad(
+                    "too_short",
+                    f"{what}: {a.end - a.start} min at {a.place}; a visit takes at least {needed}",
+                )
+
+    def _route(self, nights: list[tuple[str, str]], task: TravelTask, bad: Any) -> None:
+        cities = [c for _, c in nights if c]
+        blocks = [c for k, c in enumerate(cities) if k == 0 or cities[k - 1] != c]
+        if len(blocks) != len(set(blocks)):
+            bad("city_route", f"the route {' -> '.join(blocks)} returns to a city it left")
+        if task.origin in blocks:
+            bad("city_route", f"a night in the origin city {task.origin}")
+        if task.is_region:
+            outside = [c for c in set(blocks) if self.world.cities[c].region != task.destination]
+            if outside:
+                bad("city_route", f"{', '.join(sorted(outside))} not in {task.destination}")
+            if len(set(blocks)) != task.visiting_city_number:
+                bad(
+                    "city_route",
+                    f"{len(set(blocks))} cities visited; the trip asks for {task.visiting_city_number}",
+                )
+        elif any(c != task.destination for c in blocks):
+            bad(
+                "city_route",
+                f"nights in {', '.join(sorted(set(blocks) - {task.destination}))}, not {task.destination}",
+            )
+
+    def _minimum_nights(self, nights: list[tuple[str, str]], bad: Any) -> None:
+        k = 0
+        while k < len(nights):
+            hotel, run = nights[k][0], 1
+            while k + run < len(nights) and nights[k + run][0] == hotel:
+                run += 1
+            doc = self.world.hotels.get(hotel)
+            if doc is not None and run < doc["min_nights"]:
+                bad(
+                    "minimum_nights",
+                    f"{run} night(s) at {hotel}; it takes at least {doc['min_nights']}",
+                )
+            k += run
+
+
+def citations(trajectory: Any) -> dict[tuple, tuple[int, Any]]:
+    """What the agent was told, keyed by item: ``key -> (turn, facts)`` (the first telling)."""
+    index: dict[tuple, tuple[int, Any]] = {}
+    for turn in trajectory.turns:
+        for r in turn.results:
+            if not r.ok or not isinstance(r.data, dict):
+                continue
+            data, name = r.data, r.name
+            if name in ("search_flights", "search_trains"):
+                kind = "flight" if name == "search_flights" else "train"
+                for x in data["results"]:
+                    index.setdefault(
+                        (kind, x["number"], data["date"]),
+                        (
+                            turn.index,
+                            (
+                                data["origin"],
+                                data["destination"],
+                                x["depart"],
+                                x["arrive"],
+                                x["price"],
+                            ),
+                        ),
+                    )
+            elif name == "search_hotels":
+                for x in data["results"]:
+                    index.setdefault(("hotel", x["id"]), (turn.index, x["price"]))
+            elif name == "search_restaurants":
+                for x in data["results"]:
+                    index.setdefault(("restaurant", x["id"]), (turn.index, x["cost"]))
+            elif name == "search_attractions":
+                for x in data["results"]:
+                    index.setdefault(("attraction", x["id"]), (turn.index, x["price"]))
+            elif name == "get_distance":
+                for p in data["pairs"]:
+                    a, b = sorted((p["from"], p["to"]))
+                    for mode in ("walk", "taxi", "drive"):
+                        if p.get(mode):
+                            index.setdefault(("leg", mode, a, b), (turn.index, p[mode]["cost"]))
+    return index
+
+
+def _money_eq(a: float, b: float) -> bool:
+    return abs(a - b) <= MONEY_TOLERANCE
+
+
+class GroundingLevel(Level):
+    name = "grounding"
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        itinerary = _itinerary(ctx)
+        told = citations(ctx.trajectory)
+        found: list[Finding] = []
+        items = 0
+
+        def cite(key: tuple, what: str) -> Any:
+            hit = told.get(key)
+            if hit is None:
+                found.append(
+                    Finding("ungrounded", f"{what}: no tool response in this episode shows it")
+                )
+            return hit
+
+        for i, day in enumerate(itinerary.days):
+            for j, a in enumerate(day.activities):
+                items += 1
+                what = f"day {i + 1} activity {j + 1} ({a.type} {a.number or a.place or a.mode})"
+                if a.is_ride:
+                    hit = cite((a.type, a.number, day.date), what)
+                    if hit:
+                        turn, (origin, dest, dep, arr, price) = hit
+                        claimed = (a.origin, a.destination, hhmm(a.start), hhmm(a.end))
+                        if claimed != (origin, dest, dep, arr):
+                            found.append(
+                                Finding(
+                                    "mismatch",
+                                    f"{what}: {origin}->{dest} {dep}-{arr} in the response, planned {a.origin}->{a.destination} {claimed[2]}-{claimed[3]}",
+                                    turn,
+                                )
+                            )
+                        if not _money_eq(a.cost, price):
+                            found.append(
+                                Finding(
+                                    "mismatch", f"{what}: costs {price}, planned {a.cost}", turn
+                                )
+                            )
+                elif a.type == "transfer":
+                    x, y = sorted((a.origin, a.destination))
+                    hit = cite(("leg", a.mode, x, y), what)
+                    if hit and not _money_eq(a.cost, hit[1]):
+                        found.append(
+                            Finding("mismatch", f"{what}: costs {hit[1]}, planned {a.cost}", hit[0])
+                        )
+                else:
+                    kind = "restaurant" if a.type == "meal" else "attraction"
+                    hit = cite((kind, a.place), what)
+                    if hit and not _money_eq(a.cost, hit[1]):
+                        found.append(
+                            Finding("mismatch", f"{what}: costs {hit[1]}, planned {a.cost}", hit[0])
+                        )
+            if day.accommodation is not None:
+                items += 1
+                what = f"day {i + 1} accommodation {day.accommodation.place}"
+                hit = cite(("hotel", day.accommodation.place), what)
+                if hit and not _money_eq(day.accommodation.cost, hit[1]):
+                    found.append(
+                        Finding(
+                            "mismatch",
+                            f"{what}: costs {hit[1]} a night, planned {day.accommodation.cost}",
+                            hit[0],
+                        )
+                    )
+        score = max(0.0, 1.0 - len(found) / max(1, items))
+        return self.result(score, found, passed=not found, metrics={"items": items})
+
+
+class ConstraintsLevel(Level):
+    name = "constraints"
+
+    def __init__(self, world: World):
+        self.world = world
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        itinerary = _itinerary(ctx)
+        task: TravelTask = ctx.task
+        world = self.world
+        occupancy = {h: d["max_occupancy"] for h, d in world.hotels.items()}
+        cost = trip_cost(itinerary, task.people, occupancy)
+        ctx.scratch["cost"] = cost
+        results: list[tuple[bool, Finding | None]] = []
+
+        def rule(ok: bool, code: str, message: str) -> None:
+            results.append((ok, None if ok else Finding(code, message)))
+
+        rule(
+            cost <= task.budget + MONEY_TOLERANCE,
+            "over_budget",
+            f"the trip costs ${cost:,.2f}; the budget is ${task.budget:,.2f}",
+        )
+        rule(
+            abs(itinerary.total_cost - cost) <= 0.01,
+            "wrong_total",
+            f"total_cost says ${itinerary.total_cost:,.2f}; the items add up to ${cost:,.2f}",
+        )
+        stays = [d.accommodation.place for d in itinerary.days if d.accommodation is not None]
+        hotels = [world.hotels[h] for h in dict.fromkeys(stays) if h in world.hotels]
+        if task.room_type:
+            wrong = [h["id"] for h in hotels if not room_type_ok(task.room_type, h["room_type"])]
+            rule(not wrong, "room_type", f"{', '.join(wrong)}: not {task.room_type}")
+        if task.house_rule:
+            wrong = [
+                h["id"]
+                for h in hotels
+                if not house_rule_ok(task.house_rule, house_rules_of(h["house_rules"]))
+            ]
+            rule(not wrong, "house_rule", f"{', '.join(wrong)}: {HOUSE_RULES[task.house_rule]}")
+        if task.cuisines:
+            eaten: set[str] = set()
+            for d in itinerary.days:
+                for a in d.activities:
+                    r = world.restaurants.get(a.place) if a.type == "meal" else None
+                    if r is not None and r["city"] != task.origin:
+                        eaten |= set(r["cuisines"].split(", "))
+            for c in task.cuisines:
+                rule(c in eaten, "cuisine", f"no {c} meal at the destination")
+        if task.transport:
+            acts = [a for d in itinerary.days for a in d.activities]
+            if task.transport == "no flight":
+                rule(
+                    not any(a.type == "flight" for a in acts),
+                    "transport",
+                    "a flight, but the task says no flight",
+                )
+            else:
+                rule(
+                    not any(a.mode == "drive" for a in acts),
+                    "transport",
+                    "a drive, but the task says no self-driving",
+                )
+        passed = sum(ok for ok, _ in results)
+        findings = [f for _, f in results if f is not None]
+        return self.result(
+            passed / len(results), findings, passed=not findings, metrics={"cost": cost}
+        )
+
+
+class QualityLevel(Level):
+    name = "quality"
+    threshold = 0.8
+
+    def __init__(self, world: World):
+        self.world = world
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        itinerary = _itinerary(ctx)
+        task: TravelTask = ctx.task
+        world = self.world
+        cost = ctx.scratch.get("cost")
+        if cost is None:
+            occupancy = {h: d["max_occupancy"] for h, d in world.hotels.items()}
+            cost = trip_cost(itinerary, task.people, occupancy)
+        findings = []
+        cost_score = 1.0 if cost <= task.oracle_cost + 0.01 else task.oracle_cost / cost
+        if cost_score < 1.0:
+            findings.append(
+                Finding(
+                    "costly", f"${cost:,.2f}; the reference plan costs ${task.oracle_cost:,.2f}"
+                )
+            )
+        prefs: list[bool] = []
+        if task.min_hotel_rating:
+            low = [
+                d.accommodation.place
+                for d in itinerary.days
+                if d.accommodation
+                and world.hotels.get(d.accommodation.place, {}).get("rating", 0)
+                < task.min_hotel_rating
+            ]
+            prefs.append(not low)
+            if low:
+                findings.append(
+                    Finding(
+                        "preference",
+                        f"accommodation rated under {task.min_hotel_rating}: {', '.join(dict.fromkeys(low))}",
+                    )
+                )
+        if task.min_restaurant_rating:
+            low = [
+                a.place
+                for d in itinerary.days
+                for a in d.activities
+                if a.type == "meal"
+                and world.restaurants.get(a.place, {}).get("rating", 0) < task.min_restaurant_rating
+            ]
+            prefs.append(not low)
+            if low:
+                findings.append(
+                    Finding(
+                        "preference",
+                        f"restaurants rated under {task.min_restaurant_rating}: {', '.join(low)}",
+                    )
+                )
+        if task.attractions_per_day > 1:
+            n = len(itinerary.days)
+            short = [
+                i + 1
+                for i, d in enumerate(itinerary.days)
+                if 0 < i < n - 1
+                and not any(
+                    a.is_ride or (a.type == "transfer" and _intercity(world, a))
+                    for a in d.activities
+                )
+                and sum(a.type == "attraction" for a in d.activities) < task.attractions_per_day
+            ]
+            prefs.append(not short)
+            if short:
+                findings.append(
+                    Finding(
+                        "preference",
+                        f"fewer than {task.attractions_per_day} attractions on day(s) {short}",
+                    )
+                )
+        score = cost_score if not prefs else 0.5 * cost_score + 0.5 * sum(prefs) / len(prefs)
+        return self.result(
+            score, findings, metrics={"cost": cost, "reference_cost": task.oracle_cost}
+        )
+
+
+def _intercity(world: World, a: Activity) -> bool:
+    x, y = world.places.get(a.origin), world.places.get(a.destination)
+    return bool(x and y and x.city != y.city)
+
+
+def build_verifier(db: Any, aggregate: Any = "gated", **params: Any) -> HierarchicalVerifier:
+    world = world_of(db)
+    return HierarchicalVerifier(
+        [
+            FormatLevel(),
+            FeasibilityLevel(world),
+            GroundingLevel(),
+            ConstraintsLevel(world),
+            QualityLevel(world),
+        ],
+        aggregate,
+        **params,
+    )
