@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from hiergym.errors import SandboxError, TaskError, ToolError, did_you_mean
-from hiergym.rewards.levels import HierarchicalVerifier, Verdict
+from hiergym.rewards.levels import Finding, HierarchicalVerifier, Verdict
 
 from .sandbox import LiveBackend, Mode, Sandbox
 from .tools import (
@@ -97,6 +97,29 @@ class TaskSet:
             ) from None
 
 
+TASKS_TABLE_SQL = (
+    "CREATE TABLE tasks (task_id TEXT PRIMARY KEY, split TEXT NOT NULL, difficulty TEXT NOT NULL, "
+    "payload TEXT NOT NULL); CREATE INDEX tasks_by_split ON tasks (split, difficulty);"
+)
+"""The table a domain's data builder stores its generated tasks in (one JSON payload per task)."""
+
+_TASK_SETS: dict[tuple[str, str, str], TaskSet] = {}
+
+
+def load_task_table(
+    db: Any, cache_key: str, split: str, difficulty: str, parse: Callable[[str], Any]
+) -> TaskSet:
+    """The tasks of one (split, difficulty) from a sandbox's ``tasks`` table, parsed once per process."""
+    key = (cache_key, split, difficulty)
+    if key not in _TASK_SETS:
+        rows = db.execute(
+            "SELECT payload FROM tasks WHERE split = ? AND difficulty = ? ORDER BY task_id",
+            (split, difficulty),
+        ).fetchall()
+        _TASK_SETS[key] = TaskSet([parse(r[0]) for r in rows], split, difficulty)
+    return _TASK_SETS[key]
+
+
 def check_choice(kind: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise TaskError(
@@ -154,6 +177,15 @@ class Trajectory:
 
     def copy(self) -> Trajectory:
         return Trajectory(self.task, list(self.turns), self.submission, self.end)
+
+
+def missing_submission(trajectory: Trajectory) -> Finding:
+    """The format-level finding for an episode that ended without a valid submit call."""
+    parse_errors = sum(r.error == "parse_error" for _, r in trajectory.results())
+    detail = f" ({parse_errors} unparsable actions)" if parse_errors else ""
+    return Finding(
+        "no_submission", f"the episode ended ({trajectory.end}) without a valid submit call{detail}"
+    )
 
 
 @dataclass

@@ -18,6 +18,7 @@ import string
 from pathlib import Path
 from typing import Any
 
+from hiergym.envs.core import TASKS_TABLE_SQL
 from hiergym.envs.sandbox import Progress, build_database
 from hiergym.sandbox_data import source_dir
 
@@ -46,8 +47,6 @@ CREATE TABLE product_attributes (product_id TEXT NOT NULL, attribute TEXT NOT NU
 CREATE INDEX product_attributes_by_attribute ON product_attributes (attribute, product_id);
 CREATE INDEX products_by_type ON products (category_path, product_type);
 CREATE VIRTUAL TABLE products_fts USING fts5(title, attributes, category, description, tokenize='porter unicode61');
-CREATE TABLE tasks (task_id TEXT PRIMARY KEY, split TEXT NOT NULL, difficulty TEXT NOT NULL, payload TEXT NOT NULL);
-CREATE INDEX tasks_by_split ON tasks (split, difficulty);
 """
 
 
@@ -197,7 +196,7 @@ def build(conn: sqlite3.Connection, progress: Progress) -> None:
     """The whole shopping sandbox: catalog, FTS index, and tasks proven solvable by the oracle."""
     from .tasks import generate_tasks
 
-    conn.executescript(SCHEMA)
+    conn.executescript(SCHEMA + TASKS_TABLE_SQL)
     vocab = load_vocabulary()
     insert_products(conn, generate_products(vocab), progress)
     conn.commit()

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from hiergym.envs.core import TaskSet
+from hiergym.envs.core import TaskSet, load_task_table
 from hiergym.envs.sandbox import Progress
 
 from .data import DIFFICULTIES, TASKS_PER_SPLIT
@@ -184,16 +184,6 @@ def _make_task(conn, rng, state, pid, split, difficulty, index, plan) -> Shoppin
     return ShoppingTask(**{**asdict(draft), "oracle_calls": len(calls)})
 
 
-_TASKSETS: dict[tuple[str, str, str], TaskSet] = {}
-
-
 def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
     """The task set of one split and difficulty, read once per process."""
-    key = (db_key, split, difficulty)
-    if key not in _TASKSETS:
-        rows = db.execute(
-            "SELECT payload FROM tasks WHERE split = ? AND difficulty = ? ORDER BY task_id",
-            (split, difficulty),
-        ).fetchall()
-        _TASKSETS[key] = TaskSet([ShoppingTask.from_json(r[0]) for r in rows], split, difficulty)
-    return _TASKSETS[key]
+    return load_task_table(db, db_key, split, difficulty, ShoppingTask.from_json)

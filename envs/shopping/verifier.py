@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from hiergym.envs.core import missing_submission
 from hiergym.rewards.levels import (
     Finding,
     HierarchicalVerifier,
@@ -107,17 +108,7 @@ class FormatLevel(Level):
         traj = ctx.trajectory
         sub = traj.submission
         if sub is None:
-            parse_errors = sum(r.error == "parse_error" for _, r in traj.results())
-            detail = f" ({parse_errors} unparsable actions)" if parse_errors else ""
-            return self.result(
-                0.0,
-                [
-                    Finding(
-                        "no_submission",
-                        f"the episode ended ({traj.end}) without a valid submit call{detail}",
-                    )
-                ],
-            )
+            return self.result(0.0, [missing_submission(traj)])
         doc = self.product(sub.arguments["product_id"].strip())
         if doc is None:
             return self.result(
