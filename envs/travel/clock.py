@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
 
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 FIRST_DATE = dt.date(2024, 3, 1)
@@ -14,16 +15,29 @@ def hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+_TIMES = {f"{m // 60:02d}:{m % 60:02d}": m for m in range(24 * 60)}  # one dict hit per time
+
+
 def parse_hhmm(text: object) -> int | None:
     """Minutes after midnight of "HH:MM" (00:00..23:59), or None if ``text`` is not such a time."""
     if not isinstance(text, str):
         return None
+    minute = _TIMES.get(text)
+    if minute is not None:
+        return minute
     m = _HHMM.fullmatch(text.strip())
     return int(m.group(1)) * 60 + int(m.group(2)) if m else None
 
 
-def all_dates() -> list[str]:
-    return [(FIRST_DATE + dt.timedelta(days=i)).isoformat() for i in range(N_DATES)]
+@lru_cache(maxsize=1)
+def all_dates() -> tuple[str, ...]:
+    """Every date with a timetable, in order."""
+    return tuple((FIRST_DATE + dt.timedelta(days=i)).isoformat() for i in range(N_DATES))
+
+
+@lru_cache(maxsize=1)
+def date_set() -> frozenset[str]:
+    return frozenset(all_dates())
 
 
 def add_days(date: str, days: int) -> str:

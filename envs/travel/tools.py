@@ -12,7 +12,7 @@ from typing import Any
 from hiergym.envs.tools import Toolbox, tool
 from hiergym.errors import ToolError, did_you_mean
 
-from .clock import all_dates, hhmm, parse_date, parse_hhmm
+from .clock import all_dates, date_set, hhmm, parse_date, parse_hhmm
 from .data import load_sources
 from .geo import MODES
 from .world import world_of
@@ -26,10 +26,9 @@ ROOM_TYPES = ("Entire home/apt", "Private room", "Shared room")
 def city_name(state: Any, text: str, argument: str = "city") -> str:
     """The canonical name of the city ``text`` names; a ToolError naming the closest one otherwise."""
     world = world_of(state.db)
-    wanted = text.strip().lower()
-    for name in world.cities:
-        if name.lower() == wanted:
-            return name
+    name = world.by_lower.get(text.strip().lower())
+    if name is not None:
+        return name
     raise ToolError(
         f"{argument}: no city {text[:60]!r}{did_you_mean(text.strip().title(), world.cities)}; "
         f"cities are {', '.join(sorted(world.cities))}"
@@ -43,11 +42,13 @@ def _page(page: int) -> int:
 
 
 def _date(text: str) -> str:
+    if text in date_set():
+        return text
     date = parse_date(text)
     dates = all_dates()
     if date is None:
         raise ToolError(f"date must be YYYY-MM-DD, e.g. {dates[0]}, got {text[:40]!r}")
-    if date not in dates:
+    if date not in date_set():
         raise ToolError(f"no timetable for {date}; timetables cover {dates[0]} to {dates[-1]}")
     return date
 

@@ -79,6 +79,14 @@ def _itinerary(ctx: VerifyContext) -> Itinerary:
     return ctx.scratch["itinerary"]
 
 
+def _w(what: tuple[str, int, Activity] | str) -> str:
+    """A finding's name for an activity: ``day 2 activity 3 (meal R-ORD-004)``."""
+    if isinstance(what, str):
+        return what
+    label, j, a = what
+    return f"{label} activity {j + 1} ({a.type} {a.number or a.place or a.mode})"
+
+
 def _where(world: World, place: str) -> str:
     p = world.places.get(place)
     return f"{place} ({p.city})" if p else place
@@ -128,13 +136,13 @@ class FeasibilityLevel(Level):
             prev_end, meals, attractions, intercity = -1, Counter(), 0, False
             for j, a in enumerate(day.activities):
                 checks += 1
-                what = f"{label} activity {j + 1} ({a.type})"
+                what = (label, j, a)  # formatted only into a finding (_w): most checks pass
                 if a.end <= a.start:
-                    bad("bad_time", f"{what} ends at {hhmm(a.end)}, not after it starts")
+                    bad("bad_time", f"{_w(what)} ends at {hhmm(a.end)}, not after it starts")
                 if a.start < prev_end:
                     bad(
                         "overlap",
-                        f"{what} starts at {hhmm(a.start)}, before the previous one ends at {hhmm(prev_end)}",
+                        f"{_w(what)} starts at {hhmm(a.start)}, before the previous one ends at {hhmm(prev_end)}",
                     )
                 prev_end = max(prev_end, a.end)
                 if a.is_ride:
@@ -144,7 +152,7 @@ class FeasibilityLevel(Level):
                     if a.origin != loc:
                         bad(
                             "not_there",
-                            f"{what} leaves from {_where(world, a.origin)}, but the traveller is at {_where(world, loc)}",
+                            f"{_w(what)} leaves from {_where(world, a.origin)}, but the traveller is at {_where(world, loc)}",
                         )
                     a_place, b_place = world.places.get(a.origin), world.places.get(a.destination)
                     if a_place and b_place:
@@ -152,12 +160,12 @@ class FeasibilityLevel(Level):
                         if leg is None:
                             bad(
                                 "no_route",
-                                f"{what}: no {a.mode} route from {a.origin} to {a.destination}",
+                                f"{_w(what)}: no {a.mode} route from {a.origin} to {a.destination}",
                             )
                         elif a.end - a.start < leg.minutes:
                             bad(
                                 "leg_too_short",
-                                f"{what}: {a.mode} from {a.origin} to {a.destination} takes {leg.minutes} min, planned {a.end - a.start}",
+                                f"{_w(what)}: {a.mode} from {a.origin} to {a.destination} takes {leg.minutes} min, planned {a.end - a.start}",
                             )
                         if a_place.city != b_place.city:
                             intercity = True
@@ -170,13 +178,13 @@ class FeasibilityLevel(Level):
                     if place is not None and place.city not in day_cities:
                         bad(
                             "wrong_city",
-                            f"{what} is in {place.city}; on {label} the traveller is in "
+                            f"{_w(what)} is in {place.city}; on {label} the traveller is in "
                             f"{' and '.join(sorted(c for c in day_cities if c))}",
                         )
                     if a.place in seen:
                         bad(
                             f"repeated_{'restaurant' if a.type == 'meal' else 'attraction'}",
-                            f"{what} repeats {a.place}, already visited on {seen[a.place]}",
+                            f"{_w(what)} repeats {a.place}, already visited on {seen[a.place]}",
                         )
                     seen[a.place] = label
                     if a.type == "meal":
@@ -224,17 +232,17 @@ class FeasibilityLevel(Level):
         score = max(0.0, 1.0 - len(found) / max(1, checks + n))
         return self.result(score, found, passed=not found)
 
-    def _ride(self, a: Activity, loc: str, what: str, task: TravelTask, date: str, bad: Any) -> str:
+    def _ride(self, a: Activity, loc: str, what: Any, task: TravelTask, date: str, bad: Any) -> str:
         world = self.world
         kind = RIDE_HUB[a.type]
         origin_hub, dest_hub = world.hub(kind, a.origin), world.hub(kind, a.destination)
         if origin_hub is None or dest_hub is None:
-            bad("unknown_city", f"{what}: no {kind} in {a.origin!r} or {a.destination!r}")
+            bad("unknown_city", f"{_w(what)}: no {kind} in {a.origin!r} or {a.destination!r}")
             return dest_hub or loc
         if origin_hub != loc:
             bad(
                 "not_there",
-                f"{what} leaves from {origin_hub}, but the traveller is at {_where(world, loc)}",
+                f"{_w(what)} leaves from {origin_hub}, but the traveller is at {_where(world, loc)}",
             )
         ride = world.ride(a.type, a.number, date)
         if (
@@ -245,44 +253,44 @@ class FeasibilityLevel(Level):
         ):
             bad(
                 "no_seats",
-                f"{what}: {a.number} has {ride.seats} free seats for {task.people} people",
+                f"{_w(what)}: {a.number} has {ride.seats} free seats for {task.people} people",
             )
         return dest_hub
 
-    def _visit(self, a: Activity, loc: str, what: str, bad: Any) -> None:
+    def _visit(self, a: Activity, loc: str, what: Any, bad: Any) -> None:
         world = self.world
         if a.place != loc:
             bad(
                 "not_there",
-                f"{what} is at {_where(world, a.place)}, but the traveller is at {_where(world, loc)}",
+                f"{_w(what)} is at {_where(world, a.place)}, but the traveller is at {_where(world, loc)}",
             )
         place = world.places.get(a.place)
         if place is None:
             return  # an unknown place fails grounding; feasibility judges what exists
         wanted = "restaurant" if a.type == "meal" else "attraction"
         if place.kind != wanted:
-            bad("wrong_kind", f"{what}: {a.place} is a {place.kind}, not a {wanted}")
+            bad("wrong_kind", f"{_w(what)}: {a.place} is a {place.kind}, not a {wanted}")
             return
         if a.start < place.open_min or a.end > place.close_min:
             bad(
                 "closed",
-                f"{what}: {a.place} is open {hhmm(place.open_min)}-{hhmm(place.close_min)}, visited {hhmm(a.start)}-{hhmm(a.end)}",
+                f"{_w(what)}: {a.place} is open {hhmm(place.open_min)}-{hhmm(place.close_min)}, visited {hhmm(a.start)}-{hhmm(a.end)}",
             )
         if a.type == "meal":
             lo, hi = MEAL_WINDOWS[a.meal]
             if not lo <= a.start <= hi:
                 bad(
                     "meal_time",
-                    f"{what}: {a.meal} at {hhmm(a.start)}; it starts between {hhmm(lo)} and {hhmm(hi)}",
+                    f"{_w(what)}: {a.meal} at {hhmm(a.start)}; it starts between {hhmm(lo)} and {hhmm(hi)}",
                 )
             if a.end - a.start < MIN_MEAL_MINUTES:
-                bad("too_short", f"{what}: {a.end - a.start} min is too short for a meal")
+                bad("too_short", f"{_w(what)}: {a.end - a.start} min is too short for a meal")
         else:
             needed = min(60, world.attractions[a.place]["duration"] // 2)
             if a.end - a.start < needed:
                 bad(
                     "too_short",
-                    f"{what}: {a.end - a.start} min at {a.place}; a visit takes at least {needed}",
+                    f"{_w(what)}: {a.end - a.start} min at {a.place}; a visit takes at least {needed}",
                 )
 
     def _route(self, nights: list[tuple[str, str]], task: TravelTask, bad: Any) -> None:
@@ -322,45 +330,57 @@ class FeasibilityLevel(Level):
             k += run
 
 
+def _told(r: Any) -> list[tuple[tuple, Any]]:
+    """The (key, facts) pairs one successful tool result tells the agent."""
+    data, name = r.data, r.name
+    if name in ("search_flights", "search_trains"):
+        kind = "flight" if name == "search_flights" else "train"
+        return [
+            (
+                (kind, x["number"], data["date"]),
+                (data["origin"], data["destination"], x["depart"], x["arrive"], x["price"]),
+            )
+            for x in data["results"]
+        ]
+    if name in _PRICED:
+        kind, field = _PRICED[name]
+        return [((kind, x["id"]), x[field]) for x in data["results"]]
+    if name == "get_distance":
+        out = []
+        for p in data["pairs"]:
+            a, b = sorted((p["from"], p["to"]))
+            out += [(("leg", m, a, b), p[m]["cost"]) for m in ("walk", "taxi", "drive") if p.get(m)]
+        return out
+    return []
+
+
+_PRICED = {
+    "search_hotels": ("hotel", "price"),
+    "search_restaurants": ("restaurant", "cost"),
+    "search_attractions": ("attraction", "price"),
+}
+_TOLD_MEMO: dict[int, tuple[Any, list[tuple[tuple, Any]]]] = {}
+_TOLD_MEMO_SIZE = 4096
+
+
 def citations(trajectory: Any) -> dict[tuple, tuple[int, Any]]:
-    """What the agent was told, keyed by item: ``key -> (turn, facts)`` (the first telling)."""
+    """What the agent was told, keyed by item: ``key -> (turn, facts)`` (the first telling).
+
+    What one result tells is memoized per result object (results are immutable), so verifying a
+    trajectory again, or a fork of it, costs dict updates only.
+    """
     index: dict[tuple, tuple[int, Any]] = {}
-    for turn in trajectory.turns:
+    for turn in reversed(trajectory.turns):  # earlier tellings overwrite later ones
         for r in turn.results:
             if not r.ok or not isinstance(r.data, dict):
                 continue
-            data, name = r.data, r.name
-            if name in ("search_flights", "search_trains"):
-                kind = "flight" if name == "search_flights" else "train"
-                for x in data["results"]:
-                    index.setdefault(
-                        (kind, x["number"], data["date"]),
-                        (
-                            turn.index,
-                            (
-                                data["origin"],
-                                data["destination"],
-                                x["depart"],
-                                x["arrive"],
-                                x["price"],
-                            ),
-                        ),
-                    )
-            elif name == "search_hotels":
-                for x in data["results"]:
-                    index.setdefault(("hotel", x["id"]), (turn.index, x["price"]))
-            elif name == "search_restaurants":
-                for x in data["results"]:
-                    index.setdefault(("restaurant", x["id"]), (turn.index, x["cost"]))
-            elif name == "search_attractions":
-                for x in data["results"]:
-                    index.setdefault(("attraction", x["id"]), (turn.index, x["price"]))
-            elif name == "get_distance":
-                for p in data["pairs"]:
-                    a, b = sorted((p["from"], p["to"]))
-                    for mode in ("walk", "taxi", "drive"):
-                        if p.get(mode):
-                            index.setdefault(("leg", mode, a, b), (turn.index, p[mode]["cost"]))
+            memo = _TOLD_MEMO.get(id(r))
+            if memo is None or memo[0] is not r:
+                if len(_TOLD_MEMO) >= _TOLD_MEMO_SIZE:
+                    _TOLD_MEMO.clear()
+                memo = _TOLD_MEMO[id(r)] = (r, _told(r))
+            t = turn.index
+            index.update({key: (t, facts) for key, facts in memo[1]})
     return index
 
 
@@ -377,18 +397,19 @@ class GroundingLevel(Level):
         found: list[Finding] = []
         items = 0
 
-        def cite(key: tuple, what: str) -> Any:
+        def cite(key: tuple, what: Any) -> Any:
             hit = told.get(key)
             if hit is None:
                 found.append(
-                    Finding("ungrounded", f"{what}: no tool response in this episode shows it")
+                    Finding("ungrounded", f"{_w(what)}: no tool response in this episode shows it")
                 )
             return hit
 
         for i, day in enumerate(itinerary.days):
+            label = f"day {i + 1}"
             for j, a in enumerate(day.activities):
                 items += 1
-                what = f"day {i + 1} activity {j + 1} ({a.type} {a.number or a.place or a.mode})"
+                what = (label, j, a)
                 if a.is_ride:
                     hit = cite((a.type, a.number, day.date), what)
                     if hit:
@@ -398,14 +419,14 @@ class GroundingLevel(Level):
                             found.append(
                                 Finding(
                                     "mismatch",
-                                    f"{what}: {origin}->{dest} {dep}-{arr} in the response, planned {a.origin}->{a.destination} {claimed[2]}-{claimed[3]}",
+                                    f"{_w(what)}: {origin}->{dest} {dep}-{arr} in the response, planned {a.origin}->{a.destination} {claimed[2]}-{claimed[3]}",
                                     turn,
                                 )
                             )
                         if not _money_eq(a.cost, price):
                             found.append(
                                 Finding(
-                                    "mismatch", f"{what}: costs {price}, planned {a.cost}", turn
+                                    "mismatch", f"{_w(what)}: costs {price}, planned {a.cost}", turn
                                 )
                             )
                 elif a.type == "transfer":
@@ -413,14 +434,18 @@ class GroundingLevel(Level):
                     hit = cite(("leg", a.mode, x, y), what)
                     if hit and not _money_eq(a.cost, hit[1]):
                         found.append(
-                            Finding("mismatch", f"{what}: costs {hit[1]}, planned {a.cost}", hit[0])
+                            Finding(
+                                "mismatch", f"{_w(what)}: costs {hit[1]}, planned {a.cost}", hit[0]
+                            )
                         )
                 else:
                     kind = "restaurant" if a.type == "meal" else "attraction"
                     hit = cite((kind, a.place), what)
                     if hit and not _money_eq(a.cost, hit[1]):
                         found.append(
-                            Finding("mismatch", f"{what}: costs {hit[1]}, planned {a.cost}", hit[0])
+                            Finding(
+                                "mismatch", f"{_w(what)}: costs {hit[1]}, planned {a.cost}", hit[0]
+                            )
                         )
             if day.accommodation is not None:
                 items += 1
@@ -430,7 +455,7 @@ class GroundingLevel(Level):
                     found.append(
                         Finding(
                             "mismatch",
-                            f"{what}: costs {hit[1]} a night, planned {day.accommodation.cost}",
+                            f"{_w(what)}: costs {hit[1]} a night, planned {day.accommodation.cost}",
                             hit[0],
                         )
                     )
@@ -448,8 +473,7 @@ class ConstraintsLevel(Level):
         itinerary = _itinerary(ctx)
         task: TravelTask = ctx.task
         world = self.world
-        occupancy = {h: d["max_occupancy"] for h, d in world.hotels.items()}
-        cost = trip_cost(itinerary, task.people, occupancy)
+        cost = trip_cost(itinerary, task.people, world.occupancy)
         ctx.scratch["cost"] = cost
         results: list[tuple[bool, Finding | None]] = []
 
@@ -521,8 +545,7 @@ class QualityLevel(Level):
         world = self.world
         cost = ctx.scratch.get("cost")
         if cost is None:
-            occupancy = {h: d["max_occupancy"] for h, d in world.hotels.items()}
-            cost = trip_cost(itinerary, task.people, occupancy)
+            cost = trip_cost(itinerary, task.people, world.occupancy)
         findings = []
         cost_score = 1.0 if cost <= task.oracle_cost + 0.01 else task.oracle_cost / cost
         if cost_score < 1.0:

@@ -72,6 +72,8 @@ class World:
         self.hotels = {r["id"]: dict(r) for r in _rows(db, "SELECT * FROM hotels")}
         self.restaurants = {r["id"]: dict(r) for r in _rows(db, "SELECT * FROM restaurants")}
         self.attractions = {r["id"]: dict(r) for r in _rows(db, "SELECT * FROM attractions")}
+        self.occupancy = {h: d["max_occupancy"] for h, d in self.hotels.items()}
+        self.by_lower = {name.lower(): name for name in self.cities}
         self._legs: dict[tuple[str, str, str], Leg | None] = {}
 
     def hub(self, kind: str, city: str) -> str | None:

@@ -1,0 +1,93 @@
+"""Travel speed: tool calls/s per tool (cached and not), tool vs the raw SQL it wraps, verdicts/s
+for a 5-day itinerary, oracle planning time per task.
+
+Targets (issue 3): >= 10,000 search calls/s with the cache warm, a tool call <= 3x its raw SQL,
+>= 5,000 verdicts/s for a 5-day itinerary.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import gymnasium as gym
+
+import hiergym  # noqa: F401
+from hiergym.envs.tools import ToolCall
+from hiergym.envs.travel.oracle import plan
+from hiergym.testing import oracle_actions
+
+from . import per_call_ms, rate
+
+CALLS = {
+    "search_flights": {"origin": "Boston", "destination": "Chicago", "date": "2024-03-12"},
+    "search_trains": {"origin": "New York", "destination": "Philadelphia", "date": "2024-03-12"},
+    "search_hotels": {"city": "Chicago", "room_type": "Private room", "sort": "price"},
+    "search_attractions": {"city": "Chicago", "sort": "price"},
+    "search_restaurants": {"city": "Chicago", "cuisine": "Italian"},
+    "get_distance": {
+        "origins": ["CENTER-ORD", "H-ORD-004"],
+        "destinations": ["AIRPORT-ORD", "R-ORD-010", "A-ORD-003"],
+    },
+}
+RAW_SQL = {  # the query each tool wraps, with the same page size
+    "search_flights": (
+        "SELECT number, dep_min, arr_min, price, seats, count(*) OVER () FROM flights "
+        "WHERE origin = ? AND destination = ? AND date = ? ORDER BY dep_min, number LIMIT 10",
+        ("Boston", "Chicago", "2024-03-12"),
+    ),
+    "search_hotels": (
+        "SELECT id, name, room_type, price, min_nights, max_occupancy, rating, house_rules, "
+        "count(*) OVER () FROM hotels WHERE city = ? AND room_type = ? ORDER BY price, id LIMIT 10",
+        ("Chicago", "Private room"),
+    ),
+    "search_restaurants": (
+        "SELECT r.id, r.name, r.cuisines, r.cost, r.rating, r.open_min, r.close_min, count(*) OVER () "
+        "FROM restaurant_cuisines c JOIN restaurants r ON r.id = c.restaurant_id "
+        "WHERE c.city = ? AND c.cuisine = ? ORDER BY r.cost, r.id LIMIT 10",
+        ("Chicago", "Italian"),
+    ),
+}
+
+
+def run() -> dict[str, float]:
+    env = gym.make("hiergym/Travel-v0", split="test", difficulty="hard")
+    base = env.unwrapped
+    db = base.sandbox.db
+    state = SimpleNamespace(db=db, memory={})
+    figures: dict[str, float] = {}
+    for name, args in CALLS.items():
+        tool = base.toolbox[name]
+        call = ToolCall(name, args)
+        figures[f"{name}_calls_per_s_uncached"] = rate(lambda t=tool, a=args: t.fn(state, **a))
+        figures[f"{name}_calls_per_s_cached"] = rate(
+            lambda t=tool, c=call: base.sandbox.call(t, c, lambda: t.fn(state, **c.arguments))
+        )
+    for name, (sql, params) in RAW_SQL.items():
+        raw_ms = per_call_ms(lambda s=sql, p=params: db.execute(s, p).fetchall())
+        tool_ms = 1000.0 / figures[f"{name}_calls_per_s_uncached"]
+        cached_ms = 1000.0 / figures[f"{name}_calls_per_s_cached"]
+        figures[f"{name}_raw_sql_ms"] = raw_ms
+        figures[f"{name}_tool_over_raw_ratio"] = tool_ms / raw_ms
+        figures[f"{name}_cached_over_raw_ratio"] = cached_ms / raw_ms
+
+    base.reset(seed=0, options={"max_turns": 10**9})
+    action = ToolCall("search_hotels", CALLS["search_hotels"])
+    figures["env_steps_per_s"] = rate(lambda: base.step(action))
+
+    # Verdicts on a 5-day itinerary (the first 5-day task of the set).
+    task = next(t for t in base.tasks if t.days == 5)
+    base.reset(seed=0, options={"task": task})
+    for call in oracle_actions(base):
+        base.step(call)
+    assert base.verdict is not None and base.verdict.reward == 1.0
+    trajectory = base.trajectory
+    figures["verdicts_per_s_5_day"] = rate(lambda: base.verifier.verify(trajectory, task))
+
+    tasks = list(base.tasks)
+    start = time.perf_counter()
+    for t in tasks:
+        plan(base.sandbox, t)
+    figures["oracle_plan_ms_per_task"] = (time.perf_counter() - start) * 1000 / len(tasks)
+    env.close()
+    return {k: round(v, 4) for k, v in figures.items()}
