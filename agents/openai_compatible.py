@@ -20,6 +20,11 @@ RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class OpenAICompatible:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        # Gymnasium deep-copies make() kwargs into the env spec; a client with open connections
+        # and locks is shared, not copied.
+        return self
+
     def __init__(
         self,
         base_url: str,

@@ -144,9 +144,11 @@ def results_table(summary: dict[str, Any]) -> Any:
     trials = max((len(g["pass_hat_k"]) for g in summary["groups"]), default=1)
     if trials > 1:
         cols += [f"pass@{trials}", f"pass^{trials}"]
-    cols += ["turns", "tool calls/s", "errors"]
+    cols += ["pass rate per level", "turns", "tool calls/s", "errors"]
     for col in cols:
-        table.add_column(col, justify="left" if col in ("env", "agent") else "right")
+        table.add_column(
+            col, justify="left" if col in ("env", "agent", "pass rate per level") else "right"
+        )
     for g in summary["groups"]:
         row = [
             g["env_id"],
@@ -161,7 +163,8 @@ def results_table(summary: dict[str, Any]) -> Any:
                 _fmt_rate(g["pass_at_k"][k]) if k in g["pass_at_k"] else "-",
                 _fmt_rate(g["pass_hat_k"][k]) if k in g["pass_hat_k"] else "-",
             ]
-        row += [f"{g['turns_mean']:.1f}", f"{g['tool_calls_per_s']:,.0f}", str(g["errors"])]
+        levels = " ".join(f"{n}={r['mean']:.0%}" for n, r in g["level_pass"].items())
+        row += [levels, f"{g['turns_mean']:.1f}", f"{g['tool_calls_per_s']:,.0f}", str(g["errors"])]
         table.add_row(*row)
     return table
 

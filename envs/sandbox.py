@@ -259,6 +259,11 @@ class HttpBackend:
     Pass ``transport=httpx.MockTransport(handler)`` to test without a network.
     """
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        # Gymnasium deep-copies make() kwargs into the env spec; a client with open connections
+        # and locks is shared, not copied.
+        return self
+
     def __init__(
         self,
         base_url: str,
