@@ -23,7 +23,7 @@ from hiergym.rewards import HierarchicalReward, HierarchicalVerifier, ProcessRew
 __version__ = "0.1.0"
 
 
-BUILTIN_DOMAINS = ("shopping", "travel")
+BUILTIN_DOMAINS = ("shopping", "travel", "geometry")
 """Packages under hiergym.envs whose ``register()`` runs at import (string entry points: cheap)."""
 
 

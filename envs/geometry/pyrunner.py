@@ -1,0 +1,264 @@
+"""The parent side of the ``python`` tool: a warm, locked-down worker process per env.
+
+Starting Python with numpy and scipy costs most of a second, so each env keeps one worker
+(``pyworker.py``) warm and sends it code over a pipe (about a millisecond per call). The worker
+enforces per-call limits itself (see its docstring); this side adds a wall-clock deadline, replaces
+a worker that dies, hangs or breaks the protocol, and never lets two envs (or an env and its
+``fork()``) share a worker: copying a runner gives a fresh, unstarted one. Workers are killed on
+``close()`` and at interpreter exit, and a process fork never reuses its parent's worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WORKER = Path(__file__).with_name("pyworker.py")
+TIMEOUT_S = 5.0
+MEMORY_MB = 512
+OUTPUT_CHARS = 7_500  # under the core's 8,000-character result cap, so the note shows
+FILE_BYTES = 1 << 20
+MAX_CODE_CHARS = 20_000
+LIFETIME_CPU_S = 600
+STARTUP_TIMEOUT_S = 60.0
+GRACE_S = 1.0
+"""How long past its own timer a worker may take to answer before it is killed."""
+
+_LIVE: weakref.WeakSet[PythonRunner] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class PythonResult:
+    ok: bool
+    stdout: str
+    error: str | None = None
+    truncated: bool = False
+
+
+class WorkerFailure(Exception):
+    """The worker died, hung or broke the protocol; it has been discarded."""
+
+
+class PythonRunner:
+    """Runs agent code in a warm sandboxed worker; one per env, never shared."""
+
+    def __init__(
+        self,
+        timeout_s: float = TIMEOUT_S,
+        memory_mb: int = MEMORY_MB,
+        output_chars: int = OUTPUT_CHARS,
+        file_bytes: int = FILE_BYTES,
+    ):
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.output_chars = output_chars
+        self.file_bytes = file_bytes
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._root: str | None = None
+        self._pid_owner = 0
+        self._ready = False
+        self._next_id = 0
+        self._buffer = b""
+        self.hardening: tuple[str, ...] = ()
+        self.used = False
+        self.restarts = 0
+        _LIVE.add(self)
+
+    # Copies (env.fork() deep-copies episode memory) get their own worker, started on demand.
+    def __copy__(self) -> PythonRunner:
+        return PythonRunner(self.timeout_s, self.memory_mb, self.output_chars, self.file_bytes)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PythonRunner:
+        return self.__copy__()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        """Start a worker in the background (the next ``run`` waits until it is ready)."""
+        if self._proc is not None and self._pid_owner != os.getpid():
+            self._forget()  # inherited through os.fork(): the parent process owns that worker
+        if self.alive:
+            return
+        self._discard()
+        self._root = tempfile.mkdtemp(prefix="hiergym-py-")
+        limits = {
+            "memory_mb": self.memory_mb,
+            "output_chars": self.output_chars,
+            "file_bytes": self.file_bytes,
+            "lifetime_cpu_s": LIFETIME_CPU_S,
+        }
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": self._root,
+            "TMPDIR": self._root,
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "LC_ALL": "C.UTF-8",
+        }
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", str(WORKER), self._root, json.dumps(limits)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self._root,
+            env=env,
+            close_fds=True,
+            start_new_session=True,  # its own process group: a kill takes everything it started
+        )
+        self._pid_owner = os.getpid()
+        self._ready = False
+        self._buffer = b""
+
+    def recycle(self) -> None:
+        """Replace a worker that ran agent code with a fresh one, warming in the background."""
+        if self.used:
+            self._discard()
+            self.used = False
+            self.start()
+
+    def run(self, code: str, timeout_s: float | None = None) -> PythonResult:
+        """Run ``code``. Every failure (the code's, or the worker's) comes back as a result."""
+        timeout = min(self.timeout_s, timeout_s or self.timeout_s)
+        self.start()
+        self.used = True
+        try:
+            if not self._ready:
+                hello = self._receive(time.monotonic() + STARTUP_TIMEOUT_S)
+                if not hello.get("ready"):
+                    raise WorkerFailure("the python worker failed to start")
+                self.hardening = tuple(hello.get("hardening", ()))
+                self._ready = True
+            self._next_id += 1
+            self._send({"id": self._next_id, "code": code, "timeout": timeout})
+            reply = self._receive(time.monotonic() + timeout + GRACE_S)
+            if reply.get("id") != self._next_id:
+                raise WorkerFailure("the python worker answered out of turn; it was replaced")
+        except WorkerFailure as e:
+            self.restarts += 1
+            self._discard()
+            if str(e) == "timeout":
+                message = (
+                    f"TimeoutError: the code ran longer than {timeout:g} s; "
+                    "the worker was stopped and replaced"
+                )
+            else:
+                message = f"{e}; the worker was replaced"
+            return PythonResult(ok=False, stdout="", error=message)
+        return PythonResult(
+            ok=bool(reply.get("ok")),
+            stdout=str(reply.get("stdout", ""))[: self.output_chars],
+            error=None if reply.get("error") is None else str(reply["error"])[:2000],
+            truncated=bool(reply.get("truncated")),
+        )
+
+    def close(self) -> None:
+        self._discard()
+
+    def __del__(self) -> None:
+        # At interpreter shutdown modules may be gone; nothing is left to clean with then.
+        with contextlib.suppress(Exception):
+            self._discard()
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        body = json.dumps(message).encode()
+        try:
+            self._proc.stdin.write(struct.pack(">I", len(body)) + body)
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise WorkerFailure(self._death("could not send code to the python worker")) from e
+
+    def _receive(self, deadline: float) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        limit = 4 + 4 * self.output_chars + 16_384  # JSON may escape every character
+        while True:
+            if len(self._buffer) >= 4:
+                (size,) = struct.unpack(">I", self._buffer[:4])
+                if size > limit:
+                    raise WorkerFailure("the python worker sent an oversized reply")
+                if len(self._buffer) >= 4 + size:
+                    body, self._buffer = self._buffer[4 : 4 + size], self._buffer[4 + size :]
+                    try:
+                        return json.loads(body)
+                    except ValueError as e:
+                        raise WorkerFailure("the python worker sent a garbled reply") from e
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerFailure("timeout")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise WorkerFailure(self._death("the python worker died"))
+            self._buffer += chunk
+
+    def _death(self, what: str) -> str:
+        assert self._proc is not None
+        try:
+            code = self._proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return what
+        if code < 0:
+            name = signal.Signals(-code).name
+            why = {
+                "SIGXCPU": "the CPU limit",
+                "SIGKILL": "a limit",
+                "SIGSEGV": "a crash",
+                "SIGXFSZ": "the file-size limit",
+            }.get(name, name)
+            return f"{what} ({name}: {why})"
+        return f"{what} (exit status {code})"
+
+    def _forget(self) -> None:
+        self._proc = None
+        self._root = None
+        self._ready = False
+
+    def _discard(self) -> None:
+        proc, root = self._proc, self._root
+        self._forget()
+        if proc is not None and self._pid_owner == os.getpid():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5.0)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@atexit.register
+def _close_all() -> None:
+    for runner in list(_LIVE):
+        runner.close()

@@ -1,0 +1,614 @@
+"""The warm worker behind the geometry ``python`` tool (run as a script, never imported by hiergym).
+
+It imports numpy and scipy once, then locks itself down and serves one request at a time over a
+length-prefixed JSON protocol on the fds it was started with. Defence in depth, outermost first:
+
+1. OS: a new network namespace (when root), privileges dropped to ``nobody`` (when root), Landlock
+   (when the kernel has it: read-only access to the interpreter's libraries, read-write to the
+   worker's temp dir, no TCP), ``no_new_privs``, and rlimits: address space, CPU seconds over the
+   worker's life, file size, open files, no core dumps, no new processes (``RLIMIT_NPROC=0``).
+2. A PEP 578 audit hook, installed last and impossible to remove: it vetoes process creation,
+   signals, sockets, ctypes, rlimit changes, new audit hooks, heap walking (gc), imports outside the
+   allow-list, and every file or directory operation outside the temp dir (reads of the
+   interpreter's own library files excepted).
+3. The agent's code: an AST check (no names or attributes that start with ``_``, no frame or code
+   attributes, imports only from the allow-list), restricted builtins (no ``eval``/``exec``/
+   ``compile``/``globals``/``vars``/``input``; ``open`` only inside the call's temp dir), read-only
+   module views, a wall-clock timer per call, a bounded output buffer, and a fresh namespace and
+   fresh temp dir for every call.
+
+The parent (``pyrunner.PythonRunner``) also enforces a wall-clock deadline and replaces a worker that
+dies, hangs or misbehaves.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import ctypes
+import json
+import os
+import resource
+import shutil
+import signal
+import struct
+import sys
+import sysconfig
+import tempfile
+import traceback
+import types
+
+ALLOWED_MODULES = frozenset(
+    {
+        "math",
+        "cmath",
+        "statistics",
+        "itertools",
+        "functools",
+        "collections",
+        "fractions",
+        "decimal",
+        "json",
+        "re",
+        "random",
+        "heapq",
+        "bisect",
+        "numpy",
+        "numpy.linalg",
+        "numpy.random",
+        "numpy.fft",
+        "scipy",
+        "scipy.linalg",
+        "scipy.optimize",
+        "scipy.spatial",
+        "scipy.spatial.transform",
+        "scipy.special",
+    }
+)
+"""The import allow-list: everything agent code may import (documented in the tool's schema)."""
+LOADABLE_ROOTS = frozenset({"numpy", "scipy"} | {m.split(".")[0] for m in ALLOWED_MODULES})
+FORBIDDEN_ATTRIBUTES = frozenset(
+    {
+        "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "cr_origin",
+        "ag_frame", "ag_code", "ag_await", "f_back", "f_builtins", "f_code", "f_globals",
+        "f_locals", "f_trace", "tb_frame", "tb_next", "co_code", "mro", "func_globals",
+    }
+)  # fmt: skip
+SAFE_BUILTINS = [
+    "abs",
+    "all",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "bytearray",
+    "bytes",
+    "callable",
+    "chr",
+    "complex",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "format",
+    "frozenset",
+    "hash",
+    "hex",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "ord",
+    "pow",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "type",
+    "zip",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "BaseException",
+    "Exception",
+    "FloatingPointError",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "MemoryError",
+    "NameError",
+    "NotImplementedError",
+    "OverflowError",
+    "RecursionError",
+    "RuntimeError",
+    "StopIteration",
+    "TimeoutError",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
+    "Warning",
+    "ImportError",
+    "PermissionError",
+    "OSError",
+    "FileNotFoundError",
+    "super",
+    "property",
+    "staticmethod",
+    "classmethod",
+    "True",
+    "False",
+    "None",
+    "NotImplemented",
+    "Ellipsis",
+]
+DENIED_EVENTS = frozenset(
+    {
+        "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
+        "os.killpg", "os.putenv", "os.unsetenv", "os.setuid", "subprocess.Popen",
+        "resource.setrlimit", "resource.prlimit", "sys.addaudithook", "gc.get_objects",
+        "gc.get_referrers", "gc.get_referents", "builtins.input", "builtins.breakpoint",
+        "pty.spawn", "sys.remote_exec",
+    }
+)  # fmt: skip
+DENIED_PREFIXES = ("socket.", "ctypes.", "mmap.", "signal.", "winreg.", "msvcrt.")
+PATH_EVENT_PREFIXES = ("os.", "shutil.", "glob.", "tempfile.", "pathlib.", "open")
+
+NOBODY = 65534
+CLONE_NEWNET = 0x40000000
+PR_SET_NO_NEW_PRIVS = 38
+
+
+class CallTimeout(BaseException):  # noqa: N818 - mirrors TimeoutError, but agent code rarely catches it
+    """The call ran past its time limit."""
+
+
+# --------------------------------------------------------------------------------------------
+# Protocol
+
+
+def read_message(fd: int) -> dict | None:
+    header = _read_exact(fd, 4)
+    if header is None:
+        return None
+    (size,) = struct.unpack(">I", header)
+    body = _read_exact(fd, size)
+    return None if body is None else json.loads(body)
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def write_message(fd: int, message: dict) -> None:
+    body = json.dumps(message).encode()
+    data = struct.pack(">I", len(body)) + body
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up: imports, then the OS layer
+
+
+def preload() -> dict[str, types.ModuleType]:
+    """Import (and exercise) every allowed module while the worker may still read anything."""
+    import importlib
+
+    modules = {name: importlib.import_module(name) for name in sorted(ALLOWED_MODULES)}
+    np = modules["numpy"]
+    np.linalg.svd(np.eye(3))
+    np.linalg.lstsq(np.eye(3), np.ones(3), rcond=None)
+    modules["scipy.optimize"].least_squares(lambda x: x - 1.0, [0.0])
+    modules["scipy.spatial"].ConvexHull(np.array([[0, 0], [1, 0], [0, 1], [1, 1.0]]))
+    modules["scipy.spatial.transform"].Rotation.from_matrix(np.eye(3)).as_quat()
+    return modules
+
+
+def library_roots(modules: dict[str, types.ModuleType]) -> list[str]:
+    roots = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+    for name in ("numpy", "scipy"):
+        package = os.path.dirname(modules[name].__file__)
+        roots.add(package)
+        roots.add(package + ".libs")
+    roots.update({"/usr/lib", "/lib", "/lib64", "/usr/lib64"})
+    return sorted(os.path.realpath(r) for r in roots if os.path.isdir(r))
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def landlock(libc: ctypes.CDLL, read_only: list[str], read_write: str) -> str:
+    """Confine the filesystem (and TCP) with Landlock; a short report of what was done."""
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+    abi = syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 1:
+        return "landlock unavailable"
+    fs_all = (1 << 13) - 1
+    if abi >= 2:
+        fs_all |= 1 << 13  # REFER
+    if abi >= 3:
+        fs_all |= 1 << 14  # TRUNCATE
+    if abi >= 5:
+        fs_all |= 1 << 15  # IOCTL_DEV
+    net = 0b11 if abi >= 4 else 0  # BIND_TCP | CONNECT_TCP, with no rule: all denied
+    scoped = 0b11 if abi >= 6 else 0  # abstract unix sockets and signals stay inside the sandbox
+    attr = struct.pack("<QQQ", fs_all, net, scoped)
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    buf = ctypes.create_string_buffer(attr[:size], size)
+    ruleset = syscall(444, buf, ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        return f"landlock ruleset failed (errno {ctypes.get_errno()})"
+    read = (1 << 0) | (1 << 2) | (1 << 3)  # EXECUTE | READ_FILE | READ_DIR
+    for path, access in [(p, read) for p in read_only] + [(read_write, fs_all)]:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        rule = ctypes.create_string_buffer(struct.pack("<Qi", access & fs_all, fd), 12)
+        syscall(445, ctypes.c_int(ruleset), ctypes.c_int(1), rule, ctypes.c_uint32(0))
+        os.close(fd)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return "landlock skipped (no_new_privs failed)"
+    if syscall(446, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+        return f"landlock restrict failed (errno {ctypes.get_errno()})"
+    os.close(ruleset)
+    return f"landlock abi {abi}"
+
+
+def harden(root: str, limits: dict, modules: dict[str, types.ModuleType]) -> list[str]:
+    """The OS layer; each step is best effort and reported (the audit hook is always installed)."""
+    report = []
+    libc = _libc()
+    vm_kb = 0
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                vm_kb = int(line.split()[1])
+    if os.geteuid() == 0:
+        if libc.unshare(CLONE_NEWNET) == 0:
+            report.append("network namespace")
+        os.chown(root, NOBODY, NOBODY)
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        report.append("uid nobody")
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    try:
+        report.append(landlock(libc, library_roots(modules), root))
+    except OSError as e:
+        report.append(f"landlock failed ({e})")
+    cpu_used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_cap = int(cpu_used.ru_utime + cpu_used.ru_stime) + int(limits["lifetime_cpu_s"])
+    address_space = vm_kb * 1024 + int(limits["memory_mb"]) * 1024 * 1024
+    for name, value in [
+        ("RLIMIT_AS", address_space),
+        ("RLIMIT_CPU", cpu_cap),
+        ("RLIMIT_FSIZE", int(limits["file_bytes"])),
+        ("RLIMIT_NOFILE", 64),
+        ("RLIMIT_CORE", 0),
+        ("RLIMIT_NPROC", 0),
+    ]:
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+            report.append(name)
+        except (ValueError, OSError):
+            report.append(f"{name} refused")
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big write fails with EFBIG instead
+    return report
+
+
+def install_audit_hook(root: str, read_roots: list[str]) -> None:
+    """The last line: veto dangerous events whoever triggers them (this hook cannot be removed)."""
+    root_prefix = os.path.realpath(root) + os.sep
+    read_prefixes = tuple(r.rstrip(os.sep) + os.sep for r in read_roots)
+    realpath, fspath, isinstance_, str_, bytes_ = (
+        os.path.realpath,
+        os.fspath,
+        isinstance,
+        str,
+        bytes,
+    )
+    denied, denied_prefixes, path_prefixes = DENIED_EVENTS, DENIED_PREFIXES, PATH_EVENT_PREFIXES
+    loadable = LOADABLE_ROOTS
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+    def inside(path: object, prefixes: tuple[str, ...]) -> bool:
+        if isinstance_(path, bytes_):
+            path = path.decode("utf-8", "replace")
+        if not isinstance_(path, str_):
+            try:
+                path = fspath(path)
+            except TypeError:
+                return False
+        full = realpath(path)
+        return any((full + "/").startswith(p) for p in prefixes)
+
+    def hook(event: str, args: tuple) -> None:
+        if event in denied or event.startswith(denied_prefixes):
+            raise PermissionError(f"{event} is not allowed in the python tool")
+        if event == "import":
+            if args[0].split(".")[0] not in loadable:
+                raise PermissionError(f"import of {args[0]!r} is not allowed in the python tool")
+            return
+        if event == "open":
+            path, mode, flags = args
+            if path is None:
+                return
+            if isinstance_(path, int):
+                raise PermissionError("opening file descriptors is not allowed in the python tool")
+            writing = any(c in (mode or "") for c in "wax+") or bool((flags or 0) & write_flags)
+            allowed = (root_prefix,) if writing else (root_prefix, *read_prefixes)
+            if not inside(path, allowed):
+                raise PermissionError(f"file access outside the temp dir is not allowed: {path!r}")
+            return
+        if event.startswith(path_prefixes):
+            for arg in args:
+                if isinstance_(arg, (str_, bytes_)) and not inside(arg, (root_prefix,)):
+                    raise PermissionError(
+                        f"{event} outside the temp dir is not allowed in the python tool"
+                    )
+
+    sys.addaudithook(hook)
+
+
+# --------------------------------------------------------------------------------------------
+# The agent's side
+
+
+def _no_pickle_load(load: types.FunctionType) -> object:
+    """``numpy.load`` without pickles: a pickle would run arbitrary code in the worker."""
+
+    def load_without_pickles(file, mmap_mode=None, allow_pickle=False, **kwargs):
+        return load(file, mmap_mode=mmap_mode, allow_pickle=False, **kwargs)
+
+    return load_without_pickles
+
+
+OVERRIDES = {("numpy", "load"): _no_pickle_load}
+
+
+class ModuleView:
+    """A read-only view of an allowed module: public attributes only, allowed submodules only."""
+
+    __slots__ = ("_module",)
+
+    def __init__(self, module: types.ModuleType):
+        object.__setattr__(self, "_module", module)
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(f"{name!r} is not available in the python tool")
+        module = object.__getattribute__(self, "_module")
+        value = getattr(module, name)
+        override = OVERRIDES.get((module.__name__, name))
+        if override is not None:
+            return override(value)
+        if isinstance(value, types.ModuleType):
+            if value.__name__ not in ALLOWED_MODULES:
+                raise AttributeError(
+                    f"module {value.__name__!r} is not available; allowed: {sorted(ALLOWED_MODULES)}"
+                )
+            return ModuleView(value)
+        return value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("modules are read-only in the python tool")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("modules are read-only in the python tool")
+
+    def __dir__(self) -> list[str]:
+        return [n for n in dir(object.__getattribute__(self, "_module")) if not n.startswith("_")]
+
+    def __repr__(self) -> str:
+        return f"<module {object.__getattribute__(self, '_module').__name__!r}>"
+
+
+class CodeRejected(Exception):
+    """The code uses a construct the python tool does not allow."""
+
+
+def check_code(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Name):
+            name = node.id
+        elif isinstance(node, ast.Attribute):
+            name = node.attr
+            if name in FORBIDDEN_ATTRIBUTES:
+                raise CodeRejected(f"line {node.lineno}: attribute {name!r} is not allowed")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = node.name
+        elif isinstance(node, ast.arg):
+            name = node.arg
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
+            name = node.name
+        elif isinstance(node, ast.MatchClass):
+            for attr in node.kwd_attrs:
+                if attr.startswith("_") or attr in FORBIDDEN_ATTRIBUTES:
+                    raise CodeRejected(f"line {node.lineno}: attribute {attr!r} is not allowed")
+        elif isinstance(node, ast.keyword) and node.arg and node.arg.startswith("__"):
+            raise CodeRejected(f"line {node.lineno}: keyword {node.arg!r} is not allowed")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                _check_import(alias.name, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                raise CodeRejected(f"line {node.lineno}: relative imports are not allowed")
+            _check_import(node.module or "", node.lineno)
+            for alias in node.names:
+                if alias.name.startswith("_") or alias.name == "*":
+                    raise CodeRejected(f"line {node.lineno}: cannot import {alias.name!r}")
+        if name is not None and name.startswith("_") and name != "_":
+            raise CodeRejected(
+                f"line {getattr(node, 'lineno', '?')}: names starting with '_' are not allowed "
+                f"({name!r})"
+            )
+
+
+def _check_import(module: str, lineno: int) -> None:
+    if module not in ALLOWED_MODULES:
+        raise CodeRejected(
+            f"line {lineno}: import of {module!r} is not allowed; allowed modules: "
+            f"{', '.join(sorted(ALLOWED_MODULES))}"
+        )
+
+
+def _guard_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError("attribute name must be a string")
+    if name.startswith("_") or name in FORBIDDEN_ATTRIBUTES:
+        raise AttributeError(f"attribute {name!r} is not allowed in the python tool")
+    return name
+
+
+def make_builtins(
+    modules: dict[str, types.ModuleType], call_dir: str, out: list[str], cap: int
+) -> dict[str, object]:
+    safe: dict[str, object] = {n: getattr(builtins, n) for n in SAFE_BUILTINS}
+    real_open = builtins.open
+    prefix = os.path.realpath(call_dir) + os.sep
+    size = [0]
+
+    real_import = builtins.__import__
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        if level or name not in ALLOWED_MODULES:
+            # Not the agent's own import statements (check_code vets those): C code such as
+            # ndarray.mean imports numpy internals through the calling frame's __import__. New
+            # module loads stay under the audit hook's allow-list.
+            return real_import(name, globals, locals, fromlist, level)
+        if fromlist:
+            return ModuleView(modules[name])
+        return ModuleView(modules[name.split(".")[0]])
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if not isinstance(file, str) or not (os.path.realpath(file) + os.sep).startswith(prefix):
+            raise PermissionError(
+                f"open() is limited to files in the call's temp dir, not {file!r}"
+            )
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_print(*values, sep=" ", end="\n", file=None, flush=False):
+        text = (" " if sep is None else str(sep)).join(str(v) for v in values)
+        text += "\n" if end is None else str(end)
+        if size[0] < cap:
+            out.append(text[: cap - size[0]])
+        size[0] += len(text)
+
+    safe.update(
+        __import__=guarded_import,
+        __build_class__=builtins.__build_class__,
+        __name__="__main__",
+        open=guarded_open,
+        print=guarded_print,
+        getattr=lambda obj, name, *default: getattr(obj, _guard_name(name), *default),
+        hasattr=lambda obj, name: hasattr(obj, _guard_name(name)),
+        setattr=lambda obj, name, value: setattr(obj, _guard_name(name), value),
+        delattr=lambda obj, name: delattr(obj, _guard_name(name)),
+        dir=lambda *obj: [n for n in (dir(*obj) if obj else []) if not n.startswith("_")],
+    )
+    return safe
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise CallTimeout
+
+
+def run_call(
+    code: str, timeout: float, root: str, modules: dict[str, types.ModuleType], cap: int
+) -> dict:
+    call_dir = tempfile.mkdtemp(dir=root)
+    out: list[str] = []
+    result: dict = {"ok": False, "stdout": "", "error": None, "truncated": False}
+    try:
+        tree = ast.parse(code, filename="<agent>", mode="exec")
+        check_code(tree)
+        last_expr = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last_expr = ast.Expression(tree.body.pop().value)
+        body = compile(tree, "<agent>", "exec")
+        tail = compile(last_expr, "<agent>", "eval") if last_expr is not None else None
+        namespace = {"__builtins__": make_builtins(modules, call_dir, out, cap)}
+        modules["random"].seed(0)
+        modules["numpy"].random.seed(0)
+        os.chdir(call_dir)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            exec(body, namespace)
+            if tail is not None:
+                value = eval(tail, namespace)
+                if value is not None:
+                    namespace["__builtins__"]["print"](repr(value))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            os.chdir(root)
+        result["ok"] = True
+    except CallTimeout:
+        result["error"] = f"TimeoutError: the code ran longer than {timeout:g} s"
+    except CodeRejected as e:
+        result["error"] = f"rejected: {e}"
+    except SyntaxError as e:
+        result["error"] = f"SyntaxError: {e.msg} (line {e.lineno})"
+    except MemoryError:
+        result["error"] = "MemoryError: the code exceeded the memory limit"
+    except BaseException as e:  # agent code may raise anything; it is reported, not fatal
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == "<agent>"]
+        where = f" (line {frames[-1].lineno})" if frames else ""
+        result["error"] = f"{type(e).__name__}: {e}{where}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        shutil.rmtree(call_dir, ignore_errors=True)
+    text = "".join(out)
+    result["stdout"] = text
+    result["truncated"] = sum(map(len, out)) >= cap
+    return result
+
+
+def main() -> None:
+    root, limits = sys.argv[1], json.loads(sys.argv[2])
+    modules = preload()
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    read_roots = library_roots(modules)
+    report = harden(root, limits, modules)
+    install_audit_hook(root, read_roots)
+    report.append("audit hook")
+    signal.signal(signal.SIGALRM, _on_alarm)
+    write_message(fd_out, {"ready": True, "hardening": report})
+    cap = int(limits["output_chars"])
+    while True:
+        request = read_message(fd_in)
+        if request is None:
+            return
+        reply = run_call(request["code"], float(request["timeout"]), root, modules, cap)
+        reply["id"] = request["id"]
+        write_message(fd_out, reply)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from hiergym.envs.geometry.data import SCENES_PER_SPLIT
+from hiergym.envs.geometry.oracle import solve
+from hiergym.envs.geometry.scene import WORLD, rotation_angle_deg
+from hiergym.envs.geometry.tasks import FAMILIES, GeometryTask, load_tasks
+from hiergym.envs.geometry.tools import (
+    depth_at,
+    detect,
+    load_scene,
+    pixel_to_point,
+    transform,
+)
+from hiergym.envs.geometry.units import AnswerError, parse_answer, parse_scalar
+from hiergym.envs.geometry.verifier import compare, mean_relative_accuracy
+from hiergym.envs.tools import ToolCall
+from hiergym.testing import oracle_actions, play
+
+ENV_ID = "hiergym/Geometry-v0"
+
+
+@pytest.fixture(scope="module")
+def base():
+    env = gym.make(ENV_ID, split="test", difficulty="hard")
+    yield env.unwrapped
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def state(base):
+    return SimpleNamespace(db=base.sandbox.db, memory={})
+
+
+def all_tasks(base):
+    db, key = base.sandbox.db, str(base.sandbox.db_path)
+    return [
+        t
+        for split in ("train", "dev", "test")
+        for d in ("easy", "medium", "hard")
+        for t in load_tasks(db, key, split, d)
+    ]
+
+
+def test_scenes_have_5_to_20_objects_1_to_3_cameras_and_disjoint_splits(base):
+    db = base.sandbox.db
+    rows = db.execute("SELECT scene_id, split FROM scenes").fetchall()
+    assert len(rows) == sum(SCENES_PER_SPLIT.values())
+    for scene_id, _ in rows:
+        scene = load_scene(db, scene_id)
+        assert 5 <= len(scene.objects) <= 20, scene_id
+        assert 1 <= len(scene.cameras) <= 3
+        assert set(scene.frames) == {WORLD, "robot_base", *scene.cameras}
+    split_of = dict(rows)
+    tasks = all_tasks(base)
+    assert all(split_of[t.scene_id] == t.split for t in tasks)
+    assert {(t.family, t.difficulty) for t in tasks} == {
+        (f, d) for f in FAMILIES for d in ("easy", "medium", "hard")
+    }
+    answers = [t.answer for t in tasks if t.answer_type == "bool"]
+    assert 0.3 < sum(answers) / len(answers) < 0.7, "yes/no tasks are balanced"
+
+
+def test_anchor_chain_through_the_tools_is_exact(base, state):
+    """detect -> depth_at -> pixel_to_point -> transform lands on the top-face centre (< 10 um)."""
+    checked = 0
+    for task in all_tasks(base):
+        if task.family != "point_transform":
+            continue
+        scene = load_scene(base.sandbox.db, task.scene_id)
+        cam, obj = task.params["camera"], task.params["object"]
+        args = {"scene": task.scene_id, "camera": cam}
+        u, v = detect.fn(state, object=obj, **args)["centroid"]
+        depth = depth_at.fn(state, u=u, v=v, **args)["depth"]
+        point = pixel_to_point.fn(state, u=u, v=v, depth=depth, **args)["point"]
+        world = transform.fn(state, task.scene_id, cam, WORLD, point)["point"]
+        assert np.allclose(world, scene.objects[obj].anchor, atol=1e-5)
+        checked += 1
+    assert checked >= 100
+
+
+def test_transforms_compose_and_invert(base, state):
+    scene_id = all_tasks(base)[0].scene_id
+    scene = load_scene(base.sandbox.db, scene_id)
+    for a in scene.frames:
+        for b in scene.frames:
+            ab = np.array(transform.fn(state, scene_id, a, b)["matrix"])
+            ba = np.array(transform.fn(state, scene_id, b, a)["matrix"])
+            assert np.allclose(ab @ ba, np.eye(4), atol=1e-8)
+            assert np.isclose(np.linalg.det(ab[:3, :3]), 1.0)
+
+
+def test_units_convert_exactly():
+    assert parse_scalar(0.10, "m", "length") == parse_scalar(10, "cm", "length") == 0.1
+    assert parse_scalar("100 mm", None, "length") == pytest.approx(0.1, abs=1e-15)
+    assert parse_scalar("2.5 L", None, "volume") == pytest.approx(0.0025, abs=1e-15)
+    assert parse_scalar(math.pi, "rad", "angle") == pytest.approx(180.0, abs=1e-12)
+    assert parse_answer("bool", "Yes", None) is True and parse_answer("bool", False, None) is False
+    with pytest.raises(AnswerError, match="needs a unit"):
+        parse_scalar(0.3, None, "length")
+    with pytest.raises(AnswerError, match="unit of angle"):
+        parse_scalar(0.3, "deg", "length")
+    with pytest.raises(AnswerError, match="two different units"):
+        parse_scalar("3 cm", "m", "length")
+    with pytest.raises(AnswerError, match="proper rotation"):
+        parse_answer(
+            "pose", {"rotation": [[1, 0, 0], [0, 1, 0], [0, 0, -1]], "translation": [0, 0, 1]}, "m"
+        )
+    q = parse_answer(
+        "pose", {"rotation": {"quaternion": [0, 0, 0, 1]}, "translation": [1, 2, 3]}, "cm"
+    )
+    assert np.allclose(q["rotation"], np.eye(3)) and q["translation"] == [0.01, 0.02, 0.03]
+
+
+def test_precision_is_full_within_tolerance_and_mra_outside():
+    assert mean_relative_accuracy(0.0) == 1.0
+    assert mean_relative_accuracy(0.07) == pytest.approx(0.9)  # fails only the 0.95 threshold
+    assert mean_relative_accuracy(0.6) == 0.0
+    task = GeometryTask(
+        "t", "test", "easy", "distance_angle", "s", "q", "length", 1.0, None, {}, (), 0.01
+    )
+    assert compare(task, 1.009).passed and compare(task, 1.009).score == 1.0
+    near = compare(task, 1.02)  # 2 cm off: outside 1 cm, but 2 % relative error
+    assert not near.passed and near.score == pytest.approx(0.9) and near.score < 1.0
+    assert compare(task, 1.3).score == pytest.approx(0.9 * 0.4)  # 0.50..0.65 pass
+
+
+def test_every_family_and_difficulty_is_solved_by_the_oracle():
+    for difficulty in ("easy", "medium", "hard"):
+        env = gym.make(ENV_ID, split="dev", difficulty=difficulty)
+        base = env.unwrapped
+        seen = set()
+        for task in base.tasks:
+            if task.family in seen:
+                continue
+            seen.add(task.family)
+            base.reset(options={"task": task})
+            out = play(env, oracle_actions(env), options={"task": task})
+            assert out.verdict["reward"] == 1.0, (task.task_id, out.verdict)
+        assert seen == set(FAMILIES)
+        env.close()
+
+
+def test_pose_oracle_uses_the_python_tool_and_is_centimetre_accurate(base, state):
+    task = next(t for t in base.tasks if t.family == "pose_estimation")
+    calls = solve(state, task)
+    assert [c.name for c in calls][-2:] == ["python", "submit"]
+    sub = calls[-1].arguments["answer"]
+    assert np.linalg.norm(np.subtract(sub["translation"], task.answer["translation"])) < 0.01
+    assert rotation_angle_deg(np.array(sub["rotation"]), np.array(task.answer["rotation"])) < 1.0
+
+
+@pytest.mark.parametrize("bad", ["scene", "camera", "object"])
+def test_bad_names_are_clear_error_observations(base, bad):
+    base.reset(seed=0)
+    scene = load_scene(base.sandbox.db, base.task.scene_id)
+    camera = next(iter(scene.cameras))
+    arguments = {"scene": scene.scene_id, "camera": camera, "object": "table"}
+    if "table" not in scene.objects:
+        arguments["object"] = next(iter(scene.objects))
+    fragment = {
+        "scene": "no scene 'geo-nowhere'",
+        "camera": f"did you mean {camera!r}",
+        "object": f"did you mean {arguments['object']!r}",
+    }[bad]
+    arguments[bad] = "geo-nowhere" if bad == "scene" else arguments[bad][:-1]
+    obs, reward, terminated, truncated, info = base.step(ToolCall("detect", arguments))
+    assert obs.startswith("error: ") and fragment in obs, obs
+    assert not terminated and not truncated and reward == 0.0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        ({"u": -5.0, "v": 10.0}, "outside the"),
+        ({"u": 1e300, "v": 10.0}, "finite number"),
+        ({"u": "left", "v": 10.0}, "u must be number"),
+        ({"u": 10.0}, "missing required argument 'v'"),
+    ],
+)
+def test_bad_pixels_are_clear_error_observations(base, arguments, fragment):
+    base.reset(seed=0)
+    camera = next(iter(load_scene(base.sandbox.db, base.task.scene_id).cameras))
+    call = ToolCall("depth_at", {"scene": base.task.scene_id, "camera": camera, **arguments})
+    obs, _, terminated, _, info = base.step(call)
+    assert obs.startswith("error: ") and fragment in obs and not terminated
+    assert info["results"][0].ok is False
+
+
+def test_wrong_scene_and_failed_calls_count_against_tool_use(base):
+    base.reset(seed=1)
+    calls = oracle_actions(base)
+    foreign = ToolCall("list_objects", {"scene": "geo-train-000"})
+    out = play(base, [foreign, foreign, foreign, "not json", *calls], seed=1)
+    level = next(lv for lv in out.verdict["levels"] if lv["name"] == "tool_use")
+    assert not level["passed"] and level["metrics"]["off_scene"] == 3
+    assert {f["code"] for f in level["findings"]} >= {"parse_error", "off_scene"}
+
+
+def test_a_correct_guess_is_flagged(base):
+    base.reset(seed=4)
+    calls = oracle_actions(base)
+    out = play(base, calls[-1:], seed=4)
+    grounding = out.verdict["levels"][-1]
+    assert out.verdict["first_failed"] == "grounding"
+    assert grounding["findings"][0]["code"] == "guess"
+    assert out.verdict["levels"][2]["passed"], "the guessed value itself is right"
+
+
+def test_task_round_trips_through_json(base):
+    task = base.tasks.tasks[0]
+    assert GeometryTask.from_json(task.to_json()) == task
+
+
+def test_same_seed_same_task_tools_and_reward_across_processes():
+    script = (
+        "import json, gymnasium as gym, hiergym\n"
+        "from hiergym.testing import oracle_actions, play\n"
+        "env = gym.make('hiergym/Geometry-v0', split='dev', difficulty='hard')\n"
+        "env.reset(seed=2)\n"
+        "out = play(env, oracle_actions(env), seed=2)\n"
+        "print(json.dumps([out.observations, out.rewards]))\n"
+        "env.close()\n"
+    )
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    ]
+    assert outputs[0] == outputs[1] and len(json.loads(outputs[0])[0]) > 3
