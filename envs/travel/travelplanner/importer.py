@@ -1,0 +1,215 @@
+"""``hiergym data import travelplanner DIR``: TravelPlanner's database CSVs -> a SQLite sandbox.
+
+DIR holds TravelPlanner's layout (see shared/data/travelplanner/SOURCE.md):
+clean_accommodations_2022.csv, attractions.csv, clean_restaurant_2022.csv, distance.csv,
+citySet_with_states.txt and, optionally, a flights CSV (any ``*flight*.csv``, e.g. TravelPlanner's
+clean_Flights_2022.csv) with Flight Number, Price, DepTime, ArrTime, ActualElapsedTime, FlightDate,
+OriginCityName, DestCityName, Distance. The sandbox lands in ``HIERGYM_HOME`` as
+``travelplanner-<hash of DIR's files>.sqlite`` and is reused until the files change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sqlite3
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from hiergym.envs.sandbox import Progress, build_database
+from hiergym.errors import SandboxError
+
+IMPORTER_VERSION = "travelplanner-import-1"
+REQUIRED = {
+    "accommodations": "clean_accommodations_2022.csv",
+    "attractions": "attractions.csv",
+    "restaurants": "clean_restaurant_2022.csv",
+    "distances": "distance.csv",
+    "cities": "citySet_with_states.txt",
+}
+FLIGHT_COLUMNS = (
+    "Flight Number",
+    "Price",
+    "DepTime",
+    "ArrTime",
+    "ActualElapsedTime",
+    "FlightDate",
+    "OriginCityName",
+    "DestCityName",
+    "Distance",
+)
+
+SCHEMA = """
+CREATE TABLE accommodations (name TEXT NOT NULL, room_type TEXT NOT NULL, price REAL,
+    minimum_nights REAL, review_rate REAL, house_rules TEXT, max_occupancy INTEGER, city TEXT NOT NULL);
+CREATE INDEX accommodations_by_city ON accommodations (city);
+CREATE TABLE attractions (name TEXT NOT NULL, latitude REAL, longitude REAL, address TEXT,
+    phone TEXT, website TEXT, city TEXT NOT NULL);
+CREATE INDEX attractions_by_city ON attractions (city);
+CREATE TABLE restaurants (name TEXT NOT NULL, city TEXT NOT NULL, cuisines TEXT,
+    average_cost REAL, rating REAL);
+CREATE INDEX restaurants_by_city ON restaurants (city);
+CREATE TABLE distances (origin TEXT NOT NULL, destination TEXT NOT NULL, duration TEXT,
+    distance TEXT, PRIMARY KEY (origin, destination));
+CREATE TABLE cities (city TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE flights (number TEXT NOT NULL, price REAL, dep_time TEXT, arr_time TEXT,
+    elapsed TEXT, date TEXT NOT NULL, origin TEXT NOT NULL, destination TEXT NOT NULL, distance REAL);
+CREATE INDEX flights_by_route ON flights (origin, destination, date);
+CREATE INDEX flights_by_number ON flights (number);
+"""
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        yield from csv.DictReader(f)
+
+
+def _num(text: str | None) -> float | None:
+    try:
+        return float(str(text).replace(",", "").replace("$", "").strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def flights_file(source: Path) -> Path | None:
+    """The flights CSV in ``source``, if the user has one."""
+    found = sorted(p for p in source.glob("*.csv") if "flight" in p.name.lower())
+    return found[0] if found else None
+
+
+def check_layout(source: Path) -> None:
+    if not source.is_dir():
+        raise SandboxError(f"no TravelPlanner data directory at {source}")
+    missing = [name for name in REQUIRED.values() if not (source / name).is_file()]
+    if missing:
+        raise SandboxError(
+            f"{source} lacks {', '.join(missing)}; expected TravelPlanner's database layout "
+            f"({', '.join(REQUIRED.values())}, optionally a flights CSV)"
+        )
+
+
+def builder(source: Path):  # noqa: ANN201 - returns a Builder
+    def build(conn: sqlite3.Connection, progress: Progress) -> None:
+        conn.executescript(SCHEMA)
+        advance = progress("travelplanner: import", total=6)
+        conn.executemany(
+            "INSERT INTO accommodations VALUES (?,?,?,?,?,?,?,?)",
+            (
+                (
+                    r["NAME"],
+                    r["room type"],
+                    _num(r["price"]),
+                    _num(r["minimum nights"]),
+                    _num(r["review rate number"]),
+                    r["house_rules"],
+                    int(_num(r["maximum occupancy"]) or 1),
+                    r["city"],
+                )
+                for r in _rows(source / REQUIRED["accommodations"])
+            ),
+        )
+        advance(1)
+        conn.executemany(
+            "INSERT INTO attractions VALUES (?,?,?,?,?,?,?)",
+            (
+                (
+                    r["Name"],
+                    _num(r["Latitude"]),
+                    _num(r["Longitude"]),
+                    r["Address"],
+                    r["Phone"],
+                    r["Website"],
+                    r["City"],
+                )
+                for r in _rows(source / REQUIRED["attractions"])
+            ),
+        )
+        advance(1)
+        conn.executemany(
+            "INSERT INTO restaurants VALUES (?,?,?,?,?)",
+            (
+                (
+                    r["Name"],
+                    r["City"],
+                    r["Cuisines"],
+                    _num(r["Average Cost"]),
+                    _num(r["Aggregate Rating"]),
+                )
+                for r in _rows(source / REQUIRED["restaurants"])
+            ),
+        )
+        advance(1)
+        conn.executemany(
+            "INSERT OR IGNORE INTO distances VALUES (?,?,?,?)",
+            (
+                (r["origin"], r["destination"], r["duration"], r["distance"])
+                for r in _rows(source / REQUIRED["distances"])
+            ),
+        )
+        advance(1)
+        lines = (source / REQUIRED["cities"]).read_text(encoding="utf-8").splitlines()
+        conn.executemany(
+            "INSERT OR IGNORE INTO cities VALUES (?,?)",
+            (tuple(line.split("\t", 1)) for line in lines if "\t" in line),
+        )
+        advance(1)
+        flights = flights_file(source)
+        if flights is not None:
+            rows = _rows(flights)
+            first = next(rows, None)
+            if first is not None:
+                missing = [c for c in FLIGHT_COLUMNS if c not in first]
+                if missing:
+                    raise SandboxError(f"{flights.name} lacks the flight columns {missing}")
+                conn.executemany(
+                    "INSERT INTO flights VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        (
+                            r["Flight Number"],
+                            _num(r["Price"]),
+                            r["DepTime"],
+                            r["ArrTime"],
+                            r["ActualElapsedTime"],
+                            r["FlightDate"],
+                            r["OriginCityName"],
+                            r["DestCityName"],
+                            _num(r["Distance"]),
+                        )
+                        for r in [first, *rows]
+                    ),
+                )
+        conn.execute("CREATE TABLE source (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO source VALUES ('flights', ?)", (flights.name if flights else "",))
+        advance(1)
+        conn.commit()
+
+    return build
+
+
+def import_travelplanner(source: str | Path) -> Path:
+    """The sandbox DB built from TravelPlanner's files in ``source`` (built once per file version)."""
+    source = Path(source).expanduser().resolve()
+    check_layout(source)
+    return build_database("travelplanner", source, builder(source), IMPORTER_VERSION)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``hiergym data import travelplanner DIR`` (the lead wires it into hiergym.cli)."""
+    parser = argparse.ArgumentParser(prog="hiergym data import travelplanner")
+    parser.add_argument("dir", help="a folder in TravelPlanner's database layout")
+    args = parser.parse_args(argv)
+    try:
+        path = import_travelplanner(args.dir)
+    except SandboxError as e:
+        print(f"hiergym: {e}", file=sys.stderr)
+        return 2
+    from .database import open_database
+
+    db = open_database(path)
+    print(f"travelplanner: {path} ({db.summary()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
