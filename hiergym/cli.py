@@ -133,6 +133,18 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+IMPORTERS = {
+    # format -> "module:function" taking argv (the folder) and returning an exit code
+    "travelplanner": "hiergym.envs.travel.travelplanner.importer:main",
+}
+
+
+def _cmd_data_import(args: argparse.Namespace) -> int:
+    from hiergym.envs.registry import load_class
+
+    return int(load_class(IMPORTERS[args.format])([args.dir]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hiergym",
@@ -208,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     build = dsub.add_parser("build", help="build (or find) the sandbox DB of domains")
     build.add_argument("domains", nargs="+")
     build.set_defaults(fn=_cmd_data)
+    imp = dsub.add_parser("import", help="build a sandbox from a public benchmark's data layout")
+    imp.add_argument("format", choices=sorted(IMPORTERS), help="the layout of DIR")
+    imp.add_argument("dir", help="the folder to import")
+    imp.set_defaults(fn=_cmd_data_import)
     return p
 
 

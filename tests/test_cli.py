@@ -90,3 +90,17 @@ def test_play_in_the_terminal():
     )
     assert proc.returncode == 0, proc.stderr
     assert '"first_failed": "format"' in proc.stdout and "reward: 0.000" in proc.stdout
+
+
+def test_data_import_travelplanner(capsys, tmp_path):
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "travelplanner"
+    if not shared.is_dir():
+        import pytest
+
+        pytest.skip(f"TravelPlanner's data is not at {shared}")
+    assert main(["data", "import", "travelplanner", str(shared)]) == 0
+    assert "accommodations" in capsys.readouterr().out
+    assert main(["data", "import", "travelplanner", str(tmp_path)]) == 2
+    assert "expected TravelPlanner's database layout" in capsys.readouterr().err
