@@ -22,7 +22,7 @@ import numpy as np
 from hiergym.envs.sandbox import Progress, build_database
 from hiergym.sandbox_data import source_dir
 
-from .scene import ROBOT_BASE, WORLD, Box, Camera, SceneSpec, look_at, quat_to_matrix, rot_z
+from .scene import Box, Camera, SceneSpec, look_at, quat_to_matrix, rot_z
 
 GENERATOR_VERSION = "geometry-1"
 SCENES_PER_SPLIT = {"train": 60, "dev": 20, "test": 20}
@@ -265,9 +265,6 @@ def generate_scenes() -> list[SceneSpec]:
             make = tabletop_scene if rng.random() < 0.6 else room_scene
             scenes.append(make(scene_id, split, rng))
     return scenes
-
-
-FRAMES_DOC = (WORLD, ROBOT_BASE)
 
 
 def build(conn: sqlite3.Connection, progress: Progress) -> None:

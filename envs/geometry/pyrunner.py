@@ -62,7 +62,18 @@ class PythonRunner:
         memory_mb: int = MEMORY_MB,
         output_chars: int = OUTPUT_CHARS,
         file_bytes: int = FILE_BYTES,
+        *,
+        os_layer_only: bool = False,
     ):
+        """Args:
+        timeout_s: wall-clock limit per call.
+        memory_mb: address space the code may add to the warm worker's.
+        output_chars: printed characters kept per call.
+        file_bytes: the largest file the code may write.
+        os_layer_only: for tests of the OS layer alone: no audit hook, no restricted builtins.
+            Never use it for agent code.
+        """
+        self.os_layer_only = os_layer_only
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.output_chars = output_chars
@@ -80,7 +91,13 @@ class PythonRunner:
 
     # Copies (env.fork() deep-copies episode memory) get their own worker, started on demand.
     def __copy__(self) -> PythonRunner:
-        return PythonRunner(self.timeout_s, self.memory_mb, self.output_chars, self.file_bytes)
+        return PythonRunner(
+            self.timeout_s,
+            self.memory_mb,
+            self.output_chars,
+            self.file_bytes,
+            os_layer_only=self.os_layer_only,
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PythonRunner:
         return self.__copy__()
@@ -106,6 +123,7 @@ class PythonRunner:
             "output_chars": self.output_chars,
             "file_bytes": self.file_bytes,
             "lifetime_cpu_s": LIFETIME_CPU_S,
+            "os_layer_only": self.os_layer_only,
         }
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

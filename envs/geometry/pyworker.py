@@ -240,8 +240,19 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def landlock(libc: ctypes.CDLL, read_only: list[str], read_write: str) -> str:
-    """Confine the filesystem (and TCP) with Landlock; a short report of what was done."""
+def open_paths(paths: list[str]) -> list[int]:
+    """``O_PATH`` handles for Landlock rules, taken while the worker may still traverse anything."""
+    fds = []
+    for path in paths:
+        try:
+            fds.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
+        except OSError:
+            fds.append(-1)
+    return fds
+
+
+def landlock(libc: ctypes.CDLL, read_only: list[int], read_write: int) -> str:
+    """Confine the filesystem (and TCP) with Landlock, given ``O_PATH`` handles; a short report."""
     syscall = libc.syscall
     syscall.restype = ctypes.c_long
     abi = syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
@@ -263,8 +274,9 @@ def landlock(libc: ctypes.CDLL, read_only: list[str], read_write: str) -> str:
     if ruleset < 0:
         return f"landlock ruleset failed (errno {ctypes.get_errno()})"
     read = (1 << 0) | (1 << 2) | (1 << 3)  # EXECUTE | READ_FILE | READ_DIR
-    for path, access in [(p, read) for p in read_only] + [(read_write, fs_all)]:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    for fd, access in [(fd, read) for fd in read_only] + [(read_write, fs_all)]:
+        if fd < 0:
+            continue
         rule = ctypes.create_string_buffer(struct.pack("<Qi", access & fs_all, fd), 12)
         syscall(445, ctypes.c_int(ruleset), ctypes.c_int(1), rule, ctypes.c_uint32(0))
         os.close(fd)
@@ -276,7 +288,7 @@ def landlock(libc: ctypes.CDLL, read_only: list[str], read_write: str) -> str:
     return f"landlock abi {abi}"
 
 
-def harden(root: str, limits: dict, modules: dict[str, types.ModuleType]) -> list[str]:
+def harden(root: str, limits: dict, read_roots: list[str]) -> list[str]:
     """The OS layer; each step is best effort and reported (the audit hook is always installed)."""
     report = []
     libc = _libc()
@@ -285,6 +297,7 @@ def harden(root: str, limits: dict, modules: dict[str, types.ModuleType]) -> lis
         for line in status:
             if line.startswith("VmSize:"):
                 vm_kb = int(line.split()[1])
+    rule_fds = open_paths([*read_roots, root])
     if os.geteuid() == 0:
         if libc.unshare(CLONE_NEWNET) == 0:
             report.append("network namespace")
@@ -295,7 +308,7 @@ def harden(root: str, limits: dict, modules: dict[str, types.ModuleType]) -> lis
         report.append("uid nobody")
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     try:
-        report.append(landlock(libc, library_roots(modules), root))
+        report.append(landlock(libc, rule_fds[:-1], rule_fds[-1]))
     except OSError as e:
         report.append(f"landlock failed ({e})")
     cpu_used = resource.getrusage(resource.RUSAGE_SELF)
@@ -586,6 +599,19 @@ def run_call(
     return result
 
 
+def run_unrestricted(code: str, root: str) -> dict:
+    """Tests of the OS layer only: plain exec, full builtins, no audit hook (never for agents)."""
+    out: list[str] = []
+    namespace = {"print": lambda *values: out.append(" ".join(map(str, values)) + "\n")}
+    os.chdir(root)
+    try:
+        exec(compile(code, "<os-layer-test>", "exec"), namespace)
+        error = None
+    except BaseException as e:
+        error = f"{type(e).__name__}: {e}"
+    return {"ok": error is None, "stdout": "".join(out), "error": error, "truncated": False}
+
+
 def main() -> None:
     root, limits = sys.argv[1], json.loads(sys.argv[2])
     modules = preload()
@@ -595,9 +621,11 @@ def main() -> None:
         os.dup2(devnull, fd)
     os.close(devnull)
     read_roots = library_roots(modules)
-    report = harden(root, limits, modules)
-    install_audit_hook(root, read_roots)
-    report.append("audit hook")
+    report = harden(root, limits, read_roots)
+    os_layer_only = bool(limits.get("os_layer_only"))
+    if not os_layer_only:
+        install_audit_hook(root, read_roots)
+        report.append("audit hook")
     signal.signal(signal.SIGALRM, _on_alarm)
     write_message(fd_out, {"ready": True, "hardening": report})
     cap = int(limits["output_chars"])
@@ -605,7 +633,10 @@ def main() -> None:
         request = read_message(fd_in)
         if request is None:
             return
-        reply = run_call(request["code"], float(request["timeout"]), root, modules, cap)
+        if os_layer_only:
+            reply = run_unrestricted(request["code"], root)
+        else:
+            reply = run_call(request["code"], float(request["timeout"]), root, modules, cap)
         reply["id"] = request["id"]
         write_message(fd_out, reply)
 

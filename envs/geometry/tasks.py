@@ -158,10 +158,13 @@ def _in_frame(scene: Scene, frame: str, point: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Builders: (rng, scene, difficulty) -> task fields, or None when the scene cannot host the task
+# Builders: (rng, scene, difficulty, variant) -> task fields, or None when the scene cannot
+# host the task. ``variant`` is the task's index; yes/no builders alternate their answer with it.
 
 
-def point_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any] | None:
+def point_task(
+    rng: random.Random, scene: Scene, difficulty: str, variant: int
+) -> dict[str, Any] | None:
     seen = _seen(anchor_views(scene))
     if not seen:
         return None
@@ -191,7 +194,9 @@ def point_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, A
     }
 
 
-def distance_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any] | None:
+def distance_task(
+    rng: random.Random, scene: Scene, difficulty: str, variant: int
+) -> dict[str, Any] | None:
     views = anchor_views(scene)
     if difficulty == "easy":
         cams = [c for c, names in views.items() if len(names) >= 2]
@@ -262,7 +267,9 @@ def distance_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str
     }
 
 
-def pose_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any] | None:
+def pose_task(
+    rng: random.Random, scene: Scene, difficulty: str, variant: int
+) -> dict[str, Any] | None:
     from .tools import MODEL_SIGNS
 
     part = next(b for b in scene.spec.objects if b.support == "gripper")
@@ -309,8 +316,10 @@ def _footprint_margin(x: Any, y: Any) -> float:
     return max(min(yw - xw, yd - xd), min(yd - xw, yw - xd))
 
 
-def fit_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any] | None:
-    want = rng.random() < 0.5
+def fit_task(
+    rng: random.Random, scene: Scene, difficulty: str, variant: int
+) -> dict[str, Any] | None:
+    want = variant % 2 == 0
     grounded = [b for b in scene.spec.objects if b.support in ("table", "floor")]
     if difficulty == "easy":
         pairs = [
@@ -318,7 +327,7 @@ def fit_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any
             for x, y in itertools.permutations(grounded, 2)
             if y.category != "table" and abs(_footprint_margin(x, y)) >= 0.003
         ]
-        good = [(x, y) for x, y in pairs if (_footprint_margin(x, y) >= 0) == want] or pairs
+        good = [(x, y) for x, y in pairs if (_footprint_margin(x, y) >= 0) == want]
         if not good:
             return None
         x, y = rng.choice(good)
@@ -343,7 +352,7 @@ def fit_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any
             return None
         clearance = shelf.anchor[2] - shelf.size[2] - floor
         fits = [b for b in grounded if b.support == support and abs(b.size[2] - clearance) >= 0.01]
-        good = [b for b in fits if (b.size[2] <= clearance) == want] or fits
+        good = [b for b in fits if (b.size[2] <= clearance) == want]
         if not good:
             return None
         x = rng.choice(good)
@@ -382,7 +391,7 @@ def fit_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any
             gap = min(out["gaps_m"])
             if abs(gap) >= 0.005:
                 options.append((a, b, x, gap > 0))
-    good = [o for o in options if o[3] == want] or options
+    good = [o for o in options if o[3] == want]
     if not good:
         return None
     a, b, x, fits = rng.choice(good)
@@ -408,7 +417,9 @@ def fit_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any
     }
 
 
-def area_task(rng: random.Random, scene: Scene, difficulty: str) -> dict[str, Any] | None:
+def area_task(
+    rng: random.Random, scene: Scene, difficulty: str, variant: int
+) -> dict[str, Any] | None:
     if difficulty == "easy":
         x = rng.choice([b for b in scene.spec.objects if b.support != "gripper"])
         return {
@@ -492,7 +503,7 @@ def generate_tasks(conn: sqlite3.Connection, scenes: list[SceneSpec], progress: 
             family = FAMILIES[index % len(FAMILIES)]
             for _ in range(200):
                 scene = rng.choice(by_split[split])
-                fields = BUILDERS[family](rng, scene, difficulty)
+                fields = BUILDERS[family](rng, scene, difficulty, index // len(FAMILIES))
                 if fields is None:
                     continue
                 task = GeometryTask(

@@ -20,8 +20,7 @@ from hiergym.errors import ToolError, did_you_mean
 
 from .data import load_catalog
 from .pyrunner import MAX_CODE_CHARS, PythonRunner
-from .pyworker import ALLOWED_MODULES
-from .scene import ROBOT_BASE, WORLD, Scene, scene_from_json
+from .scene import WORLD, Scene, scene_from_json
 
 _SCENES: dict[tuple[int, str], tuple[Any, Scene]] = {}
 MAX_COORDINATE = 1e6
@@ -317,9 +316,6 @@ def get_correspondences(
     return correspondences(s, object, camera, kind)
 
 
-PYTHON_DOC_MODULES = ", ".join(sorted(ALLOWED_MODULES))
-
-
 @tool(cache="none")
 def python(state: Any, code: str) -> str:
     """Run Python 3 code and return what it prints (the last expression is printed too). Each call is
@@ -369,4 +365,3 @@ TOOLBOX = Toolbox(
         submit,
     ]
 )
-FRAMES = (WORLD, ROBOT_BASE)

@@ -179,3 +179,73 @@ def test_an_episode_survives_a_dead_worker():
     out = play(env, oracle_actions(env), options={"task": task})
     env.close()
     assert out.verdict["reward"] == 1.0
+
+
+def test_the_tool_documents_its_import_allow_list(env):
+    from hiergym.envs.geometry.pyworker import ALLOWED_MODULES
+
+    schema = next(s for s in env.toolbox.schemas() if s["function"]["name"] == "python")
+    doc = schema["function"]["parameters"]["properties"]["code"]["description"]
+    for module in ALLOWED_MODULES:
+        assert module.split(".", 1)[-1] in doc, module
+
+
+def test_a_process_fork_never_shares_the_parents_worker():
+    import multiprocessing
+
+    global _SHARED
+    runner = _SHARED = PythonRunner()
+    try:
+        assert runner.run("print(1)").ok
+        parent_worker = runner.pid
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_run_in_child, args=(queue,))
+        child.start()
+        child_worker, ok = queue.get(timeout=60)
+        child.join(timeout=60)
+        assert ok and child_worker not in (None, parent_worker)
+        assert runner.pid == parent_worker and runner.run("print(2)").stdout == "2\n"
+    finally:
+        runner.close()
+
+
+_SHARED: PythonRunner | None = None
+
+
+def _run_in_child(queue) -> None:  # noqa: ANN001
+    runner = _SHARED
+    ok = runner.run("print(3)").stdout == "3\n"
+    pid = runner.pid
+    runner.close()
+    queue.put((pid, ok))
+
+
+def test_the_os_layer_alone_contains_escaped_code(tmp_path):
+    """Even code that got past the restricted builtins and the audit hook stays contained."""
+    secret = tmp_path / "sandbox.sqlite"
+    secret.write_bytes(b"SQLite format 3\x00")
+    secret.chmod(0o644)
+    tmp_path.chmod(0o755)
+    runner = PythonRunner(timeout_s=2.0, os_layer_only=True)
+    try:
+        assert runner.run("print('up')").stdout == "up\n"
+        hardening = set(runner.hardening)
+        assert "audit hook" not in hardening
+        if not any(h.startswith("landlock abi") for h in hardening):
+            pytest.skip(f"no Landlock on this kernel: {sorted(hardening)}")
+        for code, errors in [
+            (f"open({str(secret)!r}, 'rb').read()", ("PermissionError",)),
+            ("open('/tmp/hiergym-os-layer-escape', 'w')", ("PermissionError",)),
+            ("import os\nos.listdir('/home')", ("PermissionError",)),
+            (
+                "import socket\nsocket.socket().connect(('127.0.0.1', 9))",
+                ("PermissionError", "OSError", "ConnectionRefusedError"),
+            ),
+            ("import os\nos.fork()", ("BlockingIOError", "PermissionError")),
+        ]:
+            result = runner.run(code)
+            assert not result.ok and result.error.startswith(errors), (code, result)
+        assert runner.run("open('inside.txt', 'w').write('ok')\nprint(1)").ok
+    finally:
+        runner.close()
