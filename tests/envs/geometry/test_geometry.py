@@ -238,3 +238,48 @@ def test_same_seed_same_task_tools_and_reward_across_processes():
         for _ in range(2)
     ]
     assert outputs[0] == outputs[1] and len(json.loads(outputs[0])[0]) > 3
+
+
+def _point_task(base):
+    task = next(t for t in base.tasks if t.family == "point_transform" and t.frame == "robot_base")
+    return task, oracle_actions_for(base, task)
+
+
+def oracle_actions_for(base, task):
+    base.reset(options={"task": task})
+    return oracle_actions(base)
+
+
+def test_grounding_accepts_any_chain_of_frames():
+    """The camera's extrinsics plus world -> robot_base ground a point as well as one transform."""
+    env = gym.make(ENV_ID, split="test", difficulty="medium")
+    base = env.unwrapped
+    task, calls = _point_task(base)
+    scene_id, camera = task.scene_id, task.params["camera"]
+    measured = [c for c in calls if c.name != "transform"][:-1]
+    chain = [
+        ToolCall("get_camera", {"scene": scene_id, "camera": camera}),
+        ToolCall("transform", {"scene": scene_id, "from_frame": "world", "to_frame": "robot_base"}),
+    ]
+    out = play(env, [*measured, *chain, calls[-1]], options={"task": task})
+    assert out.verdict["reward"] == 1.0, out.verdict
+    missing_link = play(env, [*measured, chain[0], calls[-1]], options={"task": task})
+    grounding = missing_link.verdict["levels"][-1]
+    assert missing_link.verdict["first_failed"] == "grounding"
+    assert [f["code"] for f in grounding["findings"]] == ["unsupported"]
+    assert "linking" in grounding["findings"][0]["message"]
+    env.close()
+
+
+def test_a_depth_read_at_another_pixel_does_not_ground_the_anchor():
+    env = gym.make(ENV_ID, split="test", difficulty="medium")
+    base = env.unwrapped
+    task, calls = _point_task(base)
+    moved = [
+        ToolCall(c.name, {**c.arguments, "u": c.arguments["u"] + 5}) if c.name == "depth_at" else c
+        for c in calls
+    ]
+    out = play(env, moved, options={"task": task})
+    messages = [f["message"] for f in out.verdict["levels"][-1]["findings"]]
+    assert any("anchor" in m for m in messages), out.verdict
+    env.close()
