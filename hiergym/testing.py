@@ -90,6 +90,41 @@ def check_determinism(env_id: str, seed: int = 11, **kwargs: Any) -> None:
     assert runs[0] == runs[1], f"{env_id}: two runs with seed {seed} differ"
 
 
+_CROSS_PROCESS_SCRIPT = """
+import json, sys
+import gymnasium as gym
+import hiergym
+from hiergym.testing import oracle_actions, play
+env_id, split, difficulty, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+env = gym.make(env_id, split=split, difficulty=difficulty)
+env.reset(seed=seed)
+out = play(env, oracle_actions(env), seed=seed)
+print(json.dumps([out.observations, out.rewards, out.verdict]))
+env.close()
+"""
+
+
+def check_cross_process_determinism(
+    env_id: str, split: str = "dev", difficulty: str = "hard", seed: int = 2
+) -> None:
+    """Two fresh interpreters given one seed serve the same task, tool results and reward."""
+    import subprocess
+    import sys
+
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", _CROSS_PROCESS_SCRIPT, env_id, split, difficulty, str(seed)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        ).stdout
+        for _ in range(2)
+    ]
+    assert outputs[0] == outputs[1], f"{env_id}: two processes with seed {seed} differ"
+    assert outputs[0].strip(), f"{env_id}: the subprocess printed nothing"
+
+
 def check_oracle(env_id: str, per_cell: int = 3, seed: int = 0) -> int:
     """The oracle reaches reward 1.0 on ``per_cell`` tasks of every split and difficulty."""
     cls = gym.spec(env_id)
@@ -200,6 +235,7 @@ def check_domain(env_id: str, *, oracle_per_cell: int = 2) -> dict[str, Any]:
         check_env(env.unwrapped, skip_render_check=False)
     env.close()
     check_determinism(env_id)
+    check_cross_process_determinism(env_id, difficulty=_env_class(env_id).difficulties[-1])
     n = check_oracle(env_id, per_cell=oracle_per_cell)
     caught = check_mutants(env_id)
     check_cache_round_trip(env_id)
