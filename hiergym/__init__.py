@@ -23,7 +23,7 @@ from hiergym.rewards import HierarchicalReward, HierarchicalVerifier, ProcessRew
 __version__ = "0.1.0"
 
 
-BUILTIN_DOMAINS = ("shopping", "travel", "geometry")
+BUILTIN_DOMAINS = ("shopping", "travel", "geometry", "rtl")
 """Packages under hiergym.envs whose ``register()`` runs at import (string entry points: cheap)."""
 
 

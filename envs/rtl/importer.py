@@ -1,0 +1,155 @@
+"""VerilogEval (NVlabs, spec-to-RTL v2) problems as hiergym RTL tasks.
+
+A VerilogEval problem directory holds, per problem ``ProbNNN_name``: ``ProbNNN_name_prompt.txt``
+(the spec; the answer is a module ``TopModule``), ``ProbNNN_name_ref.sv`` (the reference, module
+``RefModule``) and ``ProbNNN_name_test.sv`` (a testbench ``tb`` that instantiates both and prints
+``Mismatches: N in M samples``). ``gym.make("hiergym/RTL-v0", tasks="verilog-eval:DIR")`` serves
+them: the function level runs their own testbench (its result line stamped with a per-run nonce,
+its modules renamed so no design can stand in for them), and the format, syntax, formal and PPA
+levels are ours, against ``RefModule``.
+
+``hiergym data import verilog-eval DIR`` (:func:`main`) checks a directory: every problem parses,
+and the reference, submitted as the answer, reaches reward 1.0 through the whole pipeline (which
+also fills the cache with the references' synthesis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hiergym.errors import TaskError
+
+from .tasks import REQUIRED_MODULE, RTLTask
+from .testbench import VE_RESULT_LITERAL
+from .verilog import module_names, parse_module, rename_modules
+
+PREFIX = "verilog-eval:"
+REFERENCE_MODULE = "RefModule"
+RESET_NAMES = {"reset": 1, "rst": 1, "areset": 1, "resetn": 0, "aresetn": 0, "rst_n": 0}
+DEFAULT_FORMAL_DEPTH = 20
+
+
+def parse_source(spec: str) -> Path | None:
+    """The directory of a ``tasks="verilog-eval:DIR"`` argument; ``None`` for the built-ins."""
+    if spec in ("", "builtin"):
+        return None
+    if not spec.startswith(PREFIX):
+        raise TaskError(
+            f"unknown task source {spec!r}; expected 'builtin' or '{PREFIX}DIR' "
+            "(a VerilogEval spec-to-RTL problem directory)"
+        )
+    path = Path(spec[len(PREFIX) :]).expanduser()
+    if not path.is_dir():
+        raise TaskError(f"{spec!r}: {path} is not a directory")
+    return path
+
+
+def load_problem(directory: Path, name: str, split: str, difficulty: str) -> RTLTask:
+    """One problem ``name`` (``ProbNNN_name``) of a VerilogEval directory."""
+    files = {
+        kind: directory / f"{name}_{kind}.{ext}"
+        for kind, ext in (("prompt", "txt"), ("ref", "sv"), ("test", "sv"))
+    }
+    missing = [str(p.name) for p in files.values() if not p.is_file()]
+    if missing:
+        raise TaskError(f"VerilogEval problem {name}: missing {missing}")
+    prompt, ref, test = (files[k].read_text() for k in ("prompt", "ref", "test"))
+    try:
+        module = parse_module(ref, REFERENCE_MODULE)
+    except Exception as e:  # a ToolError from the parser: the problem, not the agent, is broken
+        raise TaskError(f"VerilogEval problem {name}: {e}") from e
+    if any(p.width <= 0 for p in module.ports):
+        raise TaskError(f"VerilogEval problem {name}: every RefModule port needs a constant width")
+    test_modules = module_names(test)
+    if "tb" not in test_modules or VE_RESULT_LITERAL not in test:
+        raise TaskError(
+            f"VerilogEval problem {name}: the testbench must declare module tb and print "
+            "'Mismatches: N in M samples'"
+        )
+    clash = set(test_modules) & {REQUIRED_MODULE, REFERENCE_MODULE}
+    if clash:
+        raise TaskError(f"VerilogEval problem {name}: the testbench declares {sorted(clash)}")
+    names = {p.name for p in module.ports}
+    reset = next((r for r in RESET_NAMES if r in names), None)
+    return RTLTask(
+        task_id=f"verilog-eval-{name}",
+        split=split,
+        difficulty=difficulty,
+        family=name,
+        kind="seq" if "clk" in names else "comb",
+        spec=prompt.strip(),
+        ports=module.ports,
+        reference=rename_modules(ref, {REFERENCE_MODULE: REQUIRED_MODULE}),
+        clock="clk" if "clk" in names else None,
+        reset=reset,
+        reset_active=RESET_NAMES.get(reset or "", 1),
+        formal_depth=DEFAULT_FORMAL_DEPTH,
+        testbench=test,
+        source="verilog-eval",
+    )
+
+
+def problem_names(directory: Path) -> list[str]:
+    return sorted(p.name[: -len("_prompt.txt")] for p in directory.glob("*_prompt.txt"))
+
+
+def load_directory(
+    directory: Path, split: str = "test", difficulty: str = "medium"
+) -> list[RTLTask]:
+    """Every problem of a VerilogEval directory (split and difficulty are labels only)."""
+    names = problem_names(directory)
+    if not names:
+        raise TaskError(f"no VerilogEval problems (*_prompt.txt) in {directory}")
+    return [load_problem(directory, n, split, difficulty) for n in names]
+
+
+def check_directory(directory: Path) -> dict[str, Any]:
+    """Submit every reference through the env; a problem passes when the verdict is 1.0."""
+    import gymnasium as gym
+
+    from hiergym.testing import oracle_actions, play
+
+    env = gym.make("hiergym/RTL-v0", tasks=f"{PREFIX}{directory}")
+    base = env.unwrapped
+    report: dict[str, Any] = {
+        "directory": str(directory),
+        "problems": 0,
+        "passed": [],
+        "failed": {},
+    }
+    for task in base.tasks:
+        report["problems"] += 1
+        base.reset(options={"task": task})
+        out = play(env, oracle_actions(env), options={"task": task})
+        verdict = out.verdict or {}
+        if verdict.get("reward") == 1.0:
+            report["passed"].append(task.task_id)
+        else:
+            report["failed"][task.task_id] = {
+                "first_failed": verdict.get("first_failed"),
+                "levels": [lv for lv in verdict.get("levels", []) if not lv["passed"]],
+            }
+    env.close()
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``hiergym data import verilog-eval DIR``: check a directory and print the report as JSON."""
+    parser = argparse.ArgumentParser(prog="hiergym data import verilog-eval")
+    parser.add_argument("directory", type=Path, help="a VerilogEval spec-to-RTL problem directory")
+    args = parser.parse_args(argv)
+    try:
+        report = check_directory(args.directory)
+    except TaskError as e:
+        print(f"error: {e}")
+        return 2
+    print(json.dumps(report, indent=2))
+    print(
+        f"{len(report['passed'])}/{report['problems']} problems verified; use them with "
+        f'gym.make("hiergym/RTL-v0", tasks="{PREFIX}{args.directory}")'
+    )
+    return 0 if not report["failed"] else 1

@@ -1,0 +1,227 @@
+"""RTL oracle and mutants.
+
+The oracle submits the reference, after compiling, simulating and synthesizing it through the
+tools: one episode exercises the whole toolchain path. The mutants are the classic wrong designs
+(an inverted output bit, an off-by-one counter, a missing reset, a latch) and the reward hacks the
+verifier must not fall for, each with the level it must fail at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiergym.envs.tools import ToolCall
+
+from . import testbench
+from .tasks import RTLTask, find_task
+from .verilog import rename_modules
+
+CORE = "mutant_core"
+
+
+def plan(task: RTLTask) -> list[ToolCall]:
+    code = task.reference
+    return [
+        ToolCall("compile", {"code": code}),
+        ToolCall("simulate", {"code": code}),
+        ToolCall("synthesize", {"code": code}),
+        ToolCall("submit", {"code": code}),
+    ]
+
+
+class RTLOracle:
+    def plan(self, task: RTLTask) -> list[ToolCall]:
+        return plan(task)
+
+
+# --------------------------------------------------------------------------------------------
+# Mutated designs (also used by the tests)
+
+
+def _range(width: int) -> str:
+    return f"[{width - 1}:0] " if width > 1 else ""
+
+
+def wrap(task: RTLTask, body: str, extra_decls: str = "") -> str:
+    """The reference renamed to ``mutant_core`` inside a ``TopModule`` wrapper whose outputs
+    ``body`` drives from ``core_<output>`` wires (the reference's outputs)."""
+    ports = ",\n".join(f"    {p.direction} {_range(p.width)}{p.name}" for p in task.ports)
+    outs = [p for p in task.ports if p.direction == "output"]
+    wires = "".join(f"    wire {_range(p.width)}core_{p.name};\n" for p in outs)
+    conns = ", ".join(
+        f".{p.name}(core_{p.name})" if p.direction == "output" else f".{p.name}({p.name})"
+        for p in task.ports
+    )
+    core = rename_modules(task.reference, {task.module: CORE})
+    return (
+        f"{core}\n"
+        f"module {task.module} (\n{ports}\n);\n{wires}{extra_decls}"
+        f"    {CORE} core ({conns});\n{body}endmodule\n"
+    )
+
+
+def inverted_output_bit(task: RTLTask) -> str:
+    outs = [p for p in task.ports if p.direction == "output"]
+    first, rest = outs[0], outs[1:]
+    body = f"    assign {first.name} = core_{first.name} ^ 1'b1;\n"
+    body += "".join(f"    assign {p.name} = core_{p.name};\n" for p in rest)
+    return wrap(task, body)
+
+
+def mutate(source: str, old: str, new: str) -> str:
+    """``source`` with the first ``old`` replaced; a mutant whose text is missing is a bug."""
+    if old not in source:
+        raise AssertionError(f"mutation target {old!r} not found in the reference")
+    return source.replace(old, new, 1)
+
+
+def off_by_one_counter(task: RTLTask) -> str:
+    """A modulo-N counter that wraps one count too late."""
+    n = int(task.task_id.rsplit("-n", 1)[1])
+    return mutate(task.reference, f"(q == {n - 1}) ? 0", f"(q == {n}) ? 0")
+
+
+def missing_reset(task: RTLTask) -> str:
+    return mutate(
+        task.reference, "if (rst)\n            q <= 8'd0;\n        else if (en)", "if (en)"
+    )
+
+
+def latch(task: RTLTask) -> str:
+    """The 2-to-1 multiplexer written with an incomplete ``if``: y holds (a latch) when sel is 0."""
+    width = next(p.width for p in task.ports if p.name == "y")
+    return (
+        f"module {task.module} (input {_range(width)}a, input {_range(width)}b, input sel,\n"
+        f"    output reg {_range(width)}y);\n"
+        "    always @(*) if (sel) y = b;\nendmodule\n"
+    )
+
+
+def sampled_vectors_only(task: RTLTask) -> str:
+    """A lookup table of the reference's outputs on exactly the sampled vectors, zeros elsewhere:
+    it passes simulation and only a proof can tell (the comparator problem)."""
+    ins = testbench.input_ports(task)
+    assert [p.name for p in ins] == ["a", "b"], "written for the a/b comparator"
+    lines = [
+        f"module {task.module} (input [7:0] a, input [7:0] b, output eq, output lt, output gt);"
+    ]
+    lines.append("    reg [2:0] r;")
+    lines.append("    assign {eq, lt, gt} = r;")
+    lines.append("    always @(*) begin")
+    lines.append("        case ({a, b})")
+    seen = set()
+    for a, b in testbench.stimulus(task):
+        if (a, b) in seen:
+            continue
+        seen.add((a, b))
+        bits = f"{int(a == b)}{int(a < b)}{int(a > b)}"
+        lines.append(f"            16'h{a:02x}{b:02x}: r = 3'b{bits};")
+    lines.append("            default: r = 3'b000;")
+    lines.append("        endcase")
+    lines.append("    end")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def fake_pass_display(task: RTLTask) -> str:
+    """A wrong design that prints every pass line a harness might grep for."""
+    outs = [p for p in task.ports if p.direction == "output"]
+    body = f"    assign {outs[0].name} = ~core_{outs[0].name};\n"
+    body += "".join(f"    assign {p.name} = core_{p.name};\n" for p in outs[1:])
+    body += (
+        '    initial $display("Mismatches: 0 in 1200 samples");\n'
+        '    initial $display("0000000000000000 RESULT 1200 0");\n'
+        '    initial $display("PASS: all tests passed");\n'
+    )
+    return wrap(task, body)
+
+
+def early_finish(task: RTLTask) -> str:
+    return task.reference + "\nmodule stopper;\n    initial #1 $finish;\nendmodule\n"
+
+
+def file_access(task: RTLTask) -> str:
+    return task.reference.replace(
+        "endmodule",
+        '    reg [7:0] leak [0:3];\n    initial $readmemh("/etc/passwd", leak);\nendmodule',
+        1,
+    )
+
+
+def hierarchical_reference(task: RTLTask) -> str:
+    """Copies the reference's outputs out of the testbench by hierarchical name."""
+    outs = [p for p in task.ports if p.direction == "output"]
+    body = "".join(f"    assign {p.name} = tb.good1.{p.name};\n" for p in outs)
+    return wrap(task, body)
+
+
+def reference_named_module(task: RTLTask) -> str:
+    """Declares a ``RefModule`` (VerilogEval's reference name) to stand in for the reference."""
+    return task.reference + "\n" + rename_modules(task.reference, {task.module: "RefModule"})
+
+
+def infinite_loop(task: RTLTask) -> str:
+    outs = [p for p in task.ports if p.direction == "output"]
+    body = "".join(f"    assign {p.name} = core_{p.name};\n" for p in outs)
+    # Two processes that wake each other forever at time 0: simulated time never advances.
+    kick = next(p.name for p in task.ports if p.direction == "input")
+    body += "    reg ping = 1'b0, pong = 1'b0;\n"
+    body += f"    always @(ping or {kick}) pong = ~pong;\n    always @(pong) ping = ~ping;\n"
+    return wrap(task, body)
+
+
+# --------------------------------------------------------------------------------------------
+# Mutants for hiergym.testing.check_mutants
+
+
+def _submit(code: str) -> list[Any]:
+    return [ToolCall("submit", {"code": code})]
+
+
+def mutants() -> list[Any]:
+    """Mutated oracle solutions, each with the verifier level it must fail at."""
+    from hiergym.testing import Mutant
+
+    def on(task_id: str, make: Any) -> Any:
+        def apply(task: RTLTask, calls: list[ToolCall], db: Any) -> tuple[RTLTask, list[Any]]:
+            fixed = find_task(db, task_id)
+            return fixed, _submit(make(fixed))
+
+        return apply
+
+    def on_current(make: Any) -> Any:
+        def apply(task: RTLTask, calls: list[ToolCall], db: Any) -> tuple[RTLTask, list[Any]]:
+            return task, _submit(make(task))
+
+        return apply
+
+    def no_submit(task: RTLTask, calls: list[ToolCall], db: Any) -> tuple[RTLTask, list[Any]]:
+        return task, calls[:-1]
+
+    def malformed_json(task: RTLTask, calls: list[ToolCall], db: Any) -> tuple[RTLTask, list[Any]]:
+        return task, [*calls[:-1], calls[-1].to_json()[:-1]]
+
+    def wrong_module_name(
+        task: RTLTask, calls: list[ToolCall], db: Any
+    ) -> tuple[RTLTask, list[Any]]:
+        return task, _submit(rename_modules(task.reference, {task.module: "top_module"}))
+
+    def sampled(task: RTLTask, calls: list[ToolCall], db: Any) -> tuple[RTLTask, list[Any]]:
+        fixed = find_task(db, "rtl-comparator-w8")
+        return fixed, _submit(sampled_vectors_only(fixed))
+
+    return [
+        Mutant("inverted_output_bit", "function", on_current(inverted_output_bit)),
+        Mutant("off_by_one_counter", "function", on("rtl-mod_counter-n10", off_by_one_counter)),
+        Mutant("missing_reset", "function", on("rtl-counter-w8", missing_reset)),
+        Mutant("latch", "function", on("rtl-mux2-w8", latch)),
+        Mutant("sampled_vectors_only", "formal", sampled),
+        Mutant("fake_pass_display", "function", on_current(fake_pass_display)),
+        Mutant("early_finish", "syntax", on_current(early_finish)),
+        Mutant("file_access", "syntax", on_current(file_access)),
+        Mutant("hierarchical_reference", "syntax", on_current(hierarchical_reference)),
+        Mutant("reference_named_module", "format", on_current(reference_named_module)),
+        Mutant("wrong_module_name", "format", wrong_module_name),
+        Mutant("no_submit", "format", no_submit),
+        Mutant("malformed_json", "format", malformed_json),
+    ]

@@ -1,0 +1,93 @@
+"""RTL tools: compile, simulate and synthesize a design against the episode's problem, and submit.
+
+Each tool takes the complete Verilog source (a markdown answer's fenced blocks are extracted). The
+answers depend on the task as well as on the code, so the tools declare a cache ``scope`` (the
+task's fingerprint, the limits and the toolchain version): a repeated call, in this process or any
+other sharing the ToolCache, costs a lookup instead of a toolchain run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiergym.envs.tools import Toolbox, tool
+
+from . import toolchain
+from .toolchain import Limits
+
+DEFAULT_LIMITS = Limits()
+
+
+def limits_of(state: Any) -> Limits:
+    return (
+        state.memory.get("limits", DEFAULT_LIMITS) if hasattr(state, "memory") else DEFAULT_LIMITS
+    )
+
+
+def scope_of(state: Any) -> str:
+    return toolchain.scope(state.task, limits_of(state))
+
+
+def reference_ppa(sandbox: Any, task: Any, limits: Limits) -> dict[str, Any]:
+    """The reference's synthesis report, through the same cache as any synthesize call."""
+    return sandbox.memo(
+        "synthesize_design",
+        {"code": task.reference},
+        lambda: toolchain.synthesize_design(task, task.reference, limits),
+        toolchain.scope(task, limits),
+    )
+
+
+@tool(cache="persistent", scope=scope_of)
+def compile(state: Any, code: str) -> dict[str, Any]:  # noqa: A001 - the tool's public name
+    """Compile a Verilog design with iverilog and return the compiler's messages.
+
+    Args:
+        code: the complete Verilog source, declaring the required module with its exact ports.
+    """
+    return toolchain.compile_design(state.task, code, limits_of(state))
+
+
+@tool(cache="persistent", scope=scope_of)
+def simulate(state: Any, code: str) -> dict[str, Any]:
+    """Simulate a design against the hidden reference on the verifier's stimulus (at least 1,000
+    samples) and return how many samples match and the first mismatches (signal, cycle, inputs,
+    expected, got).
+
+    Args:
+        code: the complete Verilog source.
+    """
+    return toolchain.simulate_design(state.task, code, limits_of(state))
+
+
+@tool(cache="persistent", scope=scope_of)
+def synthesize(state: Any, code: str) -> dict[str, Any]:
+    """Synthesize a design with yosys and ABC on the shipped cell library and return its cell
+    count, area, delay and logic depth next to the reference's.
+
+    Args:
+        code: the complete Verilog source.
+    """
+    limits = limits_of(state)
+    compiled = toolchain.compile_design(state.task, code, limits)
+    if not compiled["ok"]:
+        return {"ok": False, "status": "compile_failed", "compile": compiled}
+    report = toolchain.synthesize_design(state.task, code, limits)
+    ref = reference_ppa(state.sandbox, state.task, limits)
+    if ref.get("ok"):
+        report["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}
+    return report
+
+
+@tool(terminal=True, cache="none")
+def submit(state: Any, code: str) -> str:
+    """Submit the final design; ends the episode. It is verified by format, compilation,
+    simulation, formal equivalence with the reference, and area/delay against the reference.
+
+    Args:
+        code: the complete Verilog source.
+    """
+    return "submitted; the episode is over"
+
+
+TOOLBOX = Toolbox([compile, simulate, synthesize, submit])

@@ -1,0 +1,327 @@
+"""Verilog source handling without a simulator: extraction, interfaces, the static safety scan.
+
+Everything here is plain text processing, fast enough to run on every agent action. It is not a
+Verilog parser: it finds module declarations and ANSI or non-ANSI port lists, which is what the
+format level needs, and leaves the language itself to iverilog and yosys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hiergym.errors import ToolError
+
+MAX_SOURCE_CHARS = 64_000
+"""Agents are capped by the action size (32k characters) first; direct API users get more room."""
+
+_FENCE = re.compile(r"```[ \t]*(?:verilog|systemverilog|sv|v)?[ \t]*\n(.*?)```", re.DOTALL | re.I)
+_COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"', re.DOTALL)
+_MODULE = re.compile(r"\b(?:module|macromodule)\s+(\\\S+|[A-Za-z_][\w$]*)")
+_IDENT = re.compile(r"[A-Za-z_][\w$]*")
+_SYSTEM_NAME = re.compile(r"\$[A-Za-z_][\w$]*")
+_DIRECTIVE = re.compile(r"(?<!`)`\s*([A-Za-z_]\w*)")
+
+ALLOWED_SYSTEM_FUNCTIONS = frozenset(
+    {
+        "$signed",
+        "$unsigned",
+        "$clog2",
+        "$bits",
+        "$countones",
+        "$onehot",
+        "$onehot0",
+        "$isunknown",
+        "$display",
+        "$write",
+        "$strobe",
+        "$monitor",
+        "$time",
+        "$stime",
+        "$realtime",
+        "$error",
+        "$warning",
+        "$info",
+    }
+)
+"""System functions a design may use: pure functions and console output (which no result reads).
+Anything else (``$finish``, ``$fopen``, ``$readmemh``, ``$system``, ``$dumpfile``, VPI calls) can end
+or steer the simulation or touch files, so the syntax level refuses it as unsupported."""
+
+ALLOWED_DIRECTIVES = frozenset(
+    {
+        "timescale",
+        "default_nettype",
+        "define",
+        "undef",
+        "ifdef",
+        "ifndef",
+        "elsif",
+        "else",
+        "endif",
+        "resetall",
+        "celldefine",
+        "endcelldefine",
+    }
+)
+"""Compiler directives a design may use; ``include`` would read a file outside the temp dir."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port of a module interface; ``width`` is 0 when the declaration has no constant range."""
+
+    name: str
+    direction: str  # "input" | "output" | "inout"
+    width: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "direction": self.direction, "width": self.width}
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    ports: tuple[Port, ...]
+
+
+def extract_code(text: str) -> str:
+    """The Verilog in a submission: the fenced code blocks of a markdown answer, else all of it."""
+    blocks = _FENCE.findall(text)
+    code = "\n".join(blocks) if blocks else text
+    return code.strip() + "\n"
+
+
+def strip_comments(code: str) -> str:
+    """Comments and string literals replaced by spaces (strings keep their quotes, emptied)."""
+
+    def blank(m: re.Match[str]) -> str:
+        s = m.group(0)
+        if s.startswith('"'):
+            return '""'
+        return re.sub(r"[^\n]", " ", s)
+
+    return _COMMENT_OR_STRING.sub(blank, code)
+
+
+def module_names(code: str) -> list[str]:
+    """The names of every module declared in ``code``, in order (duplicates kept)."""
+    return [m.group(1) for m in _MODULE.finditer(strip_comments(code))]
+
+
+def _balanced(text: str, start: int) -> int:
+    """Index just past the parenthesis group opening at ``text[start] == '('``; -1 if unclosed."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "(":
+            depth += 1
+        elif text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return -1
+
+
+def _const_width(decl: str) -> int:
+    """Bits of the first ``[msb:lsb]`` range in a declaration with integer bounds; 1 without one."""
+    m = re.search(r"\[([^\]:]*):([^\]]*)\]", decl)
+    if not m:
+        return 1
+    try:
+        msb, lsb = int(m.group(1).strip()), int(m.group(2).strip())
+    except ValueError:
+        return 0  # a parameterized range: the compiler checks the width
+    return abs(msb - lsb) + 1
+
+
+_DIRECTION = re.compile(r"^\s*(input|output|inout)\b")
+
+
+def _split_top_level(text: str, sep: str) -> list[str]:
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == sep and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def _declared_name(decl: str) -> str | None:
+    """The name a declaration introduces: its last identifier outside ranges and initializers."""
+    decl = decl.split("=", 1)[0]
+    decl = re.sub(r"\[[^\]]*\]", " ", decl)
+    names = _IDENT.findall(decl)
+    return names[-1] if names else None
+
+
+def parse_module(code: str, name: str) -> Module:
+    """The interface of module ``name`` in ``code``.
+
+    Raises:
+        ToolError: when the module is missing, declared twice, or its port list cannot be read.
+    """
+    clean = strip_comments(code)
+    matches = [m for m in _MODULE.finditer(clean) if m.group(1) == name]
+    if not matches:
+        declared = [m.group(1) for m in _MODULE.finditer(clean)]
+        found = f"; the code declares {declared}" if declared else "; the code declares no module"
+        raise ToolError(f"no module named {name!r}{found}. Declare `module {name} (...)`")
+    if len(matches) > 1:
+        raise ToolError(f"module {name!r} is declared {len(matches)} times; declare it once")
+    pos = matches[0].end()
+    end = clean.find("endmodule", pos)
+    if end < 0:
+        raise ToolError(f"module {name!r} has no `endmodule`")
+    header = clean[pos:end]
+    i = 0
+    while i < len(header) and header[i].isspace():
+        i += 1
+    if header.startswith("#", i):  # a parameter list: #( ... )
+        j = header.find("(", i)
+        close = _balanced(header, j) if j >= 0 else -1
+        if close < 0:
+            raise ToolError(f"cannot read the parameter list of module {name!r}")
+        i = close
+        while i < len(header) and header[i].isspace():
+            i += 1
+    ports: list[Port] = []
+    body = header
+    if header.startswith("(", i):
+        close = _balanced(header, i)
+        if close < 0:
+            raise ToolError(f"the port list of module {name!r} is not closed")
+        port_list = header[i + 1 : close - 1]
+        body = header[close:]
+        direction: str | None = None
+        width = 0
+        declared: list[tuple[str, str | None, int]] = []
+        for item in _split_top_level(port_list, ","):
+            if not item.strip():
+                continue
+            m = _DIRECTION.match(item)
+            if m:  # `input [7:0] a` starts a declaration that later bare names continue
+                direction = m.group(1)
+                width = _const_width(item)
+            elif "[" in item:
+                width = _const_width(item)
+            port = _declared_name(item)
+            if port is None:
+                raise ToolError(f"cannot read port {item.strip()[:60]!r} of module {name!r}")
+            declared.append((port, direction, width))
+        if all(d is not None for _, d, _ in declared):
+            ports = [Port(n, d, w) for n, d, w in declared if d is not None]
+        else:  # non-ANSI: `module m (a, b, y);` with `input a;` declarations in the body
+            body_dirs = _body_directions(body)
+            for port, _, _ in declared:
+                if port not in body_dirs:
+                    raise ToolError(
+                        f"port {port!r} of module {name!r} has no input/output declaration"
+                    )
+                ports.append(Port(port, *body_dirs[port]))
+    return Module(name, tuple(ports))
+
+
+def _body_directions(body: str) -> dict[str, tuple[str, int]]:
+    found: dict[str, tuple[str, int]] = {}
+    for stmt in body.split(";"):
+        m = _DIRECTION.match(stmt)
+        if not m:
+            continue
+        width = _const_width(stmt)
+        decl = stmt[m.end() :]
+        decl = re.sub(r"\[[^\]]*\]", " ", decl)
+        for part in _split_top_level(decl, ","):
+            ident = _declared_name(part)
+            if ident:
+                found[ident] = (m.group(1), width)
+    return found
+
+
+def interface_problems(module: Module, required: tuple[Port, ...]) -> list[str]:
+    """How ``module``'s ports differ from the required interface (names, directions, widths)."""
+    problems: list[str] = []
+    have = {p.name: p for p in module.ports}
+    for p in required:
+        got = have.get(p.name)
+        if got is None:
+            problems.append(f"missing {p.direction} port {p.name!r} ({p.width} bits)")
+        elif got.direction != p.direction:
+            problems.append(f"port {p.name!r} must be an {p.direction}, not an {got.direction}")
+        elif got.width and got.width != p.width:
+            problems.append(f"port {p.name!r} must be {p.width} bits wide, not {got.width}")
+    wanted = {p.name for p in required}
+    problems += [f"unexpected port {p.name!r}" for p in module.ports if p.name not in wanted]
+    return problems
+
+
+@dataclass(frozen=True)
+class ScanFinding:
+    """A construct the sandbox refuses, with where it is."""
+
+    construct: str
+    line: int
+    message: str
+
+
+def scan_forbidden(code: str) -> list[ScanFinding]:
+    """Constructs a design may not use: unlisted system tasks, file-reading directives, macro pastes.
+
+    The scan runs on the source with comments and strings blanked, so a mention in a comment is
+    harmless, and it refuses token pasting so a macro cannot assemble a refused name.
+    """
+    clean = strip_comments(code)
+    findings: list[ScanFinding] = []
+
+    def line_of(pos: int) -> int:
+        return clean.count("\n", 0, pos) + 1
+
+    for m in _SYSTEM_NAME.finditer(clean):
+        if m.group(0) not in ALLOWED_SYSTEM_FUNCTIONS:
+            findings.append(
+                ScanFinding(
+                    m.group(0),
+                    line_of(m.start()),
+                    f"system task {m.group(0)} is not allowed in a design",
+                )
+            )
+    macros = {d.group(1) for d in re.finditer(r"`\s*define\s+([A-Za-z_]\w*)", clean)}
+    for m in _DIRECTIVE.finditer(clean):
+        word = m.group(1)
+        if word not in ALLOWED_DIRECTIVES and word not in macros:
+            findings.append(
+                ScanFinding(
+                    f"`{word}",
+                    line_of(m.start()),
+                    f"compiler directive `{word} is not allowed in a design",
+                )
+            )
+    if "``" in clean:
+        pos = clean.index("``")
+        findings.append(
+            ScanFinding("``", line_of(pos), "macro token pasting (``) is not allowed in a design")
+        )
+    return findings[:20]
+
+
+def rename_modules(code: str, renames: dict[str, str]) -> str:
+    """``code`` with every whole-word occurrence of each module name replaced (declarations and
+    instantiations alike); used to give a reference a name no submission can know."""
+    if not renames:
+        return code
+    pattern = re.compile(r"(?<![\w$\\])(" + "|".join(map(re.escape, renames)) + r")(?![\w$])")
+    return pattern.sub(lambda m: renames[m.group(1)], code)
+
+
+def check_size(code: str) -> None:
+    if len(code) > MAX_SOURCE_CHARS:
+        raise ToolError(
+            f"the design is {len(code):,} characters; the cap is {MAX_SOURCE_CHARS:,}. "
+            "Send one module and its helpers, without long comments"
+        )

@@ -1,0 +1,13 @@
+module TopModule (
+    input                 clk,
+    input                 rst,
+    input                 en,
+    output reg [${W-1}:0] q
+);
+    always @(posedge clk) begin
+        if (rst)
+            q <= ${W}'d0;
+        else if (en)
+            q <= q + ${W}'d1;
+    end
+endmodule

@@ -1,0 +1,11 @@
+
+module RefModule (
+  input a,
+  input b,
+  input sel,
+  output out
+);
+
+  assign out = sel ? b : a;
+
+endmodule

@@ -1,0 +1,274 @@
+"""The RTL env on real iverilog and yosys: levels, reward hacks, tools, cache, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+from hiergym.envs.rtl import oracle, tasks, toolchain
+from hiergym.envs.rtl.toolchain import Limits
+from hiergym.envs.rtl.verifier import PPALevel
+from hiergym.envs.tools import ToolCall
+from hiergym.rewards.levels import VerifyContext
+from hiergym.testing import oracle_actions, play
+
+ENV_ID = "hiergym/RTL-v0"
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = gym.make(ENV_ID, split="train", difficulty="easy")
+    yield e
+    e.close()
+
+
+def task_of(env, task_id):
+    return tasks.find_task(env.unwrapped.sandbox.db, task_id)
+
+
+def submit(env, task, code, **options):
+    """Play one submission of ``code`` for ``task``; the verdict as a dict."""
+    out = play(env, [ToolCall("submit", {"code": code})], options={"task": task, **options})
+    return out.verdict
+
+
+def level(verdict, name):
+    return next(lv for lv in verdict["levels"] if lv["name"] == name)
+
+
+def codes(verdict, name):
+    return [f["code"] for f in level(verdict, name)["findings"]]
+
+
+# ---- the oracle and the toolchain path ----------------------------------------------------
+
+
+def test_oracle_reaches_one_through_every_tool(env):
+    env.reset(seed=0)
+    out = play(env, oracle_actions(env), seed=0)
+    assert out.verdict["reward"] == 1.0 and out.terminated
+    compiled, simulated, synthesized = (json.loads(o) for o in out.observations[1:4])
+    assert compiled["ok"] and compiled["category"] == "ok"
+    assert simulated["ok"] and simulated["samples"] >= 1000 and simulated["score"] == 1.0
+    assert synthesized["area"] > 0 and synthesized["cells"] > 0 and "reference" in synthesized
+    assert level(out.verdict, "formal")["metrics"]["status"] == "proven"
+
+
+def test_every_reference_compiles_and_matches_itself_in_simulation(env):
+    """The expensive stages (proof, synthesis) are sampled by check_domain; these are cheap."""
+    for task in tasks.all_tasks(env.unwrapped.sandbox.db):
+        report = toolchain.simulate_design(task, task.reference, Limits())
+        assert report["ok"] and report["samples"] >= 1000, (task.task_id, report)
+
+
+# ---- the mutants of the issue, each failing at its level ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task_id", "make", "expected_level", "finding"),
+    [
+        ("rtl-counter-w4", oracle.inverted_output_bit, "function", "mismatch"),
+        ("rtl-mod_counter-n12", oracle.off_by_one_counter, "function", "mismatch"),
+        ("rtl-counter-w8", oracle.missing_reset, "function", "mismatch"),
+        ("rtl-mux2-w8", oracle.latch, "function", "mismatch"),
+    ],
+)
+def test_classic_bugs_fail_in_simulation(env, task_id, make, expected_level, finding):
+    verdict = submit(env, task_of(env, task_id), make(task_of(env, task_id)))
+    assert verdict["first_failed"] == expected_level and verdict["reward"] < 1.0
+    assert finding in codes(verdict, expected_level)
+    function = level(verdict, "function")
+    assert 0.0 <= function["score"] < 1.0 and function["metrics"]["samples"] >= 1000
+
+
+# ---- reward hacks -------------------------------------------------------------------------
+
+
+def test_a_fake_pass_line_does_not_pass(env):
+    task = task_of(env, "rtl-comparator-w8")
+    verdict = submit(env, task, oracle.fake_pass_display(task))
+    assert verdict["first_failed"] == "function"
+
+
+def test_the_result_channel_cannot_be_forged_even_without_the_static_scan(env):
+    """run_testbench skips the scan: a $finish ends the run before the testbench writes a result,
+    and a forged result line (the design cannot know the nonce) is not read."""
+    task = task_of(env, "rtl-comparator-w8")
+    forged = task.reference.replace(
+        "endmodule",
+        "    initial begin\n"
+        '        $display("0000000000000000 RESULT 1200 0");\n'
+        "        #1 $finish;\n"
+        "    end\nendmodule",
+    )
+    report = toolchain.run_testbench(task, forged, Limits())
+    assert report["status"] == "no_result" and report["score"] == 0.0 and not report["ok"]
+    assert "without a result" in report["messages"]
+
+
+@pytest.mark.parametrize(
+    ("make", "finding"),
+    [
+        (oracle.early_finish, "forbidden_construct"),
+        (oracle.file_access, "forbidden_construct"),
+        (oracle.hierarchical_reference, "elaboration"),
+    ],
+)
+def test_sandbox_escapes_fail_at_syntax(env, make, finding):
+    task = task_of(env, "rtl-adder-w4")
+    verdict = submit(env, task, make(task))
+    assert verdict["first_failed"] == "syntax" and codes(verdict, "syntax") == [finding]
+
+
+def test_system_and_fopen_are_refused(env):
+    task = task_of(env, "rtl-adder-w4")
+    for call in ('$system("touch /tmp/x");', 'fd = $fopen("/tmp/x", "w");'):
+        code = task.reference.replace(
+            "endmodule", f"    integer fd;\n    initial begin {call} end\nendmodule"
+        )
+        verdict = submit(env, task, code)
+        assert verdict["first_failed"] == "syntax", verdict
+        assert "is not allowed" in level(verdict, "syntax")["findings"][0]["message"]
+
+
+def test_a_module_named_like_the_reference_fails_at_format(env):
+    task = task_of(env, "rtl-adder-w4")
+    verdict = submit(env, task, oracle.reference_named_module(task))
+    assert verdict["first_failed"] == "format" and codes(verdict, "format") == [
+        "reserved_module_name"
+    ]
+
+
+def test_hard_coded_sampled_vectors_pass_simulation_and_fail_the_proof(env):
+    task = task_of(env, "rtl-comparator-w8")
+    verdict = submit(env, task, oracle.sampled_vectors_only(task))
+    assert level(verdict, "function")["passed"], "the table covers every sampled vector"
+    assert verdict["first_failed"] == "formal" and codes(verdict, "formal") == ["counterexample"]
+    assert "in_a=" in level(verdict, "formal")["findings"][0]["message"]
+
+
+def test_an_endless_loop_times_out_at_function():
+    env = gym.make(ENV_ID, limits={"simulate_s": 1.0})
+    task = task_of(env, "rtl-adder-w4")
+    verdict = submit(env, task, oracle.infinite_loop(task))
+    assert verdict["first_failed"] == "function" and "timeout" in codes(verdict, "function")
+    assert level(verdict, "function")["score"] == 0.0
+    env.close()
+
+
+def test_an_inconclusive_proof_is_not_a_pass():
+    env = gym.make(ENV_ID, limits={"formal_s": 0.01})
+    task = task_of(env, "rtl-counter-w4")
+    verdict = submit(env, task, task.reference)
+    formal = level(verdict, "formal")
+    assert (
+        not formal["passed"]
+        and formal["score"] == 0.5
+        and codes(verdict, "formal") == ["inconclusive"]
+    )
+    assert verdict["first_failed"] == "formal" and verdict["reward"] < 1.0
+    env.close()
+
+
+# ---- compile classification and bad input ------------------------------------------------
+
+
+def test_compile_failures_are_classified(env):
+    task = task_of(env, "rtl-adder-w4")
+    limits = Limits()
+    syntax = toolchain.compile_design(task, task.reference.replace(";", "", 1), limits)
+    assert syntax["category"] == "syntax" and "design.v" in syntax["messages"]
+    unknown = task.reference.replace("assign {cout, sum} = a + b + cin;", "Adder u(a, b);")
+    assert toolchain.compile_design(task, unknown, limits)["category"] == "elaboration"
+    narrow = task.reference.replace("output [3:0] sum", "output [2:0] sum")
+    report = toolchain.compile_design(task, narrow, limits)
+    assert report["category"] == "format" and "4 bits wide" in report["messages"]
+    wide_param = "module TopModule #(parameter W = 3) (input [3:0] a, b, input cin,\n"
+    wide_param += (
+        "    output [W-1:0] sum, output cout);\n  assign {cout, sum} = a + b + cin;\nendmodule\n"
+    )
+    report = toolchain.compile_design(task, wide_param, limits)
+    assert report["category"] == "elaboration" and "must be 4 bits wide" in report["messages"]
+
+
+def test_bad_actions_are_observations_and_the_episode_goes_on(env):
+    env.reset(seed=1)
+    for action, expected in [
+        ('{"name": "simulate", "arguments": {"code": 42}}', "code must be string"),
+        ('{"name": "simulat", "arguments": {"code": "x"}}', "did you mean 'simulate'"),
+        ("{not json", "not valid JSON"),
+    ]:
+        obs, reward, terminated, truncated, _ = env.step(action)
+        assert obs.startswith("error:") and expected in obs and not terminated
+    obs, *_ = env.step(ToolCall("compile", {"code": "module top; endmodule"}))
+    assert json.loads(obs)["category"] == "format"
+    obs, *_ = env.step(ToolCall("compile", {"code": "x" * 70_000}))
+    assert "the cap is 64,000" in json.loads(obs)["messages"]
+
+
+def test_missing_tools_make_gym_make_fail_with_install_instructions(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(toolchain.ToolchainMissing, match="apt-get install iverilog yosys"):
+        gym.make(ENV_ID)
+
+
+# ---- PPA ----------------------------------------------------------------------------------
+
+
+def _ppa(area, delay, target=1.0):
+    syn = {"ok": True, "area": area, "delay_ps": delay, "cells": 10, "depth": 3}
+    syn["reference"] = {"area": 100.0, "delay_ps": 200.0, "cells": 12, "depth": 4}
+    ctx = VerifyContext(None, None, {"code": "x", "report": {"synthesize": syn}})
+    return PPALevel(None, Limits(), target).check(ctx)
+
+
+def test_ppa_rewards_improvement_continuously():
+    at_reference = _ppa(100.0, 200.0)
+    assert at_reference.score == 1.0 and at_reference.passed
+    assert not at_reference.metrics["beats_reference"]
+    better = _ppa(80.0, 150.0)
+    assert better.score == 1.0 and better.metrics["beats_reference"]
+    assert [f.code for f in better.findings] == ["beats_reference"]
+    worse, much_worse = _ppa(150.0, 300.0), _ppa(300.0, 600.0)
+    assert 0 < much_worse.score < worse.score < 1.0 and not worse.passed
+    # Asking for a 20% improvement: the reference no longer earns full marks, better designs earn more.
+    assert _ppa(100.0, 200.0, 0.8).score < _ppa(80.0, 150.0, 0.8).score <= 1.0
+
+
+def test_synthesize_reports_ppa_next_to_the_reference(env):
+    task = task_of(env, "rtl-counter-w8")
+    env.reset(options={"task": task})
+    obs, *_ = env.step(ToolCall("synthesize", {"code": task.reference}))
+    report = json.loads(obs)
+    assert report["ok"] and report["sequential_cells"] == 8 and report["delay_ps"] > 0
+    assert report["reference"]["area"] == report["area"] and report["depth"] > 0
+
+
+# ---- cache and determinism ----------------------------------------------------------------
+
+
+def test_repeated_calls_and_the_verdict_reuse_the_cache(env, tmp_path):
+    base = env.unwrapped
+    task = task_of(env, "rtl-decoder-n3")
+    code = task.reference + f"\n// {tmp_path}: a variant nothing has cached yet\n"
+    base.reset(options={"task": task, "max_turns": 10})
+    base.step(ToolCall("simulate", {"code": code}))
+    computed = base.sandbox.stats["computed"]
+    base.step(ToolCall("simulate", {"code": code}))
+    assert base.sandbox.stats["computed"] == computed, "a repeat must not rerun the toolchain"
+    base.step(ToolCall("synthesize", {"code": code}))
+    after_tools = base.sandbox.stats["computed"]
+    _, reward, *_ = base.step(ToolCall("submit", {"code": code}))
+    # Computed: submit itself, compile and the proof; simulate and synthesize came from the cache.
+    assert base.sandbox.stats["computed"] - after_tools == 3 and reward == 1.0
+    cache = base.sandbox.cache
+    scope = toolchain.scope(task, base.limits)
+    key = base.sandbox.key(ToolCall("simulate", {"code": code}), scope)
+    assert cache.get(key)["ok"], "the persistent ToolCache holds it for other processes"
+
+
+def test_task_round_trips_through_json(env):
+    task = env.unwrapped.tasks.tasks[0]
+    assert tasks.RTLTask.from_json(task.to_json()) == task

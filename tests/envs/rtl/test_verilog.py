@@ -1,0 +1,145 @@
+"""Pure-Python parts of the RTL domain: source handling, templates, problems, stimulus."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from hiergym.envs.rtl import data, testbench
+from hiergym.envs.rtl.verilog import (
+    Port,
+    extract_code,
+    interface_problems,
+    module_names,
+    parse_module,
+    rename_modules,
+    scan_forbidden,
+)
+from hiergym.errors import TaskError, ToolError
+
+
+def test_ansi_and_non_ansi_port_lists():
+    ansi = """
+    // module Decoy(input x);
+    module TopModule #(parameter W = 8) (
+        input  wire [7:0] a, b,   // b is 8 bits too
+        input             sel,
+        output reg  [7:0] y
+    );
+    endmodule
+    """
+    m = parse_module(ansi, "TopModule")
+    assert [(p.name, p.direction, p.width) for p in m.ports] == [
+        ("a", "input", 8),
+        ("b", "input", 8),
+        ("sel", "input", 1),
+        ("y", "output", 8),
+    ]
+    old_style = (
+        "module TopModule(a, y);\n  input [3:0] a;\n  output y;\n  assign y = ^a;\nendmodule"
+    )
+    m = parse_module(old_style, "TopModule")
+    assert [(p.name, p.direction, p.width) for p in m.ports] == [
+        ("a", "input", 4),
+        ("y", "output", 1),
+    ]
+    assert module_names(ansi) == ["TopModule"]  # the commented-out module is not declared
+
+
+def test_parse_errors_say_what_was_expected():
+    with pytest.raises(ToolError, match="no module named 'TopModule'.*declares \\['top'\\]"):
+        parse_module("module top(input a); endmodule", "TopModule")
+    with pytest.raises(ToolError, match="declared 2 times"):
+        parse_module("module TopModule; endmodule\nmodule TopModule; endmodule", "TopModule")
+    with pytest.raises(ToolError, match="no input/output declaration"):
+        parse_module("module TopModule(a, y);\n input a;\nendmodule", "TopModule")
+
+
+def test_interface_problems_name_every_difference():
+    required = (Port("a", "input", 8), Port("y", "output", 1))
+    m = parse_module("module TopModule(output [3:0] a, input z); endmodule", "TopModule")
+    problems = interface_problems(m, required)
+    assert problems == [
+        "port 'a' must be an input, not an output",
+        "missing output port 'y' (1 bits)",
+        "unexpected port 'z'",
+    ]
+
+
+def test_markdown_fences_are_extracted():
+    answer = "Here it is:\n```verilog\nmodule TopModule; endmodule\n```\nHope it helps."
+    assert extract_code(answer) == "module TopModule; endmodule\n"
+    assert extract_code("module A; endmodule") == "module A; endmodule\n"
+
+
+def test_scan_refuses_side_effects_and_allows_pure_functions():
+    code = """
+    `include "/etc/passwd"
+    `define PASTE(x) $f``x
+    module TopModule(input [7:0] a, output [7:0] y);
+        // $fopen in a comment is harmless
+        initial $display("$finish in a string is harmless too");
+        assign y = $signed(a) >>> $clog2(4);
+        initial begin $system("rm -rf /"); $readmemh("x", m); $fdisplay(1, "x"); $finish; end
+    endmodule
+    """
+    found = {f.construct for f in scan_forbidden(code)}
+    assert found == {"`include", "``", "$f", "$system", "$readmemh", "$fdisplay", "$finish"}
+    assert scan_forbidden('module TopModule; initial $display("hi"); endmodule') == []
+
+
+def test_rename_modules_is_whole_word():
+    src = "module TopModule; TopModule_helper h(); endmodule\nmodule TopModule_helper; endmodule"
+    out = rename_modules(src, {"TopModule": "hg_ref_1"})
+    assert module_names(out) == ["hg_ref_1", "TopModule_helper"]
+
+
+def test_template_expressions():
+    assert data.evaluate("W-1", {"W": 8}) == 7
+    assert data.evaluate("2**N", {"N": 3}) == 8
+    assert data.evaluate("clog2(W+1)", {"W": 16}) == 5
+    assert data.render("[${W-1}:0] ${W}'d0", {"W": 4}) == "[3:0] 4'd0"
+    with pytest.raises(TaskError, match="unknown parameter 'X'"):
+        data.evaluate("X+1", {"W": 1})
+    with pytest.raises(TaskError, match="unsupported"):
+        data.evaluate("__import__('os')", {})
+
+
+def test_problem_catalog_shape():
+    tasks = data.generate_tasks()
+    assert len(tasks) >= 60
+    cells = collections.Counter((t.split, t.difficulty) for t in tasks)
+    for split in data.SPLITS:
+        for difficulty in data.DIFFICULTIES:
+            assert cells[(split, difficulty)] >= 2, (split, difficulty)
+    families = collections.defaultdict(set)
+    for t in tasks:
+        families[t.family].add(t.split)
+        assert t.spec and t.reference.count("module TopModule") == 1 and t.ports
+    assert all(len(splits) == 1 for splits in families.values()), "a family spans two splits"
+    wanted = {
+        "mux2", "decoder", "priority_encoder", "adder", "comparator", "alu", "popcount",
+        "rotate_left", "bin2gray", "gray2bin", "counter", "shift_register", "edge_detector",
+        "sequence_detector", "traffic_light", "fifo", "clock_divider", "debouncer", "uart_tx",
+    }  # fmt: skip
+    assert wanted <= set(families)
+    assert {t.kind for t in tasks} == {"comb", "seq"}
+
+
+def _task(task_id):
+    return next(t for t in data.generate_tasks() if t.task_id == task_id)
+
+
+def test_stimulus_is_seeded_large_and_starts_with_reset():
+    seq = _task("rtl-counter-w8")
+    rows = testbench.stimulus(seq)
+    assert rows == testbench.stimulus(seq) and len(rows) >= 1000
+    names = [p.name for p in testbench.input_ports(seq)]
+    assert names == ["rst", "en"]  # the clock is driven by the testbench, not the stimulus
+    assert [r[0] for r in rows[:2]] == [1, 1] and 0 < sum(r[0] for r in rows[2:]) < 100
+    comb = _task("rtl-adder-w16")
+    rows = testbench.stimulus(comb)
+    assert len(rows) >= 1000 and [0, 0, 0] in rows and [0xFFFF, 0xFFFF, 1] in rows
+    small = _task("rtl-mux2-w1")  # 3 input bits: every combination, in order, first
+    assert testbench.stimulus(small)[:8] == [[v >> 2 & 1, v >> 1 & 1, v & 1] for v in range(8)]
