@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = check_directory(args.directory)
     except TaskError as e:
-        print(f"error: {e}")
+        print(f"hiergym: {e}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2))
     print(
