@@ -22,13 +22,16 @@ from typing import Any
 
 from hiergym.envs.tools import ToolCall
 
+from . import recorder
 from .clock import add_days, hhmm
 from .geo import vehicles
 from .itinerary import parse_itinerary, trip_cost
+from .recorder import CallRecorder
 from .rules import house_rule_ok, house_rules_of, room_type_ok
 from .tasks import CITIES_FOR_DAYS, TravelTask
 from .tools import (
     MAX_DISTANCE_PAIRS,
+    PAGE_SIZE,
     get_distance,
     search_attractions,
     search_flights,
@@ -68,33 +71,13 @@ class _Day:
     t: int = 0
 
 
-class _Planner:
+class _Planner(CallRecorder):
     def __init__(self, state: Any, task: TravelTask, mode: str):
-        self.state, self.task, self.mode = state, task, mode
+        super().__init__(state)
+        self.task, self.mode = task, mode
         self.world = world_of(state.db)
-        self.calls: list[ToolCall] = []
-        self._seen: set[tuple[str, str]] = set()
         self.used: set[str] = set()
         self.cuisines_left = set(task.cuisines)
-
-    # ---- tools -----------------------------------------------------------------------------
-
-    def call(self, tool: Any, **arguments: Any) -> Any:
-        call = ToolCall(tool.name, arguments)
-        key = (call.name, call.canonical_arguments())
-        if key not in self._seen:
-            self._seen.add(key)
-            self.calls.append(call)
-        return tool.fn(self.state, **arguments)
-
-    def pages(self, tool: Any, limit: int, **arguments: Any) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for page in range(1, limit + 1):
-            found = self.call(tool, **arguments, page=page)
-            out += found["results"]
-            if page * 10 >= found["total"]:
-                break
-        return out
 
     # ---- route -----------------------------------------------------------------------------
 
@@ -148,7 +131,7 @@ class _Planner:
                     cost = h["price"] * math.ceil(task.people / h["max_occupancy"])
                     if cost < best_cost:
                         best, best_cost = h, cost
-            if page * 10 >= found["total"]:
+            if page * PAGE_SIZE >= found["total"]:
                 break
         return best
 
@@ -190,7 +173,7 @@ class _Planner:
         if self.world.hub("station", a) and self.world.hub("station", b):
             kinds.append(("train", search_trains))
         for kind, tool in kinds:
-            for r in self.pages(tool, 3, origin=a, destination=b, date=date):
+            for r in self.pages(tool, 3, PAGE_SIZE, origin=a, destination=b, date=date):
                 out.append({**r, "kind": kind})
         return sorted(out, key=lambda r: (r["price"], r["depart"], r["number"]))
 
@@ -253,11 +236,11 @@ class _Planner:
         args: dict[str, Any] = {"city": city, "sort": "cost"}
         if task.min_restaurant_rating:
             args["min_rating"] = task.min_restaurant_rating
-        restaurants = {r["id"]: r for r in self.pages(search_restaurants, 2, **args)}
+        restaurants = {r["id"]: r for r in self.pages(search_restaurants, 2, PAGE_SIZE, **args)}
         for c in sorted(self.cuisines_left):
-            for r in self.pages(search_restaurants, 1, **args, cuisine=c):
+            for r in self.pages(search_restaurants, 1, PAGE_SIZE, **args, cuisine=c):
                 restaurants.setdefault(r["id"], r)
-        attractions = self.pages(search_attractions, 2, city=city, sort="price")
+        attractions = self.pages(search_attractions, 2, PAGE_SIZE, city=city, sort="price")
         return list(restaurants.values()), attractions
 
     def visit(self, day: _Day, options: list[dict], kind: str, until: int) -> bool:
@@ -411,22 +394,11 @@ def plan(state: Any, task: TravelTask, modes: tuple[str, ...] = ("public", "car"
 
 
 def prove(state: Any, task: TravelTask, found: Plan) -> None:
-    """Run the plan's calls through the tools and the verifier; raise if any hard level fails."""
-    from hiergym.envs.core import Trajectory, Turn
-
+    """Run the plan's calls through the tools and the verifier; raise if any level fails."""
     from .tools import TOOLBOX
     from .verifier import build_verifier
 
-    trajectory = Trajectory(task)
-    for i, call in enumerate(found.calls):
-        trajectory.turns.append(Turn(i, "", (call,), (TOOLBOX.run(call, state),)))
-    trajectory.submission = found.calls[-1]
-    trajectory.end = "submitted"
-    verdict = build_verifier(state.db).verify(trajectory, task)
-    if not verdict.passed or verdict.reward < 1.0 - 1e-9:
-        raise RuntimeError(
-            f"the oracle's plan for {task.task_id} fails the verifier: {verdict.to_dict()}"
-        )
+    recorder.prove(found.calls, state, TOOLBOX, build_verifier(state.db), task)
 
 
 class TravelOracle:

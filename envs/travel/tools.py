@@ -7,6 +7,7 @@ case-insensitively; anything else an agent sends comes back as a ToolError that 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from hiergym.envs.tools import Toolbox, tool
@@ -23,19 +24,25 @@ MAX_DISTANCE_PAIRS = 48
 ROOM_TYPES = ("Entire home/apt", "Private room", "Shared room")
 
 
+def canonical(text: str, by_lower: Mapping[str, str], argument: str, noun: str, known: str) -> str:
+    """The canonical spelling of the name ``text`` gives, case-insensitively; otherwise a ToolError
+    that names the closest one and, in ``known``, where the others are."""
+    name = by_lower.get(text.strip().lower())
+    if name is not None:
+        return name
+    close = did_you_mean(text.strip().title(), by_lower.values())
+    raise ToolError(f"{argument}: no {noun} {text[:60]!r}{close}; {known}")
+
+
 def city_name(state: Any, text: str, argument: str = "city") -> str:
     """The canonical name of the city ``text`` names; a ToolError naming the closest one otherwise."""
     world = world_of(state.db)
-    name = world.by_lower.get(text.strip().lower())
-    if name is not None:
-        return name
-    raise ToolError(
-        f"{argument}: no city {text[:60]!r}{did_you_mean(text.strip().title(), world.cities)}; "
-        f"cities are {', '.join(sorted(world.cities))}"
+    return canonical(
+        text, world.by_lower, argument, "city", f"cities are {', '.join(sorted(world.cities))}"
     )
 
 
-def _page(page: int) -> int:
+def check_page(page: int) -> int:
     if not 1 <= page <= MAX_PAGE:
         raise ToolError(f"page must be between 1 and {MAX_PAGE}, got {page}")
     return page
@@ -59,10 +66,12 @@ def _bound(value: float | None, name: str, hi: float) -> float | None:
     return value
 
 
-def _paged(state: Any, sql: str, params: tuple, page: int) -> tuple[list[Any], int]:
+def paged(
+    state: Any, sql: str, params: tuple, page: int, page_size: int = PAGE_SIZE
+) -> tuple[list[Any], int]:
     """Rows of one page and the total, in one query (``count(*) OVER ()`` is the last column)."""
     rows = state.db.execute(
-        f"{sql} LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}", params
+        f"{sql} LIMIT {page_size} OFFSET {(check_page(page) - 1) * page_size}", params
     ).fetchall()
     return rows, (rows[0][-1] if rows else 0)
 
@@ -73,12 +82,12 @@ def _rides(state: Any, table: str, origin: str, destination: str, date: str, pag
     if a == b:
         raise ToolError("origin and destination are the same city")
     day = _date(date)
-    rows, total = _paged(
+    rows, total = paged(
         state,
         f"SELECT number, dep_min, arr_min, price, seats, count(*) OVER () FROM {table} "
         "WHERE origin = ? AND destination = ? AND date = ? ORDER BY dep_min, number",
         (a, b, day),
-        _page(page),
+        page,
     )
     return {
         "origin": a,
@@ -167,12 +176,12 @@ def search_hotels(
         where.append("rating >= ?")
         params.append(min_rating)
     order = _sort(sort, {"price": "price, id", "rating": "rating DESC, price, id"})
-    rows, total = _paged(
+    rows, total = paged(
         state,
         "SELECT id, name, room_type, price, min_nights, max_occupancy, rating, house_rules, "
         f"count(*) OVER () FROM hotels WHERE {' AND '.join(where)} ORDER BY {order}",
         tuple(params),
-        _page(page),
+        page,
     )
     return {
         "city": name,
@@ -227,12 +236,12 @@ def search_attractions(
         where.append("price <= ?")
         params.append(max_price)
     order = _sort(sort, {"price": "price, id", "rating": "rating DESC, price, id"})
-    rows, total = _paged(
+    rows, total = paged(
         state,
         "SELECT id, name, kind, open_min, close_min, duration, price, rating, count(*) OVER () "
         f"FROM attractions WHERE {' AND '.join(where)} ORDER BY {order}",
         tuple(params),
-        _page(page),
+        page,
     )
     return {
         "city": name,
@@ -300,12 +309,12 @@ def search_restaurants(
         source += " AND r.open_min <= ? AND r.close_min > ?"
         params += [minute, minute]
     order = _sort(sort, {"cost": "r.cost, r.id", "rating": "r.rating DESC, r.cost, r.id"})
-    rows, total = _paged(
+    rows, total = paged(
         state,
         "SELECT r.id, r.name, r.cuisines, r.cost, r.rating, r.open_min, r.close_min, "
         f"count(*) OVER () FROM {source} ORDER BY {order}",
         tuple(params),
-        _page(page),
+        page,
     )
     return {
         "city": name,
@@ -329,14 +338,8 @@ def search_restaurants(
 def cuisine_name(text: str) -> str:
     """The canonical spelling of a cuisine (case-insensitive), or a ToolError listing them."""
     cuisines = load_sources()[1]["cuisines"]
-    wanted = text.strip().lower()
-    for c in cuisines:
-        if c.lower() == wanted:
-            return c
-    raise ToolError(
-        f"cuisine: no cuisine {text[:40]!r}{did_you_mean(text.strip().title(), cuisines)}; "
-        f"cuisines are {', '.join(cuisines)}"
-    )
+    by_lower = {c.lower(): c for c in cuisines}
+    return canonical(text, by_lower, "cuisine", "cuisine", f"cuisines are {', '.join(cuisines)}")
 
 
 def place_id(state: Any, text: str) -> str:

@@ -29,6 +29,7 @@ from hiergym.rewards.levels import (
     VerifyContext,
 )
 
+from .citations import Citations
 from .clock import add_days, hhmm
 from .itinerary import Activity, Itinerary, parse_itinerary, trip_cost
 from .rules import HOUSE_RULES, house_rule_ok, house_rules_of, room_type_ok
@@ -359,29 +360,8 @@ _PRICED = {
     "search_restaurants": ("restaurant", "cost"),
     "search_attractions": ("attraction", "price"),
 }
-_TOLD_MEMO: dict[int, tuple[Any, list[tuple[tuple, Any]]]] = {}
-_TOLD_MEMO_SIZE = 4096
-
-
-def citations(trajectory: Any) -> dict[tuple, tuple[int, Any]]:
-    """What the agent was told, keyed by item: ``key -> (turn, facts)`` (the first telling).
-
-    What one result tells is memoized per result object (results are immutable), so verifying a
-    trajectory again, or a fork of it, costs dict updates only.
-    """
-    index: dict[tuple, tuple[int, Any]] = {}
-    for turn in reversed(trajectory.turns):  # earlier tellings overwrite later ones
-        for r in turn.results:
-            if not r.ok or not isinstance(r.data, dict):
-                continue
-            memo = _TOLD_MEMO.get(id(r))
-            if memo is None or memo[0] is not r:
-                if len(_TOLD_MEMO) >= _TOLD_MEMO_SIZE:
-                    _TOLD_MEMO.clear()
-                memo = _TOLD_MEMO[id(r)] = (r, _told(r))
-            t = turn.index
-            index.update({key: (t, facts) for key, facts in memo[1]})
-    return index
+citations = Citations(_told)
+"""What the agent was told in a trajectory: ``key -> (turn, facts)``, the first telling."""
 
 
 def _money_eq(a: float, b: float) -> bool:

@@ -7,10 +7,13 @@ Flights and trains stay in SQL (there are ~150,000) and are looked up by number 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .geo import Leg, leg, road_km
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,19 @@ def _rows(db: sqlite3.Connection, sql: str) -> list[Any]:
     return cur.execute(sql).fetchall()
 
 
-_WORLDS: dict[int, World] = {}
+def per_connection(build: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """``build(db)`` made once per connection (connections live as long as their sandbox); the
+    memo holds the connection too, so a new connection that reuses an old id is never confused."""
+    memo: dict[int, tuple[sqlite3.Connection, T]] = {}
+
+    def get(db: sqlite3.Connection) -> T:
+        hit = memo.get(id(db))
+        if hit is None or hit[0] is not db:
+            hit = memo[id(db)] = (db, build(db))
+        return hit[1]
+
+    return get
 
 
-def world_of(db: sqlite3.Connection) -> World:
-    """The World of a connection, built once (connections live as long as their sandbox)."""
-    key = id(db)
-    w = _WORLDS.get(key)
-    if w is None or w.db is not db:
-        w = _WORLDS[key] = World(db)
-    return w
+world_of = per_connection(World)
+"""The World of a connection, built once."""

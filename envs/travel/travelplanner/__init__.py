@@ -1,9 +1,12 @@
-"""TravelPlanner compatibility: import its database into a sandbox, and evaluate plans in its format
-with its 8 commonsense and 5 hard checks and its metrics (Xie et al., 2024; OSU-NLP-Group/TravelPlanner).
+"""TravelPlanner compatibility: import its database into a sandbox, serve its queries as an env,
+and evaluate plans in its format with its 8 commonsense and 5 hard checks and its metrics
+(Xie et al., 2024; OSU-NLP-Group/TravelPlanner).
 
     from hiergym.envs.travel.travelplanner import evaluate, import_travelplanner, open_database
     db = open_database(import_travelplanner("shared/data/travelplanner"))
     report = evaluate(plans, queries, db)
+
+    env = gymnasium.make("hiergym/TravelPlanner-v0", data_dir=DIR, queries="queries.jsonl")
 """
 
 from .database import TravelPlannerDB, open_database

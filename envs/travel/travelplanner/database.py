@@ -21,7 +21,13 @@ from hiergym.errors import SandboxError
 @dataclass(frozen=True)
 class Route:
     duration: str
+    distance_text: str  # as the database writes it, e.g. "1,144 km"
     distance_km: float
+
+
+def route_cost(route: Route, mode: str) -> int:
+    """TravelPlanner's GoogleDistanceMatrix cost: int(km x 0.05) self-driving, int(km) by taxi."""
+    return int(route.distance_km * 0.05) if "driving" in mode else int(route.distance_km)
 
 
 class TravelPlannerDB:
@@ -36,7 +42,7 @@ class TravelPlannerDB:
         self.city_state = {r["city"]: r["state"] for r in conn.execute("SELECT * FROM cities")}
         self.routes: dict[tuple[str, str], Route | None] = {}
         for r in conn.execute("SELECT * FROM distances"):
-            self.routes[(r["origin"], r["destination"])] = _route(r["duration"], r["distance"])
+            self.routes[(r["origin"], r["destination"])] = parse_route(r["duration"], r["distance"])
         self.has_flights = conn.execute("SELECT count(*) FROM flights").fetchone()[0] > 0
 
     def summary(self) -> str:
@@ -81,9 +87,7 @@ class TravelPlannerDB:
         """TravelPlanner's GoogleDistanceMatrix.run_for_evaluation cost: int(km x 0.05) driving,
         int(km) by taxi; None without a route (or one that takes days)."""
         route = self.routes.get((origin, destination))
-        if route is None:
-            return None
-        return int(route.distance_km * 0.05) if "driving" in mode else int(route.distance_km)
+        return None if route is None else route_cost(route, mode)
 
 
 def _by_city(conn: sqlite3.Connection, sql: str) -> dict[str, list[dict[str, Any]]]:
@@ -93,14 +97,16 @@ def _by_city(conn: sqlite3.Connection, sql: str) -> dict[str, list[dict[str, Any
     return out
 
 
-def _route(duration: str | None, distance: str | None) -> Route | None:
+def parse_route(duration: str | None, distance: str | None) -> Route | None:
+    """A distance-matrix row as a route; None when there is none (a duration of days, as in
+    TravelPlanner, or a missing or unreadable distance)."""
     if not duration or not distance or "day" in duration:
         return None
     try:
         km = float(distance.replace("km", "").replace(",", "").strip())
     except ValueError:
         return None
-    return Route(duration, km) if math.isfinite(km) else None
+    return Route(duration, distance.strip(), km) if math.isfinite(km) else None
 
 
 @lru_cache(maxsize=8)

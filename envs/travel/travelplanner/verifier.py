@@ -1,0 +1,261 @@
+"""TravelPlanner verifier: format -> commonsense -> grounding -> hard, each gating the next.
+
+* format — one submission whose plan has TravelPlanner's shape, one entry per day (plan.py);
+* commonsense — TravelPlanner's 8 commonsense checks, as its evaluation runs them (evaluate.py);
+* grounding (turn level, hiergym's addition) — every flight, route, restaurant, attraction and
+  accommodation the plan names was shown to the agent by a tool earlier in the episode, with the
+  details the plan states (times, duration, distance, cost), each in a city of its day, and the trip
+  goes where the query asks (TravelPlanner checks neither: its sandbox check matches a name by
+  containment anywhere in a city, and it ignores an attraction written without a trailing ';');
+* hard — TravelPlanner's 5 hard checks (budget and the query's local constraints), run, as in
+  TravelPlanner, only on plans that pass ``is_not_absent`` and ``is_valid_information_in_sandbox``.
+
+A plan passes TravelPlanner's evaluation exactly when the commonsense and hard levels pass; their
+per-check results are in each level's metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiergym.envs.core import missing_submission
+from hiergym.rewards.levels import (
+    Finding,
+    HierarchicalVerifier,
+    Level,
+    LevelResult,
+    SkipLevel,
+    VerifyContext,
+)
+
+from ..citations import Citations
+from .database import TravelPlannerDB
+from .evaluate import COMMONSENSE_CHECKS, HARD_CHECKS
+from .plan import day_cities, leg, parse_plan, places
+from .tasks import TravelPlannerTask
+
+COST_TOLERANCE = 0.5  # TravelPlanner's route costs are whole dollars
+LISTINGS = {
+    "search_accommodations": "accommodation",
+    "search_restaurants": "restaurant",
+    "search_attractions": "attraction",
+}
+
+
+class FormatLevel(Level):
+    name = "format"
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        sub = ctx.trajectory.submission
+        if sub is None:
+            return self.result(0.0, [missing_submission(ctx.trajectory)])
+        plan, errors = parse_plan(sub.arguments.get("plan"), ctx.task.days)
+        if plan is None:
+            shown = [Finding("schema", e) for e in errors[:20]]
+            if len(errors) > 20:
+                shown.append(Finding("schema", f"... and {len(errors) - 20} more schema errors"))
+            return self.result(0.0, shown)
+        ctx.scratch["plan"] = plan
+        return self.result(1.0)
+
+
+def _plan(ctx: VerifyContext) -> list[dict[str, Any]]:
+    if "plan" not in ctx.scratch:
+        raise SkipLevel("no plan in TravelPlanner's format to judge")
+    return ctx.scratch["plan"]
+
+
+def _run_checks(
+    level: Level, checks: dict[str, Any], ctx: VerifyContext, db: TravelPlannerDB
+) -> tuple[LevelResult, dict[str, Any]]:
+    """Run TravelPlanner checks; the result scores the applicable ones (a check answering None
+    does not apply to the query)."""
+    plan, q = _plan(ctx), ctx.task.record
+    outcomes = {name: check(q, plan, db) for name, check in checks.items()}
+    applicable = {n: r for n, r in outcomes.items() if r[0] is not None}
+    findings = [Finding(n, why or n) for n, (ok, why) in applicable.items() if not ok]
+    score = sum(bool(ok) for ok, _ in applicable.values()) / max(1, len(applicable))
+    metrics = {n: ok for n, (ok, _) in outcomes.items()}
+    return level.result(score, findings, passed=not findings, metrics=metrics), outcomes
+
+
+class CommonsenseLevel(Level):
+    name = "commonsense"
+
+    def __init__(self, db: TravelPlannerDB):
+        self.db = db
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        result, outcomes = _run_checks(self, COMMONSENSE_CHECKS, ctx, self.db)
+        ctx.scratch["commonsense"] = outcomes
+        return result
+
+
+class HardLevel(Level):
+    name = "hard"
+
+    def __init__(self, db: TravelPlannerDB):
+        self.db = db
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        commonsense = ctx.scratch.get("commonsense") or {}
+        gate = ("is_not_absent", "is_valid_information_in_sandbox")
+        if not all(commonsense.get(name, (False,))[0] for name in gate):
+            raise SkipLevel(
+                "TravelPlanner runs the hard checks only on plans that pass is_not_absent and "
+                "is_valid_information_in_sandbox"
+            )
+        return _run_checks(self, HARD_CHECKS, ctx, self.db)[0]
+
+
+def _told(r: Any) -> list[tuple[tuple, Any]]:
+    """The (key, facts) pairs one successful TravelPlanner tool result tells the agent."""
+    data = r.data
+    if r.name in LISTINGS:
+        kind = LISTINGS[r.name]
+        return [((kind, data["city"], x["name"]), x) for x in data["results"]]
+    if r.name == "search_flights":
+        return [
+            (
+                ("flight", x["number"], data["date"]),
+                {"origin": data["origin"], "destination": data["destination"], **x},
+            )
+            for x in data["results"]
+        ]
+    if r.name == "get_distance" and data.get("cost"):
+        facts = {"duration": data["duration"], "distance": data["distance"]}
+        return [
+            (("route", mode, data["origin"], data["destination"]), {**facts, "cost": cost})
+            for mode, cost in data["cost"].items()
+        ]
+    return []
+
+
+citations = Citations(_told)
+_LEG_MODES = {"Self-driving": "self-driving", "Taxi": "taxi"}
+
+
+def _same_number(stated: str, told: Any) -> bool:
+    try:
+        return abs(float(stated.replace(",", "")) - float(told)) <= COST_TOLERANCE
+    except (TypeError, ValueError):
+        return False
+
+
+class GroundingLevel(Level):
+    name = "grounding"
+
+    def __init__(self, db: TravelPlannerDB):
+        self.db = db
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        plan = _plan(ctx)
+        task: TravelPlannerTask = ctx.task
+        told = citations(ctx.trajectory)
+        found: list[Finding] = []
+        items = 0
+        visited: set[str] = set()
+        for i, unit in enumerate(plan):
+            label = f"day {i + 1}"
+            cities = day_cities(unit)
+            visited.update(cities)
+            ride = leg(unit)
+            if ride is not None:
+                items += 1
+                found += self._leg(ride, label, task.dates[i] if i < len(task.dates) else "", told)
+            for p in places(unit):
+                items += 1
+                what = f"{label} {p.field} {p.name!r} ({p.city})"
+                hit = told.get((p.kind, p.city, p.name))
+                if hit is None:
+                    found.append(
+                        Finding(
+                            "ungrounded", f"{what}: no {p.kind} search in this episode showed it"
+                        )
+                    )
+                # Where the traveller is: either city of a travel day, the night's city for a bed.
+                where = cities[-1:] if p.kind == "accommodation" else cities
+                if p.city not in where:
+                    found.append(
+                        Finding(
+                            "wrong_city",
+                            f"{what}: on {label} the traveller is in {' or '.join(where)}",
+                        )
+                    )
+        found += self._destination(task, visited - {task.org})
+        score = max(0.0, 1.0 - len(found) / max(1, items))
+        return self.result(score, found, passed=not found, metrics={"items": items})
+
+    def _leg(self, ride: Any, label: str, date: str, told: dict) -> list[Finding]:
+        what = (
+            f"{label} transportation ({ride.mode or 'unknown'} {ride.origin} -> {ride.destination})"
+        )
+        if ride.mode == "Flight":
+            hit = told.get(("flight", ride.number, date))
+            if hit is None:
+                return [
+                    Finding(
+                        "ungrounded", f"{what}: no flight search showed {ride.number!r} on {date}"
+                    )
+                ]
+            facts, turn = hit[1], hit[0]
+            claimed = {"origin": ride.origin, "destination": ride.destination, **ride.details}
+            wrong = [
+                k
+                for k in ("origin", "destination", "depart", "arrive")
+                if k in claimed and claimed[k] != facts[k]
+            ]
+        elif ride.mode in _LEG_MODES:
+            hit = told.get(("route", _LEG_MODES[ride.mode], ride.origin, ride.destination))
+            if hit is None:
+                return [Finding("ungrounded", f"{what}: get_distance never showed this route")]
+            facts, turn = hit[1], hit[0]
+            wrong = [
+                k
+                for k in ("duration", "distance", "cost")
+                if k in ride.details
+                and not (
+                    _same_number(ride.details[k], facts[k])
+                    if k == "cost"
+                    else ride.details[k] == facts[k]
+                )
+            ]
+        else:
+            return [Finding("ungrounded", f"{what}: not a flight, self-driving or taxi leg")]
+        return [
+            Finding(
+                "mismatch",
+                f"{what}: {k} is {facts[k]} in the response, planned {ride.details.get(k, getattr(ride, k, None))}",
+                turn,
+            )
+            for k in wrong
+        ]
+
+    def _destination(self, task: TravelPlannerTask, visited: set[str]) -> list[Finding]:
+        if task.visiting_city_number == 1:
+            off = visited - {task.dest}
+            missing = task.dest not in visited
+        else:
+            off = {c for c in visited if self.db.city_state.get(c) != task.dest}
+            missing = False
+        findings = []
+        if off:
+            findings.append(
+                Finding(
+                    "off_request",
+                    f"{', '.join(sorted(off))}: not in {task.dest}, where the query goes",
+                )
+            )
+        if missing:
+            findings.append(Finding("off_request", f"the plan never goes to {task.dest}"))
+        return findings
+
+
+def build_verifier(
+    db: TravelPlannerDB, aggregate: Any = "gated", **params: Any
+) -> HierarchicalVerifier:
+    return HierarchicalVerifier(
+        [FormatLevel(), CommonsenseLevel(db), GroundingLevel(db), HardLevel(db)],
+        aggregate,
+        **params,
+    )
