@@ -32,7 +32,7 @@ from hiergym.sandbox_data import source_dir
 
 from . import testbench, verilog
 
-RUNNER_VERSION = "rtl-runner-1"
+RUNNER_VERSION = "rtl-runner-2"
 """Bump when a stage's output for the same inputs changes meaning: it is part of every cache key."""
 LIBERTY_NAME = "hiergym_generic.lib"
 REQUIRED_PROGRAMS = ("iverilog", "vvp", "yosys", "yosys-abc", "prlimit")
@@ -53,8 +53,8 @@ class Limits:
 
     compile_s: float = 10.0
     simulate_s: float = 20.0
-    formal_s: float = 60.0
-    synthesize_s: float = 60.0
+    formal_s: float = 30.0
+    synthesize_s: float = 30.0
     memory_mb: int = 2048
     file_mb: int = 16
     processes: int = 256
@@ -200,7 +200,8 @@ class Workdir:
 def _scrub(text: str, nonce: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """Tool output fit for the agent: no nonce (it would make answers differ between runs), no
     temp-dir path, capped."""
-    text = text.replace(nonce, "N")
+    if nonce:
+        text = text.replace(nonce, "N")
     text = re.sub(r"/tmp/hiergym-rtl-[A-Za-z0-9_]+/", "", text)
     text = re.sub(r"/tmp/yosys-abc-[A-Za-z0-9_]+", "<abc>", text)
     if len(text) > limit:
@@ -556,15 +557,15 @@ def synthesize_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
             "status": "timeout",
             "messages": f"synthesis did not finish within {limits.synthesize_s:g} s",
         }
-    area = _AREA.findall(log)
-    if result.returncode != 0 or not area:
+    stat = log.rsplit("HGSTAGE stat", 1)[-1] if "HGSTAGE stat" in log else ""
+    if result.returncode != 0 or "Number of cells" not in stat:
         stage, errors = _stage_of_error(log)
         return {
             "ok": False,
             "status": "not_synthesizable" if stage in ("read", "synth") else "failed",
             "messages": _scrub(errors or log[-800:], ""),
         }
-    stat = log.rsplit("HGSTAGE stat", 1)[-1]
+    area = _AREA.findall(stat)  # stat prints no area line for a design with no cells at all
     cells: dict[str, int] = {}
     for line in stat.split("Number of cells:", 1)[-1].splitlines()[1:]:
         m = _CELL_LINE.match(line)
@@ -580,7 +581,7 @@ def synthesize_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
         "ok": True,
         "status": "ok",
         "cells": int(n_cells[-1]) if n_cells else sum(cells.values()),
-        "area": round(float(area[-1]), 4),
+        "area": round(float(area[-1]), 4) if area else 0.0,
         "delay_ps": round(float(delays[-1]), 2) if delays else 0.0,
         "depth": int(levels[-1]) if levels else 0,
         "sequential_cells": sum(n for c, n in cells.items() if c.startswith(("DFF", "DLH"))),

@@ -15,8 +15,8 @@ from hiergym.errors import ToolError
 MAX_SOURCE_CHARS = 64_000
 """Agents are capped by the action size (32k characters) first; direct API users get more room."""
 
-_FENCE = re.compile(r"```[ \t]*(?:verilog|systemverilog|sv|v)?[ \t]*\n(.*?)```", re.DOTALL | re.I)
-_COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"', re.DOTALL)
+_FENCE_LANGUAGES = ("", "verilog", "systemverilog", "sv", "v")
+_SPECIAL = re.compile(r'[/"]')
 _MODULE = re.compile(r"\b(?:module|macromodule)\s+(\\\S+|[A-Za-z_][\w$]*)")
 _IDENT = re.compile(r"[A-Za-z_][\w$]*")
 _SYSTEM_NAME = re.compile(r"\$[A-Za-z_][\w$]*")
@@ -86,22 +86,56 @@ class Module:
 
 
 def extract_code(text: str) -> str:
-    """The Verilog in a submission: the fenced code blocks of a markdown answer, else all of it."""
-    blocks = _FENCE.findall(text)
+    """The Verilog in a submission: the fenced code blocks of a markdown answer, else all of it.
+
+    One linear pass (agent text can hold thousands of unclosed fences; a regex would backtrack).
+    """
+    blocks: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("```", pos)
+        newline = text.find("\n", start) if start >= 0 else -1
+        end = text.find("```", newline + 1) if newline >= 0 else -1
+        if end < 0:
+            break
+        if text[start + 3 : newline].strip().lower() in _FENCE_LANGUAGES:
+            blocks.append(text[newline + 1 : end])
+        pos = end + 3
     code = "\n".join(blocks) if blocks else text
     return code.strip() + "\n"
 
 
 def strip_comments(code: str) -> str:
-    """Comments and string literals replaced by spaces (strings keep their quotes, emptied)."""
-
-    def blank(m: re.Match[str]) -> str:
-        s = m.group(0)
-        if s.startswith('"'):
-            return '""'
-        return re.sub(r"[^\n]", " ", s)
-
-    return _COMMENT_OR_STRING.sub(blank, code)
+    """Comments and string literals blanked, in one linear pass: line breaks stay (so line numbers
+    hold) and strings keep their quotes, emptied. An unclosed comment runs to the end."""
+    out: list[str] = []
+    i, n = 0, len(code)
+    while i < n:
+        m = _SPECIAL.search(code, i)
+        if m is None:
+            out.append(code[i:])
+            break
+        out.append(code[i : m.start()])
+        i = m.start()
+        if code.startswith("//", i):
+            end = code.find("\n", i)
+            end = n if end < 0 else end
+            out.append(" " * (end - i))
+        elif code.startswith("/*", i):
+            end = code.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append("".join("\n" if c == "\n" else " " for c in code[i:end]))
+        elif code[i] == '"':
+            end = i + 1
+            while end < n and code[end] not in '"\n':
+                end += 2 if code[end] == "\\" else 1
+            end = min(end + 1, n) if end < n and code[end] == '"' else min(end, n)
+            out.append('""')
+        else:  # a lone slash: division
+            end = i + 1
+            out.append("/")
+        i = end
+    return "".join(out)
 
 
 def module_names(code: str) -> list[str]:
@@ -122,16 +156,33 @@ def _balanced(text: str, start: int) -> int:
     return -1
 
 
+def _without_ranges(text: str) -> str:
+    """``text`` with every ``[...]`` replaced by a space, in one pass (no regex backtracking)."""
+    out: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth = max(0, depth - 1)
+            out.append(" ")
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
 def _const_width(decl: str) -> int:
-    """Bits of the first ``[msb:lsb]`` range in a declaration with integer bounds; 1 without one."""
-    m = re.search(r"\[([^\]:]*):([^\]]*)\]", decl)
-    if not m:
+    """Bits of the first ``[msb:lsb]`` range in a declaration with integer bounds; 1 without one,
+    0 when the bounds are not integers (a parameterized range: the compiler checks the width)."""
+    start = decl.find("[")
+    if start < 0:
         return 1
+    end = decl.find("]", start)
+    msb, sep, lsb = decl[start + 1 : end].partition(":") if end > start else ("", "", "")
     try:
-        msb, lsb = int(m.group(1).strip()), int(m.group(2).strip())
+        return abs(int(msb.strip()) - int(lsb.strip())) + 1 if sep else 0
     except ValueError:
-        return 0  # a parameterized range: the compiler checks the width
-    return abs(msb - lsb) + 1
+        return 0
 
 
 _DIRECTION = re.compile(r"^\s*(input|output|inout)\b")
@@ -155,8 +206,7 @@ def _split_top_level(text: str, sep: str) -> list[str]:
 
 def _declared_name(decl: str) -> str | None:
     """The name a declaration introduces: its last identifier outside ranges and initializers."""
-    decl = decl.split("=", 1)[0]
-    decl = re.sub(r"\[[^\]]*\]", " ", decl)
+    decl = _without_ranges(decl.split("=", 1)[0])
     names = _IDENT.findall(decl)
     return names[-1] if names else None
 
@@ -235,8 +285,7 @@ def _body_directions(body: str) -> dict[str, tuple[str, int]]:
         if not m:
             continue
         width = _const_width(stmt)
-        decl = stmt[m.end() :]
-        decl = re.sub(r"\[[^\]]*\]", " ", decl)
+        decl = _without_ranges(stmt[m.end() :])
         for part in _split_top_level(decl, ","):
             ident = _declared_name(part)
             if ident:
@@ -300,6 +349,19 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
                     f"`{word}",
                     line_of(m.start()),
                     f"compiler directive `{word} is not allowed in a design",
+                )
+            )
+    # A macro the design does not define itself is one a tool defines (SYNTHESIS and YOSYS in
+    # yosys, __ICARUS__ in iverilog): testing it would let simulation and synthesis see different
+    # designs, a cheap one proven only to the bounded depth and a correct one simulated.
+    for m in re.finditer(r"(?<!`)`\s*(?:ifdef|ifndef|elsif)\s+([A-Za-z_]\w*)", clean):
+        if m.group(1) not in macros:
+            findings.append(
+                ScanFinding(
+                    f"`ifdef {m.group(1)}",
+                    line_of(m.start()),
+                    f"conditional compilation on {m.group(1)}, a macro the design does not "
+                    "define, is not allowed (simulation and synthesis must see one design)",
                 )
             )
     if "``" in clean:

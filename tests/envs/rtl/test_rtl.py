@@ -248,6 +248,15 @@ def test_synthesize_reports_ppa_next_to_the_reference(env):
     assert report["reference"]["area"] == report["area"] and report["depth"] > 0
 
 
+def test_a_design_without_cells_synthesizes_to_zero_area(env):
+    task = task_of(env, "rtl-shift_register-w4")
+    constant = "module TopModule(input clk, input rst, input en, input din, output [3:0] q);\n"
+    constant += "  assign q = 4'd0;\nendmodule\n"
+    report = toolchain.synthesize_design(task, constant, Limits())
+    assert report["ok"] and report["cells"] == 0 and report["area"] == 0.0
+    assert report["delay_ps"] == 0.0
+
+
 # ---- cache and determinism ----------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 
 import pytest
 
@@ -89,6 +90,15 @@ def test_scan_refuses_side_effects_and_allows_pure_functions():
     assert scan_forbidden('module TopModule; initial $display("hi"); endmodule') == []
 
 
+def test_scan_refuses_tool_dependent_conditional_compilation():
+    code = (
+        "`ifdef SYNTHESIS\nmodule TopModule; endmodule\n`else\nmodule TopModule; endmodule\n`endif"
+    )
+    assert [f.construct for f in scan_forbidden(code)] == ["`ifdef SYNTHESIS"]
+    own = "`define WIDE\n`ifdef WIDE\nmodule TopModule; endmodule\n`endif\n"
+    assert scan_forbidden(own) == []
+
+
 def test_rename_modules_is_whole_word():
     src = "module TopModule; TopModule_helper h(); endmodule\nmodule TopModule_helper; endmodule"
     out = rename_modules(src, {"TopModule": "hg_ref_1"})
@@ -143,3 +153,24 @@ def test_stimulus_is_seeded_large_and_starts_with_reset():
     assert len(rows) >= 1000 and [0, 0, 0] in rows and [0xFFFF, 0xFFFF, 1] in rows
     small = _task("rtl-mux2-w1")  # 3 input bits: every combination, in order, first
     assert testbench.stimulus(small)[:8] == [[v >> 2 & 1, v >> 1 & 1, v & 1] for v in range(8)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/*" * 32_000,
+        "```verilog\n" * 5_000,
+        '"' * 64_000,
+        "module TopModule " + "(" * 60_000,
+        "module TopModule(input " + "[" * 60_000 + " a); endmodule",
+        "module TopModule(input " + "[1" * 30_000 + " a); endmodule",
+        "module TopModule(a); input " + "[" * 60_000 + " a; endmodule",
+    ],
+)
+def test_pathological_sources_are_handled_in_linear_time(text):
+    """Agent text reaches these parsers on every call; none may backtrack quadratically (each of
+    these took 10-20 s with the first, regex-based version)."""
+    code = extract_code(text)
+    scan_forbidden(code)
+    with contextlib.suppress(ToolError):
+        parse_module(code, "TopModule")
