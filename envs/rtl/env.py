@@ -71,7 +71,7 @@ class RTLEnv(ToolEnv):
         **kwargs: Any,
     ):
         self.task_dir = importer.parse_source(tasks)
-        self.limits = Limits(**limits) if isinstance(limits, dict) else (limits or Limits())
+        self.limits = toolchain.limits_from(limits)
         self.ppa_target = ppa_target
         super().__init__(*args, **kwargs)
 

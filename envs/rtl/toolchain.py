@@ -23,11 +23,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hiergym.errors import SandboxError, ToolError
+from hiergym.errors import SandboxError, ToolError, did_you_mean
 from hiergym.sandbox_data import source_dir
 
 from . import testbench, verilog
@@ -61,6 +61,22 @@ class Limits:
 
     def key(self) -> str:
         return ",".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+def limits_from(value: Limits | dict[str, Any] | None) -> Limits:
+    """Limits from an env argument: a :class:`Limits`, a dict of some of its fields, or None."""
+    if value is None:
+        return Limits()
+    if isinstance(value, Limits):
+        return value
+    known = {f.name for f in fields(Limits)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown limits {unknown}{did_you_mean(unknown[0], known)}; "
+            f"the fields are {sorted(known)}"
+        )
+    return Limits(**value)
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,10 @@ def test_compile_failures_are_classified(env):
     )
     report = toolchain.compile_design(task, wide_param, limits)
     assert report["category"] == "elaboration" and "must be 4 bits wide" in report["messages"]
+    refused = toolchain.compile_design(task, oracle.early_finish(task), limits)
+    assert refused["category"] == "unsupported" and refused["code"] == "forbidden_construct"
+    slow = toolchain.compile_design(task, task.reference, Limits(compile_s=0.001))
+    assert slow["category"] == "timeout" and not slow["ok"]
 
 
 def test_bad_actions_are_observations_and_the_episode_goes_on(env):
@@ -237,6 +241,19 @@ def test_ppa_rewards_improvement_continuously():
     assert 0 < much_worse.score < worse.score < 1.0 and not worse.passed
     # Asking for a 20% improvement: the reference no longer earns full marks, better designs earn more.
     assert _ppa(100.0, 200.0, 0.8).score < _ppa(80.0, 150.0, 0.8).score <= 1.0
+
+
+def test_a_ppa_target_below_one_asks_for_an_improvement():
+    env = gym.make(ENV_ID, ppa_target=0.9)
+    env.reset(seed=0)
+    verdict = play(env, oracle_actions(env), seed=0).verdict
+    ppa = level(verdict, "ppa")
+    assert ppa["score"] == pytest.approx(0.9 * 1.02) and codes(verdict, "ppa") == [
+        "worse_than_target"
+    ]
+    assert verdict["first_failed"] == "ppa" and verdict["reward"] < 1.0
+    with pytest.raises(ValueError, match="unknown limits \\['simulate'\\]; did you mean"):
+        gym.make(ENV_ID, limits={"simulate": 3})
 
 
 def test_synthesize_reports_ppa_next_to_the_reference(env):
