@@ -443,18 +443,26 @@ class Sandbox:
         reuse what the agent's identical tool call already paid for (an RTL simulation, say), and
         the tool's later call reuses the verifier's.
         """
+        hit = self.lookup(name, arguments, scope)
+        if hit is not None:
+            return hit
+        call = ToolCall(name, dict(arguments))
+        self.stats["computed"] += 1
+        result = json.loads(json.dumps(compute(), default=str))
+        self.cache.put(self.key(call, scope), result)
+        self._memory[(name, scope, call.canonical_arguments())] = result
+        return result
+
+    def lookup(self, name: str, arguments: Mapping[str, Any], scope: str = "") -> Any | None:
+        """What :meth:`memo` would return without computing: memory, then the ToolCache, else
+        ``None`` (a caller can then run only the misses, in parallel, say)."""
         call = ToolCall(name, dict(arguments))
         mem_key = (name, scope, call.canonical_arguments())
         if mem_key in self._memory:
             self.stats["memory"] += 1
             return self._memory[mem_key]
-        key = self.key(call, scope)
-        hit = self.cache.get(key)
+        hit = self.cache.get(self.key(call, scope))
         if hit is not None:
             self.stats["cache"] += 1
-        else:
-            self.stats["computed"] += 1
-            hit = json.loads(json.dumps(compute(), default=str))
-            self.cache.put(key, hit)
-        self._memory[mem_key] = hit
+            self._memory[mem_key] = hit
         return hit

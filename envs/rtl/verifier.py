@@ -50,34 +50,38 @@ INCONCLUSIVE_SCORE = 0.5
 
 
 def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, Any]:
-    """Every toolchain stage for one submission, each cached; simulate, synthesize and the proof
-    run in parallel once the design compiles."""
+    """Every toolchain stage for one submission, each cached. Once the design compiles, the stages
+    the cache does not hold run in parallel (a thread each, waiting on its subprocess)."""
     state = EpisodeState(sandbox, task, {"limits": limits})
     scope = toolchain.scope(task, limits)
-
-    def cached(name: str, compute: Any) -> dict[str, Any]:
-        return sandbox.memo(name, {"code": code}, compute, scope)
-
-    compiled = cached("compile", lambda: tools.compile.fn(state, code=code))
+    args = {"code": code}
+    compiled = sandbox.memo("compile", args, lambda: tools.compile.fn(state, code=code), scope)
     report: dict[str, Any] = {"compile": compiled}
     if not compiled["ok"]:
         return report
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        jobs = {
-            "simulate": pool.submit(
-                cached, "simulate", lambda: tools.simulate.fn(state, code=code)
-            ),
-            "synthesize": pool.submit(
-                cached, "synthesize", lambda: tools.synthesize.fn(state, code=code)
-            ),
-            "formal": pool.submit(
-                cached,
-                "prove_equivalence",
-                lambda: toolchain.prove_equivalence(task, code, limits),
-            ),
-        }
-        for name, job in jobs.items():
-            report[name] = job.result()
+    stages = {  # report key -> (cache name, the tool or stage that computes it)
+        "simulate": ("simulate", lambda: tools.simulate.fn(state, code=code)),
+        "synthesize": ("synthesize", lambda: tools.synthesize.fn(state, code=code)),
+        "formal": ("prove_equivalence", lambda: toolchain.prove_equivalence(task, code, limits)),
+    }
+    missing = {}
+    for key, (name, compute) in stages.items():
+        hit = sandbox.lookup(name, args, scope)
+        if hit is None:
+            missing[key] = (name, compute)
+        else:
+            report[key] = hit
+    if len(missing) == 1:
+        ((key, (name, compute)),) = missing.items()
+        report[key] = sandbox.memo(name, args, compute, scope)
+    elif missing:
+        with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+            jobs = {
+                key: pool.submit(sandbox.memo, name, args, compute, scope)
+                for key, (name, compute) in missing.items()
+            }
+            for key, job in jobs.items():
+                report[key] = job.result()
     return report
 
 

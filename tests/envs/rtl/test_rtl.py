@@ -295,6 +295,9 @@ def test_repeated_calls_and_the_verdict_reuse_the_cache(env, tmp_path):
     scope = toolchain.scope(task, base.limits)
     key = base.sandbox.key(ToolCall("simulate", {"code": code}), scope)
     assert cache.get(key)["ok"], "the persistent ToolCache holds it for other processes"
+    proof = base.sandbox.lookup("prove_equivalence", {"code": code}, scope)
+    assert proof["status"] == "proven"
+    assert base.sandbox.lookup("prove_equivalence", {"code": code + " "}, scope) is None
 
 
 def test_task_round_trips_through_json(env):
