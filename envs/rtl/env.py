@@ -77,6 +77,7 @@ class RTLEnv(ToolEnv):
 
     def make_sandbox(self, mode: Mode, backend: LiveBackend | None) -> Sandbox:
         toolchain.require_toolchain()
+        toolchain.toolchain_version()  # part of every cache key: ask the tools once, now
         return Sandbox.open("rtl", data.database_path(), mode=mode, backend=backend)
 
     def make_toolbox(self) -> Toolbox:
