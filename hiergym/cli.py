@@ -136,6 +136,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 IMPORTERS = {
     # format -> "module:function" taking argv (the folder) and returning an exit code
     "travelplanner": "hiergym.envs.travel.travelplanner.importer:main",
+    "verilog-eval": "hiergym.envs.rtl.importer:main",
 }
 
 

@@ -104,3 +104,12 @@ def test_data_import_travelplanner(capsys, tmp_path):
     assert "accommodations" in capsys.readouterr().out
     assert main(["data", "import", "travelplanner", str(tmp_path)]) == 2
     assert "expected TravelPlanner's database layout" in capsys.readouterr().err
+
+
+def test_data_import_verilog_eval(capsys, tmp_path):
+    from pathlib import Path
+
+    problems = Path(__file__).resolve().parent / "envs" / "rtl" / "data" / "verilog_eval"
+    assert main(["data", "import", "verilog-eval", str(problems)]) == 0
+    assert "3/3 problems verified" in capsys.readouterr().out
+    assert main(["data", "import", "verilog-eval", str(tmp_path)]) == 2
