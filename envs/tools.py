@@ -329,7 +329,9 @@ def _loads(text: str) -> Any:
             f"the action is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
             'send {"name": "<tool>", "arguments": {...}}'
         ) from e
-    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+    # Nesting needs brackets: text with fewer brackets than the limit cannot exceed it.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_JSON_DEPTH and _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ActionParseError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
