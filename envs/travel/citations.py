@@ -1,42 +1,37 @@
-"""Citations: what tool responses told the agent during an episode, keyed by the item they name.
+"""Citations: the tool responses an agent received in an episode, by the items they name.
 
 A grounding level asks, for every item of a plan, "which earlier response showed this, and did it
-say what the plan says?" (CaRR's citations). Each domain says what one result tells with a
-``told(result) -> [(key, facts), ...]`` function; :class:`Citations` indexes a trajectory with it.
+say what the plan says?" (CaRR's citations). A domain says what one result lists with a
+``told(result) -> (kind, {key: facts}) | None`` function, where the table is usually the
+response's own rows keyed by id, so reading a response costs one small dict. :meth:`first` then
+finds the earliest response of a kind that shows a key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable
 from typing import Any
 
-Told = Callable[[Any], Iterable[tuple[tuple, Any]]]
+Told = Callable[[Any], "tuple[Hashable, dict[Any, Any]] | None"]
 
 
 class Citations:
-    """``citations(trajectory) -> {key: (turn, facts)}``: the first telling of every item.
+    """The responses of one trajectory, grouped by kind, in the order the agent received them."""
 
-    What one result tells is memoized per result object (results are immutable and each belongs
-    to one turn), so verifying a trajectory again, or a fork of it, costs dict updates only.
-    """
-
-    def __init__(self, told: Told, memo_size: int = 4096):
-        self.told = told
-        self.memo_size = memo_size
-        self._memo: dict[int, tuple[Any, int, dict[tuple, tuple[int, Any]]]] = {}
-
-    def __call__(self, trajectory: Any) -> dict[tuple, tuple[int, Any]]:
-        index: dict[tuple, tuple[int, Any]] = {}
-        memo = self._memo
-        for turn in reversed(trajectory.turns):  # earlier tellings overwrite later ones
-            t = turn.index
+    def __init__(self, trajectory: Any, told: Told):
+        self.by_kind: dict[Hashable, list[tuple[int, dict[Any, Any]]]] = {}
+        for turn in trajectory.turns:
             for r in turn.results:
-                if not r.ok or not isinstance(r.data, dict):
-                    continue
-                hit = memo.get(id(r))
-                if hit is None or hit[0] is not r or hit[1] != t:
-                    if len(memo) >= self.memo_size:
-                        memo.clear()
-                    hit = memo[id(r)] = (r, t, {key: (t, facts) for key, facts in self.told(r)})
-                index.update(hit[2])
-        return index
+                if r.ok and isinstance(r.data, dict):
+                    listed = told(r)
+                    if listed is not None:
+                        self.by_kind.setdefault(listed[0], []).append((turn.index, listed[1]))
+
+    def first(self, kind: Hashable, key: Any, need: Any = None) -> tuple[int, Any] | None:
+        """``(turn, facts)`` of the earliest response of ``kind`` that showed ``key`` (with a
+        non-empty ``facts[need]`` when ``need`` is given), or None if none did."""
+        for turn, table in self.by_kind.get(kind, ()):
+            facts = table.get(key)
+            if facts is not None and (need is None or facts.get(need)):
+                return turn, facts
+        return None

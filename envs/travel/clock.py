@@ -15,14 +15,15 @@ def hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-_TIMES = {f"{m // 60:02d}:{m % 60:02d}": m for m in range(24 * 60)}  # one dict hit per time
+TIMES = {f"{m // 60:02d}:{m % 60:02d}": m for m in range(24 * 60)}
+"""Minutes after midnight of every "HH:MM": one dict hit per time."""
 
 
 def parse_hhmm(text: object) -> int | None:
     """Minutes after midnight of "HH:MM" (00:00..23:59), or None if ``text`` is not such a time."""
     if not isinstance(text, str):
         return None
-    minute = _TIMES.get(text)
+    minute = TIMES.get(text)
     if minute is not None:
         return minute
     m = _HHMM.fullmatch(text.strip())
@@ -40,14 +41,18 @@ def date_set() -> frozenset[str]:
     return frozenset(all_dates())
 
 
+@lru_cache(maxsize=4096)  # pure, and verifiers ask for the same few dates thousands of times
 def add_days(date: str, days: int) -> str:
     return (dt.date.fromisoformat(date) + dt.timedelta(days=days)).isoformat()
 
 
 def parse_date(text: object) -> str | None:
     """The ISO date ``text`` names, or None."""
-    if not isinstance(text, str):
-        return None
+    return _iso_date(text) if isinstance(text, str) else None
+
+
+@lru_cache(maxsize=4096)
+def _iso_date(text: str) -> str | None:
     try:
         return dt.date.fromisoformat(text.strip()).isoformat()
     except ValueError:

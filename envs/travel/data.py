@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from hiergym.envs.core import TASKS_TABLE_SQL
 from hiergym.envs.sandbox import Progress, build_database
 from hiergym.sandbox_data import source_dir
 
@@ -56,19 +57,13 @@ CREATE TABLE attractions (id TEXT PRIMARY KEY, city TEXT NOT NULL, name TEXT NOT
     kind TEXT NOT NULL, price REAL NOT NULL, duration INTEGER NOT NULL, rating REAL NOT NULL,
     open_min INTEGER NOT NULL, close_min INTEGER NOT NULL);
 CREATE INDEX attractions_by_city ON attractions (city, price, id);
-CREATE TABLE flights (number TEXT NOT NULL, date TEXT NOT NULL, origin TEXT NOT NULL,
+"""
+RIDES_SCHEMA = """
+CREATE TABLE {table} (number TEXT NOT NULL, date TEXT NOT NULL, origin TEXT NOT NULL,
     destination TEXT NOT NULL, dep_min INTEGER NOT NULL, arr_min INTEGER NOT NULL,
     price REAL NOT NULL, seats INTEGER NOT NULL, km REAL NOT NULL,
     PRIMARY KEY (origin, destination, date, dep_min, number)) WITHOUT ROWID;
-CREATE INDEX flights_by_number ON flights (number, date);
-CREATE TABLE trains (number TEXT NOT NULL, date TEXT NOT NULL, origin TEXT NOT NULL,
-    destination TEXT NOT NULL, dep_min INTEGER NOT NULL, arr_min INTEGER NOT NULL,
-    price REAL NOT NULL, seats INTEGER NOT NULL, km REAL NOT NULL,
-    PRIMARY KEY (origin, destination, date, dep_min, number)) WITHOUT ROWID;
-CREATE INDEX trains_by_number ON trains (number, date);
-CREATE TABLE tasks (task_id TEXT PRIMARY KEY, split TEXT NOT NULL, difficulty TEXT NOT NULL,
-    payload TEXT NOT NULL);
-CREATE INDEX tasks_by_split ON tasks (split, difficulty);
+CREATE INDEX {table}_by_number ON {table} (number, date);
 """
 
 
@@ -298,7 +293,8 @@ def build(conn: sqlite3.Connection, progress: Progress) -> None:
     """The whole travel sandbox: cities, places, transport, and oracle-proven tasks."""
     from .tasks import generate_tasks
 
-    conn.executescript(SCHEMA)
+    rides = "".join(RIDES_SCHEMA.format(table=t) for t in ("flights", "trains"))
+    conn.executescript(SCHEMA + rides + TASKS_TABLE_SQL)
     cities, vocab = load_sources()
     advance = progress("travel: places and transport", total=3)
     insert_city_places(conn, cities, vocab)

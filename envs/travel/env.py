@@ -11,6 +11,7 @@ from hiergym.rewards.levels import HierarchicalVerifier
 
 from . import data, oracle, tasks, tools, verifier
 from .process import turn_checks
+from .recorder import Oracle
 
 
 class TravelEnv(ToolEnv):
@@ -69,7 +70,7 @@ class TravelEnv(ToolEnv):
         return tasks.render_prompt(task)
 
     def make_oracle(self) -> Any:
-        return oracle.TravelOracle(self.sandbox)
+        return Oracle(self.sandbox, oracle.plan)
 
     def mutants(self) -> list[Any]:
         from .mutants import mutants

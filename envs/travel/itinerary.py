@@ -27,10 +27,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .clock import TIMES as _TIMES
 from .clock import parse_date, parse_hhmm
 from .geo import MODES, vehicles
 
 ACTIVITY_TYPES = ("flight", "train", "transfer", "meal", "attraction")
+RIDES = frozenset(("flight", "train"))
 MEALS = ("breakfast", "lunch", "dinner")
 MAX_DAYS = 14
 MAX_ACTIVITIES = 40
@@ -54,7 +56,7 @@ class Activity(NamedTuple):
 
     @property
     def is_ride(self) -> bool:
-        return self.type in ("flight", "train")
+        return self.type in RIDES
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,6 @@ class Day:
 class Itinerary:
     days: tuple[Day, ...]
     total_cost: float
-
-
-class _Errors(list):
-    def need(self, ok: bool, message: str) -> bool:
-        if not ok:
-            self.append(message)
-        return ok
 
 
 def _cost(value: Any) -> float | None:
@@ -151,9 +146,71 @@ def _activity(raw: Any, path: str, errors: list[str]) -> Activity | None:
     return Activity(kind, start, end, cost, **fields)  # type: ignore[arg-type]
 
 
+_new = tuple.__new__  # builds an Activity without the Python-level __new__ NamedTuple adds
+
+
+def _fast_activity(raw: Any) -> Activity | None:
+    """The activity in ``raw`` if it is well formed in its plain form (exact "HH:MM" times, numbers
+    as numbers), else None, which sends it to :func:`_activity`: that parser accepts the rest (times
+    with spaces around them, say) and names every error. Both give the same Activity for the same
+    input; this one skips the checks' bookkeeping, which is most of a verdict's parsing time."""
+    if type(raw) is not dict:
+        return None
+    get = raw.get
+    try:
+        start, end = _TIMES[get("start")], _TIMES[get("end")]
+    except (KeyError, TypeError):  # TypeError: an unhashable value, e.g. a list
+        return None
+    cost = get("cost")
+    kind_of_cost = type(cost)
+    if kind_of_cost is int:
+        cost = float(cost)
+    elif kind_of_cost is not float:
+        return None
+    if not 0 <= cost <= MAX_COST:  # also refuses NaN and infinities
+        return None
+    kind = get("type")
+    if kind == "meal" or kind == "attraction":
+        place = get("place")
+        if type(place) is not str:
+            return None
+        place = place.strip()
+        if not 0 < len(place) <= 24:
+            return None
+        if kind == "attraction":
+            return _new(Activity, (kind, start, end, cost, place.upper(), "", "", "", "", ""))
+        meal = get("meal")
+        if meal not in MEALS:
+            return None
+        return _new(Activity, (kind, start, end, cost, place.upper(), "", "", "", "", meal))
+    origin, destination = get("from"), get("to")
+    if type(origin) is not str or type(destination) is not str:
+        return None
+    origin, destination = origin.strip(), destination.strip()
+    if not (0 < len(origin) <= 80 and 0 < len(destination) <= 80):
+        return None
+    if kind == "transfer":
+        mode = get("mode")
+        if mode not in MODES:
+            return None
+        fields = (kind, start, end, cost, "", "", origin.upper(), destination.upper(), mode, "")
+        return _new(Activity, fields)
+    if kind == "flight" or kind == "train":
+        number = get("number")
+        if type(number) is not str:
+            return None
+        number = number.strip()
+        if not 0 < len(number) <= 16:
+            return None
+        return _new(
+            Activity, (kind, start, end, cost, "", number.upper(), origin, destination, "", "")
+        )
+    return None
+
+
 def parse_itinerary(raw: Any) -> tuple[Itinerary | None, list[str]]:
     """The itinerary in ``raw``, or None and every schema error found (each names its path)."""
-    errors = _Errors()
+    errors: list[str] = []
     if not isinstance(raw, dict):
         return None, ["the itinerary must be a JSON object with 'days' and 'total_cost'"]
     days_raw = raw.get("days")
@@ -161,38 +218,45 @@ def parse_itinerary(raw: Any) -> tuple[Itinerary | None, list[str]]:
         errors.append(f"days must be a list of 1 to {MAX_DAYS} day objects")
         days_raw = []
     total = _cost(raw.get("total_cost"))
-    errors.need(total is not None, "total_cost must be a number (USD, the whole group)")
+    if total is None:
+        errors.append("total_cost must be a number (USD, the whole group)")
     days: list[Day] = []
     for i, d in enumerate(days_raw):
-        path = f"days[{i}]"
-        if not errors.need(isinstance(d, dict), f"{path} must be an object"):
+        # Messages are built only on failure: most itineraries an env sees parse.
+        if not isinstance(d, dict):
+            errors.append(f"days[{i}] must be an object")
             continue
         number = d.get("day")
-        ok = errors.need(
-            isinstance(number, int) and not isinstance(number, bool),
-            f"{path}.day must be an integer",
-        )
+        ok = isinstance(number, int) and not isinstance(number, bool)
+        if not ok:
+            errors.append(f"days[{i}].day must be an integer")
         date = parse_date(d.get("date"))
-        ok &= errors.need(date is not None, f"{path}.date must be YYYY-MM-DD")
+        if date is None:
+            ok = False
+            errors.append(f"days[{i}].date must be YYYY-MM-DD")
         acts_raw = d.get("activities")
-        if not errors.need(
-            isinstance(acts_raw, list) and len(acts_raw) <= MAX_ACTIVITIES,
-            f"{path}.activities must be a list of at most {MAX_ACTIVITIES} activities",
-        ):
+        if not isinstance(acts_raw, list) or len(acts_raw) > MAX_ACTIVITIES:
+            errors.append(
+                f"days[{i}].activities must be a list of at most {MAX_ACTIVITIES} activities"
+            )
             continue
-        acts = [_activity(a, f"{path}.activities[{j}]", errors) for j, a in enumerate(acts_raw)]
+        acts = [
+            _fast_activity(a) or _activity(a, f"days[{i}].activities[{j}]", errors)
+            for j, a in enumerate(acts_raw)
+        ]
         stay = None
         acc = d.get("accommodation")
         if acc is not None:
             place = _text(acc.get("place"), 24) if isinstance(acc, dict) else None
             cost = _cost(acc.get("cost")) if isinstance(acc, dict) else None
-            ok &= errors.need(
-                place is not None and cost is not None,
-                f'{path}.accommodation must be null or {{"place": id, "cost": nightly price}}',
-            )
             if place is not None and cost is not None:
                 stay = Stay(place.upper(), cost)
-        if ok and all(a is not None for a in acts):
+            else:
+                ok = False
+                errors.append(
+                    f'days[{i}].accommodation must be null or {{"place": id, "cost": nightly price}}'
+                )
+        if ok and None not in acts:
             days.append(Day(number, date, tuple(acts), stay))  # type: ignore[arg-type]
     if errors:
         return None, list(errors)

@@ -41,6 +41,19 @@ def _shift(a: dict[str, Any], minutes: int) -> None:
     a["end"] = hhmm(parse_hhmm(a["end"]) + minutes)
 
 
+def _swap_place(
+    itinerary: dict[str, Any], day: int, visit: dict[str, Any], place: str, cost: float
+) -> None:
+    """Move a meal or visit of ``day`` to ``place`` at its ``cost``, and the legs that lead there
+    and away with it, so the itinerary stays coherent and only the swap itself is wrong."""
+    old = visit["place"]
+    for a in itinerary["days"][day]["activities"]:
+        for key in ("from", "to"):
+            if a.get(key) == old:
+                a[key] = place
+    visit["place"], visit["cost"] = place, cost
+
+
 def _flying(task: TravelTask, calls: list[ToolCall], db: Any) -> tuple[TravelTask, list[ToolCall]]:
     """This task and plan if it flies, else the first task of its split and difficulty that does."""
     if _acts(_itinerary(calls), "flight"):
@@ -81,12 +94,7 @@ def restaurant_in_other_city(
     d, j, meal = _acts(itinerary, "meal")[0]
     here = world.places[meal["place"]].city
     other = next(r for r in sorted(world.restaurants) if world.restaurants[r]["city"] != here)
-    for a in itinerary["days"][d]["activities"]:  # a coherent swap: the legs go there too
-        for key in ("from", "to"):
-            if a.get(key) == meal["place"]:
-                a[key] = other
-    meal["place"] = other
-    meal["cost"] = world.restaurants[other]["cost"]
+    _swap_place(itinerary, d, meal, other, world.restaurants[other]["cost"])
     return task, _resubmit(calls, itinerary)
 
 
@@ -94,11 +102,7 @@ def repeated_restaurant(task: TravelTask, calls: list[ToolCall], db: Any) -> tup
     itinerary = _itinerary(calls)
     meals = _acts(itinerary, "meal")
     (_, _, first), (d, _, second) = meals[0], meals[1]
-    for a in itinerary["days"][d]["activities"]:
-        for key in ("from", "to"):
-            if a.get(key) == second["place"]:
-                a[key] = first["place"]
-    second["place"], second["cost"] = first["place"], first["cost"]
+    _swap_place(itinerary, d, second, first["place"], first["cost"])
     return task, _resubmit(calls, itinerary)
 
 
@@ -150,11 +154,7 @@ def attraction_after_closing(
         and a not in used
         and (doc["close_min"] < end or doc["open_min"] > begin)
     )
-    for a in itinerary["days"][d]["activities"]:
-        for key in ("from", "to"):
-            if a.get(key) == visit["place"]:
-                a[key] = closed
-    visit["place"], visit["cost"] = closed, world.attractions[closed]["price"]
+    _swap_place(itinerary, d, visit, closed, world.attractions[closed]["price"])
     return task, _resubmit(calls, itinerary)
 
 

@@ -399,16 +399,3 @@ def prove(state: Any, task: TravelTask, found: Plan) -> None:
     from .verifier import build_verifier
 
     recorder.prove(found.calls, state, TOOLBOX, build_verifier(state.db), task)
-
-
-class TravelOracle:
-    def __init__(self, sandbox: Any):
-        self.sandbox = sandbox
-
-    def plan(self, task: TravelTask) -> list[ToolCall]:
-        found = plan(self.sandbox, task)
-        if found is None:
-            raise RuntimeError(
-                f"the oracle cannot solve {task.task_id}; every served task must be solvable"
-            )
-        return found.calls

@@ -7,6 +7,7 @@ tool, remembers the answer, and records each distinct call once, in the order fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hiergym.envs.tools import ToolCall
@@ -56,3 +57,20 @@ def prove(calls: list[ToolCall], state: Any, toolbox: Any, verifier: Any, task: 
         raise RuntimeError(
             f"the oracle's plan for {task.task_id or task} fails the verifier: {verdict.to_dict()}"
         )
+
+
+class Oracle:
+    """``make_oracle()``'s answer: ``plan(task)`` gives a planner's calls for the task; a served task
+    the planner cannot solve is an error, since every served task must be solvable."""
+
+    def __init__(self, sandbox: Any, planner: Callable[[Any, Any], Any]):
+        self.sandbox = sandbox
+        self.planner = planner
+
+    def plan(self, task: Any) -> list[ToolCall]:
+        found = self.planner(self.sandbox, task)
+        if found is None:
+            raise RuntimeError(
+                f"the oracle cannot solve {task.task_id}; every served task must be solvable"
+            )
+        return found.calls

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
-from hiergym.envs.core import TaskSet
+from hiergym.envs.core import TaskSet, load_task_table
 from hiergym.envs.sandbox import Progress
 
 from .clock import N_DATES, add_days, all_dates
@@ -90,27 +90,40 @@ def split_of(origin: str, destination: str) -> str:
     return "train" if bucket < 14 else "dev" if bucket < 17 else "test"
 
 
+def destination_phrase(destination: str, cities: int) -> str:
+    """ "Chicago", or "2 cities in Texas" for a trip through several cities of a region."""
+    return destination if cities == 1 else f"{cities} cities in {destination}"
+
+
+def people_phrase(people: int) -> str:
+    return "1 person" if people == 1 else f"{people} people"
+
+
+def constraint_phrases(
+    room_type: str | None, house_rule: str | None, cuisines: tuple[str, ...], transport: str | None
+) -> list[str]:
+    """The hard constraints in words (the fields of TravelPlanner's ``local_constraint``)."""
+    needs = []
+    if room_type:
+        needs.append(f"the room type must be: {room_type}")
+    if house_rule:
+        needs.append(f"every place we stay must allow {house_rule}")
+    if cuisines:
+        needs.append(f"we want to eat {', '.join(cuisines)} food at least once each")
+    if transport:
+        needs.append(f"transportation: {transport}")
+    return needs
+
+
 def describe(task: TravelTask) -> str:
     """The request in words, as a traveller would write it."""
-    where = (
-        f"{task.visiting_city_number} cities in {task.destination}"
-        if task.is_region
-        else task.destination
-    )
-    who = "1 person" if task.people == 1 else f"{task.people} people"
+    where = destination_phrase(task.destination, task.visiting_city_number)
+    who = people_phrase(task.people)
     parts = [
         f"Plan a {task.days}-day trip for {who} from {task.origin} to {where}, "
         f"from {task.start_date} to {task.end_date}, with a budget of ${task.budget:,.2f}."
     ]
-    needs = []
-    if task.room_type:
-        needs.append(f"the room type must be: {task.room_type}")
-    if task.house_rule:
-        needs.append(f"every place we stay must allow {task.house_rule}")
-    if task.cuisines:
-        needs.append(f"we want to eat {', '.join(task.cuisines)} food at least once each")
-    if task.transport:
-        needs.append(f"transportation: {task.transport}")
+    needs = constraint_phrases(task.room_type, task.house_rule, task.cuisines, task.transport)
     if needs:
         parts.append("Hard constraints: " + "; ".join(needs) + ".")
     prefs = []
@@ -255,16 +268,6 @@ def generate_tasks(conn: sqlite3.Connection, progress: Progress) -> None:
             advance(1)
 
 
-_TASKSETS: dict[tuple[str, str, str], TaskSet] = {}
-
-
 def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
     """The task set of one split and difficulty, read once per process."""
-    key = (db_key, split, difficulty)
-    if key not in _TASKSETS:
-        rows = db.execute(
-            "SELECT payload FROM tasks WHERE split = ? AND difficulty = ? ORDER BY task_id",
-            (split, difficulty),
-        ).fetchall()
-        _TASKSETS[key] = TaskSet([TravelTask.from_json(r[0]) for r in rows], split, difficulty)
-    return _TASKSETS[key]
+    return load_task_table(db, db_key, split, difficulty, TravelTask.from_json)

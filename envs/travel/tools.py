@@ -13,7 +13,7 @@ from typing import Any
 from hiergym.envs.tools import Toolbox, tool
 from hiergym.errors import ToolError, did_you_mean
 
-from .clock import all_dates, date_set, hhmm, parse_date, parse_hhmm
+from .clock import all_dates, date_set, parse_date, parse_hhmm
 from .data import load_sources
 from .geo import MODES
 from .world import world_of
@@ -76,36 +76,53 @@ def paged(
     return rows, (rows[0][-1] if rows else 0)
 
 
+def answer(
+    state: Any,
+    sql: str,
+    params: tuple,
+    page: int,
+    keys: tuple[str, ...],
+    head: dict[str, Any],
+    page_size: int = PAGE_SIZE,
+) -> dict[str, Any]:
+    """One page of ``sql``'s rows as a search's answer: ``head``, the page, the total, and each row
+    as a dict of ``keys`` (``sql`` selects those columns, then ``count(*) OVER ()``)."""
+    rows, total = paged(state, sql, params, page, page_size)
+    results = [dict(zip(keys, r, strict=False)) for r in rows]
+    return {**head, "page": page, "total": total, "results": results}
+
+
+def filtered(source: str, params: list[Any], filters: list[tuple[str, Any]]) -> tuple[str, tuple]:
+    """``source`` (``table WHERE ...``) narrowed by each filter whose value is not None: a
+    (condition, value) pair, the value bound to every placeholder of the condition."""
+    for condition, value in filters:
+        if value is not None:
+            source += f" AND {condition}"
+            params += [value] * condition.count("?")
+    return source, tuple(params)
+
+
+def hhmm_sql(column: str) -> str:
+    """SQL for ``clock.hhmm(column)``: the minutes after midnight as "HH:MM"."""
+    return f"printf('%02d:%02d', {column} / 60, {column} % 60)"
+
+
 def _rides(state: Any, table: str, origin: str, destination: str, date: str, page: int) -> dict:
     a = city_name(state, origin, "origin")
     b = city_name(state, destination, "destination")
     if a == b:
         raise ToolError("origin and destination are the same city")
     day = _date(date)
-    rows, total = paged(
+    return answer(
         state,
-        f"SELECT number, dep_min, arr_min, price, seats, count(*) OVER () FROM {table} "
+        f"SELECT number, {hhmm_sql('dep_min')}, {hhmm_sql('arr_min')}, price, seats, "
+        f"count(*) OVER () FROM {table} "
         "WHERE origin = ? AND destination = ? AND date = ? ORDER BY dep_min, number",
         (a, b, day),
         page,
+        ("number", "depart", "arrive", "price", "seats"),
+        {"origin": a, "destination": b, "date": day},
     )
-    return {
-        "origin": a,
-        "destination": b,
-        "date": day,
-        "page": page,
-        "total": total,
-        "results": [
-            {
-                "number": r[0],
-                "depart": hhmm(r[1]),
-                "arrive": hhmm(r[2]),
-                "price": r[3],
-                "seats": r[4],
-            }
-            for r in rows
-        ],
-    }
 
 
 @tool
@@ -159,48 +176,48 @@ def search_hotels(
         page: result page (10 per page), starting at 1.
     """
     name = city_name(state, city)
-    where, params = ["city = ?"], [name]
-    if room_type is not None:
-        match = next((r for r in ROOM_TYPES if r.lower() == room_type.strip().lower()), None)
-        if match is None:
-            raise ToolError(
-                f"room_type must be one of {list(ROOM_TYPES)}, got {room_type[:40]!r}"
-                f"{did_you_mean(room_type, ROOM_TYPES)}"
-            )
-        where.append("room_type = ?")
-        params.append(match)
-    if _bound(max_price, "max_price", 1e6) is not None:
-        where.append("price <= ?")
-        params.append(max_price)
-    if _bound(min_rating, "min_rating", 5) is not None:
-        where.append("rating >= ?")
-        params.append(min_rating)
-    order = _sort(sort, {"price": "price, id", "rating": "rating DESC, price, id"})
-    rows, total = paged(
-        state,
-        "SELECT id, name, room_type, price, min_nights, max_occupancy, rating, house_rules, "
-        f"count(*) OVER () FROM hotels WHERE {' AND '.join(where)} ORDER BY {order}",
-        tuple(params),
-        page,
-    )
-    return {
-        "city": name,
-        "page": page,
-        "total": total,
-        "results": [
-            {
-                "id": r[0],
-                "name": r[1],
-                "room_type": r[2],
-                "price": r[3],
-                "minimum_nights": r[4],
-                "max_occupancy": r[5],
-                "rating": r[6],
-                "house_rules": r[7] or "none",
-            }
-            for r in rows
+    source, params = filtered(
+        "hotels WHERE city = ?",
+        [name],
+        [
+            ("room_type = ?", None if room_type is None else _room_type(room_type)),
+            ("price <= ?", _bound(max_price, "max_price", 1e6)),
+            ("rating >= ?", _bound(min_rating, "min_rating", 5)),
         ],
-    }
+    )
+    order = _sort(sort, {"price": "price, id", "rating": "rating DESC, price, id"})
+    return answer(
+        state,
+        "SELECT id, name, room_type, price, min_nights, max_occupancy, rating, "
+        "coalesce(nullif(house_rules, ''), 'none'), count(*) OVER () "
+        f"FROM {source} ORDER BY {order}",
+        params,
+        page,
+        HOTEL_KEYS,
+        {"city": name},
+    )
+
+
+HOTEL_KEYS = (
+    "id",
+    "name",
+    "room_type",
+    "price",
+    "minimum_nights",
+    "max_occupancy",
+    "rating",
+    "house_rules",
+)
+
+
+def _room_type(text: str) -> str:
+    match = next((r for r in ROOM_TYPES if r.lower() == text.strip().lower()), None)
+    if match is None:
+        raise ToolError(
+            f"room_type must be one of {list(ROOM_TYPES)}, got {text[:40]!r}"
+            f"{did_you_mean(text, ROOM_TYPES)}"
+        )
+    return match
 
 
 def _sort(sort: str, orders: dict[str, str]) -> str:
@@ -228,39 +245,24 @@ def search_attractions(
         page: result page (10 per page), starting at 1.
     """
     name = city_name(state, city)
-    where, params = ["city = ?"], [name]
-    if kind is not None:
-        where.append("kind = ?")
-        params.append(kind.strip().lower())
-    if _bound(max_price, "max_price", 1e6) is not None:
-        where.append("price <= ?")
-        params.append(max_price)
-    order = _sort(sort, {"price": "price, id", "rating": "rating DESC, price, id"})
-    rows, total = paged(
-        state,
-        "SELECT id, name, kind, open_min, close_min, duration, price, rating, count(*) OVER () "
-        f"FROM attractions WHERE {' AND '.join(where)} ORDER BY {order}",
-        tuple(params),
-        page,
-    )
-    return {
-        "city": name,
-        "page": page,
-        "total": total,
-        "results": [
-            {
-                "id": r[0],
-                "name": r[1],
-                "kind": r[2],
-                "open": hhmm(r[3]),
-                "close": hhmm(r[4]),
-                "duration": r[5],
-                "price": r[6],
-                "rating": r[7],
-            }
-            for r in rows
+    source, params = filtered(
+        "attractions WHERE city = ?",
+        [name],
+        [
+            ("kind = ?", None if kind is None else kind.strip().lower()),
+            ("price <= ?", _bound(max_price, "max_price", 1e6)),
         ],
-    }
+    )
+    order = _sort(sort, {"price": "price, id", "rating": "rating DESC, price, id"})
+    return answer(
+        state,
+        f"SELECT id, name, kind, {hhmm_sql('open_min')}, {hhmm_sql('close_min')}, duration, "
+        f"price, rating, count(*) OVER () FROM {source} ORDER BY {order}",
+        params,
+        page,
+        ("id", "name", "kind", "open", "close", "duration", "price", "rating"),
+        {"city": name},
+    )
 
 
 @tool
@@ -286,53 +288,39 @@ def search_restaurants(
         page: result page (10 per page), starting at 1.
     """
     name = city_name(state, city)
-    params: list[Any] = [name]
     if cuisine is not None:
         # The cuisine index answers the filter; the main table holds the rest of the row.
         source = (
             "restaurant_cuisines c JOIN restaurants r ON r.id = c.restaurant_id "
             "WHERE c.city = ? AND c.cuisine = ?"
         )
-        params.append(cuisine_name(cuisine))
+        first: list[Any] = [name, cuisine_name(cuisine)]
     else:
-        source = "restaurants r WHERE r.city = ?"
-    if _bound(max_cost, "max_cost", 1e6) is not None:
-        source += " AND r.cost <= ?"
-        params.append(max_cost)
-    if _bound(min_rating, "min_rating", 5) is not None:
-        source += " AND r.rating >= ?"
-        params.append(min_rating)
+        source, first = "restaurants r WHERE r.city = ?", [name]
+    minute = None
     if open_at is not None:
         minute = parse_hhmm(open_at)
         if minute is None:
             raise ToolError(f"open_at must be HH:MM, e.g. 12:30, got {open_at[:40]!r}")
-        source += " AND r.open_min <= ? AND r.close_min > ?"
-        params += [minute, minute]
-    order = _sort(sort, {"cost": "r.cost, r.id", "rating": "r.rating DESC, r.cost, r.id"})
-    rows, total = paged(
-        state,
-        "SELECT r.id, r.name, r.cuisines, r.cost, r.rating, r.open_min, r.close_min, "
-        f"count(*) OVER () FROM {source} ORDER BY {order}",
-        tuple(params),
-        page,
-    )
-    return {
-        "city": name,
-        "page": page,
-        "total": total,
-        "results": [
-            {
-                "id": r[0],
-                "name": r[1],
-                "cuisines": r[2],
-                "cost": r[3],
-                "rating": r[4],
-                "open": hhmm(r[5]),
-                "close": hhmm(r[6]),
-            }
-            for r in rows
+    source, params = filtered(
+        source,
+        first,
+        [
+            ("r.cost <= ?", _bound(max_cost, "max_cost", 1e6)),
+            ("r.rating >= ?", _bound(min_rating, "min_rating", 5)),
+            ("r.open_min <= ? AND r.close_min > ?", minute),
         ],
-    }
+    )
+    order = _sort(sort, {"cost": "r.cost, r.id", "rating": "r.rating DESC, r.cost, r.id"})
+    return answer(
+        state,
+        f"SELECT r.id, r.name, r.cuisines, r.cost, r.rating, {hhmm_sql('r.open_min')}, "
+        f"{hhmm_sql('r.close_min')}, count(*) OVER () FROM {source} ORDER BY {order}",
+        params,
+        page,
+        ("id", "name", "cuisines", "cost", "rating", "open", "close"),
+        {"city": name},
+    )
 
 
 def cuisine_name(text: str) -> str:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from hiergym.rewards.levels import (
@@ -25,13 +24,13 @@ from hiergym.rewards.levels import (
     HierarchicalVerifier,
     Level,
     LevelResult,
-    SkipLevel,
     VerifyContext,
 )
 
 from .citations import Citations
-from .clock import add_days, hhmm
-from .itinerary import Activity, Itinerary, parse_itinerary, trip_cost
+from .clock import TIMES, add_days, hhmm
+from .itinerary import MEALS, RIDES, Activity, Itinerary, parse_itinerary, trip_cost
+from .levels import FormatLevel, WorldLevel, submitted
 from .rules import HOUSE_RULES, house_rule_ok, house_rules_of, room_type_ok
 from .tasks import TravelTask
 from .world import World, world_of
@@ -46,38 +45,8 @@ MIN_MEAL_MINUTES = 20
 RIDE_HUB = {"flight": "airport", "train": "station"}
 
 
-class FormatLevel(Level):
-    name = "format"
-
-    def check(self, ctx: VerifyContext) -> LevelResult:
-        traj = ctx.trajectory
-        sub = traj.submission
-        if sub is None:
-            parse_errors = sum(r.error == "parse_error" for _, r in traj.results())
-            detail = f" ({parse_errors} unparsable actions)" if parse_errors else ""
-            return self.result(
-                0.0,
-                [
-                    Finding(
-                        "no_submission",
-                        f"the episode ended ({traj.end}) without a valid submit call{detail}",
-                    )
-                ],
-            )
-        itinerary, errors = parse_itinerary(sub.arguments.get("itinerary"))
-        if itinerary is None:
-            shown = [Finding("schema", e) for e in errors[:20]]
-            if len(errors) > 20:
-                shown.append(Finding("schema", f"... and {len(errors) - 20} more schema errors"))
-            return self.result(0.0, shown)
-        ctx.scratch["itinerary"] = itinerary
-        return self.result(1.0)
-
-
 def _itinerary(ctx: VerifyContext) -> Itinerary:
-    if "itinerary" not in ctx.scratch:
-        raise SkipLevel("no parsable itinerary to judge")
-    return ctx.scratch["itinerary"]
+    return submitted(ctx, "itinerary")
 
 
 def _w(what: tuple[str, int, Activity] | str) -> str:
@@ -93,11 +62,9 @@ def _where(world: World, place: str) -> str:
     return f"{place} ({p.city})" if p else place
 
 
-class FeasibilityLevel(Level):
+class FeasibilityLevel(WorldLevel):
     name = "feasibility"
-
-    def __init__(self, world: World):
-        self.world = world
+    world: World
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         itinerary = _itinerary(ctx)
@@ -134,7 +101,7 @@ class FeasibilityLevel(Level):
             expected = add_days(task.start_date, i)
             if day.date != expected:
                 bad("wrong_date", f"{label} is dated {day.date}; it should be {expected}")
-            prev_end, meals, attractions, intercity = -1, Counter(), 0, False
+            prev_end, meals, attractions, intercity = -1, dict.fromkeys(MEALS, 0), 0, False
             for j, a in enumerate(day.activities):
                 checks += 1
                 what = (label, j, a)  # formatted only into a finding (_w): most checks pass
@@ -146,7 +113,7 @@ class FeasibilityLevel(Level):
                         f"{_w(what)} starts at {hhmm(a.start)}, before the previous one ends at {hhmm(prev_end)}",
                     )
                 prev_end = max(prev_end, a.end)
-                if a.is_ride:
+                if a.type in RIDES:
                     public = intercity = True
                     loc = self._ride(a, loc, what, task, day.date, bad)
                 elif a.type == "transfer":
@@ -331,41 +298,39 @@ class FeasibilityLevel(Level):
             k += run
 
 
-def _told(r: Any) -> list[tuple[tuple, Any]]:
-    """The (key, facts) pairs one successful tool result tells the agent."""
+_LISTED = {  # tool -> the kind of place it lists
+    "search_hotels": "hotel",
+    "search_restaurants": "restaurant",
+    "search_attractions": "attraction",
+}
+_PRICE_FIELD = {"hotel": "price", "restaurant": "cost", "attraction": "price"}
+_PLACE_KIND = {"meal": "restaurant", "attraction": "attraction"}
+_RIDES = {"search_flights": "flight", "search_trains": "train"}
+
+
+def _told(r: Any) -> tuple[str, dict[Any, Any]] | None:
+    """What one successful tool result lists: its kind and its rows by key."""
     data, name = r.data, r.name
-    if name in ("search_flights", "search_trains"):
-        kind = "flight" if name == "search_flights" else "train"
-        return [
-            (
-                (kind, x["number"], data["date"]),
-                (data["origin"], data["destination"], x["depart"], x["arrive"], x["price"]),
+    if name in _LISTED:
+        return _LISTED[name], {x["id"]: x for x in data["results"]}
+    if name in _RIDES:
+        date, origin, destination = data["date"], data["origin"], data["destination"]
+        return _RIDES[name], {
+            (x["number"], date): (
+                origin,
+                destination,
+                TIMES.get(x["depart"]),
+                TIMES.get(x["arrive"]),
+                x["price"],
             )
             for x in data["results"]
-        ]
-    if name in _PRICED:
-        kind, field = _PRICED[name]
-        return [((kind, x["id"]), x[field]) for x in data["results"]]
-    if name == "get_distance":
-        out = []
+        }
+    if name == "get_distance":  # a leg takes as long and costs as much both ways
+        legs = {}
         for p in data["pairs"]:
-            a, b = sorted((p["from"], p["to"]))
-            out += [(("leg", m, a, b), p[m]["cost"]) for m in ("walk", "taxi", "drive") if p.get(m)]
-        return out
-    return []
-
-
-_PRICED = {
-    "search_hotels": ("hotel", "price"),
-    "search_restaurants": ("restaurant", "cost"),
-    "search_attractions": ("attraction", "price"),
-}
-citations = Citations(_told)
-"""What the agent was told in a trajectory: ``key -> (turn, facts)``, the first telling."""
-
-
-def _money_eq(a: float, b: float) -> bool:
-    return abs(a - b) <= MONEY_TOLERANCE
+            legs[p["to"], p["from"]] = legs[p["from"], p["to"]] = p
+        return "leg", legs
+    return None
 
 
 class GroundingLevel(Level):
@@ -373,81 +338,71 @@ class GroundingLevel(Level):
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         itinerary = _itinerary(ctx)
-        told = citations(ctx.trajectory)
+        told = Citations(ctx.trajectory, _told)
         found: list[Finding] = []
         items = 0
 
-        def cite(key: tuple, what: Any) -> Any:
-            hit = told.get(key)
+        def priced(hit: tuple[int, Any] | None, price_of: Any, cost: float, what: Any) -> None:
+            """The item's citation: none (ungrounded), or one whose price differs (mismatch)."""
             if hit is None:
                 found.append(
                     Finding("ungrounded", f"{_w(what)}: no tool response in this episode shows it")
                 )
-            return hit
+                return
+            price = price_of(hit[1])
+            if abs(cost - price) > MONEY_TOLERANCE:
+                found.append(
+                    Finding("mismatch", f"{_w(what)}: costs {price}, planned {cost}", hit[0])
+                )
 
         for i, day in enumerate(itinerary.days):
             label = f"day {i + 1}"
             for j, a in enumerate(day.activities):
                 items += 1
                 what = (label, j, a)
-                if a.is_ride:
-                    hit = cite((a.type, a.number, day.date), what)
-                    if hit:
-                        turn, (origin, dest, dep, arr, price) = hit
-                        claimed = (a.origin, a.destination, hhmm(a.start), hhmm(a.end))
-                        if claimed != (origin, dest, dep, arr):
+                kind = a.type
+                if kind == "flight" or kind == "train":
+                    hit = told.first(kind, (a.number, day.date))
+                    priced(hit, _ride_price, a.cost, what)
+                    if hit is not None:
+                        origin, dest, dep, arr, _ = hit[1]
+                        if (a.origin, a.destination, a.start, a.end) != (origin, dest, dep, arr):
+                            shown = f"{origin}->{dest} {hhmm(dep or 0)}-{hhmm(arr or 0)}"
+                            planned = f"{a.origin}->{a.destination} {hhmm(a.start)}-{hhmm(a.end)}"
                             found.append(
                                 Finding(
                                     "mismatch",
-                                    f"{_w(what)}: {origin}->{dest} {dep}-{arr} in the response, planned {a.origin}->{a.destination} {claimed[2]}-{claimed[3]}",
-                                    turn,
+                                    f"{_w(what)}: {shown} in the response, planned {planned}",
+                                    hit[0],
                                 )
                             )
-                        if not _money_eq(a.cost, price):
-                            found.append(
-                                Finding(
-                                    "mismatch", f"{_w(what)}: costs {price}, planned {a.cost}", turn
-                                )
-                            )
-                elif a.type == "transfer":
-                    x, y = sorted((a.origin, a.destination))
-                    hit = cite(("leg", a.mode, x, y), what)
-                    if hit and not _money_eq(a.cost, hit[1]):
-                        found.append(
-                            Finding(
-                                "mismatch", f"{_w(what)}: costs {hit[1]}, planned {a.cost}", hit[0]
-                            )
-                        )
+                elif kind == "transfer":
+                    hit = told.first("leg", (a.origin, a.destination), a.mode)
+                    priced(hit, lambda p, m=a.mode: p[m]["cost"], a.cost, what)
                 else:
-                    kind = "restaurant" if a.type == "meal" else "attraction"
-                    hit = cite((kind, a.place), what)
-                    if hit and not _money_eq(a.cost, hit[1]):
-                        found.append(
-                            Finding(
-                                "mismatch", f"{_w(what)}: costs {hit[1]}, planned {a.cost}", hit[0]
-                            )
-                        )
-            if day.accommodation is not None:
+                    place = _PLACE_KIND[kind]
+                    hit = told.first(place, a.place)
+                    priced(hit, lambda x, f=_PRICE_FIELD[place]: x[f], a.cost, what)
+            stay = day.accommodation
+            if stay is not None:
                 items += 1
-                what = f"day {i + 1} accommodation {day.accommodation.place}"
-                hit = cite(("hotel", day.accommodation.place), what)
-                if hit and not _money_eq(day.accommodation.cost, hit[1]):
-                    found.append(
-                        Finding(
-                            "mismatch",
-                            f"{_w(what)}: costs {hit[1]} a night, planned {day.accommodation.cost}",
-                            hit[0],
-                        )
-                    )
+                what = f"day {i + 1} accommodation {stay.place} (a night)"
+                priced(told.first("hotel", stay.place), _hotel_price, stay.cost, what)
         score = max(0.0, 1.0 - len(found) / max(1, items))
         return self.result(score, found, passed=not found, metrics={"items": items})
 
 
-class ConstraintsLevel(Level):
-    name = "constraints"
+def _ride_price(facts: tuple) -> float:
+    return facts[4]
 
-    def __init__(self, world: World):
-        self.world = world
+
+def _hotel_price(row: dict[str, Any]) -> float:
+    return row["price"]
+
+
+class ConstraintsLevel(WorldLevel):
+    name = "constraints"
+    world: World
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         itinerary = _itinerary(ctx)
@@ -512,12 +467,10 @@ class ConstraintsLevel(Level):
         )
 
 
-class QualityLevel(Level):
+class QualityLevel(WorldLevel):
     name = "quality"
     threshold = 0.8
-
-    def __init__(self, world: World):
-        self.world = world
+    world: World
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         itinerary = _itinerary(ctx)
@@ -602,7 +555,7 @@ def build_verifier(db: Any, aggregate: Any = "gated", **params: Any) -> Hierarch
     world = world_of(db)
     return HierarchicalVerifier(
         [
-            FormatLevel(),
+            FormatLevel("itinerary", lambda raw, task: parse_itinerary(raw)),
             FeasibilityLevel(world),
             GroundingLevel(),
             ConstraintsLevel(world),

@@ -103,10 +103,10 @@ def is_valid_city_sequence(city_list: list[str]) -> bool:
 # Commonsense checks
 
 
-def is_reasonable_visiting_city(
-    q: Mapping[str, Any], plan: Sequence[Mapping], db: TravelPlannerDB
-) -> Result:
-    city_list: list[str] = []
+def city_list(q: Mapping[str, Any], plan: Sequence[Mapping]) -> list[str] | Result:
+    """The cities the plan's days name in order ("from A to B" gives A then B), or the failure
+    that TravelPlanner reports when a day's city cannot be read or day 1 leaves another city."""
+    cities: list[str] = []
     for i in range(min(q["days"], len(plan))):
         value = plan[i]["current_city"]
         if "from" in value:
@@ -116,21 +116,26 @@ def is_reasonable_visiting_city(
             a, b = extract_before_parenthesis(a), extract_before_parenthesis(b)
             if i == 0 and a != q["org"]:
                 return False, f"The first day's city should be {q['org']}."
-            city_list += [a, b]
+            cities += [a, b]
         else:
-            city_list.append(extract_before_parenthesis(value))
-    if not city_list or city_list[0] != city_list[-1]:
+            cities.append(extract_before_parenthesis(value))
+    return cities
+
+
+def is_reasonable_visiting_city(
+    q: Mapping[str, Any], plan: Sequence[Mapping], db: TravelPlannerDB
+) -> Result:
+    cities = city_list(q, plan)
+    if isinstance(cities, tuple):
+        return cities
+    if not cities or cities[0] != cities[-1]:
         return False, "The trip should be a closed circle."
-    if not is_valid_city_sequence(city_list):
+    if not is_valid_city_sequence(cities):
         return False, "The city sequence is invalid."
-    for idx, city in enumerate(city_list):
+    for idx, city in enumerate(cities):
         if city not in db.city_state:
             return False, f"{city} is not a valid city."
-        if (
-            idx not in (0, len(city_list) - 1)
-            and q["days"] > 3
-            and db.city_state[city] != q["dest"]
-        ):
+        if idx not in (0, len(cities) - 1) and q["days"] > 3 and db.city_state[city] != q["dest"]:
             return False, f"{city} is not in {q['dest']}."
     return True, None
 
@@ -281,20 +286,10 @@ def is_valid_accommodation(
 
 
 def is_valid_visiting_city_number(q: Mapping[str, Any], plan: Sequence[Mapping]) -> Result:
-    cities: set[str] = set()
-    for i in range(min(q["days"], len(plan))):
-        value = plan[i]["current_city"]
-        if "from" in value:
-            a, b = extract_from_to(value)
-            if a is None or b is None:
-                return False, f"day {i + 1}'s current city cannot be parsed."
-            a, b = extract_before_parenthesis(a), extract_before_parenthesis(b)
-            if i == 0 and a != q["org"]:
-                return False, f"The first day's city should be {q['org']}."
-            cities |= {a, b}
-        else:
-            cities.add(extract_before_parenthesis(value))
-    cities.discard(q["org"])
+    listed = city_list(q, plan)
+    if isinstance(listed, tuple):
+        return listed
+    cities = set(listed) - {q["org"]}
     if len(cities) != q["visiting_city_number"]:
         return False, f"The number of visiting cities should be {q['visiting_city_number']}."
     return True, None

@@ -14,6 +14,7 @@ from typing import Any
 
 from hiergym.envs.tools import ToolCall
 
+from ..mutants import malformed_json, no_submit
 from .database import TravelPlannerDB, open_database
 from .evaluate import get_valid_name_city, total_cost
 from .oracle import readable
@@ -39,14 +40,6 @@ def _database(db: sqlite3.Connection) -> TravelPlannerDB:
 def _full_day(plan: list[dict[str, Any]]) -> dict[str, Any]:
     """The first day without travel (the oracle's plans have one in every city)."""
     return next(d for d in plan if not d["current_city"].startswith("from "))
-
-
-def no_submit(task: TravelPlannerTask, calls: list[ToolCall], db: Any) -> Mutation:
-    return task, calls[:-1]
-
-
-def malformed_json(task: TravelPlannerTask, calls: list[ToolCall], db: Any) -> Mutation:
-    return task, [*calls[:-1], calls[-1].to_json()[:-1]]
 
 
 def missing_day(task: TravelPlannerTask, calls: list[ToolCall], db: Any) -> Mutation:

@@ -283,16 +283,3 @@ def _cheapest(
 def plan(env: Any, task: TravelPlannerTask) -> Plan | None:
     """The oracle's plan for ``task``, or None if it finds none."""
     return _Planner(env, task).run()
-
-
-class TravelPlannerOracle:
-    def __init__(self, sandbox: Any):
-        self.sandbox = sandbox
-
-    def plan(self, task: TravelPlannerTask) -> list[ToolCall]:
-        found = plan(self.sandbox, task)
-        if found is None:
-            raise RuntimeError(
-                f"the oracle cannot solve {task.task_id}; every served query must be solvable"
-            )
-        return found.calls

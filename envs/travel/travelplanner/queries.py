@@ -26,12 +26,12 @@ from hiergym.envs.sandbox import Sandbox
 
 from ..recorder import prove
 from ..rules import HOUSE_RULES, ROOM_TYPE_RULES, TRANSPORT_RULES
-from ..tasks import split_of
+from ..tasks import destination_phrase
 from .database import TravelPlannerDB, open_database
 from .evaluate import total_cost
 from .importer import import_travelplanner
 from .oracle import plan
-from .tasks import LEVELS, TravelPlannerTask, default_data_dir, default_queries
+from .tasks import LEVELS, TravelPlannerTask, default_data_dir, default_queries, task_from_record
 from .tools import TOOLBOX
 from .verifier import build_verifier
 
@@ -80,34 +80,31 @@ def _draw(rng: random.Random, db: TravelPlannerDB, level: str) -> TravelPlannerT
     people = 1 if level == "easy" else rng.randint(2, 8)
     pool = ["cuisine", "room type", "house rule"] + (["transportation"] if level == "hard" else [])
     chosen = {"easy": [], "medium": rng.sample(pool, 1), "hard": rng.sample(pool, 3)}[level]
-    return TravelPlannerTask(
-        task_id="",
-        split=split_of(org, dest),
-        difficulty=level,
-        org=org,
-        dest=dest,
-        days=days,
-        visiting_city_number=k,
-        dates=tuple(f"2022-03-{start + i:02d}" for i in range(days)),
-        people=people,
-        budget=1e9,
-        query="",
-        house_rule=rng.choice(sorted(HOUSE_RULES)) if "house rule" in chosen else None,
-        cuisines=(
-            tuple(sorted(rng.sample(CUISINES, rng.randint(1, 2)))) if "cuisine" in chosen else ()
-        ),
-        room_type=rng.choice(sorted(ROOM_TYPE_RULES)) if "room type" in chosen else None,
-        transportation=rng.choice(TRANSPORT_RULES) if "transportation" in chosen else None,
-    )
+    record = {  # a query record as TravelPlanner writes one; the loader checks it
+        "org": org,
+        "dest": dest,
+        "days": days,
+        "visiting_city_number": k,
+        "date": [f"2022-03-{start + i:02d}" for i in range(days)],
+        "people_number": people,
+        "local_constraint": {
+            "house rule": rng.choice(sorted(HOUSE_RULES)) if "house rule" in chosen else None,
+            "cuisine": (
+                sorted(rng.sample(CUISINES, rng.randint(1, 2))) if "cuisine" in chosen else None
+            ),
+            "room type": rng.choice(sorted(ROOM_TYPE_RULES)) if "room type" in chosen else None,
+            "transportation": (rng.choice(TRANSPORT_RULES) if "transportation" in chosen else None),
+        },
+        "budget": 1,  # set from the oracle's plan
+        "query": "",
+        "level": level,
+    }
+    return task_from_record(record, "", db)
 
 
 def query_text(rng: random.Random, task: TravelPlannerTask) -> str:
     """The request in words, as TravelPlanner's annotators phrase one."""
-    where = (
-        task.dest
-        if task.visiting_city_number == 1
-        else (f"{task.visiting_city_number} cities in {task.dest}")
-    )
+    where = destination_phrase(task.dest, task.visiting_city_number)
     who = "me" if task.people == 1 else f"a group of {task.people}"
     first, last = int(task.dates[0][-2:]), int(task.dates[-1][-2:])
     template = rng.choice(

@@ -23,7 +23,7 @@ from hiergym.sandbox_data import source_dir
 
 from ..clock import parse_date
 from ..rules import HOUSE_RULES, ROOM_TYPE_RULES, TRANSPORT_RULES
-from ..tasks import split_of
+from ..tasks import constraint_phrases, destination_phrase, people_phrase, split_of
 from .database import TravelPlannerDB
 from .importer import REQUIRED
 
@@ -237,16 +237,10 @@ def load_tasks(path: Path, db: TravelPlannerDB, split: str, difficulty: str) -> 
 
 
 def describe_constraints(task: TravelPlannerTask) -> str:
-    parts = []
-    if task.room_type:
-        parts.append(f"room type: {task.room_type}")
-    if task.house_rule:
-        parts.append(f"the accommodation must allow {task.house_rule}")
-    if task.cuisines:
-        parts.append(f"cuisines to try: {', '.join(task.cuisines)}")
-    if task.transportation:
-        parts.append(f"transportation: {task.transportation}")
-    return "; ".join(parts) or "none beyond the budget"
+    phrases = constraint_phrases(
+        task.room_type, task.house_rule, task.cuisines, task.transportation
+    )
+    return "; ".join(phrases) or "none beyond the budget"
 
 
 PLAN_HELP = """\
@@ -268,15 +262,10 @@ flights, routes and places a tool showed you, spelled exactly as shown."""
 
 
 def render_prompt(task: TravelPlannerTask) -> str:
-    where = (
-        task.dest
-        if task.visiting_city_number == 1
-        else (f"{task.visiting_city_number} cities in {task.dest}")
-    )
-    who = "1 person" if task.people == 1 else f"{task.people} people"
+    where = destination_phrase(task.dest, task.visiting_city_number)
     return (
         f"{task.query}\n\nTrip: {task.org} -> {where}, {task.days} days "
-        f"({task.dates[0]} to {task.dates[-1]}), {who}, budget ${task.budget:,.0f}; "
+        f"({task.dates[0]} to {task.dates[-1]}), {people_phrase(task.people)}, budget ${task.budget:,.0f}; "
         f"constraints: {describe_constraints(task)}.\n\n{PLAN_HELP}"
     )
 

@@ -17,7 +17,7 @@ from hiergym.envs.tools import Toolbox, tool
 from hiergym.errors import ToolError
 
 from ..clock import parse_date
-from ..tools import canonical, paged
+from ..tools import answer, canonical
 from ..world import per_connection
 from .database import parse_route, route_cost
 
@@ -87,36 +87,23 @@ def search_flights(
     day = parse_date(date)
     if day is None:
         raise ToolError(f"date must be YYYY-MM-DD, e.g. 2022-03-13, got {date[:40]!r}")
-    rows, total = paged(
+    return answer(
         env,
         "SELECT number, price, dep_time, arr_time, elapsed, distance, count(*) OVER () "
         "FROM flights WHERE origin = ? AND destination = ? AND date = ? "
         "ORDER BY price, dep_time, number",
         (a, b, day),
         page,
+        ("number", "price", "depart", "arrive", "duration", "miles"),
+        {"origin": a, "destination": b, "date": day},
         PAGE_SIZE,
     )
-    keys = ("number", "price", "depart", "arrive", "duration", "miles")
-    return {
-        "origin": a,
-        "destination": b,
-        "date": day,
-        "page": page,
-        "total": total,
-        "results": [dict(zip(keys, r, strict=False)) for r in rows],
-    }
 
 
 def _city_listing(env: Any, city: str, page: int, sql: str, keys: tuple[str, ...]) -> dict:
     """One page of a city's rows (``sql`` selects ``keys`` then the total, for ``city = ?``)."""
     name = city_name(env, city)
-    rows, total = paged(env, sql, (name,), page, PAGE_SIZE)
-    return {
-        "city": name,
-        "page": page,
-        "total": total,
-        "results": [dict(zip(keys, r, strict=False)) for r in rows],
-    }
+    return answer(env, sql, (name,), page, keys, {"city": name}, PAGE_SIZE)
 
 
 @tool

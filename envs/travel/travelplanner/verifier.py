@@ -18,17 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from hiergym.envs.core import missing_submission
 from hiergym.rewards.levels import (
     Finding,
     HierarchicalVerifier,
-    Level,
     LevelResult,
     SkipLevel,
     VerifyContext,
 )
 
 from ..citations import Citations
+from ..levels import FormatLevel, WorldLevel, submitted
 from .database import TravelPlannerDB
 from .evaluate import COMMONSENSE_CHECKS, HARD_CHECKS
 from .plan import day_cities, leg, parse_plan, places
@@ -42,60 +41,39 @@ LISTINGS = {
 }
 
 
-class FormatLevel(Level):
-    name = "format"
-
-    def check(self, ctx: VerifyContext) -> LevelResult:
-        sub = ctx.trajectory.submission
-        if sub is None:
-            return self.result(0.0, [missing_submission(ctx.trajectory)])
-        plan, errors = parse_plan(sub.arguments.get("plan"), ctx.task.days)
-        if plan is None:
-            shown = [Finding("schema", e) for e in errors[:20]]
-            if len(errors) > 20:
-                shown.append(Finding("schema", f"... and {len(errors) - 20} more schema errors"))
-            return self.result(0.0, shown)
-        ctx.scratch["plan"] = plan
-        return self.result(1.0)
-
-
 def _plan(ctx: VerifyContext) -> list[dict[str, Any]]:
-    if "plan" not in ctx.scratch:
-        raise SkipLevel("no plan in TravelPlanner's format to judge")
-    return ctx.scratch["plan"]
+    return submitted(ctx, "plan")
 
 
-def _run_checks(
-    level: Level, checks: dict[str, Any], ctx: VerifyContext, db: TravelPlannerDB
-) -> tuple[LevelResult, dict[str, Any]]:
-    """Run TravelPlanner checks; the result scores the applicable ones (a check answering None
-    does not apply to the query)."""
-    plan, q = _plan(ctx), ctx.task.record
-    outcomes = {name: check(q, plan, db) for name, check in checks.items()}
-    applicable = {n: r for n, r in outcomes.items() if r[0] is not None}
-    findings = [Finding(n, why or n) for n, (ok, why) in applicable.items() if not ok]
-    score = sum(bool(ok) for ok, _ in applicable.values()) / max(1, len(applicable))
-    metrics = {n: ok for n, (ok, _) in outcomes.items()}
-    return level.result(score, findings, passed=not findings, metrics=metrics), outcomes
+class ChecksLevel(WorldLevel):
+    """TravelPlanner checks as a level: the score is the share of the applicable checks passed (a
+    check answering None does not apply to the query); ``metrics`` holds every check's answer."""
+
+    world: TravelPlannerDB
+    checks: dict[str, Any]
+
+    def run(self, ctx: VerifyContext) -> tuple[LevelResult, dict[str, Any]]:
+        plan, q = _plan(ctx), ctx.task.record
+        outcomes = {name: check(q, plan, self.world) for name, check in self.checks.items()}
+        applicable = {n: r for n, r in outcomes.items() if r[0] is not None}
+        findings = [Finding(n, why or n) for n, (ok, why) in applicable.items() if not ok]
+        score = sum(bool(ok) for ok, _ in applicable.values()) / max(1, len(applicable))
+        metrics = {n: ok for n, (ok, _) in outcomes.items()}
+        return self.result(score, findings, passed=not findings, metrics=metrics), outcomes
 
 
-class CommonsenseLevel(Level):
+class CommonsenseLevel(ChecksLevel):
     name = "commonsense"
-
-    def __init__(self, db: TravelPlannerDB):
-        self.db = db
+    checks = COMMONSENSE_CHECKS
 
     def check(self, ctx: VerifyContext) -> LevelResult:
-        result, outcomes = _run_checks(self, COMMONSENSE_CHECKS, ctx, self.db)
-        ctx.scratch["commonsense"] = outcomes
+        result, ctx.scratch["commonsense"] = self.run(ctx)
         return result
 
 
-class HardLevel(Level):
+class HardLevel(ChecksLevel):
     name = "hard"
-
-    def __init__(self, db: TravelPlannerDB):
-        self.db = db
+    checks = HARD_CHECKS
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         commonsense = ctx.scratch.get("commonsense") or {}
@@ -105,33 +83,23 @@ class HardLevel(Level):
                 "TravelPlanner runs the hard checks only on plans that pass is_not_absent and "
                 "is_valid_information_in_sandbox"
             )
-        return _run_checks(self, HARD_CHECKS, ctx, self.db)[0]
+        return self.run(ctx)[0]
 
 
-def _told(r: Any) -> list[tuple[tuple, Any]]:
-    """The (key, facts) pairs one successful TravelPlanner tool result tells the agent."""
+def _told(r: Any) -> tuple[Any, dict[Any, Any]] | None:
+    """What one successful TravelPlanner tool result lists: its kind and its rows by key."""
     data = r.data
     if r.name in LISTINGS:
-        kind = LISTINGS[r.name]
-        return [((kind, data["city"], x["name"]), x) for x in data["results"]]
+        return (LISTINGS[r.name], data["city"]), {x["name"]: x for x in data["results"]}
     if r.name == "search_flights":
-        return [
-            (
-                ("flight", x["number"], data["date"]),
-                {"origin": data["origin"], "destination": data["destination"], **x},
-            )
-            for x in data["results"]
-        ]
+        route = {"origin": data["origin"], "destination": data["destination"]}
+        return ("flight", data["date"]), {x["number"]: {**route, **x} for x in data["results"]}
     if r.name == "get_distance" and data.get("cost"):
-        facts = {"duration": data["duration"], "distance": data["distance"]}
-        return [
-            (("route", mode, data["origin"], data["destination"]), {**facts, "cost": cost})
-            for mode, cost in data["cost"].items()
-        ]
-    return []
+        route = (data["origin"], data["destination"])
+        return "route", {(*route, mode): data for mode in data["cost"]}
+    return None
 
 
-citations = Citations(_told)
 _LEG_MODES = {"Self-driving": "self-driving", "Taxi": "taxi"}
 
 
@@ -142,16 +110,14 @@ def _same_number(stated: str, told: Any) -> bool:
         return False
 
 
-class GroundingLevel(Level):
+class GroundingLevel(WorldLevel):
     name = "grounding"
-
-    def __init__(self, db: TravelPlannerDB):
-        self.db = db
+    world: TravelPlannerDB
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         plan = _plan(ctx)
         task: TravelPlannerTask = ctx.task
-        told = citations(ctx.trajectory)
+        told = Citations(ctx.trajectory, _told)
         found: list[Finding] = []
         items = 0
         visited: set[str] = set()
@@ -166,7 +132,7 @@ class GroundingLevel(Level):
             for p in places(unit):
                 items += 1
                 what = f"{label} {p.field} {p.name!r} ({p.city})"
-                hit = told.get((p.kind, p.city, p.name))
+                hit = told.first((p.kind, p.city), p.name)
                 if hit is None:
                     found.append(
                         Finding(
@@ -186,12 +152,12 @@ class GroundingLevel(Level):
         score = max(0.0, 1.0 - len(found) / max(1, items))
         return self.result(score, found, passed=not found, metrics={"items": items})
 
-    def _leg(self, ride: Any, label: str, date: str, told: dict) -> list[Finding]:
+    def _leg(self, ride: Any, label: str, date: str, told: Citations) -> list[Finding]:
         what = (
             f"{label} transportation ({ride.mode or 'unknown'} {ride.origin} -> {ride.destination})"
         )
         if ride.mode == "Flight":
-            hit = told.get(("flight", ride.number, date))
+            hit = told.first(("flight", date), ride.number)
             if hit is None:
                 return [
                     Finding(
@@ -206,10 +172,12 @@ class GroundingLevel(Level):
                 if k in claimed and claimed[k] != facts[k]
             ]
         elif ride.mode in _LEG_MODES:
-            hit = told.get(("route", _LEG_MODES[ride.mode], ride.origin, ride.destination))
+            mode = _LEG_MODES[ride.mode]
+            hit = told.first("route", (ride.origin, ride.destination, mode))
             if hit is None:
                 return [Finding("ungrounded", f"{what}: get_distance never showed this route")]
-            facts, turn = hit[1], hit[0]
+            turn = hit[0]
+            facts = {**hit[1], "cost": hit[1]["cost"][mode]}
             wrong = [
                 k
                 for k in ("duration", "distance", "cost")
@@ -236,7 +204,7 @@ class GroundingLevel(Level):
             off = visited - {task.dest}
             missing = task.dest not in visited
         else:
-            off = {c for c in visited if self.db.city_state.get(c) != task.dest}
+            off = {c for c in visited if self.world.city_state.get(c) != task.dest}
             missing = False
         findings = []
         if off:
@@ -255,7 +223,12 @@ def build_verifier(
     db: TravelPlannerDB, aggregate: Any = "gated", **params: Any
 ) -> HierarchicalVerifier:
     return HierarchicalVerifier(
-        [FormatLevel(), CommonsenseLevel(db), GroundingLevel(db), HardLevel(db)],
+        [
+            FormatLevel("plan", lambda raw, task: parse_plan(raw, task.days)),
+            CommonsenseLevel(db),
+            GroundingLevel(db),
+            HardLevel(db),
+        ],
         aggregate,
         **params,
     )

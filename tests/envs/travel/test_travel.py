@@ -345,3 +345,27 @@ def test_same_seed_same_task_tools_and_reward_across_processes():
         for _ in range(2)
     ]
     assert outputs[0] == outputs[1] and len(json.loads(outputs[0])[0]) > 5
+
+
+def test_fast_activity_parser_agrees_with_the_full_one(base):
+    """The verifier's fast path either declines an activity or reads it exactly as the full
+    parser (the one that names every error) does."""
+    import random
+
+    from hiergym.envs.travel.itinerary import _activity, _fast_activity
+
+    _, calls = _solve(base, 0)
+    acts = [a for d in calls[-1].arguments["itinerary"]["days"] for a in d["activities"]]
+    rng = random.Random("fast-path")
+    odd = [None, "", " 09:00 ", "9:00", "24:00", 12, 12.5, -1, True, float("nan"), ["x"],
+           "h-ord-001", " R-ORD-002 ", "x" * 30, "lunch", "walk", "train"]  # fmt: skip
+    declined = 0
+    for _ in range(3000):
+        raw = dict(rng.choice(acts))
+        for _ in range(rng.randint(0, 2)):
+            raw[rng.choice([*raw, "meal", "mode"])] = rng.choice(odd)
+        fast, errors = _fast_activity(raw), []
+        full = _activity(raw, "a", errors)
+        assert fast is None or fast == full, (raw, fast, full)
+        declined += fast is None and full is not None
+    assert declined > 0  # the odd-but-valid inputs (" 09:00 ") do reach the full parser
