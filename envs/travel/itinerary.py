@@ -263,19 +263,13 @@ def parse_itinerary(raw: Any) -> tuple[Itinerary | None, list[str]]:
     return Itinerary(tuple(days), total), []  # type: ignore[arg-type]
 
 
-def unit_multiplier(activity: Activity, people: int) -> int:
-    """How many of ``activity``'s unit price the group pays."""
-    if activity.type == "transfer":
-        return vehicles(activity.mode, people)
-    return people
-
-
 def trip_cost(itinerary: Itinerary, people: int, occupancy: dict[str, int]) -> float:
     """The group's total: unit prices times people, vehicles or rooms (``occupancy``: hotel -> max)."""
     total = 0.0
+    fleet = {mode: vehicles(mode, people) for mode in MODES}  # taxis or cars per leg
     for day in itinerary.days:
         for a in day.activities:
-            total += a.cost * unit_multiplier(a, people)
+            total += a.cost * (fleet[a.mode] if a.type == "transfer" else people)
         if day.accommodation is not None:
             occ = occupancy.get(day.accommodation.place, 1) or 1
             total += day.accommodation.cost * math.ceil(people / occ)

@@ -8,6 +8,7 @@ not forbid parties); cuisines to eat at least once; "no flight" or "no self-driv
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 ROOM_TYPE_RULES = {
     "entire room": lambda room: room == "Entire home/apt",
@@ -26,6 +27,7 @@ TRANSPORT_RULES = ("no flight", "no self-driving")
 _RULE_SPLIT = re.compile(r"\s*(?:;|&)\s*")
 
 
+@lru_cache(maxsize=1024)  # a few dozen distinct fields, read on every verdict
 def house_rules_of(text: str | None) -> frozenset[str]:
     """The rules of a place's ``house_rules`` field ("No parties; No pets" or TravelPlanner's
     "No parties & No pets"), as a set of exact rule names."""

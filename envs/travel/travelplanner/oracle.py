@@ -74,6 +74,11 @@ def readable(rows: list[dict[str, Any]], city: str) -> list[dict[str, Any]]:
     ]
 
 
+def night_cost(accommodation: dict[str, Any], people: int) -> float:
+    """A night for the group: the room's price times the rooms it takes (TravelPlanner's rule)."""
+    return accommodation["price"] * math.ceil(people / (accommodation["maximum_occupancy"] or 1))
+
+
 def nights_per_city(days: int, cities: int) -> list[int]:
     nights = days - 1
     return [nights // cities + (i < nights % cities) for i in range(cities)]
@@ -112,8 +117,7 @@ class _Planner(CallRecorder):
         ]
         if not fitting:
             return None
-        rooms = lambda a: math.ceil(task.people / max(1, a["maximum_occupancy"] or 1))  # noqa: E731
-        best = min(fitting, key=lambda a: (a["price"] * rooms(a), a["name"]))
+        best = min(fitting, key=lambda a: (night_cost(a, task.people), a["name"]))
         full_days = nights - 1
         restaurants = [
             r for r in self.listing(search_restaurants, city) if r["average_cost"] is not None
@@ -215,7 +219,6 @@ class _Planner(CallRecorder):
                 break
             acc = stay.accommodation
             bed = f"{acc['name']}, {stay.city}"
-            night_cost = acc["price"] * math.ceil(people / max(1, acc["maximum_occupancy"] or 1))
             plan[-1]["accommodation"] = bed
             for _ in range(stay.nights - 1):
                 day = _day(len(plan) + 1, stay.city, "-", accommodation=bed)
@@ -235,7 +238,7 @@ class _Planner(CallRecorder):
                 used.add(("attraction", a["name"]))
                 day["attraction"] = f"{a['name']}, {stay.city};"
                 plan.append(day)
-            cost += night_cost * stay.nights
+            cost += night_cost(acc, people) * stay.nights
             here = stay.city
         if wanted:
             return None

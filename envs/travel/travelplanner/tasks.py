@@ -110,8 +110,8 @@ def _literal(value: Any, field: str) -> Any:
     return value
 
 
-def _integer(record: dict[str, Any], field: str, lo: int, hi: int) -> int:
-    value = record.get(field)
+def _integer(record: dict[str, Any], field: str, lo: int, hi: int, default: Any = None) -> int:
+    value = record.get(field, default)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
@@ -141,7 +141,7 @@ def task_from_record(record: Any, task_id: str, db: TravelPlannerDB) -> TravelPl
     if missing:
         raise ValueError(f"missing field(s) {missing}")
     days = _integer(record, "days", 1, MAX_DAYS)
-    k = _integer({"v": record.get("visiting_city_number", 1)}, "v", 1, days)
+    k = _integer(record, "visiting_city_number", 1, days, default=1)
     people = _integer(record, "people_number", 1, 100)
     org, dest = record["org"], record["dest"]
     if org not in db.city_state:
