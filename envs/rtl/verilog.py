@@ -8,6 +8,7 @@ format level needs, and leaves the language itself to iverilog and yosys.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hiergym.errors import ToolError
@@ -105,37 +106,60 @@ def extract_code(text: str) -> str:
     return code.strip() + "\n"
 
 
-def strip_comments(code: str) -> str:
-    """Comments and string literals blanked, in one linear pass: line breaks stay (so line numbers
-    hold) and strings keep their quotes, emptied. An unclosed comment runs to the end."""
-    out: list[str] = []
+def _literals(code: str) -> Iterator[tuple[str, int, int]]:
+    """``(kind, start, end)`` of every comment (``"comment"``) and string literal (``"string"``) in
+    ``code``, in order, in one linear pass. An unclosed comment runs to the end."""
     i, n = 0, len(code)
     while i < n:
         m = _SPECIAL.search(code, i)
         if m is None:
-            out.append(code[i:])
-            break
-        out.append(code[i : m.start()])
+            return
         i = m.start()
         if code.startswith("//", i):
             end = code.find("\n", i)
             end = n if end < 0 else end
-            out.append(" " * (end - i))
+            yield "comment", i, end
         elif code.startswith("/*", i):
             end = code.find("*/", i + 2)
             end = n if end < 0 else end + 2
-            out.append("".join("\n" if c == "\n" else " " for c in code[i:end]))
+            yield "comment", i, end
         elif code[i] == '"':
             end = i + 1
             while end < n and code[end] not in '"\n':
                 end += 2 if code[end] == "\\" else 1
             end = min(end + 1, n) if end < n and code[end] == '"' else min(end, n)
-            out.append('""')
+            yield "string", i, end
         else:  # a lone slash: division
             end = i + 1
-            out.append("/")
         i = end
+
+
+def strip_comments(code: str) -> str:
+    """Comments and string literals blanked, in one linear pass: line breaks stay (so line numbers
+    hold) and strings keep their quotes, emptied. An unclosed comment runs to the end."""
+    out: list[str] = []
+    pos = 0
+    for kind, start, end in _literals(code):
+        out.append(code[pos:start])
+        if kind == "comment":
+            out.append("".join("\n" if c == "\n" else " " for c in code[start:end]))
+        else:
+            out.append('""')
+        pos = end
+    out.append(code[pos:])
     return "".join(out)
+
+
+def comments(code: str) -> list[tuple[int, str]]:
+    """``(line, text)`` of every comment in ``code`` (strings are not comments)."""
+    found: list[tuple[int, str]] = []
+    line, pos = 1, 0
+    for kind, start, end in _literals(code):
+        if kind == "comment":
+            line += code.count("\n", pos, start)
+            pos = start
+            found.append((line, code[start:end]))
+    return found
 
 
 def module_names(code: str) -> list[str]:
@@ -369,7 +393,25 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
         findings.append(
             ScanFinding("``", line_of(pos), "macro token pasting (``) is not allowed in a design")
         )
+    # yosys obeys `synopsys translate_off` (skipping code) and `full_case` / `parallel_case`
+    # comments (changing case semantics); iverilog ignores them. A design could show the simulator
+    # a correct circuit and the prover and synthesis a cheaper one that is right only to the proof
+    # depth, the same split that tool-macro conditional compilation allows.
+    for line, text in comments(code):
+        pragma = _PRAGMA.search(text)
+        if pragma:
+            findings.append(
+                ScanFinding(
+                    pragma.group(0),
+                    line,
+                    f"the synthesis pragma {pragma.group(0)!r} in a comment is not allowed "
+                    "(synthesis obeys it and simulation does not; they must see one design)",
+                )
+            )
     return findings[:20]
+
+
+_PRAGMA = re.compile(r"\btranslate_o(?:ff|n)\b|\b(?:full|parallel)_case\b", re.IGNORECASE)
 
 
 def rename_modules(code: str, renames: dict[str, str]) -> str:

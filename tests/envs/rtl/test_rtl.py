@@ -135,6 +135,31 @@ def test_system_and_fopen_are_refused(env):
         assert "is not allowed" in level(verdict, "syntax")["findings"][0]["message"]
 
 
+NARROW_IN_SYNTHESIS = """module TopModule(input clk, input rst, input en, output reg [15:0] q);
+    always @(posedge clk) begin
+        if (rst) q <= 16'd0;
+        else if (en)
+// synopsys translate_off
+            q <= q + 16'd1;
+        if (1'b0)
+// synopsys translate_on
+            q <= {11'd0, q[4:0] + 5'd1};
+    end
+endmodule
+"""
+
+
+def test_a_translate_off_comment_cannot_split_simulation_from_synthesis(env):
+    """iverilog simulates a correct 16-bit counter; yosys (prover and synthesis) skipped it and saw
+    a 5-bit one, right for the 20 cycles of the bounded proof. It passed every level and "beat"
+    the reference by a factor of three before the scan refused synthesis pragmas."""
+    task = task_of(env, "rtl-counter-w16")
+    verdict = submit(env, task, NARROW_IN_SYNTHESIS)
+    assert verdict["first_failed"] == "syntax" and verdict["reward"] < 1.0
+    assert codes(verdict, "syntax") == ["forbidden_construct"]
+    assert "translate_off" in level(verdict, "syntax")["findings"][0]["message"]
+
+
 def test_a_module_named_like_the_reference_fails_at_format(env):
     task = task_of(env, "rtl-adder-w4")
     verdict = submit(env, task, oracle.reference_named_module(task))

@@ -99,6 +99,36 @@ def test_scan_refuses_tool_dependent_conditional_compilation():
     assert scan_forbidden(own) == []
 
 
+@pytest.mark.parametrize(
+    ("comment", "pragma"),
+    [
+        ("// synopsys translate_off", "translate_off"),
+        ("/* synthesis translate_off */", "translate_off"),
+        ("//synopsys translate_on", "translate_on"),
+        ("// synopsys full_case parallel_case", "full_case"),
+        ("/* synthesis parallel_case */", "parallel_case"),
+        ("// SYNOPSYS TRANSLATE_OFF", "TRANSLATE_OFF"),
+    ],
+)
+def test_scan_refuses_synthesis_pragmas_in_comments(comment, pragma):
+    """yosys obeys these comments and iverilog ignores them: simulation and synthesis would see
+    different designs (see test_rtl's translate_off counter, which passed every level)."""
+    code = f"module TopModule(input a, output y);\n    {comment}\n    assign y = a;\nendmodule\n"
+    found = scan_forbidden(code)
+    assert [(f.construct, f.line) for f in found] == [(pragma, 2)]
+    assert "synthesis obeys it and simulation does not" in found[0].message
+
+
+def test_ordinary_comments_about_synthesis_are_harmless():
+    code = (
+        "// Synthesizable; not for synthesis tools that translate everything.\n"
+        "module TopModule(input a, output y);\n"
+        '    initial $display("translate_off full_case in a string");\n'
+        "    /* the full case list: */ assign y = a;\nendmodule\n"
+    )
+    assert scan_forbidden(code) == []
+
+
 def test_rename_modules_is_whole_word():
     src = "module TopModule; TopModule_helper h(); endmodule\nmodule TopModule_helper; endmodule"
     out = rename_modules(src, {"TopModule": "hg_ref_1"})
