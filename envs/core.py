@@ -279,6 +279,12 @@ class ToolEnv(gym.Env[str, str]):
             "<tool_call>{...}</tool_call> blocks. Finish by calling submit."
         )
 
+    @classmethod
+    def missing_data(cls) -> str | None:
+        """Why ``gym.make(id)`` with default arguments cannot work on this machine (data the user
+        must supply is absent), or ``None``. Benchmarks and conformance tests skip such ids."""
+        return None
+
     def make_oracle(self) -> Any:
         """A solver with ``plan(task) -> list[ToolCall]`` that reaches reward 1.0."""
         raise NotImplementedError

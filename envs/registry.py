@@ -108,6 +108,13 @@ def load_plugins() -> None:
             _current_source = "builtin"
 
 
+def missing_data(env_id: str) -> str | None:
+    """Why ``env_id`` cannot be made with its defaults here (its env class says), or ``None``."""
+    env_class = load_class(gym.spec(env_id).kwargs["env_class"])
+    check = getattr(env_class, "missing_data", None)
+    return check() if check is not None else None
+
+
 def list_envs() -> list[EnvEntry]:
     return sorted(_ENVS.values(), key=lambda e: e.env_id)
 

@@ -62,14 +62,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from hiergym.benchmarks.bench import bench
     from hiergym.benchmarks.report import print_table
     from hiergym.benchmarks.runner import SUITES
-    from hiergym.envs.registry import list_envs, resolve_env_id
+    from hiergym.envs.registry import list_envs, missing_data, resolve_env_id
 
     suite = SUITES[args.suite]
-    env_ids = (
-        [resolve_env_id(e.strip()) for e in args.envs.split(",")]
-        if args.envs
-        else [e.env_id for e in list_envs()]
-    )
+    if args.envs:
+        env_ids = [resolve_env_id(e.strip()) for e in args.envs.split(",")]
+    else:  # every registered env that can be made here; one over absent user data is skipped
+        env_ids = []
+        for entry in list_envs():
+            reason = missing_data(entry.env_id)
+            if reason:
+                print(f"skipping {entry.env_id}: {reason}", file=sys.stderr)
+            else:
+                env_ids.append(entry.env_id)
     difficulties = args.difficulties.split(",") if args.difficulties else suite["difficulties"]
     agent_options = {"temperature": args.temperature, "max_tokens": args.max_tokens}
     summary = bench(

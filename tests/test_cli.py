@@ -113,3 +113,15 @@ def test_data_import_verilog_eval(capsys, tmp_path):
     assert main(["data", "import", "verilog-eval", str(problems)]) == 0
     assert "3/3 problems verified" in capsys.readouterr().out
     assert main(["data", "import", "verilog-eval", str(tmp_path)]) == 2
+
+
+def test_bench_without_envs_skips_those_whose_user_data_is_absent(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HIERGYM_TRAVELPLANNER_DIR", str(tmp_path / "nowhere"))
+    args = ["bench", "--agents", "random", "--episodes", "1", "--difficulties", "easy"]
+    assert main([*args, "--out", str(tmp_path / "run"), "--quiet", "--strict"]) == 0
+    assert "skipping hiergym/TravelPlanner-v0: no TravelPlanner data" in capsys.readouterr().err
+    envs = {
+        json.loads(x)["env_id"]
+        for x in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
+    }
+    assert "hiergym/Shopping-v0" in envs and "hiergym/TravelPlanner-v0" not in envs
