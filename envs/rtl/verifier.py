@@ -16,7 +16,9 @@
   inverter's area, d0 = 10 ps, so tiny designs do not divide by zero) gives the score
   ``min(1, target * (1 + tolerance) / rho)``: continuous, 1.0 at the reference with the default
   ``target=1``; ``target < 1`` asks for an improvement and rewards it continuously. A
-  ``beats_reference`` finding marks ``rho < 1``.
+  ``beats_reference`` finding marks ``rho < 1``. A netlist with cells outside the library (a
+  module instance that survived flattening, an unmapped internal cell) has no known area or delay
+  and scores 0.
 
 The toolchain runs once per (code, task, limits, toolchain version): every stage goes through the
 sandbox's cache under the same keys as the agent's tool calls, so a submission the agent already
@@ -211,6 +213,19 @@ class PPALevel(_ReportLevel):
         if not syn.get("ok"):
             return self.result(
                 0.0, [Finding(syn.get("status", "failed"), syn.get("messages", ""))], passed=False
+            )
+        if syn.get("unmapped_cells"):
+            return self.result(
+                0.0,
+                [
+                    Finding(
+                        "unmapped_cells",
+                        f"synthesis left cells {syn['unmapped_cells']} that are not in the cell "
+                        "library, so their area and delay are unknown; write logic that maps to "
+                        "library gates and flip-flops",
+                    )
+                ],
+                passed=False,
             )
         ref = syn.get("reference")
         if ref is None:

@@ -393,6 +393,21 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
         findings.append(
             ScanFinding("``", line_of(pos), "macro token pasting (``) is not allowed in a design")
         )
+    # Attributes steer yosys (blackbox, whitebox, keep_hierarchy, full_case, nosync, init, ...)
+    # and iverilog ignores them: a `(* whitebox *)` helper was simulated in full yet synthesized
+    # as an empty box of area 0. `@(*)` is an event control, not an attribute.
+    pos = clean.find("(*")
+    while pos >= 0 and clean.startswith("(*)", pos):
+        pos = clean.find("(*", pos + 2)
+    if pos >= 0:
+        findings.append(
+            ScanFinding(
+                "(* *)",
+                line_of(pos),
+                "attributes (* ... *) are not allowed in a design (synthesis acts on them and "
+                "simulation ignores them; they must see one design)",
+            )
+        )
     # yosys obeys `synopsys translate_off` (skipping code) and `full_case` / `parallel_case`
     # comments (changing case semantics); iverilog ignores them. A design could show the simulator
     # a correct circuit and the prover and synthesis a cheaper one that is right only to the proof

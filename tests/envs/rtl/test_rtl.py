@@ -160,6 +160,42 @@ def test_a_translate_off_comment_cannot_split_simulation_from_synthesis(env):
     assert "translate_off" in level(verdict, "syntax")["findings"][0]["message"]
 
 
+def _boxed_adder(attribute):
+    return f"""(* {attribute} *)
+module Helper(input [15:0] a, input [15:0] b, input cin, output [16:0] s);
+    assign s = a + b + cin;
+endmodule
+module TopModule(input [15:0] a, input [15:0] b, input cin, output [15:0] sum, output cout);
+    Helper h(.a(a), .b(b), .cin(cin), .s({{cout, sum}}));
+endmodule
+"""
+
+
+def test_an_attribute_cannot_hide_logic_from_synthesis(env):
+    """A `(* whitebox *)` helper is simulated and proven in full, but synthesis keeps it as an
+    empty box: it passed every level with area 0, delay 0 and beats_reference."""
+    task = task_of(env, "rtl-adder-w16")
+    verdict = submit(env, task, _boxed_adder("whitebox"))
+    assert verdict["first_failed"] == "syntax" and codes(verdict, "syntax") == [
+        "forbidden_construct"
+    ]
+    assert "attributes" in level(verdict, "syntax")["findings"][0]["message"]
+
+
+@pytest.mark.parametrize("attribute", ["whitebox", "blackbox"])
+def test_cells_outside_the_library_fail_ppa(env, attribute):
+    """Past the scan (called directly), the netlist still holds a `Helper` cell the library does
+    not know: its area and delay are unknown, so the PPA level fails instead of counting 0."""
+    task = task_of(env, "rtl-adder-w16")
+    syn = toolchain.synthesize_design(task, _boxed_adder(attribute), Limits())
+    assert syn["ok"] and syn["unmapped_cells"] == ["Helper"]
+    syn["reference"] = {"area": 97.9, "delay_ps": 536.0, "cells": 80, "depth": 17}
+    ctx = VerifyContext(None, None, {"code": "x", "report": {"synthesize": syn}})
+    result = PPALevel(None, Limits()).check(ctx)
+    assert not result.passed and result.score == 0.0
+    assert [f.code for f in result.findings] == ["unmapped_cells"]
+
+
 def test_a_module_named_like_the_reference_fails_at_format(env):
     task = task_of(env, "rtl-adder-w4")
     verdict = submit(env, task, oracle.reference_named_module(task))

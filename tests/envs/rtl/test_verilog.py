@@ -119,6 +119,23 @@ def test_scan_refuses_synthesis_pragmas_in_comments(comment, pragma):
     assert "synthesis obeys it and simulation does not" in found[0].message
 
 
+def test_scan_refuses_attributes_but_not_star_event_controls():
+    code = (
+        "(* whitebox *)\nmodule Helper(input a, output y); assign y = a; endmodule\n"
+        "module TopModule(input a, output reg y);\n    always @(*) y = a;\nendmodule\n"
+    )
+    found = scan_forbidden(code)
+    assert [(f.construct, f.line) for f in found] == [("(* *)", 1)]
+    assert "synthesis acts on them and simulation ignores them" in found[0].message
+    assert (
+        scan_forbidden("module TopModule(input a, output reg y);\n always @(*) y = a;\n endmodule")
+        == []
+    )
+    assert scan_forbidden(
+        "module TopModule(input a, output reg y);\n always @(*)\n (* parallel_case *) y = a; endmodule"
+    )
+
+
 def test_ordinary_comments_about_synthesis_are_harmless():
     code = (
         "// Synthesizable; not for synthesis tools that translate everything.\n"
