@@ -25,7 +25,7 @@ from hiergym.sandbox_data import source_dir
 from .tasks import REQUIRED_MODULE, RTLTask
 from .verilog import parse_module
 
-GENERATOR_VERSION = "rtl-1"
+GENERATOR_VERSION = "rtl-2"
 SPLITS = ("train", "dev", "test")
 DIFFICULTIES = ("easy", "medium", "hard")
 DEFAULT_FORMAL_DEPTH = 20
@@ -121,7 +121,7 @@ def generate_tasks(root: Path | None = None) -> list[RTLTask]:
                 clock="clk" if seq else None,
                 reset="rst" if seq else None,
                 stimulus=json.dumps(fam.get("stimulus", {}), sort_keys=True),
-                samples=int(fam.get("cycles", DEFAULT_SAMPLES)),
+                samples=int(evaluate(str(fam.get("cycles", DEFAULT_SAMPLES)), params)),
                 formal_depth=int(fam.get("formal_depth", DEFAULT_FORMAL_DEPTH)),
             )
             if any(p.width <= 0 for p in task.ports):

@@ -1,7 +1,8 @@
 """Testbenches the verifier generates, never the agent: stimulus, harness source, result parsing.
 
 The generated testbench drives the design and a renamed copy of the reference with the same seeded
-stimulus (directed corner cases, then random; at least 1,000 samples), compares every output on
+stimulus (directed corner cases, then random; at least 1,000 samples; sequential runs start in
+reset, reset at random in their first half and never in their second), compares every output on
 every sample, and writes its verdict to a file whose name and every line carry a per-run random
 nonce. A design cannot forge it: it cannot know the nonce, it may not use file tasks (see
 :func:`hiergym.envs.rtl.verilog.scan_forbidden`), and what it prints to the console is never read
@@ -78,12 +79,18 @@ def stimulus(task: Any) -> list[list[int]]:
         while len(rows) < n:
             rows.append([_draw(rng, p, specs.get(p.name, {}), None) for p in ports])
         return rows
+    # Random resets in the first half only: the second half is one long stretch without reset, so
+    # a design that is right only for a while after reset (a counter that wraps early, a timer
+    # that saturates) is caught here; the bounded proof covers just its first cycles.
+    quiet_from = max(RESET_CYCLES, n // 2)
     previous: list[int | None] = [None] * len(ports)
     for cycle in range(n):
         row = []
         for k, p in enumerate(ports):
             if p.name == task.reset:
-                active = cycle < RESET_CYCLES or rng.random() < RANDOM_RESET_RATE
+                active = cycle < RESET_CYCLES or (
+                    cycle < quiet_from and rng.random() < RANDOM_RESET_RATE
+                )
                 value = task.reset_active if active else 1 - task.reset_active
             else:
                 value = _draw(rng, p, specs.get(p.name, {}), previous[k])

@@ -196,6 +196,30 @@ def test_cells_outside_the_library_fail_ppa(env, attribute):
     assert [f.code for f in result.findings] == ["unmapped_cells"]
 
 
+def _narrow_counter(width, bits):
+    """A ``width``-bit counter whose count wraps at ``2**bits``: right for ``2**bits`` counts after
+    every reset, far beyond the bounded proof's 20 cycles."""
+    return (
+        f"module TopModule(input clk, input rst, input en, output reg [{width - 1}:0] q);\n"
+        "    always @(posedge clk)\n"
+        f"        if (rst) q <= 0;\n"
+        f"        else if (en) q <= {{{width - bits}'d0, q[{bits - 1}:0] + {bits}'d1}};\n"
+        "endmodule\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("task_id", "width", "bits"), [("rtl-counter-w16", 16, 8), ("rtl-counter-w8", 8, 7)]
+)
+def test_a_counter_that_wraps_early_fails_in_simulation(env, task_id, width, bits):
+    """With a reset every ~33 cycles the counter never got far, and the proof stops at 20 cycles:
+    a 16-bit counter that wraps at 256 passed every level (and beat the reference on area). The
+    second half of every sequential run is now free of resets, and the counter problems run long
+    enough to count through their whole range in it."""
+    verdict = submit(env, task_of(env, task_id), _narrow_counter(width, bits))
+    assert verdict["first_failed"] == "function" and "mismatch" in codes(verdict, "function")
+
+
 def test_a_module_named_like_the_reference_fails_at_format(env):
     task = task_of(env, "rtl-adder-w4")
     verdict = submit(env, task, oracle.reference_named_module(task))

@@ -202,6 +202,26 @@ def test_stimulus_is_seeded_large_and_starts_with_reset():
     assert testbench.stimulus(small)[:8] == [[v >> 2 & 1, v >> 1 & 1, v & 1] for v in range(8)]
 
 
+def _longest_run_without_reset(rows):
+    longest = run = 0
+    for row in rows:
+        run = 0 if row[0] else run + 1
+        longest = max(longest, run)
+    return longest
+
+
+def test_sequential_runs_end_with_a_long_stretch_without_reset():
+    for task in data.generate_tasks():
+        if task.kind != "seq":
+            continue
+        rows = testbench.stimulus(task)
+        assert _longest_run_without_reset(rows) >= len(rows) // 2 - 1, task.task_id
+    counter = _task("rtl-counter-w16")  # 2**16 counts fit in its reset-free stretch
+    rows = testbench.stimulus(counter)
+    start = len(rows) - _longest_run_without_reset(rows)
+    assert sum(en for _, en in rows[start:]) > 2**16
+
+
 @pytest.mark.parametrize(
     "text",
     [
