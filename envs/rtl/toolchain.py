@@ -32,7 +32,7 @@ from hiergym.sandbox_data import source_dir
 
 from . import testbench, verilog
 
-RUNNER_VERSION = "rtl-runner-5"
+RUNNER_VERSION = "rtl-runner-7"
 """Bump when a stage's output for the same inputs changes meaning: it is part of every cache key."""
 LIBERTY_NAME = "hiergym_generic.lib"
 REQUIRED_PROGRAMS = ("iverilog", "vvp", "yosys", "yosys-abc", "prlimit")
@@ -420,13 +420,28 @@ def run_testbench(task: Any, code: str, limits: Limits) -> dict[str, Any]:
 # Stage 3: formal equivalence with yosys
 
 
-def _stage_of_error(log: str) -> tuple[str, str]:
+# yosys runs a design's `initial $display` while reading it, into the same log: every marker the
+# verdict is read from carries the run's nonce, which the design cannot know, and the figures are
+# read only from the log after the marker that opens their stage.
+
+
+def _marker(nonce: str, stage: str) -> str:
+    return f"HGSTAGE_{nonce} {stage}"
+
+
+def _stage_of_error(log: str, nonce: str) -> tuple[str, str]:
     """(last stage marker before the error, the error lines)."""
     stage = "read"
-    for m in re.finditer(r"HGSTAGE (\w+)", log):
+    for m in re.finditer(rf"HGSTAGE_{nonce} (\w+)", log):
         stage = m.group(1)
     errors = [ln.strip() for ln in log.splitlines() if "ERROR" in ln]
     return stage, "\n".join(errors[:8])
+
+
+def _section(log: str, nonce: str, stage: str) -> str:
+    """The log after the (last) marker of ``stage``; empty if the run never got there."""
+    marker = _marker(nonce, stage)
+    return log.rsplit(marker, 1)[1] if marker in log else ""
 
 
 _SAT_ROW = re.compile(r"^\s*(\d+\s+)?\\(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
@@ -466,13 +481,13 @@ def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     seq = task.kind == "seq"
     depth = int(task.formal_depth) if seq else 0
     lines = [
-        "log HGSTAGE read",
+        f"log {_marker(nonce, 'read')}",
         "read_verilog -sv design.v",
         f"hierarchy -check -top {task.module}",
         f"setattr -mod -unset top {task.module}",  # else the next hierarchy purges the reference
-        "log HGSTAGE reference",
+        f"log {_marker(nonce, 'reference')}",
         "read_verilog -sv reference.v",
-        "log HGSTAGE prepare",
+        f"log {_marker(nonce, 'prepare')}",
         "hierarchy -check",
         "proc",
         "flatten",
@@ -481,23 +496,23 @@ def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     ]
     if not seq:
         lines += [
-            "log HGSTAGE state",
+            f"log {_marker(nonce, 'state')}",
             f"select -assert-none {task.module}/t:$*dff* {task.module}/t:$*latch*",
         ]
     else:
         lines += ["async2sync", "dffunmap", "opt_clean"]
     lines += [
-        "log HGSTAGE miter",
+        f"log {_marker(nonce, 'miter')}",
         f"miter -equiv -flatten -make_outputs -ignore_gold_x {ref_name} {task.module} hg_miter",
         "hierarchy -top hg_miter",
-        "log HGSTAGE prove",
+        f"log {_marker(nonce, 'prove')}",
     ]
     sat = "sat -prove trigger 0 -set-def-inputs -enable_undef -show-ports"
     if seq:
         sat += f" -seq {depth} -set-init-undef"
         if task.reset:
             sat += f" -set-at 1 in_{task.reset} {task.reset_active}"
-    lines.append(sat + " hg_miter")
+    lines += [sat + " hg_miter", f"log {_marker(nonce, 'done')}"]
     method = f"bounded equivalence from reset over {depth} cycles" if seq else "SAT miter"
     with Workdir() as wd:
         wd.write("design.v", code)
@@ -512,16 +527,19 @@ def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
             "status": "inconclusive",
             "messages": f"the proof did not finish within {limits.formal_s:g} s",
         }
-    if "SAT proof finished - no model found: SUCCESS!" in log and result.returncode == 0:
+    stage, errors = _stage_of_error(log, nonce)
+    # Only the sat pass writes between these two markers (the design printed long before).
+    proof = _section(log, nonce, "prove").split(_marker(nonce, "done"), 1)[0]
+    finished = stage == "done" and result.returncode == 0
+    if finished and "SAT proof finished - no model found: SUCCESS!" in proof:
         return {**base, "status": "proven", "messages": ""}
-    if "model found: FAIL!" in log:
+    if finished and "model found: FAIL!" in proof:
         return {
             **base,
             "status": "counterexample",
-            "counterexample": _counterexample(log),
+            "counterexample": _counterexample(proof),
             "messages": "the design and the reference differ on the inputs shown",
         }
-    stage, errors = _stage_of_error(log)
     errors = _scrub(errors or log[-800:], nonce)
     if stage == "read":
         return {**base, "status": "not_synthesizable", "messages": errors}
@@ -553,19 +571,21 @@ def synthesize_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     """Synthesize with yosys, map flip-flops and logic to the shipped liberty library with ABC,
     and report cell count, area (``stat -liberty``), delay (ABC ``stime``) and logic depth."""
     code = verilog.extract_code(code)
+    nonce = secrets.token_hex(8)
     lib = liberty_path()
     abc_script = "+strash;dc2;&get -n;&dch -f;&nf;&put;topo;print_stats;stime -p"
     script = "\n".join(
         [
-            "log HGSTAGE read",
+            f"log {_marker(nonce, 'read')}",
             "read_verilog -sv design.v",
             f"hierarchy -check -top {task.module}",
-            "log HGSTAGE synth",
+            f"log {_marker(nonce, 'synth')}",
             f"synth -top {task.module} -flatten",
             f"dfflibmap -liberty {lib}",
+            f"log {_marker(nonce, 'abc')}",
             f'abc -liberty {lib} -script "{abc_script}"',
             "opt_clean",
-            "log HGSTAGE stat",
+            f"log {_marker(nonce, 'stat')}",
             f"stat -liberty {lib}",
         ]
     )
@@ -580,9 +600,9 @@ def synthesize_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
             "status": "timeout",
             "messages": f"synthesis did not finish within {limits.synthesize_s:g} s",
         }
-    stat = log.rsplit("HGSTAGE stat", 1)[-1] if "HGSTAGE stat" in log else ""
+    stat = _section(log, nonce, "stat")
     if result.returncode != 0 or "Number of cells" not in stat:
-        stage, errors = _stage_of_error(log)
+        stage, errors = _stage_of_error(log, nonce)
         return {
             "ok": False,
             "status": "not_synthesizable" if stage in ("read", "synth") else "failed",
@@ -597,8 +617,9 @@ def synthesize_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
         elif line.strip() and cells:
             break
     n_cells = _CELLS.findall(stat)
-    delays = _ABC_DELAY.findall(log)
-    levels = _ABC_LEVELS.findall(log)
+    abc = _section(log, nonce, "abc").split(_marker(nonce, "stat"), 1)[0]
+    delays = _ABC_DELAY.findall(abc)
+    levels = _ABC_LEVELS.findall(abc)
     # Anything but a library cell has no area or delay in the library: an internal cell ABC left
     # unmapped, or a module instance that survived flattening.
     unmapped = sorted(c for c in cells if c not in library_cells())
