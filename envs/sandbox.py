@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import sqlite3
@@ -33,6 +34,8 @@ from hiergym.errors import ReplayMiss, SandboxError, ToolError
 from .tools import Tool, ToolCall, canonical_json
 
 Mode = Literal["replay", "record", "live"]
+MEMORY_ENTRIES = 200_000
+"""Results a sandbox keeps in process memory (the SQL cache and local data hold the rest)."""
 MODES: tuple[str, ...] = ("replay", "record", "live")
 
 
@@ -359,11 +362,19 @@ class Sandbox:
         if data_version is None:
             data_version = self._read_version()
         self.data_version = data_version
-        self._memory: dict[tuple[str, str], Any] = {}
+        self._memory: dict[tuple[str, ...], Any] = {}
         # Local tools skip the SQL cache in plain replay (the data answers faster); an explicit
         # cache, or recording, makes every cacheable call go through it.
         self.persist_all = cache is not None or mode != "replay"
         self.stats = {"memory": 0, "cache": 0, "computed": 0, "backend": 0}
+
+    def _remember(self, key: tuple[str, ...], value: Any) -> None:
+        """Keep a result in process memory; past MEMORY_ENTRIES the oldest half is dropped, so a
+        long training run's distinct calls cannot grow the process without bound."""
+        if len(self._memory) >= MEMORY_ENTRIES:
+            for old in list(itertools.islice(self._memory, MEMORY_ENTRIES // 2)):
+                del self._memory[old]
+        self._memory[key] = value
 
     def _read_version(self) -> str:
         if self.db is None:
@@ -409,7 +420,7 @@ class Sandbox:
                 hit = self.cache.get(self.key(call, scope))
                 if hit is not None:
                     stats["cache"] += 1
-                    self._memory[mem_key] = hit
+                    self._remember(mem_key, hit)
                     return hit
         if self.mode == "replay" or self.backend is None:
             if compute is None:
@@ -425,7 +436,7 @@ class Sandbox:
             result = self.backend.call(tool.name, call.arguments)
         # Round-trip through JSON so a cached and a fresh answer are the same value.
         result = json.loads(json.dumps(result, default=str))
-        self._memory[mem_key] = result
+        self._remember(mem_key, result)
         if persistent:
             self.cache.put(self.key(call, scope), result)
         return result
@@ -450,7 +461,7 @@ class Sandbox:
         self.stats["computed"] += 1
         result = json.loads(json.dumps(compute(), default=str))
         self.cache.put(self.key(call, scope), result)
-        self._memory[(name, scope, call.canonical_arguments())] = result
+        self._remember((name, scope, call.canonical_arguments()), result)
         return result
 
     def lookup(self, name: str, arguments: Mapping[str, Any], scope: str = "") -> Any | None:
@@ -464,5 +475,5 @@ class Sandbox:
         hit = self.cache.get(self.key(call, scope))
         if hit is not None:
             self.stats["cache"] += 1
-            self._memory[mem_key] = hit
+            self._remember(mem_key, hit)
         return hit

@@ -154,3 +154,20 @@ def test_toolbox_rejects_duplicate_names():
 
     with pytest.raises(ValueError, match="two tools"):
         Toolbox([a, a])
+
+
+def test_process_memory_is_bounded(monkeypatch):
+    import hiergym.envs.sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "MEMORY_ENTRIES", 10)
+    sb = Sandbox("d", None, mode="replay", data_version="v")
+
+    @tool
+    def echo(state, x: int) -> int:
+        """Echo."""
+        return x
+
+    for i in range(25):
+        assert sb.call(echo, ToolCall("echo", {"x": i}), lambda i=i: i) == i
+    assert len(sb._memory) <= 10
+    assert sb.call(echo, ToolCall("echo", {"x": 24}), lambda: -1) == 24  # recent entries stay
