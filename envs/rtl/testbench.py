@@ -3,7 +3,8 @@
 The generated testbench drives the design and a renamed copy of the reference with the same seeded
 stimulus (directed corner cases, then random; at least 1,000 samples; sequential runs start in
 reset, reset at random in their first half and never in their second), compares every output on
-every sample, and writes its verdict to a file whose name and every line carry a per-run random
+every sample (sequential inputs change while the clock is high, between its rising and falling
+edges), and writes its verdict to a file whose name and every line carry a per-run random
 nonce. A design cannot forge it: it cannot know the nonce, it may not use file tasks (see
 :func:`hiergym.envs.rtl.verilog.scan_forbidden`), and what it prints to the console is never read
 as a result. VerilogEval problems bring their own testbench; its result line gets the nonce too.
@@ -203,6 +204,12 @@ def _generated_bench(task: Any, nonce: str) -> Bench:
     lines.append(f"        for (hg_i = 0; hg_i < {n}; hg_i = hg_i + 1) begin")
     if target:
         lines.append(f"            {target} = hg_stim[hg_i];")
+    # Sequential timing (8 ns a cycle): inputs change 1 ns after a rising edge, the clock falls
+    # 3 ns later, outputs are compared 4 ns after that, then the clock rises. Inputs change while
+    # the clock is high, so a design on the falling edge (or a latch open while the clock is high)
+    # sees different values than one on the rising edge, and fails.
+    if seq:
+        lines.append("            #3; hg_clk = 1'b0;")
     lines.append("            #4;")
     lines.append("            hg_sample_bad = 1'b0;")
     for i, p in enumerate(outs):
@@ -219,7 +226,7 @@ def _generated_bench(task: Any, nonce: str) -> Bench:
         lines.append("            end")
     lines.append("            if (hg_sample_bad) hg_bad = hg_bad + 1;")
     if seq:
-        lines.append("            hg_clk = 1'b1; #5; hg_clk = 1'b0; #1;")
+        lines.append("            hg_clk = 1'b1; #1;")
     else:
         lines.append("            #6;")
     lines.append("        end")

@@ -254,6 +254,19 @@ def test_synthesis_figures_come_from_the_synthesis_not_the_design(env):
     assert syn["ok"] and syn["area"] > 10 and syn["delay_ps"] > 50 and syn["cells"] > 10
 
 
+def test_a_falling_edge_design_fails_in_simulation(env):
+    """The spec says "on every rising edge". The testbench changed inputs only while the clock was
+    low, so a counter on the falling edge saw the same values and passed every level (the bounded
+    proof models one global clock) with beats_reference. Inputs now change between the rising and
+    the falling edge."""
+    negedge = (
+        "module TopModule(input clk, input rst, input en, output reg [3:0] q);\n"
+        "    always @(negedge clk) if (rst) q <= 4'd0; else if (en) q <= q + 4'd1;\nendmodule\n"
+    )
+    verdict = submit(env, task_of(env, "rtl-counter-w4"), negedge)
+    assert verdict["first_failed"] == "function" and "mismatch" in codes(verdict, "function")
+
+
 def test_a_module_named_like_the_reference_fails_at_format(env):
     task = task_of(env, "rtl-adder-w4")
     verdict = submit(env, task, oracle.reference_named_module(task))
