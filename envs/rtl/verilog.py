@@ -439,8 +439,16 @@ def rename_modules(code: str, renames: dict[str, str]) -> str:
 
 
 def check_size(code: str) -> None:
+    """Raise a ToolError for a source too long to accept or one no file can hold."""
     if len(code) > MAX_SOURCE_CHARS:
         raise ToolError(
             f"the design is {len(code):,} characters; the cap is {MAX_SOURCE_CHARS:,}. "
             "Send one module and its helpers, without long comments"
         )
+    try:
+        code.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate, which JSON can carry ("\ud800")
+        raise ToolError(
+            f"the design is not valid Unicode (character {e.start}: {code[e.start]!r}); "
+            "send plain text"
+        ) from None

@@ -346,6 +346,19 @@ def test_bad_actions_are_observations_and_the_episode_goes_on(env):
     assert "the cap is 64,000" in json.loads(obs)["messages"]
 
 
+def test_code_that_is_not_valid_unicode_is_a_format_error(env):
+    """JSON can carry a lone surrogate ("\\ud800"), which no file can hold: the tools reported an
+    internal failure and submit raised a VerifierError out of env.step."""
+    task = task_of(env, "rtl-adder-w4")
+    code = task.reference.replace("endmodule", "// \ud800\nendmodule")
+    env.reset(options={"task": task})
+    for name in ("compile", "simulate", "synthesize"):
+        obs, *_ = env.step(ToolCall(name, {"code": code}))
+        assert "not valid Unicode" in obs and "internally" not in obs, (name, obs)
+    verdict = submit(env, task, code)
+    assert verdict["first_failed"] == "format" and codes(verdict, "format") == ["format"]
+
+
 def test_missing_tools_make_gym_make_fail_with_install_instructions(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(toolchain.ToolchainMissing, match="apt-get install iverilog yosys"):
