@@ -179,7 +179,14 @@ def run(argv: Sequence[str], cwd: Path, timeout: float, limits: Limits) -> RunRe
             stdout=out,
             stderr=err,
             start_new_session=True,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(cwd)},
+            # TMPDIR: yosys puts ABC's files there and a killed run cannot clean up after itself;
+            # inside the run's directory they go with it.
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "LC_ALL": "C",
+                "HOME": str(cwd),
+                "TMPDIR": str(cwd),
+            },
         )
         timed_out = False
         try:
@@ -226,7 +233,7 @@ def _scrub(text: str, nonce: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     if nonce:
         text = text.replace(nonce, "N")
     text = re.sub(r"/tmp/hiergym-rtl-[A-Za-z0-9_]+/", "", text)
-    text = re.sub(r"/tmp/yosys-abc-[A-Za-z0-9_]+", "<abc>", text)
+    text = re.sub(r"(?:/tmp/)?yosys-abc-[A-Za-z0-9_]+", "<abc>", text)
     if len(text) > limit:
         text = text[:limit] + "\n... [truncated]"
     return text.strip()

@@ -359,6 +359,16 @@ def test_code_that_is_not_valid_unicode_is_a_format_error(env):
     assert verdict["first_failed"] == "format" and codes(verdict, "format") == ["format"]
 
 
+def test_tool_temp_files_stay_in_the_run_directory(tmp_path):
+    """yosys puts ABC's files in $TMPDIR (default /tmp) and removes them itself, unless the run is
+    killed at its timeout: /tmp filled with yosys-abc-* directories. Every run now gets its own
+    directory as TMPDIR, removed with it."""
+    result = toolchain.run(["sh", "-c", 'echo "$TMPDIR"'], tmp_path, 10.0, Limits())
+    assert result.stdout.strip() == str(tmp_path)
+    scrubbed = toolchain._scrub("ERROR in /tmp/hiergym-rtl-x1/yosys-abc-a1B2c3/input.blif", "")
+    assert scrubbed == "ERROR in <abc>/input.blif"
+
+
 def test_missing_tools_make_gym_make_fail_with_install_instructions(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(toolchain.ToolchainMissing, match="apt-get install iverilog yosys"):
