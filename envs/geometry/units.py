@@ -99,7 +99,8 @@ def parse_vector(answer: Any, unit: str | None, n: int = 3, what: str = "answer"
 
 
 def parse_rotation(value: Any) -> list[list[float]]:
-    """A rotation matrix from a 3x3 matrix or ``{"quaternion": [x, y, z, w]}``; checked orthonormal."""
+    """A rotation matrix from a 3x3 matrix (checked orthonormal, then made exactly so) or
+    ``{"quaternion": [x, y, z, w]}``."""
     from .scene import quat_to_matrix
 
     if isinstance(value, dict) and "quaternion" in value:
@@ -124,7 +125,10 @@ def parse_rotation(value: Any) -> list[list[float]]:
     r = np.array(m)
     if not np.allclose(r.T @ r, np.eye(3), atol=1e-3) or np.linalg.det(r) < 0:
         raise AnswerError("rotation must be a proper rotation matrix (orthonormal, det +1)")
-    return m
+    # Compare the nearest rotation, not the matrix as sent: the slack above would let a scaled
+    # matrix (1.0005 R) push the trace past 3 and hide up to 2 degrees of error.
+    u, _, vt = np.linalg.svd(r)
+    return (u @ vt).tolist()
 
 
 def parse_pose(answer: Any, unit: str | None) -> dict[str, Any]:

@@ -118,6 +118,40 @@ def test_units_convert_exactly():
     assert np.allclose(q["rotation"], np.eye(3)) and q["translation"] == [0.01, 0.02, 0.03]
 
 
+def _rz(deg):
+    c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _pose_task(rotation):
+    answer = {"rotation": rotation.tolist(), "translation": [0.1, 0.2, 0.5]}
+    return GeometryTask(
+        "t", "test", "easy", "pose_estimation", "s", "q", "pose", answer, "cam", {}, (), 0.01
+    )
+
+
+def test_a_scaled_rotation_cannot_hide_its_error():
+    """The orthonormality check allows 1e-3 of slack; a rotation 2 degrees off, scaled by
+    1.0005, pushed the trace past 3 and measured 0 degrees of error (a pass within 1 degree).
+    The submitted matrix is now compared as the nearest rotation."""
+    truth = _rz(30.0) @ np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])
+    task = _pose_task(truth)
+    for scale in (1.0, 1.0005, 0.9995):
+        off = (truth @ _rz(2.0)) * scale
+        value = parse_answer(
+            "pose", {"rotation": off.tolist(), "translation": [0.1, 0.2, 0.5]}, "m"
+        )
+        judged = compare(task, value)
+        assert not judged.passed, scale
+        assert judged.metrics["rotation_error_deg"] == pytest.approx(2.0, abs=1e-6)
+    close = parse_answer(
+        "pose",
+        {"rotation": (truth @ _rz(0.5) * 1.0005).tolist(), "translation": [0.1, 0.2, 0.5]},
+        "m",
+    )
+    assert compare(task, close).passed
+
+
 def test_precision_is_full_within_tolerance_and_mra_outside():
     assert mean_relative_accuracy(0.0) == 1.0
     assert mean_relative_accuracy(0.07) == pytest.approx(0.9)  # fails only the 0.95 threshold
