@@ -84,7 +84,7 @@ def parse_scalar(answer: Any, unit: str | None, dimension: str) -> float:
         m = _QUANTITY.match(answer)
         if not m:
             raise AnswerError(f"expected a number with a unit, e.g. '0.42 m'; got {answer[:40]!r}")
-        value, inline = float(m.group(1)), m.group(2)
+        value, inline = _number(float(m.group(1)), "answer"), m.group(2)  # "1e999" is inf
         if inline and unit and inline.strip().lower() != str(unit).strip().lower():
             raise AnswerError(f"two different units: {inline!r} in the answer and unit={unit!r}")
         return value * unit_factor(inline or unit, dimension)

@@ -152,6 +152,13 @@ def test_a_scaled_rotation_cannot_hide_its_error():
     assert compare(task, close).passed
 
 
+def test_numbers_in_answer_strings_must_be_finite():
+    """A number must be finite (a JSON number is checked); "1e999 m" parsed to inf and passed
+    the format level."""
+    with pytest.raises(AnswerError, match="finite"):
+        parse_scalar("1e999 m", None, "length")
+
+
 def test_precision_is_full_within_tolerance_and_mra_outside():
     assert mean_relative_accuracy(0.0) == 1.0
     assert mean_relative_accuracy(0.07) == pytest.approx(0.9)  # fails only the 0.95 threshold
