@@ -85,9 +85,10 @@ def parse_scalar(answer: Any, unit: str | None, dimension: str) -> float:
         if not m:
             raise AnswerError(f"expected a number with a unit, e.g. '0.42 m'; got {answer[:40]!r}")
         value, inline = _number(float(m.group(1)), "answer"), m.group(2)  # "1e999" is inf
-        if inline and unit and inline.strip().lower() != str(unit).strip().lower():
+        factor = unit_factor(inline or unit, dimension)
+        if inline and unit and str(unit).strip() and unit_factor(unit, dimension) != factor:
             raise AnswerError(f"two different units: {inline!r} in the answer and unit={unit!r}")
-        return value * unit_factor(inline or unit, dimension)
+        return value * factor
     return _number(answer, "answer") * unit_factor(unit, dimension)
 
 

@@ -159,6 +159,15 @@ def test_numbers_in_answer_strings_must_be_finite():
         parse_scalar("1e999 m", None, "length")
 
 
+def test_one_unit_in_two_spellings_is_not_two_units():
+    """ "10 centimeters" with unit="cm" was refused as two different units (a format failure for
+    a right answer): units are compared by meaning, not by spelling."""
+    assert parse_scalar("10 centimeters", "cm", "length") == pytest.approx(0.1, abs=1e-15)
+    assert parse_scalar("90 deg", "degrees", "angle") == 90.0
+    with pytest.raises(AnswerError, match="two different units"):
+        parse_scalar("10 mm", "cm", "length")
+
+
 def test_precision_is_full_within_tolerance_and_mra_outside():
     assert mean_relative_accuracy(0.0) == 1.0
     assert mean_relative_accuracy(0.07) == pytest.approx(0.9)  # fails only the 0.95 threshold
