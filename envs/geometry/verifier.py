@@ -124,6 +124,12 @@ class FormatLevel(Level):
         return self.result(1.0)
 
 
+def scene_of(arguments: Mapping[str, Any]) -> Any:
+    """The scene a call asked about, as the tools read it (they strip the id)."""
+    scene = arguments.get("scene")
+    return scene.strip() if isinstance(scene, str) else scene
+
+
 class ToolUseLevel(Level):
     name = "tool_use"
     threshold = TOOL_USE_THRESHOLD
@@ -139,7 +145,7 @@ class ToolUseLevel(Level):
             1
             for turn in traj.turns
             for call, r in zip(turn.calls, turn.results, strict=False)
-            if r.ok and "scene" in call.arguments and call.arguments["scene"] != task.scene_id
+            if r.ok and "scene" in call.arguments and scene_of(call.arguments) != task.scene_id
         )
         bad = sum(by_kind.values()) + off_scene
         score = (calls - bad) / calls if calls else 0.0
@@ -179,7 +185,7 @@ class Observed:
         for turn in traj.turns:
             for call, r in zip(turn.calls, turn.results, strict=False):
                 a = call.arguments
-                if not r.ok or a.get("scene") != scene_id:
+                if not r.ok or scene_of(a) != scene_id:
                     continue
                 if call.name == "list_objects":
                     seen.objects = True

@@ -311,3 +311,19 @@ def test_a_depth_read_at_another_pixel_does_not_ground_the_anchor():
     messages = [f["message"] for f in out.verdict["levels"][-1]["findings"]]
     assert any("anchor" in m for m in messages), out.verdict
     env.close()
+
+
+def test_a_scene_id_with_surrounding_spaces_counts_as_the_scene(base):
+    """The tools accept " geo-test-004 " (they strip the id) and answer for that scene, but the
+    verifier compared ids exactly: every such call was off-scene and grounded nothing, failing
+    a right, fully measured answer at tool_use."""
+    base.reset(seed=2)
+    calls = oracle_actions(base)
+    padded = [
+        ToolCall(c.name, {**c.arguments, "scene": f" {c.arguments['scene']} "})
+        if "scene" in c.arguments
+        else c
+        for c in calls
+    ]
+    out = play(base, padded, seed=2)
+    assert out.verdict["reward"] == 1.0, out.verdict
