@@ -13,9 +13,11 @@ length-prefixed JSON protocol on the fds it was started with. Defence in depth, 
    interpreter's own library files excepted).
 3. The agent's code: an AST check (no names or attributes that start with ``_``, no frame or code
    attributes, imports only from the allow-list), restricted builtins (no ``eval``/``exec``/
-   ``compile``/``globals``/``vars``/``input``; ``open`` only inside the call's temp dir), read-only
-   module views, a wall-clock timer per call, a bounded output buffer, and a fresh namespace and
-   fresh temp dir for every call.
+   ``compile``/``globals``/``vars``/``input``; ``open`` only inside the call's temp dir; ``type``
+   only of values, never making classes), read-only module views (no ``functools`` attribute
+   copying by name; numpy and scipy ``__getattr__`` fallbacks refuse dunder names, so nothing the
+   agent builds can carry an ``__array_interface__`` pointer), a wall-clock timer per call, a
+   bounded output buffer, and a fresh namespace and fresh temp dir for every call.
 
 The parent (``pyrunner.PythonRunner``) also enforces a wall-clock deadline and replaces a worker that
 dies, hangs or misbehaves.
@@ -223,7 +225,37 @@ def preload() -> dict[str, types.ModuleType]:
     modules["scipy.optimize"].least_squares(lambda x: x - 1.0, [0.0])
     modules["scipy.spatial"].ConvexHull(np.array([[0, 0], [1, 0], [0, 1], [1, 1.0]]))
     modules["scipy.spatial.transform"].Rotation.from_matrix(np.eye(3)).as_quat()
+    close_dunder_fallbacks()
     return modules
+
+
+def close_dunder_fallbacks() -> None:
+    """Make Python-level ``__getattr__`` fallbacks of numpy and scipy classes refuse dunder names.
+
+    ``OptimizeResult`` is a dict whose missing attributes are its items: an agent's
+    ``{"__array_interface__": {"data": (address, False), ...}}`` became an attribute numpy trusts,
+    reading and writing any address in the worker. Runs before lockdown (it walks the heap).
+    """
+    import gc
+
+    for obj in gc.get_objects():
+        if not isinstance(obj, type):
+            continue
+        module = obj.__dict__.get("__module__")
+        fallback = obj.__dict__.get("__getattr__")
+        if not isinstance(module, str) or module.split(".")[0] not in ("numpy", "scipy"):
+            continue
+        if isinstance(fallback, types.FunctionType):
+            obj.__getattr__ = _without_dunders(fallback)
+
+
+def _without_dunders(fallback: types.FunctionType) -> types.FunctionType:
+    def __getattr__(self, name):  # noqa: N807 - it replaces a __getattr__
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return fallback(self, name)
+
+    return __getattr__  # type: ignore[return-value]
 
 
 def library_roots(modules: dict[str, types.ModuleType]) -> list[str]:
@@ -398,7 +430,23 @@ def _no_pickle_load(load: types.FunctionType) -> object:
     return load_without_pickles
 
 
-OVERRIDES = {("numpy", "load"): _no_pickle_load}
+def _default_names_only(wrap: types.FunctionType) -> object:
+    """``functools.update_wrapper`` / ``wraps`` with their default attribute lists only: custom
+    ones copy any attribute by name (``__array_interface__`` from a temporary array, say)."""
+
+    def with_defaults(*args, **kwargs):
+        if len(args) > 2 or set(kwargs) - {"wrapper", "wrapped"}:
+            raise TypeError(f"{wrap.__name__}() takes no assigned/updated lists in the python tool")
+        return wrap(*args, **kwargs)
+
+    return with_defaults
+
+
+OVERRIDES = {
+    ("numpy", "load"): _no_pickle_load,
+    ("functools", "update_wrapper"): _default_names_only,
+    ("functools", "wraps"): _default_names_only,
+}
 
 
 class ModuleView:
@@ -496,6 +544,22 @@ def _guard_name(name: object) -> str:
     return name
 
 
+def _guarded_type(*args: object) -> type:
+    """``type(value)``, and nothing that makes classes.
+
+    ``type(name, bases, namespace)``, or any metaclass reached through ``type(SomeClass)``, takes
+    attribute names as data, past the AST check: a class with an ``__array_interface__`` made numpy
+    read and write any address in the worker, from where the audit hook itself could be undone.
+    Class statements remain (their bodies are checked like any code).
+    """
+    if len(args) != 1:
+        raise TypeError("type() with 3 arguments is not allowed in the python tool; use a class")
+    found = type(args[0])
+    if issubclass(found, type):
+        raise TypeError("the type of a class (its metaclass) is not available in the python tool")
+    return found
+
+
 def make_builtins(
     modules: dict[str, types.ModuleType], call_dir: str, out: list[str], cap: int
 ) -> dict[str, object]:
@@ -531,6 +595,7 @@ def make_builtins(
         size[0] += len(text)
 
     safe.update(
+        type=_guarded_type,
         __import__=guarded_import,
         __build_class__=builtins.__build_class__,
         __name__="__main__",

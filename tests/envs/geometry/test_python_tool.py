@@ -79,6 +79,70 @@ def test_escapes_and_bombs_are_contained_as_error_observations(env, code, fragme
     still_works(env)
 
 
+RAW_POINTER_ARRAY = (
+    "import fractions\nimport numpy as np\n"
+    "view = {{'shape': (8,), 'typestr': '|u1', 'data': (4096, False), 'version': 3}}\n"
+    "Raw = {maker}('Raw', (), {{'_' + '_array_interface_' + '_': view}})\n"
+    "np.asarray(Raw())\n"
+)
+
+
+@pytest.mark.parametrize(
+    "maker",
+    ["type", "type(type(1))", "type(int)", "type(fractions.Fraction)", "type(np.ndarray)"],
+)
+def test_classes_with_dunder_attributes_cannot_be_made(env, maker):
+    """type(name, bases, namespace) takes dunder names the AST check never sees: a class with an
+    __array_interface__ made numpy read (and write) any address in the worker (this one
+    segfaulted it), from where the audit hook itself could be overwritten. A metaclass reached
+    through type(cls) is refused for the same reason."""
+    obs = run(env, RAW_POINTER_ARRAY.format(maker=maker))
+    assert obs.startswith("error: python: ") and "worker" not in obs, obs
+    still_works(env)
+
+
+SECRET = (
+    "import numpy as np\nsecret = np.frombuffer(bytearray(b'secret!!'), dtype=np.uint8)\n"
+    "view = {'shape': (8,), 'typestr': '|u1', 'data': (secret.ctypes.data, False), 'version': 3}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # OptimizeResult is a dict whose missing attributes are its items.
+        SECRET + "from scipy.optimize import OptimizeResult\n"
+        "print(np.asarray(OptimizeResult({'_' + '_array_interface_' + '_': view})))",
+        # update_wrapper copies any attribute by name (here the real one of the array).
+        SECRET + "import functools\nclass Holder:\n    pass\nh = Holder()\n"
+        "functools.update_wrapper(h, secret, ('_' + '_array_interface_' + '_',), ())\n"
+        "print(np.asarray(h))",
+    ],
+)
+def test_no_object_the_agent_builds_carries_a_raw_pointer(env, code):
+    """A pointer numpy trusts reads (and writes) any address: the output showed the bytes of
+    b'secret!!' (115 101 99 ...) read through the address alone."""
+    obs = run(env, code)
+    assert "115 101  99" not in obs and "worker" not in obs, obs
+    still_works(env)
+
+
+def test_optimize_results_and_wraps_still_work(env):
+    code = (
+        "import functools\nfrom scipy.optimize import least_squares\n"
+        "res = least_squares(lambda x: x - 2.0, [0.0])\nprint(round(float(res.x[0]), 6))\n"
+        "def deco(f):\n    @functools.wraps(f)\n    def g(*a):\n        return f(*a) + 1\n"
+        "    return g\n@deco\ndef h(x):\n    return x\nprint(h(1))"
+    )
+    assert run(env, code) == "2.0\n2\n"
+
+
+def test_type_of_a_value_still_works(env):
+    assert run(env, "import numpy as np\nprint(type(1.5), type(np.eye(2)) == np.ndarray)") == (
+        "<class 'float'> True\n"
+    )
+
+
 def test_the_sandbox_db_cannot_be_read(env):
     db = str(env.sandbox.db_path)
     for code in (
