@@ -445,6 +445,10 @@ def check_size(code: str) -> None:
             f"the design is {len(code):,} characters; the cap is {MAX_SOURCE_CHARS:,}. "
             "Send one module and its helpers, without long comments"
         )
+    if "\x00" in code:  # iverilog stops reading there, with a message about something else
+        raise ToolError(
+            f"the design contains a NUL character (at {code.index(chr(0))}); send plain text"
+        )
     try:
         code.encode("utf-8")
     except UnicodeEncodeError as e:  # a lone surrogate, which JSON can carry ("\ud800")

@@ -10,6 +10,7 @@ import pytest
 from hiergym.envs.rtl import data, testbench
 from hiergym.envs.rtl.verilog import (
     Port,
+    check_size,
     extract_code,
     interface_problems,
     module_names,
@@ -144,6 +145,13 @@ def test_ordinary_comments_about_synthesis_are_harmless():
         "    /* the full case list: */ assign y = a;\nendmodule\n"
     )
     assert scan_forbidden(code) == []
+
+
+def test_nul_characters_are_refused_with_a_clear_message():
+    """iverilog stops reading at a NUL: the compile failed with "Unable to find the root module
+    hg_iface_N", which says nothing about the design."""
+    with pytest.raises(ToolError, match="NUL"):
+        check_size("module TopModule(input a, output y); assign y = a; endmodule\n\x00")
 
 
 def test_rename_modules_is_whole_word():
