@@ -98,6 +98,12 @@ def extract_code(text: str) -> str:
         newline = text.find("\n", start) if start >= 0 else -1
         end = text.find("```", newline + 1) if newline >= 0 else -1
         if end < 0:
+            rest = text[newline + 1 :] if newline >= 0 else ""
+            if start >= 0 and not rest.strip():
+                if not blocks and not text[start + 3 :].strip():
+                    blocks.append(text[:start])  # a closing fence with no opening one
+            elif newline >= 0 and text[start + 3 : newline].strip().lower() in _FENCE_LANGUAGES:
+                blocks.append(rest)  # an answer cut off inside its last block
             break
         if text[start + 3 : newline].strip().lower() in _FENCE_LANGUAGES:
             blocks.append(text[newline + 1 : end])

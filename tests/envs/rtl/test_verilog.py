@@ -75,6 +75,16 @@ def test_markdown_fences_are_extracted():
     assert extract_code("module A; endmodule") == "module A; endmodule\n"
 
 
+def test_an_unclosed_fence_is_not_part_of_the_code():
+    """An answer cut off before its closing fence was compiled with the ``` line in it and
+    refused as "macro token pasting (``)"."""
+    code = "module TopModule(input a, output y);\n    assign y = a;\nendmodule"
+    assert extract_code(f"Here:\n```verilog\n{code}\n") == code + "\n"
+    assert extract_code(f"```\n{code}") == code + "\n"
+    assert scan_forbidden(extract_code(f"```systemverilog\n{code}")) == []
+    assert extract_code(f"{code}\n```\n") == code + "\n"
+
+
 def test_scan_refuses_side_effects_and_allows_pure_functions():
     code = """
     `include "/etc/passwd"
