@@ -32,7 +32,7 @@ from hiergym.sandbox_data import source_dir
 
 from . import testbench, verilog
 
-RUNNER_VERSION = "rtl-runner-8"
+RUNNER_VERSION = "rtl-runner-9"
 """Bump when a stage's output for the same inputs changes meaning: it is part of every cache key."""
 LIBERTY_NAME = "hiergym_generic.lib"
 REQUIRED_PROGRAMS = ("iverilog", "vvp", "yosys", "yosys-abc", "prlimit")
