@@ -4,7 +4,9 @@
   directions, constant widths) and no module name reserved for the testbench or the reference;
 * syntax — iverilog compiles it (against an interface harness, nothing else to bind to); a failure
   is classified as syntax, elaboration, unsupported (including refused constructs such as
-  ``$fopen``, ``$finish``, `` `include``) or timeout;
+  ``$fopen``, ``$finish``, `` `include``, and whatever synthesis obeys but simulation ignores:
+  ``(* attributes *)``, ``translate_off`` / ``full_case`` comments, tool-macro ``ifdef``s) or
+  timeout;
 * function — simulation next to the reference on the verifier's own testbench: score = fraction of
   samples whose every output matches, passed only at 100%;
 * formal — yosys proves equivalence with the reference (a SAT miter for combinational problems,
