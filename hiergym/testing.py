@@ -24,6 +24,21 @@ class Mutant:
     apply: Callable[[Any, list[Any], Any], tuple[Any, list[Any]]]
 
 
+def drop_submit(task: Any, calls: list[Any], db: Any) -> tuple[Any, list[Any]]:
+    """The oracle's calls without its final submit: the episode runs out of turns."""
+    return task, calls[:-1] or [calls[-1].to_json()[:-1]]
+
+
+def break_submit_json(task: Any, calls: list[Any], db: Any) -> tuple[Any, list[Any]]:
+    """The oracle's calls with the submit sent as JSON missing its closing brace."""
+    return task, [*calls[:-1], calls[-1].to_json()[:-1]]
+
+
+NO_SUBMIT = Mutant("no_submit", "format", drop_submit)
+MALFORMED_JSON = Mutant("malformed_json", "format", break_submit_json)
+"""Mutants every domain whose first level is ``format`` should list."""
+
+
 @dataclass(frozen=True)
 class EpisodeOutcome:
     observations: list[str]

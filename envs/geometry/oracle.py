@@ -177,7 +177,7 @@ def mutants() -> list[Any]:
     """
     from types import SimpleNamespace
 
-    from hiergym.testing import Mutant
+    from hiergym.testing import MALFORMED_JSON, NO_SUBMIT, Mutant
 
     from .tasks import first_task
 
@@ -230,12 +230,6 @@ def mutants() -> list[Any]:
     def no_tool_calls(task, calls, db):  # noqa: ANN001, ANN202
         return task, calls[-1:]
 
-    def no_submit(task, calls, db):  # noqa: ANN001, ANN202
-        return task, calls[:-1]
-
-    def malformed_json(task, calls, db):  # noqa: ANN001, ANN202
-        return task, [*calls[:-1], calls[-1].to_json()[:-1]]
-
     def wrong_answer_type(task, calls, db):  # noqa: ANN001, ANN202
         task, calls = retarget(task, calls, db, "distance_angle", "length")
         return task, with_submit(calls, unit="deg")
@@ -250,8 +244,8 @@ def mutants() -> list[Any]:
         return task, [*noise, *calls]
 
     return [
-        Mutant("no_submit", "format", no_submit),
-        Mutant("malformed_json", "format", malformed_json),
+        NO_SUBMIT,
+        MALFORMED_JSON,
         Mutant("length_in_degrees", "format", wrong_answer_type),
         Mutant("careless_calls", "tool_use", careless_calls),
         Mutant("millimetres_as_centimetres", "precision", mm_as_cm),

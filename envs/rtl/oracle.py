@@ -180,7 +180,7 @@ def _submit(code: str) -> list[Any]:
 
 def mutants() -> list[Any]:
     """Mutated oracle solutions, each with the verifier level it must fail at."""
-    from hiergym.testing import Mutant
+    from hiergym.testing import MALFORMED_JSON, NO_SUBMIT, Mutant
 
     def on(task_id: str, make: Any) -> Any:
         def apply(task: RTLTask, calls: list[ToolCall], db: Any) -> tuple[RTLTask, list[Any]]:
@@ -194,12 +194,6 @@ def mutants() -> list[Any]:
             return task, _submit(make(task))
 
         return apply
-
-    def no_submit(task: RTLTask, calls: list[ToolCall], db: Any) -> tuple[RTLTask, list[Any]]:
-        return task, calls[:-1]
-
-    def malformed_json(task: RTLTask, calls: list[ToolCall], db: Any) -> tuple[RTLTask, list[Any]]:
-        return task, [*calls[:-1], calls[-1].to_json()[:-1]]
 
     def wrong_module_name(
         task: RTLTask, calls: list[ToolCall], db: Any
@@ -222,6 +216,6 @@ def mutants() -> list[Any]:
         Mutant("hierarchical_reference", "syntax", on_current(hierarchical_reference)),
         Mutant("reference_named_module", "format", on_current(reference_named_module)),
         Mutant("wrong_module_name", "format", wrong_module_name),
-        Mutant("no_submit", "format", no_submit),
-        Mutant("malformed_json", "format", malformed_json),
+        NO_SUBMIT,
+        MALFORMED_JSON,
     ]

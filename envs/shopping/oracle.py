@@ -94,7 +94,7 @@ def mutants() -> list[Any]:
     """Mutated oracle solutions, each with the verifier level it must fail at."""
     from dataclasses import replace
 
-    from hiergym.testing import Mutant
+    from hiergym.testing import MALFORMED_JSON, NO_SUBMIT, Mutant
 
     def with_submit(calls: list[ToolCall], **changes: Any) -> list[Any]:
         sub = calls[-1]
@@ -122,16 +122,6 @@ def mutants() -> list[Any]:
         price = next(v["price"] for v in doc["variants"] if v["options"] == sub["options"])
         return replace(task, budget=round(price - 0.01, 2)), calls
 
-    def no_submit(
-        task: ShoppingTask, calls: list[ToolCall], db: Any
-    ) -> tuple[ShoppingTask, list[Any]]:
-        return task, calls[:-1]
-
-    def malformed_json(
-        task: ShoppingTask, calls: list[ToolCall], db: Any
-    ) -> tuple[ShoppingTask, list[Any]]:
-        return task, [*calls[:-1], calls[-1].to_json()[:-1]]
-
     def hallucinated(
         task: ShoppingTask, calls: list[ToolCall], db: Any
     ) -> tuple[ShoppingTask, list[Any]]:
@@ -141,7 +131,7 @@ def mutants() -> list[Any]:
         Mutant("wrong_option", "product", wrong_option),
         Mutant("sibling_product", "product", sibling),
         Mutant("one_cent_over_budget", "product", over_budget),
-        Mutant("no_submit", "format", no_submit),
-        Mutant("malformed_json", "format", malformed_json),
+        NO_SUBMIT,
+        MALFORMED_JSON,
         Mutant("hallucinated_product_id", "format", hallucinated),
     ]

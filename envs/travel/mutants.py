@@ -158,16 +158,8 @@ def attraction_after_closing(
     return task, _resubmit(calls, itinerary)
 
 
-def no_submit(task: TravelTask, calls: list[ToolCall], db: Any) -> tuple[Any, list[Any]]:
-    return task, calls[:-1]
-
-
-def malformed_json(task: TravelTask, calls: list[ToolCall], db: Any) -> tuple[Any, list[Any]]:
-    return task, [*calls[:-1], calls[-1].to_json()[:-1]]
-
-
 def mutants() -> list[Any]:
-    from hiergym.testing import Mutant
+    from hiergym.testing import MALFORMED_JSON, NO_SUBMIT, Mutant
 
     return [
         Mutant("flight_time_shifted_30_min", "grounding", flight_time_shifted),
@@ -179,6 +171,6 @@ def mutants() -> list[Any]:
         Mutant("overlapping_activities", "feasibility", overlapping_activities),
         Mutant("attraction_after_closing", "feasibility", attraction_after_closing),
         Mutant("invented_flight_number", "grounding", invented_flight_number),
-        Mutant("no_submit", "format", no_submit),
-        Mutant("malformed_json", "format", malformed_json),
+        NO_SUBMIT,
+        MALFORMED_JSON,
     ]

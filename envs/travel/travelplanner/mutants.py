@@ -14,7 +14,6 @@ from typing import Any
 
 from hiergym.envs.tools import ToolCall
 
-from ..mutants import malformed_json, no_submit
 from .database import TravelPlannerDB, open_database
 from .evaluate import get_valid_name_city, total_cost
 from .oracle import readable
@@ -111,11 +110,11 @@ def room_type_violated(task: TravelPlannerTask, calls: list[ToolCall], db: Any) 
 
 
 def mutants() -> list[Any]:
-    from hiergym.testing import Mutant
+    from hiergym.testing import MALFORMED_JSON, NO_SUBMIT, Mutant
 
     return [
-        Mutant("no_submit", "format", no_submit),
-        Mutant("malformed_json", "format", malformed_json),
+        NO_SUBMIT,
+        MALFORMED_JSON,
         Mutant("missing_day", "format", missing_day),
         Mutant("repeated_restaurant", "commonsense", repeated_restaurant),
         Mutant("invented_attraction", "commonsense", invented_attraction),

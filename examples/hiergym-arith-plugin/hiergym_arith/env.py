@@ -10,7 +10,7 @@ from hiergym.envs.core import TaskSet, ToolEnv
 from hiergym.envs.sandbox import Sandbox
 from hiergym.envs.tools import Toolbox, ToolCall, tool
 from hiergym.rewards.levels import Finding, HierarchicalVerifier, Level, SkipLevel
-from hiergym.testing import Mutant
+from hiergym.testing import MALFORMED_JSON, NO_SUBMIT, Mutant
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,4 @@ class ArithEnv(ToolEnv):
                 ToolCall("submit", {"answer": calls[-1].arguments["answer"] + 1}),
             ]
 
-        def no_submit(task, calls, db):
-            return task, calls[:-1] or [ToolCall("add", {"a": 1, "b": 1})]
-
-        return [
-            Mutant("off_by_one", "correct", off_by_one),
-            Mutant("no_submit", "format", no_submit),
-        ]
+        return [Mutant("off_by_one", "correct", off_by_one), NO_SUBMIT, MALFORMED_JSON]
