@@ -25,6 +25,8 @@ MAX_ACTION_CHARS = 32_000
 MAX_CALLS_PER_ACTION = 8
 MAX_RESULT_CHARS = 8_000
 MAX_JSON_DEPTH = 32
+MAX_REPORTED_ERRORS = 5
+"""Schema errors listed per argument; the rest of a long list of mistakes is left unsaid."""
 
 ErrorKind = Literal[
     "parse_error",
@@ -267,14 +269,20 @@ def validate_value(value: Any, schema: Mapping[str, Any], path: str) -> list[str
     errors: list[str] = []
     if "enum" in schema and value not in schema["enum"]:
         errors.append(f"{path} must be one of {schema['enum']}, got {_describe(value)}")
+    # Every item is checked (a bad one past any cap would reach the tool and the verifier); only
+    # the number of reported errors is capped, to keep the message short.
     if schema.get("type") == "array" and "items" in schema:
-        for i, item in enumerate(value[:64]):
+        for i, item in enumerate(value):
             errors += validate_value(item, schema["items"], f"{path}[{i}]")
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                break
     if schema.get("type") == "object" and "additionalProperties" in schema:
         sub = schema["additionalProperties"]
         if isinstance(sub, Mapping):
-            for k, v in list(value.items())[:64]:
+            for k, v in value.items():
                 errors += validate_value(v, sub, f"{path}.{k}")
+                if len(errors) >= MAX_REPORTED_ERRORS:
+                    break
     return errors
 
 

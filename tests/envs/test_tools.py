@@ -121,6 +121,19 @@ def test_validation_messages_name_expected_and_received():
     assert "opts.k must be string, got integer 1" in text
 
 
+def test_validation_checks_every_item_of_long_arrays_and_objects():
+    # A wrong type past the 64th entry once slipped through and crashed the verifier downstream.
+    tags = ["a"] * 100 + [7]
+    opts = {f"k{i}": "v" for i in range(100)} | {"last": 7}
+    errors = validate_arguments(lookup, {"query": "x", "tags": tags, "opts": opts})
+    assert errors == [
+        "tags[100] must be string, got integer 7",
+        "opts.last must be string, got integer 7",
+    ]
+    many = validate_arguments(lookup, {"query": "x", "tags": [1] * 10_000})
+    assert 1 <= len(many) <= 8  # the message stays short
+
+
 def test_toolbox_check_and_run():
     assert BOX.check(ToolCall("lokup", {})).content.startswith(
         "error: unknown tool 'lokup'; did you mean 'lookup'?"
