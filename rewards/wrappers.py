@@ -48,15 +48,27 @@ def invalid_call(turn: Any, trajectory: Any) -> float:
 
 
 def repeated_call(turn: Any, trajectory: Any) -> float:
-    """-1 per call identical (tool and canonical arguments) to an earlier call of the episode."""
+    """-1 per call identical (tool and canonical arguments) to an earlier call of the episode,
+    an earlier one in the same action included."""
     seen = {(c.name, c.canonical_arguments()) for t in trajectory.turns[:-1] for c in t.calls}
-    return -float(sum((c.name, c.canonical_arguments()) in seen for c in turn.calls))
+    repeats = 0
+    for c in turn.calls:
+        key = (c.name, c.canonical_arguments())
+        repeats += key in seen
+        seen.add(key)
+    return -float(repeats)
 
 
 def new_information(turn: Any, trajectory: Any) -> float:
-    """+1 per successful call whose answer the agent had not seen before in this episode."""
+    """+1 per successful call whose answer the agent had not seen before in this episode (an answer
+    repeated within one action counts once)."""
     seen = {r.content for t in trajectory.turns[:-1] for r in t.results if r.ok}
-    return float(sum(r.ok and r.content not in seen for r in turn.results))
+    new = 0
+    for r in turn.results:
+        if r.ok and r.content not in seen:
+            new += 1
+            seen.add(r.content)
+    return float(new)
 
 
 DEFAULT_CHECKS: dict[str, tuple[TurnCheck, float]] = {

@@ -55,3 +55,14 @@ def test_process_reward_through_make():
     env.reset(seed=0)
     *_, info = env.step('{"name": "view_cart", "arguments": {}}')
     assert "process" in info
+
+
+def test_process_reward_counts_duplicates_within_one_action():
+    # Eight copies of one call in one action once paid new_information eight times and were never
+    # "repeated": a farmable bonus.
+    env = ProcessReward(gym.make("hiergym/Shopping-v0", split="test", difficulty="easy"))
+    env.reset(seed=0)
+    call = '<tool_call>{"name": "search", "arguments": {"query": "jacket"}}</tool_call>'
+    _, reward, *_, info = env.step(call * 8)
+    assert info["process"] == {"invalid_call": 0.0, "repeated_call": -7.0, "new_information": 1.0}
+    assert reward < 0
