@@ -99,12 +99,19 @@ class ProcessReward(gym.Wrapper):
                 self.checks[name] = (fn, weight)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        before = self._turns()
         obs, reward, terminated, truncated, info = self.env.step(action)
         trajectory = self.env.unwrapped.trajectory
         values: dict[str, float] = {}
-        if trajectory is not None and trajectory.turns:
+        # Only a step that added a turn is scored: one after the episode ended adds none, and
+        # scoring the last turn again would pay (or charge) it twice.
+        if trajectory is not None and len(trajectory.turns) > before:
             turn = trajectory.turns[-1]
             values = {name: fn(turn, trajectory) for name, (fn, _) in self.checks.items()}
             reward = float(reward) + sum(self.checks[n][1] * v for n, v in values.items())
         info["process"] = values
         return obs, reward, terminated, truncated, info
+
+    def _turns(self) -> int:
+        trajectory = self.env.unwrapped.trajectory
+        return len(trajectory.turns) if trajectory is not None else 0

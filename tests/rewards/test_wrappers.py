@@ -66,3 +66,16 @@ def test_process_reward_counts_duplicates_within_one_action():
     _, reward, *_, info = env.step(call * 8)
     assert info["process"] == {"invalid_call": 0.0, "repeated_call": -7.0, "new_information": 1.0}
     assert reward < 0
+
+
+def test_process_reward_pays_each_turn_once():
+    # Steps after the episode ended add no turn; they must not re-score the final turn.
+    env = ProcessReward(gym.make("hiergym/Shopping-v0", split="test", difficulty="easy"))
+    env.reset(seed=0)
+    acts = oracle_actions(env)
+    for a in acts:
+        *_, info = env.step(a)
+    assert info["process"]
+    for _ in range(3):
+        _, reward, terminated, _, info = env.step('{"name": "nope", "arguments": {}}')
+        assert terminated and reward == 0.0 and info["process"] == {}
