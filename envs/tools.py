@@ -431,7 +431,7 @@ def parse_action(action: Any) -> list[ToolCall]:
     if isinstance(action, bytes):
         action = action.decode("utf-8", errors="replace")
     if not isinstance(action, str):
-        calls = _calls_from_value(action)
+        calls = [_as_json_call(c) for c in _calls_from_value(action)]
     else:
         if len(action) > MAX_ACTION_CHARS:
             raise ActionParseError(
@@ -464,6 +464,19 @@ def parse_action(action: Any) -> list[ToolCall]:
             f"{len(calls)} tool calls in one action; at most {MAX_CALLS_PER_ACTION} are run per turn"
         )
     return calls
+
+
+def _as_json_call(call: ToolCall) -> ToolCall:
+    """The call with its arguments as JSON would carry them. A Python action can hold what JSON
+    cannot (int keys, tuples, objects); past here, validation, cache keys and verifiers may assume
+    JSON values. Keys become strings; anything unserialisable is a parse error."""
+    try:
+        arguments = json.loads(json.dumps(call.arguments))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ActionParseError(
+            f"the arguments of {call.name[:80]!r} are not JSON ({type(e).__name__}: {str(e)[:80]})"
+        ) from e
+    return ToolCall(call.name, arguments, call.id)
 
 
 def _index(calls: list[ToolCall], block: int) -> list[ToolCall]:

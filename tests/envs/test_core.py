@@ -63,6 +63,22 @@ def test_task_can_be_chosen_by_id(shopping):
             "tool_error",
         ),
         ("x" * 40_000, "the cap is", "oversized"),
+        # Python actions can hold what JSON cannot: non-string keys once crashed step().
+        (
+            {"name": "search", "arguments": {"query": "x", 1: 2}},
+            "unexpected argument '1'",
+            "invalid_arguments",
+        ),
+        (
+            ToolCall("select_options", {"product_id": "B0", "options": {"size": "M", 1: "x"}}),
+            "no product with id 'B0'",
+            "tool_error",
+        ),
+        (
+            ToolCall("search", {"query": object()}),
+            "not JSON",
+            "parse_error",
+        ),
     ],
 )
 def test_bad_actions_are_observations_and_recorded(shopping, action, fragment, kind):
