@@ -362,19 +362,27 @@ class Sandbox:
         if data_version is None:
             data_version = self._read_version()
         self.data_version = data_version
-        self._memory: dict[tuple[str, ...], Any] = {}
+        # Results live here as JSON text and every hit is parsed afresh: a caller that edits the
+        # value it was given cannot change what the next env in this process sees.
+        self._memory: dict[tuple[str, ...], str] = {}
         # Local tools skip the SQL cache in plain replay (the data answers faster); an explicit
         # cache, or recording, makes every cacheable call go through it.
         self.persist_all = cache is not None or mode != "replay"
         self.stats = {"memory": 0, "cache": 0, "computed": 0, "backend": 0}
 
-    def _remember(self, key: tuple[str, ...], value: Any) -> None:
+    def _recall(self, key: tuple[str, ...]) -> Any | None:
+        text = self._memory.get(key)
+        return None if text is None else json.loads(text)
+
+    def _remember(self, key: tuple[str, ...], value: Any) -> Any:
         """Keep a result in process memory; past MEMORY_ENTRIES the oldest half is dropped, so a
         long training run's distinct calls cannot grow the process without bound."""
         if len(self._memory) >= MEMORY_ENTRIES:
             for old in list(itertools.islice(self._memory, MEMORY_ENTRIES // 2)):
                 del self._memory[old]
-        self._memory[key] = value
+        text = json.dumps(value, default=str)
+        self._memory[key] = text
+        return json.loads(text)  # the caller's copy, never the stored one
 
     def _read_version(self) -> str:
         if self.db is None:
@@ -413,15 +421,15 @@ class Sandbox:
         mem_key = (tool.name, scope, call.canonical_arguments())
         persistent = tool.cache == "persistent" or compute is None or self.persist_all
         if self.mode != "live":
-            if mem_key in self._memory:
+            hit = self._recall(mem_key)
+            if hit is not None:
                 stats["memory"] += 1
-                return self._memory[mem_key]
+                return hit
             if persistent:
                 hit = self.cache.get(self.key(call, scope))
                 if hit is not None:
                     stats["cache"] += 1
-                    self._remember(mem_key, hit)
-                    return hit
+                    return self._remember(mem_key, hit)
         if self.mode == "replay" or self.backend is None:
             if compute is None:
                 raise ReplayMiss(
@@ -435,8 +443,7 @@ class Sandbox:
             stats["backend"] += 1
             result = self.backend.call(tool.name, call.arguments)
         # Round-trip through JSON so a cached and a fresh answer are the same value.
-        result = json.loads(json.dumps(result, default=str))
-        self._remember(mem_key, result)
+        result = self._remember(mem_key, result)
         if persistent:
             self.cache.put(self.key(call, scope), result)
         return result
@@ -459,9 +466,8 @@ class Sandbox:
             return hit
         call = ToolCall(name, dict(arguments))
         self.stats["computed"] += 1
-        result = json.loads(json.dumps(compute(), default=str))
+        result = self._remember((name, scope, call.canonical_arguments()), compute())
         self.cache.put(self.key(call, scope), result)
-        self._remember((name, scope, call.canonical_arguments()), result)
         return result
 
     def lookup(self, name: str, arguments: Mapping[str, Any], scope: str = "") -> Any | None:
@@ -469,11 +475,12 @@ class Sandbox:
         ``None`` (a caller can then run only the misses, in parallel, say)."""
         call = ToolCall(name, dict(arguments))
         mem_key = (name, scope, call.canonical_arguments())
-        if mem_key in self._memory:
+        hit = self._recall(mem_key)
+        if hit is not None:
             self.stats["memory"] += 1
-            return self._memory[mem_key]
+            return hit
         hit = self.cache.get(self.key(call, scope))
         if hit is not None:
             self.stats["cache"] += 1
-            self._remember(mem_key, hit)
-        return hit
+            return self._remember(mem_key, hit)
+        return None

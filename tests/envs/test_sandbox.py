@@ -171,3 +171,18 @@ def test_process_memory_is_bounded(monkeypatch):
         assert sb.call(echo, ToolCall("echo", {"x": i}), lambda i=i: i) == i
     assert len(sb._memory) <= 10
     assert sb.call(echo, ToolCall("echo", {"x": 24}), lambda: -1) == 24  # recent entries stay
+
+
+def test_a_caller_editing_a_cached_result_cannot_change_what_others_see():
+    sb = Sandbox("d", None, mode="replay", data_version="v")
+
+    @tool
+    def listing(state, q: str) -> dict:
+        """List."""
+        return {"results": [1, 2, 3]}
+
+    call = ToolCall("listing", {"q": "x"})
+    first = sb.call(listing, call, lambda: listing.fn(None, q="x"))
+    first["results"].clear()
+    assert sb.call(listing, call, lambda: 1 / 0) == {"results": [1, 2, 3]}
+    assert sb.stats["memory"] == 1
