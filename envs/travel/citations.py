@@ -20,7 +20,11 @@ class Citations:
 
     def __init__(self, trajectory: Any, told: Told):
         self.by_kind: dict[Hashable, list[tuple[int, dict[Any, Any]]]] = {}
-        for turn in trajectory.turns:
+        turns = trajectory.turns
+        if trajectory.submission is not None:
+            # Results that came back in the submitting action were never seen before submitting.
+            turns = turns[:-1]
+        for turn in turns:
             for r in turn.results:
                 if r.ok and isinstance(r.data, dict):
                     listed = told(r)

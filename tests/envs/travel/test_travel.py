@@ -369,3 +369,36 @@ def test_fast_activity_parser_agrees_with_the_full_one(base):
         assert fast is None or fast == full, (raw, fast, full)
         declined += fast is None and full is not None
     assert declined > 0  # the odd-but-valid inputs (" 09:00 ") do reach the full parser
+
+
+def test_citations_ignore_results_returned_with_the_submission():
+    from hiergym.envs.core import Trajectory, Turn
+    from hiergym.envs.tools import ToolCall, ToolResult
+    from hiergym.envs.travel.citations import Citations
+
+    def result(hotel):
+        return ToolResult("search_hotels", True, "...", {"results": [{"id": hotel}]})
+
+    submit = ToolCall("submit", {})
+    traj = Trajectory(None)
+    traj.turns = [
+        Turn(0, "", (ToolCall("search_hotels", {}),), (result("H1"),)),
+        Turn(
+            1,
+            "",
+            (ToolCall("search_hotels", {}), submit),
+            (result("H2"), ToolResult("submit", True, "ok")),
+        ),
+    ]
+    traj.submission = submit
+
+    def told(r):
+        return (
+            ("hotel", {row["id"]: row for row in r.data["results"]})
+            if r.name == "search_hotels"
+            else None
+        )
+
+    citations = Citations(traj, told)
+    assert citations.first("hotel", "H1") == (0, {"id": "H1"})
+    assert citations.first("hotel", "H2") is None  # only arrived together with the submit
