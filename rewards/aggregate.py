@@ -45,6 +45,10 @@ def weighted(
 ) -> float:
     """R = sum_i w_i s_i / sum_i w_i; ``weights`` by level name override the levels' own."""
     ws = [(weights or {}).get(r.name, r.weight) for r in results]
+    if sum(ws) <= 0:
+        raise ValueError(
+            f"weighted needs weights with a positive sum, got {dict(zip([r.name for r in results], ws, strict=True))}"
+        )
     return sum(w * r.score for w, r in zip(ws, results, strict=True)) / sum(ws)
 
 

@@ -82,3 +82,8 @@ def test_resolve_by_name_with_params_and_unknown_names():
     assert name == "weighted" and fn(MID_FAIL) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="did you mean 'gated'"):
         resolve("gatd")
+
+
+def test_weighted_rejects_weights_that_sum_to_zero():
+    with pytest.raises(ValueError, match="positive sum"):
+        weighted(MID_FAIL, weights={"l0": 0, "l1": 0, "l2": 0, "l3": 0})
