@@ -78,6 +78,7 @@ class World:
         self.occupancy = {h: d["max_occupancy"] for h, d in self.hotels.items()}
         self.by_lower = {name.lower(): name for name in self.cities}
         self._legs: dict[tuple[str, str, str], Leg | None] = {}
+        self._rides: dict[tuple[str, str, str], Ride | None] = {}
 
     def hub(self, kind: str, city: str) -> str | None:
         """The place id of ``city``'s airport, station or centre, if it has one."""
@@ -98,13 +99,19 @@ class World:
         return self._legs[key]
 
     def ride(self, kind: str, number: str, date: str) -> Ride | None:
-        table = "flights" if kind == "flight" else "trains"
-        row = self.db.execute(
-            f"SELECT number, date, origin, destination, dep_min, arr_min, price, seats FROM {table} "
-            "WHERE number = ? AND date = ?",
-            (number, date),
-        ).fetchone()
-        return None if row is None else Ride(kind, *row)
+        # The timetable is read-only: a verifier checks the same rides episode after episode.
+        key = (kind, number, date)
+        if key not in self._rides:
+            if len(self._rides) > 100_000:
+                self._rides.clear()
+            table = "flights" if kind == "flight" else "trains"
+            row = self.db.execute(
+                f"SELECT number, date, origin, destination, dep_min, arr_min, price, seats FROM {table} "
+                "WHERE number = ? AND date = ?",
+                (number, date),
+            ).fetchone()
+            self._rides[key] = None if row is None else Ride(kind, *row)
+        return self._rides[key]
 
 
 def _rows(db: sqlite3.Connection, sql: str) -> list[Any]:
