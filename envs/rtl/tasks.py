@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hiergym.envs.core import TaskSet
+from hiergym.envs.core import TaskSet, load_task_table
 
 from .verilog import Port
 
@@ -94,19 +94,9 @@ def render_prompt(task: RTLTask) -> str:
     )
 
 
-_TASKSETS: dict[tuple[str, str, str], TaskSet] = {}
-
-
 def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
     """The built-in task set of one split and difficulty, read once per process."""
-    key = (db_key, split, difficulty)
-    if key not in _TASKSETS:
-        rows = db.execute(
-            "SELECT payload FROM tasks WHERE split = ? AND difficulty = ? ORDER BY task_id",
-            (split, difficulty),
-        ).fetchall()
-        _TASKSETS[key] = TaskSet([RTLTask.from_json(r[0]) for r in rows], split, difficulty)
-    return _TASKSETS[key]
+    return load_task_table(db, db_key, split, difficulty, RTLTask.from_json)
 
 
 def all_tasks(db: Any) -> list[RTLTask]:
