@@ -33,7 +33,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hiergym.envs.core import EpisodeState
+from hiergym.envs.core import EpisodeState, missing_submission
 from hiergym.rewards.levels import (
     Finding,
     HierarchicalVerifier,
@@ -96,17 +96,7 @@ class FormatLevel(Level):
         traj = ctx.trajectory
         sub = traj.submission
         if sub is None:
-            parse_errors = sum(r.error == "parse_error" for _, r in traj.results())
-            detail = f" ({parse_errors} unparsable actions)" if parse_errors else ""
-            return self.result(
-                0.0,
-                [
-                    Finding(
-                        "no_submission",
-                        f"the episode ended ({traj.end}) without a valid submit call{detail}",
-                    )
-                ],
-            )
+            return self.result(0.0, [missing_submission(traj)])
         code = sub.arguments["code"]
         failed = toolchain.check_format(ctx.task, extract_code(code))
         if failed is not None:
