@@ -5,6 +5,12 @@ A :class:`Level` checks one concern of a trajectory and returns a :class:`LevelR
 folds the results into one reward with an aggregator (see :mod:`hiergym.rewards.aggregate`).
 A level that lacks its inputs (nothing parsed at the format level, say) raises :class:`SkipLevel`
 and is recorded as skipped; any other exception is a bug and surfaces as :class:`VerifierError`.
+
+Reward integrity lives here, once for every domain and aggregator: a level that can only mean
+something for a valid answer (efficiency, PPA, quality, a response rubric) names the levels it
+stands on in ``requires``. When any of them failed, the verifier does not run it: it is recorded
+as not applicable (``skipped``, score 0, not passed, finding ``not_applicable``), so no aggregator,
+gated or not, pays for it.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ class LevelResult:
     weight: float = 1.0
     difficulty: float = 1.0
     threshold: float = 1.0
+    evidence: tuple[int, ...] = ()
+    """Turns whose results this level cited (see :mod:`hiergym.envs.evidence`): what the answer
+    was built on. Process rewards pay information only for cited turns."""
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -57,6 +66,8 @@ class LevelResult:
             d["skipped"] = True
         if self.metrics:
             d["metrics"] = dict(self.metrics)
+        if self.evidence:
+            d["evidence"] = list(self.evidence)
         return d
 
 
@@ -75,6 +86,11 @@ class Verdict:
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.levels)
+
+    @property
+    def evidence(self) -> frozenset[int]:
+        """Turns any level cited as the basis of the answer."""
+        return frozenset(t for r in self.levels for t in r.evidence)
 
     def level(self, name: str) -> LevelResult:
         for r in self.levels:
@@ -110,6 +126,9 @@ class Level:
     weight: float = 1.0
     difficulty: float | None = None  # None: its 1-based depth in the verifier
     threshold: float = 1.0
+    requires: tuple[str, ...] = ()
+    """Levels that must have passed for this one to mean anything; otherwise it is not applicable
+    (score 0), whatever the aggregator. Every name must be an earlier level of the verifier."""
     _depth: int = 1  # set by the verifier that holds the level
 
     @property
@@ -126,6 +145,7 @@ class Level:
         *,
         passed: bool | None = None,
         metrics: Mapping[str, Any] | None = None,
+        evidence: Sequence[int] = (),
     ) -> LevelResult:
         """A result with ``passed`` defaulting to ``score >= threshold``."""
         score = float(score)
@@ -138,6 +158,7 @@ class Level:
             weight=self.weight,
             difficulty=self.effective_difficulty,
             threshold=self.threshold,
+            evidence=tuple(sorted(set(evidence))),
         )
 
 
@@ -160,6 +181,12 @@ class HierarchicalVerifier:
         self.levels = list(levels)
         for depth, level in enumerate(self.levels, 1):
             level._depth = depth
+            unknown = [r for r in level.requires if r not in names[: depth - 1]]
+            if unknown:
+                raise ValueError(
+                    f"level {level.name!r} requires {unknown}, which are not earlier levels of "
+                    f"this verifier (levels in order: {names})"
+                )
         self.aggregate_name, self.aggregate = resolve(aggregate, **params)
 
     @property
@@ -168,8 +195,35 @@ class HierarchicalVerifier:
 
     def verify(self, trajectory: Any, task: Any) -> Verdict:
         ctx = VerifyContext(trajectory, task)
-        results = [self._run_level(level, ctx) for level in self.levels]
+        results: list[LevelResult] = []
+        passed: dict[str, bool] = {}
+        for level in self.levels:
+            failed = [r for r in level.requires if not passed[r]]
+            result = (
+                self._not_applicable(level, failed) if failed else self._run_level(level, ctx)
+            )
+            passed[level.name] = result.passed
+            results.append(result)
         return self.verdict(results, task)
+
+    @staticmethod
+    def _not_applicable(level: Level, failed: Sequence[str]) -> LevelResult:
+        return LevelResult(
+            level.name,
+            0.0,
+            False,
+            (
+                Finding(
+                    "not_applicable",
+                    f"not scored: it only means something for an answer that passes "
+                    f"{', '.join(failed)}, which failed",
+                ),
+            ),
+            skipped=True,
+            weight=level.weight,
+            difficulty=level.effective_difficulty,
+            threshold=level.threshold,
+        )
 
     def verdict(self, results: Sequence[LevelResult], task: Any) -> Verdict:
         reward = float(self.aggregate(list(results), task))

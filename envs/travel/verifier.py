@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hiergym.envs.evidence import Citations
 from hiergym.rewards.levels import (
     Finding,
     HierarchicalVerifier,
@@ -27,7 +28,6 @@ from hiergym.rewards.levels import (
     VerifyContext,
 )
 
-from .citations import Citations
 from .clock import TIMES, add_days, hhmm
 from .itinerary import MEALS, RIDES, Activity, Itinerary, parse_itinerary, trip_cost
 from .levels import FormatLevel, WorldLevel, submitted

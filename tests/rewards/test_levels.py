@@ -55,3 +55,28 @@ def test_out_of_range_scores_are_rejected():
 def test_threshold_decides_passed():
     v = HierarchicalVerifier([Const("q", 0.8, threshold=0.75)]).verify(None, None)
     assert v.passed and v.levels[0].threshold == 0.75
+
+
+class Efficiency(Const):
+    """A level that passes for any trajectory, valid answer or not (a tool-call count, PPA)."""
+
+    requires = ("answer",)
+
+
+@pytest.mark.parametrize("aggregate", ["gated", "tiered", "weighted", "product", "constrained"])
+def test_a_level_whose_answer_failed_is_not_applicable_under_every_aggregator(aggregate):
+    levels = [Const("format", 1.0), Const("answer", 0.0), Efficiency("efficiency", 1.0)]
+    v = HierarchicalVerifier(levels, aggregate).verify(None, None)
+    eff = v.level("efficiency")
+    assert (eff.score, eff.passed, eff.skipped) == (0.0, False, True)
+    assert eff.findings[0].code == "not_applicable" and "answer" in eff.findings[0].message
+    assert v.reward <= 1 / 3 + 1e-9
+    ok = HierarchicalVerifier(
+        [Const("format", 1.0), Const("answer", 1.0), Efficiency("efficiency", 1.0)], aggregate
+    ).verify(None, None)
+    assert ok.reward == pytest.approx(1.0) and ok.level("efficiency").passed
+
+
+def test_requires_must_name_an_earlier_level():
+    with pytest.raises(ValueError, match="not earlier levels"):
+        HierarchicalVerifier([Efficiency("efficiency", 1.0), Const("answer", 1.0)])

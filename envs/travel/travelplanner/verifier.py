@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hiergym.envs.evidence import Citations
 from hiergym.rewards.levels import (
     Finding,
     HierarchicalVerifier,
@@ -26,7 +27,6 @@ from hiergym.rewards.levels import (
     VerifyContext,
 )
 
-from ..citations import Citations
 from ..levels import FormatLevel, WorldLevel, submitted
 from .database import TravelPlannerDB
 from .evaluate import COMMONSENSE_CHECKS, HARD_CHECKS

@@ -374,7 +374,7 @@ def test_fast_activity_parser_agrees_with_the_full_one(base):
 def test_citations_ignore_results_returned_with_the_submission():
     from hiergym.envs.core import Trajectory, Turn
     from hiergym.envs.tools import ToolCall, ToolResult
-    from hiergym.envs.travel.citations import Citations
+    from hiergym.envs.evidence import Citations
 
     def result(hotel):
         return ToolResult("search_hotels", True, "...", {"results": [{"id": hotel}]})
