@@ -293,6 +293,15 @@ class ToolEnv(gym.Env[str, str]):
         """Mutated oracle solutions and the level each must fail at (see hiergym.testing)."""
         return []
 
+    def attacks(self) -> list[Any]:
+        """The domain's own attacks for the hack matrix (:class:`hiergym.testing.Attack`), added to
+        the common ones; one with a common attack's name replaces it."""
+        return []
+
+    def twins(self) -> list[Any]:
+        """The domain's harmless twins of the oracle's answer (:class:`hiergym.testing.Twin`)."""
+        return []
+
     def turn_checks(self) -> list[Any]:
         """Extra per-turn checks for :class:`~hiergym.rewards.wrappers.ProcessReward`."""
         return []
