@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 import types
 import typing
@@ -286,7 +287,70 @@ def validate_value(value: Any, schema: Mapping[str, Any], path: str) -> list[str
     return errors
 
 
+# Values at the edges of their types. Checked once, here, for every call of every domain, before
+# any schema check, tool, cache key or verifier sees them: they crash SQLite (surrogates, ints past
+# 64 bits), float arithmetic (ints past the float range) and comparisons (NaN).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+INT_LIMIT = 2**63 - 1
+"""Integers must fit in a signed 64-bit integer (SQLite's INTEGER; well inside the float range)."""
+
+
+def _edge_problem(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        m = _SURROGATE.search(value)
+        if m:
+            return (
+                f"{path} contains a lone surrogate ({m.group().encode('unicode_escape').decode()} "
+                f"at position {m.start()}), which is not valid Unicode text; send UTF-8 text"
+            )
+        m = _CONTROL_CHARS.search(value)
+        if m:
+            return (
+                f"{path} contains the control character {m.group().encode('unicode_escape').decode()} "
+                f"at position {m.start()}; only tab, newline and carriage return are accepted"
+            )
+    elif isinstance(value, bool):
+        return None
+    elif isinstance(value, int):
+        if not -INT_LIMIT - 1 <= value <= INT_LIMIT:
+            return (
+                f"{path} is an integer of {len(str(abs(value)))} digits; integers must fit in "
+                f"64-bit range (|n| < 2**63)"
+            )
+    elif isinstance(value, float) and not math.isfinite(value):
+        return f"{path} must be a finite number, got {value}"
+    return None
+
+
+def edge_value_errors(arguments: Mapping[str, Any], path: str = "") -> list[str]:
+    """Every value (and key) in ``arguments``, however deeply nested, that is a lone surrogate, holds
+    a control character, is a non-finite number or an integer beyond 64 bits."""
+    errors: list[str] = []
+    stack: list[tuple[Any, str]] = [(arguments, path)]
+    while stack and len(errors) < MAX_REPORTED_ERRORS:
+        value, where = stack.pop()
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                sub = f"{where}.{k}" if where else str(k)
+                problem = _edge_problem(k, f"a key in {where or 'the arguments'}")
+                if problem:
+                    errors.append(problem)
+                    continue
+                stack.append((v, sub))
+        elif isinstance(value, list | tuple):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(value))
+        else:
+            problem = _edge_problem(value, where or "a value")
+            if problem:
+                errors.append(problem)
+    return errors
+
+
 def validate_arguments(tool_: Tool, arguments: Mapping[str, Any]) -> list[str]:
+    edge = edge_value_errors(arguments)
+    if edge:
+        return edge
     props = tool_.parameters["properties"]
     errors = [
         f"missing required argument {r!r}"
@@ -327,6 +391,12 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+_TOO_MANY_DIGITS = (
+    "a number in the action has more digits than Python converts (4,300); "
+    "integers must fit in 64-bit range"
+)
+
+
 def _loads(text: str) -> Any:
     try:
         value = json.loads(text)
@@ -337,11 +407,17 @@ def _loads(text: str) -> Any:
             f"the action is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
             'send {"name": "<tool>", "arguments": {...}}'
         ) from e
+    except ValueError as e:  # an integer literal past sys.get_int_max_str_digits()
+        raise ActionParseError(_TOO_MANY_DIGITS) from e
+    _check_depth(value, text)
+    return value
+
+
+def _check_depth(value: Any, text: str) -> None:
     # Nesting needs brackets: text with fewer brackets than the limit cannot exceed it.
     brackets = text.count("{") + text.count("[")
     if brackets > MAX_JSON_DEPTH and _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ActionParseError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
 
 
 def _call_from_dict(obj: Mapping[str, Any], index: int) -> ToolCall:
@@ -408,12 +484,15 @@ def _first_json_object(text: str) -> Any | None:
         if attempt >= 16:
             break
         try:
-            value, _ = decoder.raw_decode(text, m.start())
+            value, end = decoder.raw_decode(text, m.start())
         except (json.JSONDecodeError, RecursionError):
             continue
+        except ValueError as e:  # a decodable object holding an integer too long to convert
+            raise ActionParseError(_TOO_MANY_DIGITS) from e
         if isinstance(value, dict) and (
             "name" in value or "function" in value or "tool_calls" in value
         ):
+            _check_depth(value, text[m.start() : end])
             return value
     return None
 
@@ -471,7 +550,15 @@ def _as_json_call(call: ToolCall) -> ToolCall:
     cannot (int keys, tuples, objects); past here, validation, cache keys and verifiers may assume
     JSON values. Keys become strings; anything unserialisable is a parse error."""
     try:
-        arguments = json.loads(json.dumps(call.arguments))
+        text = json.dumps(call.arguments)
+        if len(text) > MAX_ACTION_CHARS:
+            raise ActionParseError(
+                f"the arguments of {call.name[:80]!r} are {len(text):,} characters as JSON; the cap "
+                f"is {MAX_ACTION_CHARS:,}. Send one short tool call per turn"
+            )
+        arguments = json.loads(text)
+    except ActionParseError:
+        raise
     except (TypeError, ValueError, RecursionError) as e:
         raise ActionParseError(
             f"the arguments of {call.name[:80]!r} are not JSON ({type(e).__name__}: {str(e)[:80]})"
