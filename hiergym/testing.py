@@ -668,9 +668,7 @@ def _play_row(
     info: dict[str, Any] = {}
     for action in actions:
         _, _, terminated, truncated, info = penv.step(action)
-        process_total += sum(
-            penv.checks[n][1] * v for n, v in info.get("process", {}).items() if n in penv.checks
-        ) + float(info.get("process_settlement", 0.0))
+        process_total += float(info.get("process_reward", 0.0))
         if terminated or truncated:
             break
     verdict = base.verdict

@@ -79,10 +79,30 @@ DEFAULT_CHECKS: dict[str, tuple[TurnCheck, float]] = {
 
 
 class ProcessReward(gym.Wrapper):
-    """Adds ``sum_k weight_k * check_k(turn, trajectory)`` to every step's reward.
+    """Per-turn process rewards on top of the outcome reward: bounded, and unfarmable by design.
 
-    Checks default to :data:`DEFAULT_CHECKS` plus the domain's ``turn_checks()`` (each a
-    ``(name, check, weight)``). ``info["process"]`` holds the per-check values of the step.
+    Each step that adds a turn pays ``range * sum_k weight_k * check_k(turn, trajectory)`` with the
+    checks of :data:`DEFAULT_CHECKS` plus the domain's ``turn_checks()`` (each ``(name, check,
+    weight)``), where ``range`` is the outcome reward's range under the env's aggregator (1 for
+    gated, tiered, product, weighted, difficulty_scaled and constrained; about 5 per level for
+    logsigmoid_conjunction), so weights are fractions of that range.
+
+    **Bounds.** With ``budget = budget_fraction * range`` (``budget_fraction`` defaults to 0.1):
+
+    * positive process rewards (information) paid in an episode sum to at most ``budget``;
+    * negative ones (invalid and repeated calls, domain penalties) to at least ``-budget``;
+    * at the episode's end the positive part is **settled**: it is kept only for turns whose
+      results the verdict cites as evidence of the answer (``Verdict.evidence``, filled by the
+      domain's grounding levels), and only when the episode ended with a valid submission (a
+      submit call whose first level, format, passed). The final step carries the difference
+      (``info["process_settlement"]``, never positive).
+
+    So the process part of an episode's return lies in ``[-budget, +budget]``; padding, repeated
+    calls and results the answer never used earn nothing; an episode without a valid submission
+    ends with a process return of at most 0 (and an outcome reward of 0).
+
+    ``info["process"]`` holds the raw per-check values of the step, ``info["process_reward"]``
+    what this wrapper added to the step's reward (settlement included).
     """
 
     def __init__(
@@ -90,28 +110,109 @@ class ProcessReward(gym.Wrapper):
         env: gym.Env,
         checks: dict[str, tuple[TurnCheck, float]] | None = None,
         domain_checks: bool = True,
+        budget_fraction: float = 0.1,
     ):
         super().__init__(env)
+        if not 0.0 <= budget_fraction <= 1.0:
+            raise ValueError(f"budget_fraction must be in [0, 1], got {budget_fraction}")
+        self.budget_fraction = float(budget_fraction)
         self.checks = dict(DEFAULT_CHECKS if checks is None else checks)
         if domain_checks:
             extra: Sequence[tuple[str, TurnCheck, float]] = env.unwrapped.turn_checks()
             for name, fn, weight in extra:
                 self.checks[name] = (fn, weight)
+        self.range = 1.0
+        self._reset_episode()
+
+    @property
+    def budget(self) -> float:
+        """The most (and, negated, the least) the process part of one episode's return can be."""
+        return self.budget_fraction * self.range
+
+    def _reset_episode(self) -> None:
+        self._positive: dict[int, float] = {}  # turn index -> information paid for it
+        self._negative = 0.0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self.range = outcome_range(self.env, getattr(self.env.unwrapped, "task", None))
+        self._reset_episode()
+        return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         before = self._turns()
         obs, reward, terminated, truncated, info = self.env.step(action)
         trajectory = self.env.unwrapped.trajectory
         values: dict[str, float] = {}
+        paid = 0.0
         # Only a step that added a turn is scored: one after the episode ended adds none, and
         # scoring the last turn again would pay (or charge) it twice.
         if trajectory is not None and len(trajectory.turns) > before:
             turn = trajectory.turns[-1]
             values = {name: fn(turn, trajectory) for name, (fn, _) in self.checks.items()}
-            reward = float(reward) + sum(self.checks[n][1] * v for n, v in values.items())
+            terms = [self.range * self.checks[n][1] * v for n, v in values.items()]
+            gain = sum(t for t in terms if t > 0)
+            loss = sum(t for t in terms if t < 0)
+            gain = min(gain, max(0.0, self.budget - sum(self._positive.values())))
+            loss = max(loss, min(0.0, -self.budget - self._negative))
+            if gain:
+                self._positive[turn.index] = gain
+            self._negative += loss
+            paid = gain + loss
+            if terminated or truncated:
+                settlement = self._settle(trajectory)
+                info["process_settlement"] = settlement
+                paid += settlement
+        reward = float(reward) + paid
         info["process"] = values
+        info["process_reward"] = paid
         return obs, reward, terminated, truncated, info
+
+    def _settle(self, trajectory: Any) -> float:
+        verdict = getattr(self.env.unwrapped, "verdict", None)
+        valid = (
+            trajectory.submission is not None
+            and verdict is not None
+            and bool(verdict.levels)
+            and verdict.levels[0].passed
+        )
+        cited = verdict.evidence if valid else frozenset()
+        keep = sum(v for t, v in self._positive.items() if t in cited)
+        return keep - sum(self._positive.values())
 
     def _turns(self) -> int:
         trajectory = self.env.unwrapped.trajectory
         return len(trajectory.turns) if trajectory is not None else 0
+
+
+def outcome_range(env: gym.Env, task: Any = None) -> float:
+    """The outcome reward's range for ``env``: its aggregator on every level passed at 1 minus on
+    every level failed at 0 (the innermost :class:`HierarchicalReward` decides, else the verifier)."""
+    from .levels import LevelResult
+
+    aggregate = None
+    layer = env
+    while isinstance(layer, gym.Wrapper):
+        if isinstance(layer, HierarchicalReward):
+            aggregate = layer.aggregate
+        layer = layer.env
+    verifier = getattr(env.unwrapped, "verifier", None)
+    if verifier is None:
+        return 1.0
+    aggregate = aggregate or verifier.aggregate
+
+    def results(score: float) -> list[LevelResult]:
+        return [
+            LevelResult(
+                lv.name,
+                score,
+                score >= 1.0,
+                weight=lv.weight,
+                difficulty=lv.effective_difficulty,
+                threshold=lv.threshold,
+            )
+            for lv in verifier.levels
+        ]
+
+    span = float(aggregate(results(1.0), task)) - float(aggregate(results(0.0), task))
+    return span if span > 0 else 1.0

@@ -79,3 +79,79 @@ def test_process_reward_pays_each_turn_once():
     for _ in range(3):
         _, reward, terminated, _, info = env.step('{"name": "nope", "arguments": {}}')
         assert terminated and reward == 0.0 and info["process"] == {}
+
+
+# ---- issue 9, class C: process rewards are bounded and cannot be farmed ---------------------
+
+
+def _distinct_searches(n):
+    words = ["jacket", "boots", "lamp", "mug", "tent", "sofa", "drill", "scarf", "kettle", "desk"]
+    return [
+        f'{{"name": "search", "arguments": {{"query": "{words[i % len(words)]}", "page": {1 + i // len(words)}}}}}'
+        for i in range(n)
+    ]
+
+
+def _episode_return(env, actions, seed=0):
+    env.reset(seed=seed)
+    total, info = 0.0, {}
+    for a in actions:
+        _, r, term, trunc, info = env.step(a)
+        total += r
+        if term or trunc:
+            break
+    return total, info
+
+
+def test_padding_without_a_submission_never_ends_with_a_positive_return():
+    # Before: every distinct answer paid +0.02 without bound, so 30 distinct searches and no
+    # submission earned +0.6.
+    env = ProcessReward(
+        gym.make("hiergym/Shopping-v0", split="test", difficulty="easy", max_turns=30)
+    )
+    total, info = _episode_return(env, _distinct_searches(30))
+    assert info["verdict"].first_failed == "format"
+    assert total <= 1e-9
+
+
+def test_the_process_return_of_an_episode_is_bounded_by_the_documented_budget():
+    base = gym.make("hiergym/Shopping-v0", split="test", difficulty="easy", max_turns=40)
+    env = ProcessReward(base)
+    env.reset(seed=0)
+    acts = oracle_actions(env)
+    # Padding before the right answer: at most the budget above the outcome reward.
+    total, info = _episode_return(env, [*_distinct_searches(30), *acts])
+    outcome = info["verdict"].reward
+    assert total - outcome <= env.budget + 1e-9
+    assert env.budget == pytest.approx(0.1)  # 10% of the outcome range of a [0, 1] aggregator
+    # Penalties are bounded too: 39 invalid calls cost at most the budget.
+    total, info = _episode_return(env, ['{"name": "nope", "arguments": {}}'] * 39 + [acts[-1]])
+    assert total - info["verdict"].reward >= -env.budget - 1e-9
+
+
+def test_information_is_paid_only_for_turns_the_answer_cites():
+    env = ProcessReward(gym.make("hiergym/Shopping-v0", split="test", difficulty="easy"))
+    env.reset(seed=0)
+    acts = oracle_actions(env)
+    total, info = _episode_return(env, acts)
+    paid = total - info["verdict"].reward
+    cited = env.unwrapped.verdict.evidence
+    settled = info["process_settlement"]
+    assert settled <= 0.0
+    # what remains is information from cited turns only, within the budget
+    assert 0.0 <= paid <= env.budget + 1e-9
+    if not cited:
+        assert paid == pytest.approx(0.0)
+
+
+def test_process_budget_scales_with_the_aggregators_range():
+    env = ProcessReward(
+        gym.make(
+            "hiergym/Shopping-v0",
+            split="test",
+            difficulty="easy",
+            aggregate="logsigmoid_conjunction",
+        )
+    )
+    env.reset(seed=0)
+    assert env.budget > 1.0  # logsigmoid_conjunction spans about 5 per level
