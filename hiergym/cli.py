@@ -151,6 +151,72 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
     return int(load_class(IMPORTERS[args.format])([args.dir]))
 
 
+def _env_args(pairs: Sequence[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"hiergym: --env-arg expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from hiergym.envs.registry import missing_data, resolve_env_id
+    from hiergym.testing import AGGREGATE_NAMES, run_hack_matrix
+
+    env_id = resolve_env_id(args.env)
+    reason = missing_data(env_id)
+    if reason and not args.env_arg:
+        print(f"hiergym: {env_id} cannot be audited here: {reason}", file=sys.stderr)
+        return 2
+    aggregates = [args.aggregate] if args.aggregate else list(AGGREGATE_NAMES)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    only = [x for x in (args.only or "").split(",") if x] or None
+    rows = run_hack_matrix(
+        env_id, seeds=seeds, aggregates=aggregates, only=only, **_env_args(args.env_arg)
+    )
+    process = bool(args.process_reward)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=1))
+    else:
+        print(
+            f"hack matrix of {env_id}: seeds {seeds}, aggregators {', '.join(aggregates)}"
+            f"{', with and without process rewards' if process else ''}"
+        )
+        print(
+            "reward: the worst case over the aggregators (attacks: highest; twins: lowest), normalised"
+        )
+        print(
+            f"{'kind':<6} {'name':<22} {'task':<26} {'reward':>6} {'ceil':>5} {'first failed':<13} result"
+        )
+        for r in rows:
+            tables = [r.rewards] + ([r.process_rewards] if process else [])
+            values = [(v, agg) for table in tables for agg, v in table.items()]
+            if r.error:
+                worst = "  -   "
+            else:
+                v, _ = max(values) if r.kind == "attack" else min(values)
+                worst = f"{v:6.3f}"
+            ceiling = f"{r.ceiling:5.2f}" if r.kind == "attack" else " full"
+            breaches = r.breaches(None if process else False)
+            shown = ",".join(breaches[:2]) + (f" +{len(breaches) - 2}" if len(breaches) > 2 else "")
+            verdict = "ok" if not breaches else f"BREACH {shown}"
+            if r.error:
+                verdict += f" ({r.error[:80]})"
+            print(
+                f"{r.kind:<6} {r.name[:22]:<22} {r.task_id[:26]:<26} {worst} {ceiling} "
+                f"{str(r.first_failed)[:13]:<13} {verdict}"
+            )
+    breached = [r for r in rows if r.breaches(None if process else False)]
+    if not args.json:
+        print(f"{len(rows)} rows, {len(breached)} breached")
+    return 1 if breached else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hiergym",
@@ -220,6 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write (default: the folder itself, or DIR/../comparison)",
     )
     r.set_defaults(fn=_cmd_report)
+
+    a = sub.add_parser(
+        "audit",
+        help="run the hack matrix of an env: attacks under their ceilings, twins at full reward",
+    )
+    a.add_argument("env", help="env id or domain name")
+    a.add_argument("--aggregate", default=None, help="one aggregator (default: every one)")
+    a.add_argument(
+        "--process-reward", action="store_true", help="also check returns with process rewards"
+    )
+    a.add_argument("--seeds", default="0,1", help="comma-separated seeds (tasks) to attack")
+    a.add_argument("--only", default=None, help="comma-separated attack/twin names")
+    a.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="env kwargs")
+    a.add_argument("--json", action="store_true", help="print the rows as JSON")
+    a.set_defaults(fn=_cmd_audit)
 
     d = sub.add_parser("data", help="sandbox data")
     dsub = d.add_subparsers(dest="data_command", required=True)

@@ -310,6 +310,13 @@ class Attack:
     build: Build
     ceiling: float
     description: str = ""
+    form_credit: bool = True
+    """The attack's answer is well formed, so it may keep what the form alone earns: the
+    effective ceiling is ``max(ceiling, 1 / number of levels)`` (one passed level of n). False
+    for attacks that never submit a valid answer (their ceiling is exact)."""
+
+    def effective_ceiling(self, n_levels: int) -> float:
+        return max(self.ceiling, 1.0 / n_levels) if self.form_credit else self.ceiling
 
 
 @dataclass(frozen=True)
@@ -429,8 +436,14 @@ def _oversized(ctx: AttackContext) -> list[Any]:
 
 
 COMMON_ATTACKS: tuple[Attack, ...] = (
-    Attack("null_agent", _null_agent, 0.0, "never calls a tool"),
-    Attack("unparsable_submit", _unparsable_submit, 0.0, "the oracle's work, submit cut short"),
+    Attack("null_agent", _null_agent, 0.0, "never calls a tool", form_credit=False),
+    Attack(
+        "unparsable_submit",
+        _unparsable_submit,
+        0.0,
+        "the oracle's work, submit cut short",
+        form_credit=False,
+    ),
     Attack("empty_answer", _empty_answer, 0.25, "every submit field emptied"),
     Attack("unrelated_answer", _unrelated_answer, 0.4, "another task's correct answer"),
     Attack("memorised_answer", _memorised_answer, 0.4, "the right answer, no evidence fetched"),
@@ -446,12 +459,19 @@ COMMON_ATTACKS: tuple[Attack, ...] = (
         0.4,
         f"{PADDING_CALLS} calls that do not serve the task, then the memorised answer",
     ),
-    Attack("padding_no_submit", _padding_without_submit, 0.0, "padding calls, never submits"),
+    Attack(
+        "padding_no_submit",
+        _padding_without_submit,
+        0.0,
+        "padding calls, never submits",
+        form_credit=False,
+    ),
     Attack("edge_numbers", _edge_numbers, 0.25, "every number of the answer at a type edge"),
     Attack("edge_unicode", _edge_unicode, 0.25, "every string: lone surrogates, NUL, controls"),
     Attack("oversized", _oversized, 0.25, "a submit over the action cap, a 5,000-digit integer"),
 )
-"""Attacks every domain must hold; ceilings are normalised rewards (see :func:`normalised_reward`)."""
+"""Attacks every domain must hold; ceilings are normalised rewards (see :func:`normalised_reward`);
+an attack that submits a well-formed answer may also keep one level's worth (``form_credit``)."""
 
 
 def _reordered(value: Any) -> Any:
@@ -683,7 +703,7 @@ def _play_row(
         kind,
         str(getattr(ctx.task, "task_id", "?")),
         ctx.seed,
-        getattr(entry, "ceiling", 1.0),
+        entry.effective_ceiling(len(verdict.levels)) if isinstance(entry, Attack) else 1.0,
         verdict.first_failed,
         description=entry.description,
     )
