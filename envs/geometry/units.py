@@ -70,12 +70,23 @@ def unit_factor(unit: str | None, dimension: str) -> float:
     return factor
 
 
-def _number(value: Any, what: str) -> float:
+def _number(value: Any, what: str, factor: float = 1.0) -> float:
+    """``value * factor`` as a finite float, or an AnswerError (an int beyond the float range,
+    NaN, infinity, or a product that overflows, is a format failure, never an exception)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AnswerError(f"{what} must be a number, got {str(value)[:40]!r}")
-    if not math.isfinite(value):
-        raise AnswerError(f"{what} must be finite, got {value}")
-    return float(value)
+    try:
+        scaled = float(value) * factor
+    except OverflowError:
+        scaled = math.inf
+    if not math.isfinite(scaled):
+        shown = (
+            f"{value:.3g}"
+            if isinstance(value, float)
+            else f"an integer of {value.bit_length()} bits"
+        )
+        raise AnswerError(f"{what} must be a finite number in range, got {shown}")
+    return scaled
 
 
 def parse_scalar(answer: Any, unit: str | None, dimension: str) -> float:
@@ -84,19 +95,19 @@ def parse_scalar(answer: Any, unit: str | None, dimension: str) -> float:
         m = _QUANTITY.match(answer)
         if not m:
             raise AnswerError(f"expected a number with a unit, e.g. '0.42 m'; got {answer[:40]!r}")
-        value, inline = _number(float(m.group(1)), "answer"), m.group(2)  # "1e999" is inf
+        value, inline = float(m.group(1)), m.group(2)  # "1e999" is inf
         factor = unit_factor(inline or unit, dimension)
         if inline and unit and str(unit).strip() and unit_factor(unit, dimension) != factor:
             raise AnswerError(f"two different units: {inline!r} in the answer and unit={unit!r}")
-        return value * factor
-    return _number(answer, "answer") * unit_factor(unit, dimension)
+        return _number(value, "answer", factor)
+    return _number(answer, "answer", unit_factor(unit, dimension))
 
 
 def parse_vector(answer: Any, unit: str | None, n: int = 3, what: str = "answer") -> list[float]:
     if not isinstance(answer, list) or len(answer) != n:
         raise AnswerError(f"{what} must be a list of {n} numbers, got {str(answer)[:60]!r}")
     factor = unit_factor(unit, "length")
-    return [_number(x, f"{what}[{i}]") * factor for i, x in enumerate(answer)]
+    return [_number(x, f"{what}[{i}]", factor) for i, x in enumerate(answer)]
 
 
 def parse_rotation(value: Any) -> list[list[float]]:
@@ -109,8 +120,10 @@ def parse_rotation(value: Any) -> list[list[float]]:
         if not isinstance(q, list) or len(q) != 4:
             raise AnswerError("quaternion must be [x, y, z, w]")
         q = [_number(x, "quaternion") for x in q]
-        if math.sqrt(sum(x * x for x in q)) < 1e-9:
-            raise AnswerError("quaternion must not be zero")
+        norm = math.hypot(*q)
+        if not math.isfinite(norm) or norm < 1e-9:
+            raise AnswerError("quaternion must be non-zero and finite")
+        q = [x / norm for x in q]
         return quat_to_matrix(tuple(q)).tolist()  # type: ignore[arg-type]
     if (
         not isinstance(value, list)

@@ -1,17 +1,25 @@
-"""Geometry verifier: format -> tool_use -> precision -> grounding, gated.
+"""Geometry verifier: format -> grounding -> tool_use -> precision, gated.
 
 * format — one submission whose answer parses as the task's type, with a unit where one is needed
   (converted exactly: 0.10 m == 10 cm) and, for points and poses, the task's frame;
-* tool_use — ToolRL-style: the share of calls that named a real tool with valid arguments, ran
-  without error and asked about the task's scene; passes at 0.75;
+* grounding — every measurement the answer depends on was obtained through tools *before* the
+  submitting action (:mod:`hiergym.envs.evidence`; results returned with the submit do not
+  count): each anchor by depth_at at its centroid (within 1 px) in the named camera, the frames it
+  must cross connected by transform / get_camera results, sizes by list_objects, correspondences
+  and intrinsics by their tools. A numeric answer scores the share of its measurements obtained; a
+  yes/no scores 1 only with all of them (part of the evidence cannot decide it). The level cites
+  the turns it used (``LevelResult.evidence``). An answer without any of them is flagged a guess;
+* tool_use — the needed results were obtained with few careless calls: needs met / (needs +
+  failed or off-scene calls). Each need counts once; repeated, duplicate or useless calls earn
+  nothing and dilute nothing, so padding cannot buy it back. Passes at 0.75;
 * precision — 1.0 within the task's tolerance (1 cm, 1 degree; 1 % for areas and volumes; a pose
   needs both 1 cm and 1 degree). Outside it, partial credit: 0.9 x the mean relative accuracy over
   thresholds 0.50, 0.55, ..., 0.95 (VSI-Bench's MRA), so a miss never earns full credit; passes only
-  within tolerance;
-* grounding — every measurement the answer depends on was obtained through tools in this
-  trajectory: each anchor by depth_at at its centroid (within 1 px) in the named camera, the frames
-  it must cross connected by transform / get_camera results, sizes by list_objects, correspondences
-  and intrinsics by their tools. A precise answer without any of them is flagged as a guess.
+  within tolerance.
+
+Reward integrity: grounding and tool_use require ``format`` and precision requires ``format`` and
+``grounding`` (:attr:`Level.requires`), so an unparsable answer earns nothing and a memorised or
+blind answer, right or not, earns at most the format level, under every aggregator.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from hiergym.envs.core import missing_submission
+from hiergym.envs.evidence import turns_before_submit
+from hiergym.errors import VerifierError
 from hiergym.rewards.levels import (
     Finding,
     HierarchicalVerifier,
@@ -130,37 +140,9 @@ def scene_of(arguments: Mapping[str, Any]) -> Any:
     return scene.strip() if isinstance(scene, str) else scene
 
 
-class ToolUseLevel(Level):
-    name = "tool_use"
-    threshold = TOOL_USE_THRESHOLD
-
-    def check(self, ctx: VerifyContext) -> LevelResult:
-        traj, task = ctx.trajectory, ctx.task
-        calls = traj.n_calls
-        by_kind: dict[str, int] = {}
-        for _, r in traj.results():
-            if not r.ok:
-                by_kind[r.error or "error"] = by_kind.get(r.error or "error", 0) + 1
-        off_scene = sum(
-            1
-            for turn in traj.turns
-            for call, r in zip(turn.calls, turn.results, strict=False)
-            if r.ok and "scene" in call.arguments and scene_of(call.arguments) != task.scene_id
-        )
-        bad = sum(by_kind.values()) + off_scene
-        score = (calls - bad) / calls if calls else 0.0
-        findings = [Finding(kind, f"{n} call(s): {kind}") for kind, n in sorted(by_kind.items())]
-        if off_scene:
-            findings.append(Finding("off_scene", f"{off_scene} call(s) asked about another scene"))
-        return self.result(
-            max(0.0, score),
-            findings,
-            metrics={"calls": calls, "invalid": sum(by_kind.values()), "off_scene": off_scene},
-        )
-
-
 class PrecisionLevel(Level):
     name = "precision"
+    requires = ("format", "grounding")
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         if "value" not in ctx.scratch:
@@ -171,36 +153,42 @@ class PrecisionLevel(Level):
 
 @dataclass
 class Observed:
-    """What the agent obtained through successful tool calls about the task's scene."""
+    """What the agent obtained through successful tool calls about the task's scene, and the turn
+    of each result. Built from the results received *before* the submitting action (see
+    :mod:`hiergym.envs.evidence`): a result that came back with the submit was never read by the
+    agent that wrote the answer."""
 
-    objects: bool = False
-    depths: list[tuple[str, float, float]] = field(default_factory=list)
-    edges: list[tuple[str, str]] = field(default_factory=list)
-    cameras: set[str] = field(default_factory=set)
-    correspondences: set[tuple[str, str, str]] = field(default_factory=set)
+    objects: list[int] = field(default_factory=list)
+    depths: list[tuple[str, float, float, int]] = field(default_factory=list)
+    edges: list[tuple[str, str, int]] = field(default_factory=list)
+    cameras: dict[str, int] = field(default_factory=dict)
+    correspondences: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     @classmethod
-    def from_trajectory(cls, traj: Any, scene_id: str) -> Observed:
+    def from_turns(cls, turns: Any, scene_id: str) -> Observed:
         seen = cls()
-        for turn in traj.turns:
+        for turn in turns:
             for call, r in zip(turn.calls, turn.results, strict=False):
                 a = call.arguments
                 if not r.ok or scene_of(a) != scene_id:
                     continue
+                t = turn.index
                 if call.name == "list_objects":
-                    seen.objects = True
+                    seen.objects.append(t)
                 elif call.name == "depth_at":
-                    seen.depths.append((a["camera"], float(a["u"]), float(a["v"])))
+                    seen.depths.append((a["camera"], float(a["u"]), float(a["v"]), t))
                 elif call.name == "transform":
-                    seen.edges.append((a["from_frame"], a["to_frame"]))
+                    seen.edges.append((a["from_frame"], a["to_frame"], t))
                 elif call.name == "get_camera":
-                    seen.edges.append((a["camera"], WORLD))
-                    seen.cameras.add(a["camera"])
+                    seen.edges.append((a["camera"], WORLD, t))
+                    seen.cameras.setdefault(a["camera"], t)
                 elif call.name == "get_correspondences":
-                    seen.correspondences.add((a["camera"], a["object"], a["kind"]))
+                    seen.correspondences.setdefault((a["camera"], a["object"], a["kind"]), t)
         return seen
 
-    def connected(self, frames: tuple[str, ...]) -> bool:
+    def chain(self, frames: tuple[str, ...]) -> list[int] | None:
+        """The turns of the results that connect ``frames`` (none needed for one frame), or None
+        when they are not connected."""
         parent: dict[str, str] = {}
 
         def root(x: str) -> str:
@@ -208,27 +196,42 @@ class Observed:
                 x = parent[x]
             return x
 
-        for a, b in self.edges:
-            parent[root(a)] = root(b)
-        return len({root(f) for f in frames}) == 1
+        joined: list[tuple[str, int]] = []
+        for a, b, turn in self.edges:
+            ra, rb = root(a), root(b)
+            if ra != rb:  # an edge that joins two components (repeats add nothing)
+                parent[ra] = rb
+                joined.append((a, turn))
+        if len({root(f) for f in frames}) != 1:
+            return None
+        component = root(frames[0])
+        return sorted({t for a, t in joined if root(a) == component})
 
-    def satisfies(self, need: tuple[Any, ...]) -> bool:
+    def support(self, need: tuple[Any, ...]) -> list[int] | None:
+        """The turns whose results meet ``need`` (the earliest that does), or None if none did."""
         kind = need[0]
         if kind == "objects":
-            return self.objects
+            return self.objects[:1] or None
         if kind == "anchor":
             _, cam, _, u, v = need
-            return any(
-                c == cam and abs(du - u) <= PIXEL_SLACK and abs(dv - v) <= PIXEL_SLACK
-                for c, du, dv in self.depths
+            hit = next(
+                (
+                    t
+                    for c, du, dv, t in self.depths
+                    if c == cam and abs(du - u) <= PIXEL_SLACK and abs(dv - v) <= PIXEL_SLACK
+                ),
+                None,
             )
+            return None if hit is None else [hit]
         if kind == "frames":
-            return self.connected(tuple(need[1:]))
+            return self.chain(tuple(need[1:]))
         if kind == "correspondences":
-            return tuple(need[1:]) in self.correspondences
+            hit = self.correspondences.get(tuple(need[1:]))
+            return None if hit is None else [hit]
         if kind == "camera":
-            return need[1] in self.cameras
-        raise ValueError(f"unknown evidence kind {kind!r}")
+            hit = self.cameras.get(need[1])
+            return None if hit is None else [hit]
+        raise VerifierError(f"unknown evidence kind {kind!r} in a geometry task")
 
 
 def describe(need: tuple[Any, ...]) -> str:
@@ -244,32 +247,155 @@ def describe(need: tuple[Any, ...]) -> str:
     return f"the intrinsics of {need[1]} (get_camera)"
 
 
+@dataclass(frozen=True)
+class Support:
+    """Which of a task's evidence needs the results seen before submitting meet, and where."""
+
+    met: dict[int, list[int]]
+    """Need index -> the turns whose results meet it."""
+    late: frozenset[int]
+    """Needs met only by results returned in the submitting action itself."""
+
+    @property
+    def cited(self) -> list[int]:
+        return sorted({t for turns in self.met.values() for t in turns})
+
+
+def support_of(ctx: VerifyContext) -> Support:
+    """The task's evidence needs met before submitting (computed once per verdict)."""
+    hit = ctx.scratch.get("support")
+    if hit is not None:
+        return hit
+    task: GeometryTask = ctx.task
+    if not task.evidence:
+        raise VerifierError(f"task {task.task_id} lists no evidence: its grounding means nothing")
+    traj = ctx.trajectory
+    before = turns_before_submit(traj)
+    seen = Observed.from_turns(before, task.scene_id)
+    met: dict[int, list[int]] = {}
+    for i, need in enumerate(task.evidence):
+        turns = seen.support(need)
+        if turns is not None:
+            met[i] = turns
+    late: set[int] = set()
+    if len(met) < len(task.evidence) and len(before) < len(traj.turns):
+        everything = Observed.from_turns(traj.turns, task.scene_id)
+        late = {
+            i
+            for i, need in enumerate(task.evidence)
+            if i not in met and everything.support(need) is not None
+        }
+    ctx.scratch["support"] = support = Support(met, frozenset(late))
+    return support
+
+
 class GroundingLevel(Level):
+    """Every measurement the answer depends on was obtained before submitting.
+
+    A numeric answer scores the share of its measurements that were obtained (each counts once).
+    A yes/no is decided only by all of its evidence together (the sizes alone cannot say whether
+    a box fits between two others whose positions were never measured), so it scores 1 when all
+    of it was obtained and 0 otherwise: a blind "yes" with part of the evidence is still blind.
+    """
+
     name = "grounding"
+    requires = ("format",)
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         task: GeometryTask = ctx.task
-        seen = Observed.from_trajectory(ctx.trajectory, task.scene_id)
-        missing = [need for need in task.evidence if not seen.satisfies(need)]
-        findings = [
-            Finding("unsupported", f"the answer needs {describe(need)}, which was never obtained")
-            for need in missing
-        ]
+        support = support_of(ctx)
+        missing = [i for i in range(len(task.evidence)) if i not in support.met]
+        findings = []
+        for i in missing:
+            need = task.evidence[i]
+            if i in support.late:
+                findings.append(
+                    Finding(
+                        "in_submit",
+                        f"{describe(need)} came back in the submitting action itself, after the "
+                        "answer was written",
+                    )
+                )
+            else:
+                findings.append(
+                    Finding(
+                        "unsupported",
+                        f"the answer needs {describe(need)}, which was never obtained",
+                    )
+                )
         if missing and len(missing) == len(task.evidence):
             findings.insert(
                 0,
                 Finding(
                     "guess",
-                    "no tool result in this trajectory supports the answer: it is a guess",
+                    "no tool result received before the submit supports the answer: it is a guess",
                 ),
             )
-        score = 1.0 - len(missing) / len(task.evidence) if task.evidence else 1.0
+        share = 1.0 - len(missing) / len(task.evidence)
+        score = share if task.answer_type != "bool" else float(not missing)
         return self.result(
-            score, findings, metrics={"needed": len(task.evidence), "missing": len(missing)}
+            score,
+            findings,
+            metrics={"needed": len(task.evidence), "missing": len(missing)},
+            evidence=support.cited,
+        )
+
+
+class ToolUseLevel(Level):
+    """The required tools' results were obtained and used, without careless calls.
+
+    score = met / (needed + wasted): ``met`` counts each of the task's evidence needs once, when a
+    successful call about the task's scene returned it before the submit (repeats, near-duplicates
+    and calls whose results meet no need add nothing), and ``wasted`` counts every call that failed
+    (unknown tool, bad arguments, tool error, unparsable action) or asked about another scene. It is
+    not a share of calls: padding with cheap valid calls neither raises nor dilutes it. Passes at
+    0.75: every need met with at most one wasted call per three needs.
+    """
+
+    name = "tool_use"
+    threshold = TOOL_USE_THRESHOLD
+    requires = ("format",)
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        traj, task = ctx.trajectory, ctx.task
+        support = support_of(ctx)
+        by_kind: dict[str, int] = {}
+        off_scene = 0
+        for turn in traj.turns:
+            if not turn.calls:  # an action that did not parse: one wasted call
+                for r in turn.results:
+                    by_kind[r.error or "error"] = by_kind.get(r.error or "error", 0) + 1
+                continue
+            for call, r in zip(turn.calls, turn.results, strict=False):
+                if not r.ok:
+                    by_kind[r.error or "error"] = by_kind.get(r.error or "error", 0) + 1
+                elif "scene" in call.arguments and scene_of(call.arguments) != task.scene_id:
+                    off_scene += 1
+        invalid = sum(by_kind.values())
+        needed, met = len(task.evidence), len(support.met)
+        score = met / (needed + invalid + off_scene)
+        findings = [Finding(kind, f"{n} call(s): {kind}") for kind, n in sorted(by_kind.items())]
+        if off_scene:
+            findings.append(Finding("off_scene", f"{off_scene} call(s) asked about another scene"))
+        if met < needed:
+            findings.append(
+                Finding("unmet", f"{needed - met} of {needed} needed measurement(s) not obtained")
+            )
+        return self.result(
+            score,
+            findings,
+            metrics={
+                "calls": traj.n_calls,
+                "needed": needed,
+                "met": met,
+                "invalid": invalid,
+                "off_scene": off_scene,
+            },
+            evidence=support.cited,
         )
 
 
 def build_verifier(aggregate: Any = "gated", **params: Any) -> HierarchicalVerifier:
     return HierarchicalVerifier(
-        [FormatLevel(), ToolUseLevel(), PrecisionLevel(), GroundingLevel()], aggregate, **params
+        [FormatLevel(), GroundingLevel(), ToolUseLevel(), PrecisionLevel()], aggregate, **params
     )
