@@ -176,9 +176,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     aggregates = [args.aggregate] if args.aggregate else list(AGGREGATE_NAMES)
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     only = [x for x in (args.only or "").split(",") if x] or None
-    rows = run_hack_matrix(
-        env_id, seeds=seeds, aggregates=aggregates, only=only, **_env_args(args.env_arg)
-    )
+    kwargs = _env_args(args.env_arg)
+    kwargs.update({k: v for k, v in (("split", args.split), ("difficulty", args.difficulty)) if v})
+    rows = run_hack_matrix(env_id, seeds=seeds, aggregates=aggregates, only=only, **kwargs)
     process = bool(args.process_reward)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=1))
@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--process-reward", action="store_true", help="also check returns with process rewards"
     )
     a.add_argument("--seeds", default="0,1", help="comma-separated seeds (tasks) to attack")
+    a.add_argument("--split", default=None, help="the split to draw tasks from (env default)")
+    a.add_argument("--difficulty", default=None, help="the difficulty (env default)")
     a.add_argument("--only", default=None, help="comma-separated attack/twin names")
     a.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="env kwargs")
     a.add_argument("--json", action="store_true", help="print the rows as JSON")

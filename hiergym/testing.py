@@ -425,6 +425,8 @@ def _edge_numbers(ctx: AttackContext) -> list[Any] | None:
 
 def _edge_unicode(ctx: AttackContext) -> list[Any] | None:
     edged = _edge(dict(ctx.submit.arguments), 0, "unicode")
+    if edged == dict(ctx.submit.arguments):
+        return None  # no string in the answer
     return [*ctx.evidence_calls, _raw_submit(ctx, edged)]
 
 
@@ -541,6 +543,10 @@ AGGREGATE_NAMES = (
 )
 
 
+PROCESS_ALLOWANCE = 0.1
+"""What process rewards may add to an attack's ceiling: ProcessReward's default budget fraction."""
+
+
 @dataclass
 class MatrixRow:
     """One attack or twin on one task: its normalised reward per aggregator, without and with
@@ -572,8 +578,11 @@ class MatrixRow:
         if process in (None, True):
             tables.append(("+process", self.process_rewards))
         for suffix, table in tables:
+            # With process rewards a submitted answer may also keep the information it really used
+            # (cited turns), bounded by the ProcessReward budget; one that never submitted keeps 0.
+            ceiling = self.ceiling + (PROCESS_ALLOWANCE if suffix and self.ceiling > 0 else 0.0)
             for agg, value in table.items():
-                bad = value > self.ceiling + 1e-9 if self.kind == "attack" else value < 1 - 1e-9
+                bad = value > ceiling + 1e-9 if self.kind == "attack" else value < 1 - 1e-9
                 if self.kind == "twin" and suffix:
                     bad = False  # process penalties may cost a twin; its outcome must be full
                 if bad or not math.isfinite(value):
@@ -729,11 +738,23 @@ def _span(fn: Any, levels: Sequence[Any], task: Any) -> float:
 
 
 def check_hack_matrix(
-    env_id: str, *, seeds: Sequence[int] = (0, 1), **env_kwargs: Any
+    env_id: str,
+    *,
+    seeds: Sequence[int] = (0, 1),
+    difficulties: Sequence[str] | None = None,
+    **env_kwargs: Any,
 ) -> list[MatrixRow]:
     """Every attack stays under its ceiling and every twin keeps full reward, under every
-    aggregator, with and without process rewards; raises AssertionError listing each breach."""
-    rows = run_hack_matrix(env_id, seeds=seeds, **env_kwargs)
+    aggregator, with and without process rewards; raises AssertionError listing each breach.
+
+    ``difficulties`` defaults to the env's easiest and hardest (short and long solutions)."""
+    if difficulties is None and "difficulty" not in env_kwargs:
+        levels = _env_class(env_id).difficulties
+        difficulties = list(dict.fromkeys([levels[0], levels[-1]]))
+    rows: list[MatrixRow] = []
+    for difficulty in difficulties or [None]:
+        kwargs = dict(env_kwargs, **({"difficulty": difficulty} if difficulty else {}))
+        rows += run_hack_matrix(env_id, seeds=seeds, **kwargs)
     bad = [(r, r.breaches()) for r in rows if r.breaches()]
     assert not bad, f"{env_id}: the hack matrix is breached:\n" + "\n".join(
         f"  {r.kind} {r.name} (task {r.task_id}): {b}; error {r.error}; first failed {r.first_failed}; "
@@ -759,5 +780,5 @@ def check_domain(env_id: str, *, oracle_per_cell: int = 2) -> dict[str, Any]:
     n = check_oracle(env_id, per_cell=oracle_per_cell)
     caught = check_mutants(env_id)
     check_cache_round_trip(env_id)
-    matrix = check_hack_matrix(env_id)
+    matrix = check_hack_matrix(env_id, seeds=(0,))
     return {"oracle_episodes": n, "mutants": caught, "hack_matrix": [r.to_dict() for r in matrix]}

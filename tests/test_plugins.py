@@ -56,7 +56,7 @@ def test_installed_plugin_env_is_made_and_passes_check_domain(plugin_site):
     )
     assert proc.returncode == 0, proc.stderr
     assert "What is the sum of" in proc.stdout
-    assert "'off_by_one': 'correct'" in proc.stdout and "['arith']" in proc.stdout
+    assert "'off_by_one': 'grounded'" in proc.stdout and "['arith']" in proc.stdout
 
 
 def test_broken_plugin_is_reported_by_name_and_builtins_still_work(tmp_path):
