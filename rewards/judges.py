@@ -23,6 +23,14 @@ SHOPPING_RUBRIC = (
     "product, the requested attributes, options and the true price, claims nothing false). "
     'Reply with JSON only: {{"score": <0-10>, "reason": "<short>"}}'
 )
+
+
+class JudgeAbstained(Exception):  # noqa: N818 - an outcome, not a bug
+    """The judge gave no usable judgement (a reply that is not exactly the requested JSON object,
+    or a score out of range). The level that asked records it and pays nothing for the judge's
+    share; it is never read as a score."""
+
+
 _SCORE = re.compile(r'"score"\s*:\s*(-?\d+(?:\.\d+)?)')
 
 

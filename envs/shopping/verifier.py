@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
 from hiergym.envs.core import missing_submission
+from hiergym.envs.evidence import Evidence
+from hiergym.rewards.judges import JudgeAbstained
 from hiergym.rewards.levels import (
     Finding,
     HierarchicalVerifier,
@@ -29,15 +29,13 @@ from hiergym.rewards.levels import (
     VerifyContext,
 )
 
-from .data import load_vocabulary
+from . import claims
 from .tasks import ShoppingTask
 from .tools import load_product
 
 PRICE_TOLERANCE = 0.005  # half a cent: $0.01 over budget is over budget
 CALL_SLACK = {"easy": 1.5, "medium": 2.0, "hard": 2.5}
 INVALID_CALL_PENALTY = 0.1
-_WORD = re.compile(r"[a-z0-9]+")
-_PRICE = re.compile(r"\$\s?(\d{1,7}(?:,\d{3})*(?:\.\d{1,2})?)")
 
 
 def product_match(
@@ -132,8 +130,103 @@ def _submitted(ctx: VerifyContext) -> tuple[dict[str, Any], dict[str, str], str]
     return ctx.scratch["product"], ctx.scratch["options"], ctx.scratch["message"]
 
 
+def _options_key(options: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in dict(options).items()))
+
+
+def _told(r: Any) -> tuple[str, dict[Any, Any]] | None:
+    """What one successful Shopping result shows: listed products, a page, or priced variants."""
+    data = r.data
+    if r.name == "search":
+        return "listed", {x["product_id"]: x for x in data.get("results", ())}
+    if r.name == "view_product":
+        return "page", {data["product_id"]: data}
+    if r.name == "select_options":
+        return "variant", {(data["product_id"], _options_key(data["options"])): data}
+    if r.name in ("add_to_cart", "view_cart"):
+        return "variant", {
+            (i["product_id"], _options_key(i["options"])): i for i in data.get("items", ())
+        }
+    return None
+
+
+def _single_price(price: Any) -> float | None:
+    """The one price a listing shows (a number, or a range whose ends agree), else None."""
+    if isinstance(price, int | float) and not isinstance(price, bool):
+        return float(price)
+    if isinstance(price, list) and len(price) == 2 and price[0] == price[1]:
+        return float(price[0])
+    return None
+
+
+class GroundingLevel(Level):
+    """The answer rests on results the agent received before its submitting action.
+
+    Three items, each cited (:attr:`LevelResult.evidence`): the product was listed by a search or
+    its page opened; every chosen option value was shown for it (on its page, or as the variant
+    returned by ``select_options`` / the cart); and the chosen variant's price was shown (by
+    ``select_options`` / the cart, or a listing whose every variant costs the same) — the price the
+    response level then requires the message to state. Results of the submitting action itself
+    never count (:mod:`hiergym.envs.evidence`). Score: the share of items grounded; passes only
+    when all are.
+    """
+
+    name = "grounding"
+    requires = ("format",)
+
+    def check(self, ctx: VerifyContext) -> LevelResult:
+        doc, options, _ = _submitted(ctx)
+        pid = doc["product_id"]
+        seen = Evidence(ctx.trajectory, _told)
+        variant_key = (pid, _options_key(options))
+        listed, page = seen.first("listed", pid), seen.first("page", pid)
+        variant = seen.first("variant", variant_key)
+        findings: list[Finding] = []
+        if listed is None and page is None:
+            findings.append(
+                Finding(
+                    "ungrounded_product",
+                    f"{pid} was never listed by a search or opened before submitting",
+                )
+            )
+        page_options = page[1].get("options", {}) if page else {}
+        unseen = [
+            f"{name} {value!r}"
+            for name, value in options.items()
+            if variant is None and value not in page_options.get(name, ())
+        ]
+        if unseen:
+            findings.append(
+                Finding(
+                    "ungrounded_options",
+                    f"{', '.join(unseen)} of {pid} was never shown before submitting",
+                )
+            )
+        true = _variant(doc, options)
+        shown = [
+            p
+            for p in (
+                variant[1].get("price") if variant else None,
+                _single_price(listed[1].get("price")) if listed else None,
+                _single_price(page[1].get("price")) if page else None,
+            )
+            if p is not None
+        ]
+        if true is None or not any(abs(p - true["price"]) <= PRICE_TOLERANCE for p in shown):
+            findings.append(
+                Finding(
+                    "ungrounded_price",
+                    f"the price of {pid} {options} was never shown before submitting "
+                    "(select_options shows a variant's price)",
+                )
+            )
+        score = 1.0 - len(findings) / 3
+        return self.result(score, findings, passed=not findings, evidence=sorted(seen.cited))
+
+
 class ProductLevel(Level):
     name = "product"
+    requires = ("format", "grounding")
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         doc, options, _ = _submitted(ctx)
@@ -144,6 +237,7 @@ class ProductLevel(Level):
 class ProcessLevel(Level):
     name = "process"
     threshold = 0.75
+    requires = ("format", "grounding", "product")
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         task: ShoppingTask = ctx.task
@@ -167,28 +261,28 @@ class ProcessLevel(Level):
         )
 
 
-@functools.lru_cache(maxsize=1)
-def _attribute_vocabulary() -> dict[str, tuple[str, ...]]:
-    return {c["path"]: tuple(c["attributes"]) for c in load_vocabulary()["categories"]}
-
-
-@functools.lru_cache(maxsize=4096)
-def _phrase_tokens(phrase: str) -> str:
-    return f" {' '.join(_WORD.findall(phrase.lower()))} "
-
-
-def _has_phrase(padded_words: str, phrase: str) -> bool:
-    """Whole-word phrase match: ``phrase``'s tokens appear consecutively among the message's tokens."""
-    return _phrase_tokens(phrase) in padded_words
+def _variant(doc: dict[str, Any], options: dict[str, str]) -> dict[str, Any] | None:
+    return next((v for v in doc["variants"] if v["options"] == options), None)
 
 
 class ResponseLevel(Level):
+    """The recommendation, read as claims (see :mod:`.claims`).
+
+    Items: it names the product (id or title), states each requested attribute the product has,
+    each chosen option value, and the variant's true price in US dollars. A message that states
+    anything false scores 0, whatever else it gets right: an attribute the product lacks (from any
+    category's vocabulary), an attribute it has negated, a value of an option other than the one
+    chosen (stuffing), a price that is neither the variant's nor the user's budget, or a price in
+    another currency.
+    """
+
     name = "response"
     threshold = 0.75
+    requires = ("format", "grounding", "product")
 
     def __init__(
         self,
-        judge: Callable[[ShoppingTask, dict[str, Any], str], float] | None = None,
+        judge: Callable[[ShoppingTask, dict[str, Any], str], float | None] | None = None,
         judge_weight: float = 0.5,
     ):
         self.judge = judge
@@ -197,65 +291,115 @@ class ResponseLevel(Level):
     def check(self, ctx: VerifyContext) -> LevelResult:
         doc, options, message = _submitted(ctx)
         task: ShoppingTask = ctx.task
-        words = " " + " ".join(_WORD.findall(message.lower())) + " "
+        said = claims.read(message, doc["category"])
+        own = {claims.key(a) for a in doc["attributes"]}
         items: list[tuple[str, bool]] = [
             (
                 "names the product",
-                _has_phrase(words, doc["product_id"]) or _has_phrase(words, doc["title"]),
+                said.has_phrase(doc["product_id"]) or said.has_phrase(doc["title"]),
             )
         ]
-        items += [
-            (f"states {a!r}", _has_phrase(words, a))
-            for a in task.attributes
-            if a in doc["attributes"]
-        ]
-        items += [(f"states {v!r}", _has_phrase(words, v)) for v in options.values()]
-        variant = next((v for v in doc["variants"] if v["options"] == options), None)
-        prices = [float(p.replace(",", "")) for p in _PRICE.findall(message)]
+        for a in task.attributes:
+            if a in doc["attributes"]:
+                k = claims.key(a)
+                items.append(
+                    (f"state {a!r}", k in said.attributes and k not in said.negated_attributes)
+                )
+        for name, value in options.items():
+            k = claims.key(value)
+            items.append(
+                (
+                    f"state {name} {value!r}",
+                    k in said.values.get(name, set())
+                    and k not in said.negated_values.get(name, set()),
+                )
+            )
+        variant = _variant(doc, options)
         true_price = variant["price"] if variant else None
+        usd = [p.amount for p in said.prices if p.currency == "USD"]
         items.append(
             (
-                "states the price",
-                true_price is not None
-                and any(abs(p - true_price) <= PRICE_TOLERANCE for p in prices),
+                "state the price",
+                true_price is not None and any(abs(p - true_price) <= PRICE_TOLERANCE for p in usd),
             )
         )
         findings = [
             Finding("rubric_miss", f"the message does not {what}") for what, ok in items if not ok
         ]
-        false_claims = [
-            a
-            for a in _attribute_vocabulary().get(doc["category"], ())
-            if a not in doc["attributes"] and _has_phrase(words, a)
+        lies: list[Finding] = []
+        lies += [
+            Finding("false_claim", f"claims {claims.phrase(a)!r}, which {doc['product_id']} is not")
+            for a in sorted(said.attributes - own)
         ]
-        false_prices = [
-            p
-            for p in prices
-            if all(abs(p - ref) > PRICE_TOLERANCE for ref in (true_price or -1.0, task.budget))
+        lies += [
+            Finding(
+                "false_negation",
+                f"says it is not {claims.phrase(a)!r}, which {doc['product_id']} is",
+            )
+            for a in sorted(said.negated_attributes & own)
         ]
-        findings += [
-            Finding("false_claim", f"claims {a!r}, which {doc['product_id']} is not")
-            for a in false_claims
-        ]
-        findings += [
-            Finding("false_price", f"states ${p:.2f}; the variant costs {true_price}")
-            for p in false_prices
-        ]
-        score = sum(ok for _, ok in items) / len(items)
-        score *= 0.5 ** (len(false_claims) + len(false_prices))
-        metrics: dict[str, Any] = {"rubric": score}
-        if self.judge is not None:
-            judged = float(self.judge(task, doc, message))
-            if not 0.0 <= judged <= 1.0:
-                raise ValueError(f"judge returned {judged}, expected a score in [0, 1]")
+        for name, stated in sorted(said.values.items()):
+            others = sorted(stated - {claims.key(options.get(name, ""))})
+            if others:
+                lies.append(
+                    Finding(
+                        "option_stuffing",
+                        f"states {name} {', '.join(map(claims.phrase, others))}; the chosen "
+                        f"{name} is {options.get(name)!r}",
+                    )
+                )
+        for name, value in options.items():
+            if claims.key(value) in said.negated_values.get(name, set()):
+                lies.append(
+                    Finding("false_negation", f"says it is not {name} {value!r}, which was chosen")
+                )
+        for p in said.prices:
+            if p.currency != "USD":
+                lies.append(
+                    Finding("false_price", f"states {p.text!r}; the catalog prices in US dollars")
+                )
+            elif all(
+                abs(p.amount - ref) > PRICE_TOLERANCE
+                for ref in (true_price if true_price is not None else -1.0, task.budget)
+            ):
+                lies.append(
+                    Finding(
+                        "false_price",
+                        f"states {p.text!r}; the variant costs "
+                        + (
+                            f"${true_price:.2f}"
+                            if true_price is not None
+                            else "nothing (no such variant)"
+                        ),
+                    )
+                )
+        findings += lies
+        rubric = 0.0 if lies else sum(ok for _, ok in items) / len(items)
+        metrics: dict[str, Any] = {"rubric": rubric}
+        score = rubric
+        if self.judge is not None and not lies:
+            try:
+                judged = self.judge(task, doc, message)
+            except JudgeAbstained as e:
+                judged = None
+                findings.append(Finding("judge_abstained", str(e)[:300]))
+            if judged is not None:
+                judged = float(judged)
+                if not 0.0 <= judged <= 1.0:
+                    raise ValueError(f"judge returned {judged}, expected a score in [0, 1]")
             metrics["judge"] = judged
-            score = (1 - self.judge_weight) * score + self.judge_weight * judged
-        return self.result(score, findings, metrics=metrics)
+            # an abstaining judge never pays: its share of the score is 0
+            score = (1 - self.judge_weight) * rubric + self.judge_weight * (judged or 0.0)
+        return self.result(
+            score, findings, metrics=metrics, passed=score >= self.threshold and not lies
+        )
 
 
 def build_verifier(
     db: Any, aggregate: Any = "gated", judge: Any = None, **params: Any
 ) -> HierarchicalVerifier:
     return HierarchicalVerifier(
-        [FormatLevel(db), ProductLevel(), ProcessLevel(), ResponseLevel(judge)], aggregate, **params
+        [FormatLevel(db), GroundingLevel(), ProductLevel(), ProcessLevel(), ResponseLevel(judge)],
+        aggregate,
+        **params,
     )

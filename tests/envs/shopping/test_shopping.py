@@ -163,7 +163,8 @@ def test_response_rubric_catches_false_claims_and_prices(base):
     ]
     false_attr = next(a for a in vocab if a not in doc["attributes"])
     claim = judge(recommendation(task, doc, options) + f" It is also {false_attr}.")
-    assert any(f.code == "false_claim" for f in claim.findings) and claim.score == 0.5
+    # one false statement makes the recommendation worthless, whatever else it gets right
+    assert any(f.code == "false_claim" for f in claim.findings) and claim.score == 0.0
     assert judge("Buy it.").score < 0.5
 
 
