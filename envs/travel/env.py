@@ -79,3 +79,13 @@ class TravelEnv(ToolEnv):
 
     def turn_checks(self) -> list[Any]:
         return turn_checks()
+
+    def attacks(self) -> list[Any]:
+        from .attacks import attacks
+
+        return attacks()
+
+    def twins(self) -> list[Any]:
+        from .attacks import twins
+
+        return twins()

@@ -79,11 +79,18 @@ class Itinerary:
     total_cost: float
 
 
+MAX_DAY_NUMBER = 10**6  # wider than any trip; a day number is only compared and printed
+
+
 def _cost(value: Any) -> float | None:
+    """A price in [0, MAX_COST], or None. Range-checked before ``float()``: an int beyond the float
+    range (10**400) would raise there, and every later sum stays finite (at most MAX_DAYS x
+    MAX_ACTIVITIES x MAX_COST x people)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
-    return value if math.isfinite(value) and 0 <= value <= MAX_COST else None
+    if not 0 <= value <= MAX_COST:  # also refuses NaN
+        return None
+    return float(value)
 
 
 def _text(value: Any, limit: int = 80) -> str | None:
@@ -163,12 +170,11 @@ def _fast_activity(raw: Any) -> Activity | None:
         return None
     cost = get("cost")
     kind_of_cost = type(cost)
-    if kind_of_cost is int:
-        cost = float(cost)
-    elif kind_of_cost is not float:
+    if kind_of_cost is not int and kind_of_cost is not float:
         return None
-    if not 0 <= cost <= MAX_COST:  # also refuses NaN and infinities
+    if not 0 <= cost <= MAX_COST:  # also refuses NaN, infinities and ints beyond float range
         return None
+    cost = float(cost)
     kind = get("type")
     if kind == "meal" or kind == "attraction":
         place = get("place")
@@ -227,9 +233,13 @@ def parse_itinerary(raw: Any) -> tuple[Itinerary | None, list[str]]:
             errors.append(f"days[{i}] must be an object")
             continue
         number = d.get("day")
-        ok = isinstance(number, int) and not isinstance(number, bool)
+        ok = (
+            isinstance(number, int)
+            and not isinstance(number, bool)
+            and -MAX_DAY_NUMBER <= number <= MAX_DAY_NUMBER
+        )
         if not ok:
-            errors.append(f"days[{i}].day must be an integer")
+            errors.append(f"days[{i}].day must be an integer (the day's number, 1 to {MAX_DAYS})")
         date = parse_date(d.get("date"))
         if date is None:
             ok = False

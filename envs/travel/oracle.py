@@ -25,7 +25,7 @@ from hiergym.envs.tools import ToolCall
 from . import recorder
 from .clock import add_days, hhmm
 from .geo import vehicles
-from .itinerary import parse_itinerary, trip_cost
+from .itinerary import MEALS, parse_itinerary, trip_cost
 from .recorder import CallRecorder
 from .rules import house_rule_ok, house_rules_of, room_type_ok
 from .tasks import CITIES_FOR_DAYS, TravelTask
@@ -39,6 +39,7 @@ from .tools import (
     search_restaurants,
     search_trains,
 )
+from .verifier import DAY_END, needs
 from .world import world_of
 
 DAY_START = 8 * 60
@@ -47,6 +48,7 @@ LAST_MINUTE = 23 * 60 + 59
 CAR_DEPARTURE = 9 * 60
 WALK_LIMIT_MIN = 25
 BOARDING = {"flight": 45, "train": 15}
+PRE_RIDE_MARGIN = 45  # the last visit before a ride ends this long before boarding (taxi time)
 DEPLANING = {"flight": 15, "train": 5}
 MEAL_WINDOWS = {  # earliest start, latest start, minutes at the table
     "breakfast": (7 * 60, 10 * 60, 30),
@@ -178,25 +180,36 @@ class _Planner(CallRecorder):
         return sorted(out, key=lambda r: (r["price"], r["depart"], r["number"]))
 
     def travel(self, day: _Day, a: str, b: str, date: str, target: str | None) -> bool:
-        """Get from city ``a`` to ``b`` (and to ``target``, the night's hotel, if any)."""
+        """Get from city ``a`` to ``b`` (and to ``target``, the night's hotel, if any), with the
+        meals and visits the day owes before leaving ``a`` and after reaching ``b`` (``needs``)."""
+        away_a, away_b = a != self.task.origin, b != self.task.origin
         if self.mode == "car":
+            saved = self._save()
+            trial = _Day(list(day.acts), day.loc, DAY_START)
+            pre, _ = needs(CAR_DEPARTURE, DAY_END, away_a, False)
+            if not self.schedule(trial, a, pre, CAR_DEPARTURE):
+                return self._restore(saved)
             end = target or self.world.hub("center", b)
-            leg = self.world.leg("drive", day.loc, end)
+            leg = self.world.leg("drive", trial.loc, end)
             if leg is None:
-                return False
-            day.t = CAR_DEPARTURE
-            day.acts.append(
+                return self._restore(saved)
+            arrive = CAR_DEPARTURE + leg.minutes
+            trial.acts.append(
                 {
                     "type": "transfer",
                     "mode": "drive",
-                    "from": day.loc,
+                    "from": trial.loc,
                     "to": end,
-                    "start": hhmm(day.t),
-                    "end": hhmm(day.t + leg.minutes),
+                    "start": hhmm(CAR_DEPARTURE),
+                    "end": hhmm(arrive),
                     "cost": leg.cost,
                 }
             )
-            day.loc, day.t = end, day.t + leg.minutes
+            trial.loc, trial.t = end, arrive
+            _, post = needs(CAR_DEPARTURE, arrive, False, away_b)
+            if not self.schedule(trial, b, post) or (target and not self.move(trial, target)):
+                return self._restore(saved)
+            day.acts, day.loc, day.t = trial.acts, trial.loc, trial.t
             return day.t <= LAST_MINUTE
         for ride in self.rides(a, b, date):
             if ride["seats"] < self.task.people:
@@ -206,10 +219,18 @@ class _Planner(CallRecorder):
             hub_b = self.world.hub("airport" if kind == "flight" else "station", b)
             dep = _minutes(ride["depart"])
             arr = _minutes(ride["arrive"])
+            pre, post = needs(dep, arr, away_a, away_b)
+            saved = self._save()
             trial = _Day(list(day.acts), day.loc, day.t)
+            owes = bool(pre[0] or pre[1])
+            if owes and not self.schedule(trial, a, pre, dep - BOARDING[kind] - PRE_RIDE_MARGIN):
+                self._restore(saved)
+                continue
             to_hub = self.local(trial.loc, hub_a) if trial.loc != hub_a else None
             leave = dep - BOARDING[kind] - (to_hub.minutes if to_hub else 0)
-            if leave < TRAVEL_DAY_START or not self.move(trial, hub_a, leave):
+            earliest = trial.t if owes else TRAVEL_DAY_START
+            if leave < earliest or not self.move(trial, hub_a, leave):
+                self._restore(saved)
                 continue
             trial.acts.append(
                 {
@@ -223,11 +244,39 @@ class _Planner(CallRecorder):
                 }
             )
             trial.loc, trial.t = hub_b, arr + DEPLANING[kind]
-            if target is not None and not self.move(trial, target):
+            if not self.schedule(trial, b, post) or (
+                target is not None and not self.move(trial, target)
+            ):
+                self._restore(saved)
                 continue
             day.acts, day.loc, day.t = trial.acts, trial.loc, trial.t
             return True
         return False
+
+    def _save(self) -> tuple[set[str], set[str]]:
+        return set(self.used), set(self.cuisines_left)
+
+    def _restore(self, saved: tuple[set[str], set[str]]) -> bool:
+        self.used, self.cuisines_left = set(saved[0]), set(saved[1])
+        return False
+
+    def schedule(
+        self, day: _Day, city: str, owed: tuple[list[str], bool], deadline: int | None = None
+    ) -> bool:
+        """Append the meals and visits ``owed`` in ``city`` (in a full day's order), each ending
+        by ``deadline`` if given."""
+        meals, visit = owed
+        steps = [s for s in self.day_steps() if s[0] in meals or (visit and s[0] == "attraction")]
+        if not steps:
+            return True
+        restaurants, attractions = self.candidates(city)
+        for kind, until in steps:
+            options = attractions if kind == "attraction" else restaurants
+            if not self.visit(
+                day, options, kind, until if deadline is None else min(until, deadline)
+            ):
+                return False
+        return True
 
     # ---- full days -------------------------------------------------------------------------
 
@@ -292,21 +341,20 @@ class _Planner(CallRecorder):
             return True
         return False
 
-    def full_day(self, day: _Day, city: str, hotel: str) -> bool:
-        restaurants, attractions = self.candidates(city)
+    def day_steps(self) -> list[tuple[str, int]]:
+        """A full day's visits in order, each with the time it must end by."""
         n = self.task.attractions_per_day
         morning, afternoon = (n + 1) // 2, n // 2
-        day.t = DAY_START
         steps = [("breakfast", 10 * 60 + 30)]
         steps += [("attraction", 14 * 60)] * morning
         steps += [("lunch", 15 * 60 + 30)]
         steps += [("attraction", 20 * 60)] * afternoon
         steps += [("dinner", 22 * 60 + 30)]
-        for kind, until in steps:
-            options = attractions if kind == "attraction" else restaurants
-            if not self.visit(day, options, kind, until):
-                return False
-        return self.move(day, hotel)
+        return steps
+
+    def full_day(self, day: _Day, city: str, hotel: str) -> bool:
+        day.t = DAY_START
+        return self.schedule(day, city, (list(MEALS), True)) and self.move(day, hotel)
 
     # ---- the whole trip --------------------------------------------------------------------
 

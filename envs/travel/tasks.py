@@ -132,7 +132,7 @@ def describe(task: TravelTask) -> str:
     if task.min_restaurant_rating:
         prefs.append(f"restaurants rated at least {task.min_restaurant_rating}")
     if task.attractions_per_day > 1:
-        prefs.append(f"{task.attractions_per_day} attractions on each full day")
+        prefs.append(f"{task.attractions_per_day} attractions on each day that owes one")
     if prefs:
         parts.append("Preferences: " + "; ".join(prefs) + ".")
     return " ".join(parts)
@@ -153,9 +153,11 @@ you are wherever your last activity left you, so move between places with transf
 least as long as get_distance says); a bed every night but the last (end each such day at it);
 visit places within opening hours (breakfast starts 06:00-11:00, lunch 11:00-15:30, dinner
 17:00-22:30; a meal lasts at least 20 min, a visit at least half its typical duration, up to
-60 min); each full day (no intercity travel) has breakfast, lunch,
-dinner and at least one attraction; never repeat a restaurant or attraction; respect minimum
-nights; drive only if every intercity leg is driven (your own car); only use flights, trains,
+60 min); away from home, every meal whose whole window you spend in a city of the trip (not
+between cities) is owed, and so is an attraction if you are there from 10:00 to 17:00: a full
+day has breakfast, lunch, dinner and an attraction, a travel day what lies before its first
+departure and after its last arrival (only a ride the route needs counts: never go to a city
+and back); never repeat a restaurant or attraction; respect minimum nights; drive only if every intercity leg is driven (your own car); only use flights, trains,
 places, prices and travel times that a tool returned to you. Total = flights/trains/meals/tickets
 x people + taxis x ceil(people/4) + car costs x ceil(people/5) + nightly price x rooms
 (ceil(people / max occupancy))."""

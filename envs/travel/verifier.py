@@ -25,6 +25,7 @@ from hiergym.rewards.levels import (
     HierarchicalVerifier,
     Level,
     LevelResult,
+    SkipLevel,
     VerifyContext,
 )
 
@@ -43,6 +44,26 @@ MEAL_WINDOWS = {  # when each meal may start (minutes after midnight)
 }
 MIN_MEAL_MINUTES = 20
 RIDE_HUB = {"flight": "airport", "train": "station"}
+VISIT_HOURS = (10 * 60, 17 * 60)
+"""A day spent in a city of the trip through these hours owes an attraction (and the preferred
+number of them)."""
+DAY_END = 24 * 60
+
+
+def needs(
+    leave: int, arrive: int, away_before: bool, away_after: bool
+) -> tuple[tuple[list[str], bool], tuple[list[str], bool]]:
+    """What a day owes, as ``((meals, attraction) before leaving, (meals, attraction) after
+    arriving)``: every meal whose whole window (MEAL_WINDOWS) and the visit hours (VISIT_HOURS)
+    if they lie wholly in a city of the trip, i.e. before ``leave`` (the start of the first leg
+    that changes city) in a city away from home (``away_before``), or after ``arrive`` (the end of
+    the last such leg) likewise. Only the journey exempts: a day without one passes
+    ``leave = arrive = DAY_END`` and owes everything wherever the traveller is away from home.
+    """
+    lo, hi = VISIT_HOURS
+    before = [m for m, (_, end) in MEAL_WINDOWS.items() if end <= leave] if away_before else []
+    after = [m for m, (start, _) in MEAL_WINDOWS.items() if start >= arrive] if away_after else []
+    return (before, away_before and hi <= leave), (after, away_after and lo >= arrive)
 
 
 def _itinerary(ctx: VerifyContext) -> Itinerary:
@@ -83,6 +104,7 @@ class FeasibilityLevel(WorldLevel):
         seen: dict[str, str] = {}
         drive = public = False
         checks = 0
+        visit_days: list[bool] = []  # per day: does it owe an attraction (see needs)
         bed_cities = [
             world.places[d.accommodation.place].city
             if d.accommodation is not None and d.accommodation.place in world.places
@@ -101,7 +123,10 @@ class FeasibilityLevel(WorldLevel):
             expected = add_days(task.start_date, i)
             if day.date != expected:
                 bad("wrong_date", f"{label} is dated {day.date}; it should be {expected}")
-            prev_end, meals, attractions, intercity = -1, dict.fromkeys(MEALS, 0), 0, False
+            prev_end, meals, attractions = -1, dict.fromkeys(MEALS, 0), 0
+            here = world.places.get(loc)
+            path = [here.city] if here else []  # the cities the traveller is in, in order
+            leave = arrive = -1  # start of the first and end of the last leg that changes city
             for j, a in enumerate(day.activities):
                 checks += 1
                 what = (label, j, a)  # formatted only into a finding (_w): most checks pass
@@ -114,8 +139,9 @@ class FeasibilityLevel(WorldLevel):
                     )
                 prev_end = max(prev_end, a.end)
                 if a.type in RIDES:
-                    public = intercity = True
+                    public = True
                     loc = self._ride(a, loc, what, task, day.date, bad)
+                    path, leave, arrive = self._moved(path, loc, a, leave, arrive)
                 elif a.type == "transfer":
                     if a.origin != loc:
                         bad(
@@ -136,10 +162,10 @@ class FeasibilityLevel(WorldLevel):
                                 f"{_w(what)}: {a.mode} from {a.origin} to {a.destination} takes {leg.minutes} min, planned {a.end - a.start}",
                             )
                         if a_place.city != b_place.city:
-                            intercity = True
                             public = public or a.mode == "taxi"
                     drive = drive or a.mode == "drive"
                     loc = a.destination
+                    path, leave, arrive = self._moved(path, loc, a, leave, arrive)
                 else:
                     self._visit(a, loc, what, bad)
                     place = world.places.get(a.place)
@@ -182,11 +208,32 @@ class FeasibilityLevel(WorldLevel):
                 end = world.places.get(loc)
                 if end is None or end.city != task.origin:
                     bad("not_home", f"the trip ends at {_where(world, loc)}, not in {task.origin}")
-            if 0 < i < n - 1 and not intercity:
-                missing = [m for m in ("breakfast", "lunch", "dinner") if not meals[m]]
-                if missing or not attractions:
-                    gaps = missing + ([] if attractions else ["an attraction"])
-                    bad("incomplete_day", f"{label} is a full day without {', '.join(gaps)}")
+            woke, sleeps = (
+                (bed_cities[i - 1] if i > 0 else task.origin),
+                (bed_cities[i] if i < n - 1 else task.origin),
+            )
+            if len(set(path)) != len(path):
+                bad(
+                    "pointless_hop",
+                    f"{label} goes {' -> '.join(path)}: a ride that comes back serves no route "
+                    "and exempts nothing from the day's meals and visits",
+                )
+            if woke == sleeps or leave < 0:  # no journey the route needs: the whole day counts
+                leave = arrive = DAY_END
+            (owed, visit), (owed_after, visit_after) = needs(
+                leave, arrive, woke != task.origin, sleeps != task.origin
+            )
+            missing = [m for m in MEALS if (m in owed or m in owed_after) and not meals[m]]
+            visit = visit or visit_after
+            visit_days.append(visit)
+            if missing or (visit and not attractions):
+                gaps = missing + ([] if attractions or not visit else ["an attraction"])
+                when = (
+                    "a full day"
+                    if leave == DAY_END
+                    else f"a travel day ({hhmm(leave)}-{hhmm(arrive)} between cities)"
+                )
+                bad("incomplete_day", f"{label} is {when} without {', '.join(gaps)}")
             extra = [m for m, c in meals.items() if c > 1]
             if extra:
                 bad("duplicate_meal", f"{label} has more than one {', '.join(extra)}")
@@ -197,8 +244,22 @@ class FeasibilityLevel(WorldLevel):
                 "transport_conflict",
                 "a drive in one's own car, but some intercity legs are flights, trains or taxis (the car would be left behind)",
             )
+        ctx.scratch["visit_days"] = visit_days
         score = max(0.0, 1.0 - len(found) / max(1, checks + n))
         return self.result(score, found, passed=not found)
+
+    def _moved(
+        self, path: list[str], loc: str, a: Activity, leave: int, arrive: int
+    ) -> tuple[list[str], int, int]:
+        """The day's city path, first departure and last arrival after a move to ``loc``."""
+        place = self.world.places.get(loc)
+        if place is None or (path and path[-1] == place.city):
+            return path, leave, arrive
+        if path:  # the move changed city
+            leave = a.start if leave < 0 else leave
+            arrive = a.end
+        path.append(place.city)
+        return path, leave, arrive
 
     def _ride(self, a: Activity, loc: str, what: Any, task: TravelTask, date: str, bad: Any) -> str:
         world = self.world
@@ -335,6 +396,7 @@ def _told(r: Any) -> tuple[str, dict[Any, Any]] | None:
 
 class GroundingLevel(Level):
     name = "grounding"
+    requires = ("feasibility",)
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         itinerary = _itinerary(ctx)
@@ -388,8 +450,13 @@ class GroundingLevel(Level):
                 items += 1
                 what = f"day {i + 1} accommodation {stay.place} (a night)"
                 priced(told.first("hotel", stay.place), _hotel_price, stay.cost, what)
-        score = max(0.0, 1.0 - len(found) / max(1, items))
-        return self.result(score, found, passed=not found, metrics={"items": items})
+        if not items:  # nothing grounded is not "all grounded"
+            found.append(Finding("nothing_to_ground", "the itinerary plans nothing to ground"))
+            return self.result(0.0, found, passed=False, metrics={"items": 0})
+        score = max(0.0, 1.0 - len(found) / items)
+        return self.result(
+            score, found, passed=not found, metrics={"items": items}, evidence=told.cited
+        )
 
 
 def _ride_price(facts: tuple) -> float:
@@ -402,6 +469,7 @@ def _hotel_price(row: dict[str, Any]) -> float:
 
 class ConstraintsLevel(WorldLevel):
     name = "constraints"
+    requires = ("feasibility", "grounding")
     world: World
 
     def check(self, ctx: VerifyContext) -> LevelResult:
@@ -470,6 +538,7 @@ class ConstraintsLevel(WorldLevel):
 class QualityLevel(WorldLevel):
     name = "quality"
     threshold = 0.8
+    requires = ("feasibility", "grounding", "constraints")
     world: World
 
     def check(self, ctx: VerifyContext) -> LevelResult:
@@ -521,15 +590,13 @@ class QualityLevel(WorldLevel):
                     )
                 )
         if task.attractions_per_day > 1:
-            n = len(itinerary.days)
+            owed = ctx.scratch.get("visit_days")
+            if owed is None:
+                raise SkipLevel("no feasibility verdict on which days owe attractions")
             short = [
                 i + 1
                 for i, d in enumerate(itinerary.days)
-                if 0 < i < n - 1
-                and not any(
-                    a.is_ride or (a.type == "transfer" and _intercity(world, a))
-                    for a in d.activities
-                )
+                if owed[i]
                 and sum(a.type == "attraction" for a in d.activities) < task.attractions_per_day
             ]
             prefs.append(not short)
@@ -544,11 +611,6 @@ class QualityLevel(WorldLevel):
         return self.result(
             score, findings, metrics={"cost": cost, "reference_cost": task.oracle_cost}
         )
-
-
-def _intercity(world: World, a: Activity) -> bool:
-    x, y = world.places.get(a.origin), world.places.get(a.destination)
-    return bool(x and y and x.city != y.city)
 
 
 def build_verifier(db: Any, aggregate: Any = "gated", **params: Any) -> HierarchicalVerifier:
