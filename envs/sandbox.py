@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
@@ -28,6 +27,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
 import sqlalchemy as sa
+from filelock import FileLock
 
 from hiergym.errors import ReplayMiss, SandboxError, ToolError
 
@@ -109,8 +109,7 @@ def build_database(
     if path.exists():
         return path
     lock_path = path.with_suffix(".lock")
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(str(lock_path)):  # portable (fcntl is POSIX-only)
         if path.exists():
             return path
         tmp = path.with_suffix(f".tmp{os.getpid()}")

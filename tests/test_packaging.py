@@ -1,0 +1,45 @@
+"""Set-up and packaging: what a new user meets in the first hour (issue 11)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_hiergym_needs_no_posix_only_module():
+    # fcntl does not exist on Windows: importing hiergym (and its sandbox) must not need it.
+    code = (
+        "import sys; sys.modules['fcntl'] = None\n"
+        "import hiergym, hiergym.envs.sandbox, hiergym.testing\n"
+        "print(len(hiergym.list_envs()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.strip()) >= 5
+
+
+def _make_dry_run(target: str, **variables: str) -> str:
+    args = ["make", "-n", "-C", str(ROOT), target, *(f"{k}={v}" for k, v in variables.items())]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_make_uses_a_project_virtualenv_and_bench_installs_only_what_it_needs():
+    bench = _make_dry_run("bench")
+    assert ".venv/bin/python -m pip install" in bench and '-e ".[plots]"' in bench
+    assert "[dev]" not in bench and "torch" not in bench
+    test = _make_dry_run("test")
+    assert '.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"' in test
+    # PYTHON= still overrides the virtualenv
+    custom = _make_dry_run("bench", PYTHON="/opt/py/bin/python3")
+    assert "/opt/py/bin/python3 -m pip install" in custom and ".venv" not in custom
+
+
+def test_the_llm_extra_takes_a_torch_range_not_a_pin():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert "torch==" not in text
+    assert '"torch>=2.4"' in text
