@@ -74,3 +74,13 @@ class ShoppingEnv(ToolEnv):
 
     def mutants(self) -> list[Any]:
         return oracle.mutants()
+
+    def attacks(self) -> list[Any]:
+        from . import attacks
+
+        return list(attacks.ATTACKS)
+
+    def twins(self) -> list[Any]:
+        from . import attacks
+
+        return list(attacks.TWINS)

@@ -100,6 +100,26 @@ def mutants() -> list[Any]:
         sub = calls[-1]
         return [*calls[:-1], ToolCall("submit", {**sub.arguments, **changes})]
 
+    def researched(
+        task: ShoppingTask, calls: list[ToolCall], doc: dict[str, Any], options: dict[str, str]
+    ) -> list[Any]:
+        """The oracle's search, then ``doc`` opened, ``options`` selected and submitted with a
+        truthful message: a wrong answer the agent did look up (so it is grounded)."""
+        pid = doc["product_id"]
+        return [
+            *[c for c in calls if c.name == "search"],
+            ToolCall("view_product", {"product_id": pid}),
+            ToolCall("select_options", {"product_id": pid, "options": options}),
+            ToolCall(
+                "submit",
+                {
+                    "product_id": pid,
+                    "options": options,
+                    "message": recommendation(task, doc, options),
+                },
+            ),
+        ]
+
     def wrong_option(
         task: ShoppingTask, calls: list[ToolCall], db: Any
     ) -> tuple[ShoppingTask, list[Any]]:
@@ -107,12 +127,14 @@ def mutants() -> list[Any]:
         doc = load_product(db, sub["product_id"])
         name, value = task.options[0]
         other = next(v for v in doc["options"][name] if v != value)
-        return task, with_submit(calls, options={**sub["options"], name: other})
+        return task, researched(task, calls, doc, {**sub["options"], name: other})
 
     def sibling(
         task: ShoppingTask, calls: list[ToolCall], db: Any
     ) -> tuple[ShoppingTask, list[Any]]:
-        return task, with_submit(calls, product_id=task.sibling_id)
+        doc = load_product(db, task.sibling_id)
+        options = choose_options(task, doc) or doc["variants"][0]["options"]
+        return task, researched(task, calls, doc, dict(options))
 
     def over_budget(
         task: ShoppingTask, calls: list[ToolCall], db: Any
@@ -127,7 +149,13 @@ def mutants() -> list[Any]:
     ) -> tuple[ShoppingTask, list[Any]]:
         return task, with_submit(calls, product_id="B0NOSUCH00")
 
+    def memorised(
+        task: ShoppingTask, calls: list[ToolCall], db: Any
+    ) -> tuple[ShoppingTask, list[Any]]:
+        return task, calls[-1:]
+
     return [
+        Mutant("memorised_submit", "grounding", memorised),
         Mutant("wrong_option", "product", wrong_option),
         Mutant("sibling_product", "product", sibling),
         Mutant("one_cent_over_budget", "product", over_budget),
