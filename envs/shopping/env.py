@@ -30,8 +30,13 @@ class ShoppingEnv(ToolEnv):
     each step, error observations for bad actions.
 
     ## Rewards
-    0 on every step but the last; then the verdict of format -> product -> process -> response,
-    folded by the aggregator (``gated`` by default). ``info["verdict"]`` holds every level.
+    0 on every step but the last; then the verdict of format -> grounding -> product -> process ->
+    response, folded by the aggregator (``gated`` by default). ``info["verdict"]`` holds every
+    level. Grounding: the submitted product, its options and its variant's price must appear in
+    results received before the submitting action (a memorised submit fails it). Product, process
+    and response are not applicable (0) unless the levels they stand on passed. The response level
+    reads the message's claims (negation, prices in any currency form, the whole catalog's
+    vocabulary); any false statement scores it 0.
 
     ## Episode End
     Terminated when ``submit`` is called with valid arguments; truncated after ``max_turns``
@@ -44,7 +49,9 @@ class ShoppingEnv(ToolEnv):
     response level), render_mode ("ansi" | "human").
 
     ## Version History
-    * v0: initial release.
+    * v0: initial release. Issue 9 (reward integrity) added the grounding level, the
+      not-applicable rule for answer-only levels and the claim-reading response rubric without
+      renaming the id; rewards of v0 runs before and after that change are not comparable.
     """
 
     domain = "shopping"

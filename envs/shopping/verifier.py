@@ -1,14 +1,29 @@
-"""Shopping verifier: format -> product -> process -> response, gated.
+"""Shopping verifier: format -> grounding -> product -> process -> response, gated by default.
 
 * format — one submission whose arguments are well formed and name a product in the catalog;
+* grounding — the answer rests on results received *before* the submitting action
+  (:mod:`hiergym.envs.evidence`): the product was listed by a search or its page opened, each chosen
+  option value was shown for it, and the chosen variant's price was shown (``select_options``, the
+  cart, or a single-price listing); the level cites those turns. Score: share of the three items;
+  passes only at 1.0. A memorised ``submit`` (train tasks repeat) fails here;
 * product — WebShop's formula: ``r_type * (|attrs matched| + |options matched| + 1[price <= budget])
   / (|attrs| + |options| + 1)``; an option counts only if the chosen variant exists and is in stock;
   passes only at 1.0;
 * process — tool efficiency against the oracle's call count, with Shop-R1 difficulty scaling (harder
   tasks allow more calls) and a penalty per invalid call;
-* response — a rule-based rubric on the message: it names the product and states the requested
-  attributes, options and the true price, and claims no attribute the product lacks; an optional LLM
-  judge (``judge(task, product, message) -> [0, 1]``) is blended in.
+* response — a rubric over the message's *claims* (:mod:`.claims`: negation scope, prices in any
+  currency form, every category's vocabulary): it names the product and states the requested
+  attributes, the chosen options and the true price in US dollars; a message that states anything
+  false (an attribute the product lacks, one it has negated, other values of an option, a price that
+  is neither the variant's nor the budget, a foreign currency) scores 0. An optional judge
+  (``judge(task, product, message) -> [0, 1]``, e.g. :class:`hiergym.rewards.judges.LLMJudge`) is
+  blended in; a judge that abstains (:class:`~hiergym.rewards.judges.JudgeAbstained`) pays nothing.
+
+Reward integrity: product ``requires`` format and grounding; process and response require format,
+grounding and product. A level that only means something for a grounded, correct answer is not
+applicable otherwise (score 0 under every aggregator), so no submission earns 0, a memorised or
+unrelated answer at most 0.4 (format plus a share of grounding) and a lying message on the right
+product at most 0.8, under every aggregator.
 """
 
 from __future__ import annotations

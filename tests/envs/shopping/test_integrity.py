@@ -267,3 +267,11 @@ def test_negating_an_attribute_the_product_lacks_is_true(env):
     lacks = next(a for a in vocab["attributes"] if a not in doc["attributes"])
     result = _rubric(env, 5, recommendation(task, doc, options) + f" It is not {lacks}.")
     assert result.passed and result.score == 1.0, result.findings
+
+
+def test_the_hack_matrix_holds_on_the_hardest_tasks():
+    from hiergym.testing import check_hack_matrix
+
+    rows = check_hack_matrix(ENV_ID, difficulty="hard")
+    names = {r.name for r in rows}
+    assert {"negation", "option_stuffing", "sibling_product", "paraphrased"} <= names
