@@ -265,3 +265,22 @@ def twins() -> list[Any]:
         Twin("spaced_times", spaced_times, 'times written " HH:MM " (accepted)'),
         Twin("integral_costs", integral_costs, "whole-dollar prices written as integers"),
     ]
+
+
+# ---- TravelPlanner-v0 ------------------------------------------------------------------------
+
+
+def tp_empty_plan(ctx: Any) -> list[Any]:
+    """TravelPlanner's "stay home": every day's city kept, every other field "-"."""
+    plan = copy.deepcopy(ctx.submit.arguments["plan"])
+    for unit in plan:
+        for key in unit:
+            if key not in ("days", "day", "current_city"):
+                unit[key] = "-"
+    return [*ctx.evidence_calls, ToolCall(SUBMIT, {"plan": plan})]
+
+
+def tp_attacks() -> list[Any]:
+    from hiergym.testing import Attack
+
+    return [Attack("empty_plan", tp_empty_plan, 0.25, 'every field "-": nothing planned')]

@@ -6,10 +6,17 @@
   travel time, rides from the right hub), opening hours and meal windows, a bed every night but the
   last, start at the origin's centre and end in the origin city, a reasonable city route (each city
   one contiguous stay, in the destination), no repeated restaurant or attraction, minimum nights,
-  non-conflicting transport (driving needs one's own car for the whole trip), complete full days,
-  enough free seats;
+  non-conflicting transport (driving needs one's own car for the whole trip), enough free seats,
+  no pointless hop (a day never returns to a city it left), and complete days: away from home, a
+  journey exempts only its own hours, so every meal whose window and the visit hours (an
+  attraction) that lie wholly before the first departure or after the last arrival are owed
+  (see :func:`needs`; a day without a journey the route needs owes them all);
+Grounding, constraints and quality require the levels before them (``Level.requires``): they
+mean nothing for an infeasible or ungrounded plan, so no aggregator pays for them then.
+
 * grounding (turn level) — every flight, train, hotel, restaurant, attraction and transfer, with its
   times and prices, matches a tool response the agent received before submitting (a citation);
+  a plan with no items grounds nothing (score 0);
 * constraints — budget (TravelPlanner's multipliers), the stated total, room type, house rule,
   cuisines, transport exclusions;
 * quality — cost against the oracle's plan, and the soft preferences.

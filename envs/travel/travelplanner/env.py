@@ -109,3 +109,8 @@ class TravelPlannerEnv(ToolEnv):
         from .mutants import mutants
 
         return mutants()
+
+    def attacks(self) -> list[Any]:
+        from ..attacks import tp_attacks
+
+        return tp_attacks()

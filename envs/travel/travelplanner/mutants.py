@@ -8,6 +8,7 @@ TravelPlanner's commonsense checks, hiergym's grounding, or one of TravelPlanner
 from __future__ import annotations
 
 import copy
+import re
 import sqlite3
 from dataclasses import replace
 from typing import Any
@@ -59,14 +60,27 @@ def invented_attraction(task: TravelPlannerTask, calls: list[ToolCall], db: Any)
     return task, _resubmit(calls, plan)
 
 
+def _with_mode(text: str, mode: str, tp: TravelPlannerDB) -> str:
+    """A driving leg's text in another mode, at that mode's cost (as get_distance showed it)."""
+    _, _, rest = text.partition(",")
+    out = mode + "," + rest
+    route = re.search(r"from (.+?) to (.+?), duration", out)
+    cost = tp.route_cost(route.group(1), route.group(2), mode.lower()) if route else None
+    if cost is not None and "cost: " in out:
+        out = out.rsplit("cost: ", 1)[0] + f"cost: {cost}"
+    return out
+
+
 def conflicting_transport(task: TravelPlannerTask, calls: list[ToolCall], db: Any) -> Mutation:
-    # Self-driving out and a taxi back (or the reverse): TravelPlanner forbids mixing them.
+    # Self-driving out and a taxi back (or the reverse): TravelPlanner forbids mixing them. The
+    # changed leg keeps its grounding (get_distance showed both modes' costs).
     plan = _plan(calls)
     first, last = plan[0], plan[-1]
+    tp = _database(db)
     if first["transportation"].startswith("Self-driving"):
-        last["transportation"] = last["transportation"].replace("Self-driving", "Taxi", 1)
+        last["transportation"] = _with_mode(last["transportation"], "Taxi", tp)
     else:
-        first["transportation"] = "Self-driving" + first["transportation"][len("Taxi") :]
+        first["transportation"] = _with_mode(first["transportation"], "Self-driving", tp)
     return task, _resubmit(calls, plan)
 
 
@@ -117,7 +131,7 @@ def mutants() -> list[Any]:
         MALFORMED_JSON,
         Mutant("missing_day", "format", missing_day),
         Mutant("repeated_restaurant", "commonsense", repeated_restaurant),
-        Mutant("invented_attraction", "commonsense", invented_attraction),
+        Mutant("invented_attraction", "grounding", invented_attraction),  # no search shows it
         Mutant("conflicting_transport", "commonsense", conflicting_transport),
         Mutant("accommodation_never_looked_up", "grounding", accommodation_never_looked_up),
         Mutant("restaurant_in_other_city", "grounding", restaurant_in_other_city),

@@ -1,21 +1,27 @@
-"""TravelPlanner verifier: format -> commonsense -> grounding -> hard, each gating the next.
+"""TravelPlanner verifier: format -> grounding -> commonsense -> hard, each gating the next.
 
 * format — one submission whose plan has TravelPlanner's shape, one entry per day (plan.py);
-* commonsense — TravelPlanner's 8 commonsense checks, as its evaluation runs them (evaluate.py);
 * grounding (turn level, hiergym's addition) — every flight, route, restaurant, attraction and
-  accommodation the plan names was shown to the agent by a tool earlier in the episode, with the
-  details the plan states (times, duration, distance, cost), each in a city of its day, and the trip
-  goes where the query asks (TravelPlanner checks neither: its sandbox check matches a name by
-  containment anywhere in a city, and it ignores an attraction written without a trailing ';');
+  accommodation the plan names was shown to the agent by a tool before its submitting action,
+  with the details the plan states (times, duration, distance, cost), each in a city of its day,
+  and the trip goes where the query asks (TravelPlanner checks neither: its sandbox check matches
+  a name by containment anywhere in a city, and it ignores an attraction written without a
+  trailing ';'). A plan that names nothing grounds nothing: score 0;
+* commonsense — TravelPlanner's 8 commonsense checks, as its evaluation runs them (evaluate.py);
 * hard — TravelPlanner's 5 hard checks (budget and the query's local constraints), run, as in
   TravelPlanner, only on plans that pass ``is_not_absent`` and ``is_valid_information_in_sandbox``.
 
-A plan passes TravelPlanner's evaluation exactly when the commonsense and hard levels pass; their
-per-check results are in each level's metrics.
+Reward integrity: commonsense and hard only mean something for a plan the agent was shown, and
+hard only for a commonsense-valid one. Each still runs TravelPlanner's checks (its per-check
+answers stay in the level's metrics, as TravelPlanner's evaluation gives them), but scores 0, not
+passed, with a ``not_applicable`` finding when a level it stands on failed, so no aggregator pays
+for a memorised or invented plan's commonsense. A plan passes TravelPlanner's evaluation exactly
+when every check in the commonsense and hard metrics is true.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hiergym.envs.evidence import Citations
@@ -62,12 +68,23 @@ class ChecksLevel(WorldLevel):
         return self.result(score, findings, passed=not findings, metrics=metrics), outcomes
 
 
+def _not_applicable(result: LevelResult, failed: str) -> LevelResult:
+    """``result`` with score 0 and not passed (its metrics kept): ``failed`` did not pass."""
+    note = Finding(
+        "not_applicable",
+        f"not scored: it only means something for a plan that passes {failed}, which failed",
+    )
+    return replace(result, score=0.0, passed=False, findings=(note, *result.findings))
+
+
 class CommonsenseLevel(ChecksLevel):
     name = "commonsense"
     checks = COMMONSENSE_CHECKS
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         result, ctx.scratch["commonsense"] = self.run(ctx)
+        if not ctx.scratch.get("grounded"):
+            return _not_applicable(result, "grounding")
         return result
 
 
@@ -83,7 +100,12 @@ class HardLevel(ChecksLevel):
                 "TravelPlanner runs the hard checks only on plans that pass is_not_absent and "
                 "is_valid_information_in_sandbox"
             )
-        return self.run(ctx)[0]
+        result = self.run(ctx)[0]
+        if not ctx.scratch.get("grounded"):
+            return _not_applicable(result, "grounding")
+        if not all(ok is None or bool(ok) for ok, _ in commonsense.values()):
+            return _not_applicable(result, "commonsense")
+        return result
 
 
 def _told(r: Any) -> tuple[Any, dict[Any, Any]] | None:
@@ -149,8 +171,15 @@ class GroundingLevel(WorldLevel):
                         )
                     )
         found += self._destination(task, visited - {task.org})
-        score = max(0.0, 1.0 - len(found) / max(1, items))
-        return self.result(score, found, passed=not found, metrics={"items": items})
+        if not items:  # nothing grounded is not "all grounded"
+            found.append(Finding("nothing_to_ground", "the plan names nothing to ground"))
+            ctx.scratch["grounded"] = False
+            return self.result(0.0, found, passed=False, metrics={"items": 0})
+        ctx.scratch["grounded"] = not found
+        score = max(0.0, 1.0 - len(found) / items)
+        return self.result(
+            score, found, passed=not found, metrics={"items": items}, evidence=told.cited
+        )
 
     def _leg(self, ride: Any, label: str, date: str, told: Citations) -> list[Finding]:
         what = (
@@ -225,8 +254,8 @@ def build_verifier(
     return HierarchicalVerifier(
         [
             FormatLevel("plan", lambda raw, task: parse_plan(raw, task.days)),
-            CommonsenseLevel(db),
             GroundingLevel(db),
+            CommonsenseLevel(db),
             HardLevel(db),
         ],
         aggregate,

@@ -53,6 +53,17 @@ def _level(verdict, name):
     return next(lv for lv in verdict["levels"] if lv["name"] == name)
 
 
+def _travelplanner_passes(verdict, *levels):
+    """Every TravelPlanner check the levels ran (their metrics) passed or did not apply, while
+    the levels themselves, standing on a failed grounding, are not applicable (score 0)."""
+    for name in levels or ("commonsense", "hard"):
+        level = _level(verdict, name)
+        assert level["score"] == 0.0 and level["findings"][0]["code"] == "not_applicable", level
+        if not all(ok is None or ok for ok in level["metrics"].values()):
+            return False
+    return True
+
+
 def test_make_without_the_data_fails_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_VARIABLE, str(tmp_path / "nowhere"))
     assert "pass data_dir=" in TravelPlannerEnv.missing_data()
@@ -89,7 +100,7 @@ MUTANT_CODES = {
     "malformed_json": {"no_submission"},
     "missing_day": {"schema"},
     "repeated_restaurant": {"is_valid_restaurants"},
-    "invented_attraction": {"is_valid_information_in_sandbox"},
+    "invented_attraction": {"ungrounded"},  # grounding comes first: no search showed it
     "conflicting_transport": {"is_valid_transportation"},
     "accommodation_never_looked_up": {"ungrounded"},
     "restaurant_in_other_city": {"ungrounded", "wrong_city"},
@@ -114,7 +125,9 @@ def test_levels_agree_with_travelplanners_evaluation(base):
     per-check results are what TravelPlanner's evaluation answers."""
     task, calls = _solve(base, 2)
     compared = 0
-    for m in [None, *(m for m in mutants() if m.level in ("commonsense", "hard"))]:
+    considered = [m for m in mutants() if m.level in ("commonsense", "hard")]
+    assert len(considered) >= 4
+    for m in [None, *considered]:
         mtask, actions = (task, calls) if m is None else m.apply(task, list(calls), base.sandbox.db)
         out = play(base, actions, options={"task": mtask, "max_turns": len(actions)})
         report = evaluate_plan(mtask.record, actions[-1].arguments["plan"], base.db)
@@ -126,7 +139,7 @@ def test_levels_agree_with_travelplanners_evaluation(base):
         else:
             assert hard["metrics"] == {n: ok for n, (ok, _) in report["hard"].items()}, m
         compared += not all(commonsense.values()) or not hard["passed"]
-    assert compared == 5  # every mutant broke something the evaluation also saw
+    assert compared == len(considered)  # every mutant broke something the evaluation also saw
 
 
 def test_grounding_catches_what_travelplanners_checks_let_through(base):
@@ -137,7 +150,7 @@ def test_grounding_catches_what_travelplanners_checks_let_through(base):
     day = next(d for d in plan if not d["current_city"].startswith("from "))
     day["attraction"] += f"Museum of Imaginary Things, {day['current_city']}"
     out = _finish(base, task, calls, plan)
-    assert _level(out.verdict, "commonsense")["passed"] and _level(out.verdict, "hard")["passed"]
+    assert _travelplanner_passes(out.verdict)  # TravelPlanner's own checks let it through
     grounding = _level(out.verdict, "grounding")
     assert out.verdict["first_failed"] == "grounding"
     assert [f["code"] for f in grounding["findings"]] == ["ungrounded"]
@@ -163,7 +176,7 @@ def test_a_plan_to_another_city_fails_grounding(base):
     calls = oracle_actions(base)
     elsewhere = replace(trip, dest=next(c for c in ("Austin", "Boston") if c != trip.dest))
     out = play(base, calls, options={"task": elsewhere})
-    assert _level(out.verdict, "commonsense")["passed"]
+    assert _travelplanner_passes(out.verdict, "commonsense")
     assert out.verdict["first_failed"] == "grounding"
     assert {f["code"] for f in _level(out.verdict, "grounding")["findings"]} == {"off_request"}
 
@@ -331,3 +344,36 @@ def test_any_well_shaped_plan_gets_a_verdict_never_a_verifier_error(base):
             day[key] = junk if rng.random() < 0.7 else day[key] + junk
         out = _finish(base, task, calls, plan)
         assert 0.0 <= out.verdict["reward"] <= 1.0
+
+
+def test_an_empty_plan_grounds_nothing(base):
+    """A plan that names nothing ("-" in every field) used to score 1.0 at grounding (0 items,
+    all grounded) and full marks for the levels after it under ``weighted``."""
+    from hiergym.testing import AGGREGATE_NAMES, normalised_reward
+
+    task, calls = _solve(base, 0)
+    plan = copy.deepcopy(calls[-1].arguments["plan"])
+    for unit in plan:
+        for key in unit:
+            if key not in ("days", "current_city"):
+                unit[key] = "-"
+    out = _finish(base, task, calls, plan)
+    grounding = _level(out.verdict, "grounding")
+    assert grounding["score"] == 0.0 and not grounding["passed"]
+    assert [f["code"] for f in grounding["findings"]] == ["nothing_to_ground"]
+    levels = base.verdict.levels
+    assert max(normalised_reward(a, levels, task) for a in AGGREGATE_NAMES) <= 0.25 + 1e-9
+
+
+def test_travelplanner_hack_matrix_holds_on_the_outcome_reward():
+    """A memorised plan (no searches) and another query's plan earn at most 0.4 under every
+    aggregator: commonsense and hard only count for a plan the agent was shown."""
+    from hiergym.testing import run_hack_matrix
+
+    rows = run_hack_matrix(ENV_ID, seeds=(0, 1))
+    bad = [
+        (r.name, r.seed, r.breaches(process=False), r.error)
+        for r in rows
+        if r.breaches(process=False)
+    ]
+    assert not bad, bad
