@@ -9,7 +9,7 @@ from hiergym.envs.sandbox import LiveBackend, Mode, Sandbox
 from hiergym.envs.tools import Toolbox
 from hiergym.rewards.levels import HierarchicalVerifier
 
-from . import data, importer, oracle, tasks, toolchain, tools, verifier
+from . import attacks, data, importer, oracle, tasks, toolchain, tools, verifier
 from .toolchain import Limits
 
 
@@ -109,3 +109,9 @@ class RTLEnv(ToolEnv):
 
     def mutants(self) -> list[Any]:
         return oracle.mutants()
+
+    def attacks(self) -> list[Any]:
+        return attacks.attacks()
+
+    def twins(self) -> list[Any]:
+        return attacks.twins()

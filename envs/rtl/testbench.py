@@ -2,7 +2,8 @@
 
 The generated testbench drives the design and a renamed copy of the reference with the same seeded
 stimulus (directed corner cases, then random; at least 1,000 samples; sequential runs start in
-reset, reset at random in their first half and never in their second), compares every output on
+reset, reset at random in their first half, not at all for most of their second, then again at
+random points late in the run), compares every output on
 every sample (sequential inputs change while the clock is high, between its rising and falling
 edges), and writes its verdict to a file whose name and every line carry a per-run random
 nonce. A design cannot forge it: it cannot know the nonce, it may not use file tasks (see
@@ -28,6 +29,9 @@ MAX_DIRECTED = 256
 MAX_REPORTED_MISMATCHES = 8
 RESET_CYCLES = 2
 RANDOM_RESET_RATE = 0.03
+LATE_RESET_SHARE = 32
+"""Sequential runs reset at random in their first half and their last 1/32 (at least 8 cycles),
+never in between."""
 
 
 def input_ports(task: Any) -> list[verilog.Port]:
@@ -80,17 +84,27 @@ def stimulus(task: Any) -> list[list[int]]:
         while len(rows) < n:
             rows.append([_draw(rng, p, specs.get(p.name, {}), None) for p in ports])
         return rows
-    # Random resets in the first half only: the second half is one long stretch without reset, so
-    # a design that is right only for a while after reset (a counter that wraps early, a timer
-    # that saturates) is caught here; the bounded proof covers just its first cycles.
+    # Resets at random points through the whole run, around one long stretch without reset
+    # (from the middle to the last LATE_RESET_SHARE): there a design that is right only for a
+    # while after reset (a counter that wraps early, a timer that saturates) is caught, and the
+    # resets after it come late in a counter's range, so a reset that clears only some bits (and
+    # relies on a power-on value for the rest) is caught too. The bounded proof covers just the
+    # first cycles after reset.
     quiet_from = max(RESET_CYCLES, n // 2)
+    late_from = max(quiet_from + 1, n - max(RESET_CYCLES * 4, n // LATE_RESET_SHARE))
+    first_late = late_from + rng.randrange(RESET_CYCLES * 2)
     previous: list[int | None] = [None] * len(ports)
     for cycle in range(n):
         row = []
         for k, p in enumerate(ports):
             if p.name == task.reset:
-                active = cycle < RESET_CYCLES or (
-                    cycle < quiet_from and rng.random() < RANDOM_RESET_RATE
+                active = (
+                    cycle < RESET_CYCLES
+                    or cycle == first_late
+                    or (
+                        (cycle < quiet_from or cycle > first_late)
+                        and rng.random() < RANDOM_RESET_RATE
+                    )
                 )
                 value = task.reset_active if active else 1 - task.reset_active
             else:

@@ -32,7 +32,7 @@ from hiergym.sandbox_data import source_dir
 
 from . import testbench, verilog
 
-RUNNER_VERSION = "rtl-runner-9"
+RUNNER_VERSION = "rtl-runner-10"
 """Bump when a stage's output for the same inputs changes meaning: it is part of every cache key."""
 LIBERTY_NAME = "hiergym_generic.lib"
 REQUIRED_PROGRAMS = ("iverilog", "vvp", "yosys", "yosys-abc", "prlimit")
@@ -49,7 +49,8 @@ class ToolchainMissing(SandboxError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one toolchain run; part of the cache key (a timeout is a result)."""
+    """Resource limits of one toolchain run; part of the cache key. A run that hits a limit is
+    reported but never cached (see :func:`is_transient`): a load spike is not a verdict."""
 
     compile_s: float = 10.0
     simulate_s: float = 20.0
@@ -334,12 +335,13 @@ def compile_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     messages = _scrub(result.output, nonce)
     warnings = len(re.findall(r"\bwarning\b", result.output, re.I))
     if result.returncode != 0 or result.timed_out:
-        return {
+        failed = {
             "ok": False,
             "category": _classify_compile(result),
             "messages": messages or f"iverilog exited with status {result.returncode}",
             "warnings": warnings,
         }
+        return _transient(failed) if _machine_failure(result) else failed
     widths = _PORT_WIDTH_WARNING.findall(result.output)
     if widths:
         return {
@@ -353,7 +355,117 @@ def compile_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
             ),
             "warnings": warnings,
         }
+    implicit = sorted(set(_IMPLICIT_WIRE.findall(result.output)))
+    if implicit:
+        return {
+            "ok": False,
+            "category": "elaboration",
+            "code": "implicit_wire",
+            "messages": "implicitly declared net(s) "
+            + ", ".join(repr(n) for n in implicit)
+            + ": declare every wire (`wire name;`); an undeclared name is a 1-bit net that "
+            "nothing may drive, which simulation and synthesis read differently",
+            "warnings": warnings,
+        }
+    lint = lint_design(task, code, limits)
+    if lint is not None:
+        return {**lint, "warnings": warnings}
     return {"ok": True, "category": "ok", "messages": messages, "warnings": warnings}
+
+
+_IMPLICIT_WIRE = re.compile(r"warning: implicit definition of wire '([^']+)'")
+_UNDRIVEN = re.compile(r"Warning: Wire (\S+) is used but has no driver")
+_CONFLICT = re.compile(r"Warning: multiple conflicting drivers for (\S+?):?\s")
+
+
+def lint_design(task: Any, code: str, limits: Limits) -> dict[str, Any] | None:
+    """yosys's own ``check`` on the elaborated design: ``None`` when clean, else a failure report.
+
+    Refused: nets that are read but driven by nothing (``z`` in iverilog, ``x`` in the prover and
+    a free constant in synthesis, so the three stages would see three circuits) and nets with
+    conflicting drivers. Only the ``check`` pass's own output (``tee -o``) is read: a design
+    printing during elaboration cannot push the warnings out of the captured log.
+    """
+    with Workdir() as wd:
+        wd.write("design.v", code)
+        wd.write(
+            "lint.ys",
+            "read_verilog -sv design.v\n"
+            f"hierarchy -check -top {task.module}\n"
+            "proc\n"
+            "tee -q -o check.log check\n",
+        )
+        result = run(
+            ["yosys", "-Q", "-T", "-q", "-s", "lint.ys"], wd.path, limits.compile_s, limits
+        )
+        report = _read_capped(wd.path / "check.log", 64_000)
+    if result.timed_out:
+        return _transient(
+            {
+                "ok": False,
+                "category": "timeout",
+                "messages": f"yosys did not read the design within {limits.compile_s:g} s",
+            }
+        )
+    if result.returncode != 0 or "CHECK pass" not in report:
+        return {
+            "ok": False,
+            "category": "elaboration",
+            "code": "synthesis_front_end",
+            "messages": "yosys cannot elaborate the design: "
+            + _scrub("\n".join(ln for ln in result.output.splitlines() if "ERROR" in ln)[:800], ""),
+        }
+    undriven = sorted(set(_UNDRIVEN.findall(report)))
+    conflicts = sorted(set(_CONFLICT.findall(report)))
+    if undriven or conflicts:
+        parts = []
+        if undriven:
+            parts.append(
+                "net(s) read but driven by nothing: "
+                + ", ".join(_net_name(n) for n in undriven[:8])
+                + " (an undriven net is z in simulation, x in the proof and any constant in "
+                "synthesis; drive every net you read)"
+            )
+        if conflicts:
+            parts.append(
+                "net(s) with conflicting drivers: " + ", ".join(_net_name(n) for n in conflicts[:8])
+            )
+        return {
+            "ok": False,
+            "category": "elaboration",
+            "code": "undriven_net" if undriven else "multiple_drivers",
+            "messages": "; ".join(parts),
+        }
+    return None
+
+
+def _net_name(name: str) -> str:
+    """``TopModule.\\u`` -> ``'TopModule.u'``."""
+    return repr(name.replace("\\", ""))
+
+
+def _machine_failure(result: RunResult) -> bool:
+    """A run that a timeout or a signal ended: its outcome may depend on the machine's load."""
+    return result.timed_out or (result.returncode is not None and result.returncode < 0)
+
+
+def _transient(report: dict[str, Any]) -> dict[str, Any]:
+    """Mark a result that says more about the machine than about the design (a timeout, a run
+    killed by a signal): it is returned but never cached, so a load spike cannot become a
+    permanent verdict."""
+    return {**report, TRANSIENT: True}
+
+
+TRANSIENT = "transient"
+"""The key that marks a result :func:`is_transient`; callers must not cache such a result."""
+
+
+def is_transient(report: Any) -> bool:
+    if not isinstance(report, dict):
+        return False
+    if report.get(TRANSIENT):
+        return True
+    return any(is_transient(v) for v in report.values() if isinstance(v, dict))
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,17 +508,20 @@ def run_testbench(task: Any, code: str, limits: Limits) -> dict[str, Any]:
             limits,
         )
         if built.returncode != 0 or built.timed_out:
-            return {
+            failed = {
                 "ok": False,
                 "status": "testbench_compile_failed",
                 "messages": _scrub(built.output, nonce),
             }
+            return _transient(failed) if _machine_failure(built) else failed
         ran = run(["vvp", "-n", "sim.vvp"], wd.path, limits.simulate_s, limits)
         result_text = (
             _read_capped(wd.path / bench.result_file, 256_000) if bench.result_file else ""
         )
     report = bench.parse(ran.stdout, result_text)
     report["log"] = _scrub(bench.console(ran.stdout), nonce, MAX_LOG_CHARS)
+    if _machine_failure(ran):
+        report[TRANSIENT] = True
     if ran.timed_out:
         report.update(ok=False, status="timeout", score=0.0)
         report["messages"] = (
@@ -477,19 +592,42 @@ def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     Combinational problems: a full proof over every input. Sequential problems: bounded
     equivalence from reset over ``task.formal_depth`` cycles (reset asserted in the first, any
     inputs after), registers starting undefined, the reference's undefined outputs ignored (as in
-    simulation). The result's ``status`` is ``proven``, ``counterexample``, ``inconclusive``
-    (timeout, or a construct the prover cannot model: never a pass), ``not_synthesizable`` or
-    ``not_combinational`` (a latch or register in a combinational problem).
+    simulation). The design's ``initial`` values are removed before the proof: the library's
+    flip-flops have no power-on value, so a design that relies on one (a reset that clears only
+    some bits) is not proven. The result's ``status`` is ``proven``, ``counterexample``,
+    ``inconclusive`` (timeout, or a construct the prover cannot model: never a pass),
+    ``not_synthesizable`` or ``not_combinational`` (a latch or register in a combinational
+    problem).
     """
     code = verilog.extract_code(code)
     nonce = secrets.token_hex(8)
+    read = ["read_verilog -sv design.v"]
+    with Workdir() as wd:
+        wd.write("design.v", code)
+        return _miter_proof(task, wd, nonce, read, limits, check_state=True)
+
+
+def _miter_proof(
+    task: Any,
+    wd: Workdir,
+    nonce: str,
+    read_design: list[str],
+    limits: Limits,
+    *,
+    check_state: bool,
+    abc: bool = False,
+) -> dict[str, Any]:
+    """The miter of the design (read by ``read_design``) and the reference, proven by yosys's SAT
+    solver (bounded for sequential problems) or, with ``abc``, by ABC's combinational
+    equivalence checker on an AIG of the miter (fast on structurally different circuits, such
+    as a netlist and its RTL; only for combinational problems whose circuits have no x)."""
     ref_name = f"hg_ref_{nonce}"
-    reference = testbench.renamed_reference(task, ref_name, nonce)
+    wd.write("reference.v", testbench.renamed_reference(task, ref_name, nonce))
     seq = task.kind == "seq"
     depth = int(task.formal_depth) if seq else 0
     lines = [
         f"log {_marker(nonce, 'read')}",
-        "read_verilog -sv design.v",
+        *read_design,
         f"hierarchy -check -top {task.module}",
         f"setattr -mod -unset top {task.module}",  # else the next hierarchy purges the reference
         f"log {_marker(nonce, 'reference')}",
@@ -500,44 +638,84 @@ def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
         "flatten",
         "memory",
         "opt_clean",
+        # No power-on values: what `initial` sets in the design is as undefined as in silicon.
+        f"setattr -unset init {task.module}/w:*",
     ]
-    if not seq:
+    if not seq and check_state:
         lines += [
             f"log {_marker(nonce, 'state')}",
             f"select -assert-none {task.module}/t:$*dff* {task.module}/t:$*latch*",
         ]
-    else:
+    elif seq:
         lines += ["async2sync", "dffunmap", "opt_clean"]
+    outputs = "" if abc else " -make_outputs"
     lines += [
         f"log {_marker(nonce, 'miter')}",
-        f"miter -equiv -flatten -make_outputs -ignore_gold_x {ref_name} {task.module} hg_miter",
+        f"miter -equiv -flatten{outputs} -ignore_gold_x {ref_name} {task.module} hg_miter",
         "hierarchy -top hg_miter",
         f"log {_marker(nonce, 'prove')}",
     ]
-    sat = "sat -prove trigger 0 -set-def-inputs -enable_undef -show-ports"
-    if seq:
-        sat += f" -seq {depth} -set-init-undef"
-        if task.reset:
-            sat += f" -set-at 1 in_{task.reset} {task.reset_active}"
-    lines += [sat + " hg_miter", f"log {_marker(nonce, 'done')}"]
-    method = f"bounded equivalence from reset over {depth} cycles" if seq else "SAT miter"
-    with Workdir() as wd:
-        wd.write("design.v", code)
-        wd.write("reference.v", reference)
-        wd.write("script.ys", "\n".join(lines) + "\n")
-        result = run(["yosys", "-Q", "-T", "-s", "script.ys"], wd.path, limits.formal_s, limits)
-    log = result.output
+    if abc:
+        lines += ["flatten", "techmap", "opt -fast", "aigmap", "opt_clean", "write_aiger miter.aig"]
+    else:
+        sat = "sat -prove trigger 0 -set-def-inputs -enable_undef -show-ports"
+        if seq:
+            sat += f" -seq {depth} -set-init-undef"
+            if task.reset:
+                sat += f" -set-at 1 in_{task.reset} {task.reset_active}"
+        lines.append(sat + " hg_miter")
+    lines.append(f"log {_marker(nonce, 'done')}")
+    if abc:
+        method = "combinational equivalence (ABC) of the miter"
+    else:
+        method = f"bounded equivalence from reset over {depth} cycles" if seq else "SAT miter"
     base: dict[str, Any] = {"method": method, "depth": depth}
+    wd.write("proof.ys", "\n".join(lines) + "\n")
+    start = time.perf_counter()
+    result = run(["yosys", "-Q", "-T", "-s", "proof.ys"], wd.path, limits.formal_s, limits)
+    log = result.output
     if result.timed_out:
-        return {
-            **base,
-            "status": "inconclusive",
-            "messages": f"the proof did not finish within {limits.formal_s:g} s",
-        }
+        return _transient(
+            {
+                **base,
+                "status": "inconclusive",
+                "messages": f"the proof did not finish within {limits.formal_s:g} s",
+            }
+        )
     stage, errors = _stage_of_error(log, nonce)
     # Only the sat pass writes between these two markers (the design printed long before).
     proof = _section(log, nonce, "prove").split(_marker(nonce, "done"), 1)[0]
     finished = stage == "done" and result.returncode == 0
+    if finished and abc:
+        left = max(1.0, limits.formal_s - (time.perf_counter() - start))
+        checked = run(
+            ["yosys-abc", "-c", "read_aiger miter.aig; strash; iprove"], wd.path, left, limits
+        )
+        verdicts = re.findall(r"\b(UNSATISFIABLE|SATISFIABLE|UNDECIDED)\b", checked.output)
+        if checked.timed_out:
+            return _transient(
+                {
+                    **base,
+                    "status": "inconclusive",
+                    "messages": f"the proof did not finish within {limits.formal_s:g} s",
+                }
+            )
+        if checked.returncode == 0 and verdicts == ["UNSATISFIABLE"]:
+            return {**base, "status": "proven", "messages": ""}
+        if checked.returncode == 0 and verdicts == ["SATISFIABLE"]:
+            return {
+                **base,
+                "status": "counterexample",
+                "counterexample": [],
+                "messages": "the circuits differ on some input",
+            }
+        failed = {
+            **base,
+            "status": "inconclusive",
+            "messages": "the equivalence checker gave no verdict: "
+            + _scrub(checked.output[-400:], nonce),
+        }
+        return _transient(failed) if _machine_failure(checked) else failed
     if finished and "SAT proof finished - no model found: SUCCESS!" in proof:
         return {**base, "status": "proven", "messages": ""}
     if finished and "model found: FAIL!" in proof:
@@ -548,6 +726,10 @@ def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
             "messages": "the design and the reference differ on the inputs shown",
         }
     errors = _scrub(errors or log[-800:], nonce)
+    if _machine_failure(result):
+        return _transient(
+            {**base, "status": "inconclusive", "messages": f"the prover was stopped: {errors}"}
+        )
     if stage == "read":
         return {**base, "status": "not_synthesizable", "messages": errors}
     if stage == "state":
@@ -564,6 +746,14 @@ def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     }
 
 
+_X_LITERAL = re.compile(r"'[sS]?[bBoOhHdD]\s*[0-9a-fA-F_xXzZ?]*[xXzZ?]|'[xXzZ]")
+"""A Verilog constant with an x, z or ? digit: the circuit has undefined values somewhere."""
+
+
+def has_undefined_constants(code: str) -> bool:
+    return _X_LITERAL.search(verilog.strip_comments(code)) is not None
+
+
 # --------------------------------------------------------------------------------------------
 # Stage 4: synthesis (PPA)
 
@@ -577,8 +767,50 @@ _CELL_LINE = re.compile(r"^\s{5,}(\S+)\s+(\d+)\s*$")
 def synthesize_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     """Synthesize with yosys, map flip-flops and logic to the shipped liberty library with ABC,
     and report cell count, area (``stat -liberty``), delay (ABC ``stime``) and logic depth."""
-    code = verilog.extract_code(code)
+    with Workdir() as wd:
+        return _synthesize(task, code, limits, wd, secrets.token_hex(8), netlist=False)
+
+
+def synthesize_and_prove(task: Any, code: str, limits: Limits) -> dict[str, Any]:
+    """:func:`synthesize_design`, then a proof that the **synthesized netlist** (the cells whose
+    area and delay are reported) is equivalent to the reference: the same miter as
+    :func:`prove_equivalence`, on the netlist read back with the library's cell functions.
+
+    The simulator, the RTL prover and synthesis can read one source differently (x and z, an
+    undriven net, an initial value); this proof is what makes the figures belong to the circuit
+    that was proven. Combinational problems whose reference and netlist have no x constants use
+    ABC's equivalence checker (the SAT miter alone takes minutes on a 32-bit popcount netlist);
+    the others use the SAT miter, bounded from reset for sequential problems. The report is the
+    synthesis report with ``netlist_proof`` (``status`` as in :func:`prove_equivalence`).
+    """
     nonce = secrets.token_hex(8)
+    with Workdir() as wd:
+        report = _synthesize(task, code, limits, wd, nonce, netlist=True)
+        if not report.get("ok"):
+            return {
+                **report,
+                "netlist_proof": {
+                    "status": "not_synthesizable",
+                    "method": "none",
+                    "depth": 0,
+                    "messages": "the design does not synthesize",
+                },
+            }
+        netlist = _read_capped(wd.path / "netlist.v", 8_000_000)
+        abc = (
+            task.kind == "comb"
+            and not has_undefined_constants(task.reference)
+            and not has_undefined_constants(netlist)
+        )
+        read = [f"read_liberty -ignore_miss_func {liberty_path()}", "read_verilog netlist.v"]
+        proof = _miter_proof(task, wd, nonce, read, limits, check_state=False, abc=abc)
+    return {**report, "netlist_proof": proof}
+
+
+def _synthesize(
+    task: Any, code: str, limits: Limits, wd: Workdir, nonce: str, *, netlist: bool
+) -> dict[str, Any]:
+    code = verilog.extract_code(code)
     lib = liberty_path()
     abc_script = "+strash;dc2;&get -n;&dch -f;&nf;&put;topo;print_stats;stime -p"
     script = "\n".join(
@@ -594,27 +826,30 @@ def synthesize_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
             "opt_clean",
             f"log {_marker(nonce, 'stat')}",
             f"stat -liberty {lib}",
+            *(["write_verilog -noattr netlist.v"] if netlist else []),
         ]
     )
-    with Workdir() as wd:
-        wd.write("design.v", code)
-        wd.write("script.ys", script + "\n")
-        result = run(["yosys", "-Q", "-T", "-s", "script.ys"], wd.path, limits.synthesize_s, limits)
+    wd.write("design.v", code)
+    wd.write("script.ys", script + "\n")
+    result = run(["yosys", "-Q", "-T", "-s", "script.ys"], wd.path, limits.synthesize_s, limits)
     log = result.output
     if result.timed_out:
-        return {
-            "ok": False,
-            "status": "timeout",
-            "messages": f"synthesis did not finish within {limits.synthesize_s:g} s",
-        }
+        return _transient(
+            {
+                "ok": False,
+                "status": "timeout",
+                "messages": f"synthesis did not finish within {limits.synthesize_s:g} s",
+            }
+        )
     stat = _section(log, nonce, "stat")
     if result.returncode != 0 or "Number of cells" not in stat:
         stage, errors = _stage_of_error(log, nonce)
-        return {
+        failed = {
             "ok": False,
             "status": "not_synthesizable" if stage in ("read", "synth") else "failed",
             "messages": _scrub(errors or log[-800:], ""),
         }
+        return _transient(failed) if _machine_failure(result) else failed
     area = _AREA.findall(stat)  # stat prints no area line for a design with no cells at all
     cells: dict[str, int] = {}
     for line in stat.split("Number of cells:", 1)[-1].splitlines()[1:]:

@@ -8,9 +8,11 @@ other sharing the ToolCache, costs a lookup instead of a toolchain run.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hiergym.envs.tools import Toolbox, tool
+from hiergym.errors import ToolError
 
 from . import toolchain
 from .toolchain import Limits
@@ -28,14 +30,40 @@ def scope_of(state: Any) -> str:
     return toolchain.scope(state.task, limits_of(state))
 
 
+def uncached_if_transient(report: dict[str, Any]) -> dict[str, Any]:
+    """``report``, or a ToolError carrying it when a run hit a time or resource limit: the agent
+    sees the result, and the sandbox does not cache it (a load spike is not a verdict)."""
+    if toolchain.is_transient(report):
+        raise ToolError(
+            "a toolchain run hit a time or resource limit; the result is not cached, so calling "
+            "again reruns it: " + json.dumps(report, sort_keys=True)[:3000]
+        )
+    return report
+
+
 def reference_ppa(sandbox: Any, task: Any, limits: Limits) -> dict[str, Any]:
     """The reference's synthesis report, through the same cache as any synthesize call."""
-    return sandbox.memo(
+    return memo_unless_transient(
+        sandbox,
         "synthesize_design",
         {"code": task.reference},
         lambda: toolchain.synthesize_design(task, task.reference, limits),
         toolchain.scope(task, limits),
     )
+
+
+def memo_unless_transient(
+    sandbox: Any, name: str, args: dict[str, Any], compute: Any, scope: str
+) -> dict[str, Any]:
+    """``sandbox.memo`` for toolchain results, except that a transient one (a timeout, a run
+    killed by a signal) is returned without being cached."""
+    hit = sandbox.lookup(name, args, scope)
+    if hit is not None:
+        return hit
+    result = compute()
+    if toolchain.is_transient(result):
+        return result
+    return sandbox.memo(name, args, lambda: result, scope)
 
 
 @tool(cache="persistent", scope=scope_of)
@@ -45,7 +73,7 @@ def compile(state: Any, code: str) -> dict[str, Any]:  # noqa: A001 - the tool's
     Args:
         code: the complete Verilog source, declaring the required module with its exact ports.
     """
-    return toolchain.compile_design(state.task, code, limits_of(state))
+    return uncached_if_transient(toolchain.compile_design(state.task, code, limits_of(state)))
 
 
 @tool(cache="persistent", scope=scope_of)
@@ -57,7 +85,7 @@ def simulate(state: Any, code: str) -> dict[str, Any]:
     Args:
         code: the complete Verilog source.
     """
-    return toolchain.simulate_design(state.task, code, limits_of(state))
+    return uncached_if_transient(toolchain.simulate_design(state.task, code, limits_of(state)))
 
 
 @tool(cache="persistent", scope=scope_of)
@@ -76,7 +104,7 @@ def synthesize(state: Any, code: str) -> dict[str, Any]:
     ref = reference_ppa(state.sandbox, state.task, limits)
     if ref.get("ok"):
         report["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}
-    return report
+    return uncached_if_transient(report)
 
 
 @tool(terminal=True, cache="none")

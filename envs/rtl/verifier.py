@@ -2,18 +2,27 @@
 
 * format — the submission declares the required module with the required ports (names,
   directions, constant widths) and no module name reserved for the testbench or the reference;
-* syntax — iverilog compiles it (against an interface harness, nothing else to bind to); a failure
-  is classified as syntax, elaboration, unsupported (including refused constructs such as
-  ``$fopen``, ``$finish``, `` `include``, and whatever synthesis obeys but simulation ignores:
-  ``(* attributes *)``, ``translate_off`` / ``full_case`` comments, tool-macro ``ifdef``s) or
-  timeout;
-* function — simulation next to the reference on the verifier's own testbench: score = fraction of
-  samples whose every output matches, passed only at 100%;
+* syntax — iverilog compiles it (against an interface harness, nothing else to bind to) and
+  yosys's ``check`` finds nothing to object to; a failure is classified as syntax, elaboration,
+  unsupported or timeout. Refused: ``$fopen``, ``$finish``, `` `include``; whatever synthesis
+  obeys but simulation ignores (``(* attributes *)``, ``translate_off`` / ``full_case`` comments,
+  tool-macro ``ifdef``s); and whatever the simulator, the prover and synthesis read as different
+  circuits: undriven nets (z in iverilog, x in yosys, a free constant in synthesis), implicitly
+  declared nets, conflicting drivers, simulation-only functions (``$time``, ``$isunknown``) and
+  case equality (``===``, ``!==``);
+* function — simulation next to the reference on the verifier's own testbench (resets at random
+  points through the whole run): passed, score 1, only when every sample matches; otherwise 0,
+  with the share of matching samples in the metrics (partial credit would pay a constant output
+  on a sparse signal);
 * formal — yosys proves equivalence with the reference (a SAT miter for combinational problems,
-  bounded equivalence from reset over the task's documented depth for sequential ones). A design
-  that matches every sampled vector but differs elsewhere fails here; an inconclusive proof scores
-  0.5 and does not pass;
-* ppa — area and delay against the reference's, on the same library and flow. The cost ratio
+  bounded equivalence from reset over the task's documented depth for sequential ones, the
+  design's ``initial`` values removed: flip-flops have no power-on value), for the design as
+  written **and** for the netlist synthesis made of it (read back with the library's cell
+  functions), so the circuit measured is the circuit proven. A design that matches every
+  sampled vector but differs elsewhere fails here; an inconclusive proof scores 0.5 and does not
+  pass;
+* ppa — area and delay of that proven netlist against the reference's, on the same library and
+  flow; not applicable (score 0 under every aggregator) unless function and formal passed. The cost ratio
   ``rho = sqrt(((area + a0) / (ref_area + a0)) * ((delay + d0) / (ref_delay + d0)))`` (a0 = one
   inverter's area, d0 = 10 ps, so tiny designs do not divide by zero) gives the score
   ``min(1, target * (1 + tolerance) / rho)``: continuous, 1.0 at the reference with the default
@@ -24,7 +33,8 @@
 
 The toolchain runs once per (code, task, limits, toolchain version): every stage goes through the
 sandbox's cache under the same keys as the agent's tool calls, so a submission the agent already
-simulated and synthesized only pays for the formal proof; the stages run in parallel.
+simulated only pays for the proofs (the verifier synthesizes again, with the netlist proof); the
+stages run in parallel. A result that hit a time or resource limit is never cached.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hiergym.envs.core import EpisodeState, missing_submission
+from hiergym.envs.core import missing_submission
 from hiergym.rewards.levels import (
     Finding,
     HierarchicalVerifier,
@@ -54,19 +64,34 @@ INCONCLUSIVE_SCORE = 0.5
 
 
 def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, Any]:
-    """Every toolchain stage for one submission, each cached. Once the design compiles, the stages
+    """Every toolchain stage for one submission, each cached (except transient results: a run that
+    hit a time or resource limit is reported, never cached). Once the design compiles, the stages
     the cache does not hold run in parallel (a thread each, waiting on its subprocess)."""
-    state = EpisodeState(sandbox, task, {"limits": limits})
     scope = toolchain.scope(task, limits)
     args = {"code": code}
-    compiled = sandbox.memo("compile", args, lambda: tools.compile.fn(state, code=code), scope)
+
+    def memo(name: str, compute: Any) -> dict[str, Any]:
+        return tools.memo_unless_transient(sandbox, name, args, compute, scope)
+
+    compiled = memo("compile", lambda: toolchain.compile_design(task, code, limits))
     report: dict[str, Any] = {"compile": compiled}
     if not compiled["ok"]:
         return report
-    stages = {  # report key -> (cache name, the tool or stage that computes it)
-        "simulate": ("simulate", lambda: tools.simulate.fn(state, code=code)),
-        "synthesize": ("synthesize", lambda: tools.synthesize.fn(state, code=code)),
+
+    def netlist() -> dict[str, Any]:
+        result = toolchain.synthesize_and_prove(task, code, limits)
+        ref = tools.reference_ppa(sandbox, task, limits)
+        if ref.get("ok"):
+            result["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}
+        elif toolchain.is_transient(ref):
+            result["reference_unavailable"] = ref.get("messages", "")
+            result[toolchain.TRANSIENT] = True
+        return result
+
+    stages = {  # report key -> (cache name, the stage that computes it)
+        "simulate": ("simulate", lambda: toolchain.simulate_design(task, code, limits)),
         "formal": ("prove_equivalence", lambda: toolchain.prove_equivalence(task, code, limits)),
+        "netlist": ("synthesize_and_prove", netlist),
     }
     missing = {}
     for key, (name, compute) in stages.items():
@@ -77,12 +102,11 @@ def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, An
             report[key] = hit
     if len(missing) == 1:
         ((key, (name, compute)),) = missing.items()
-        report[key] = sandbox.memo(name, args, compute, scope)
+        report[key] = memo(name, compute)
     elif missing:
         with ThreadPoolExecutor(max_workers=len(missing)) as pool:
             jobs = {
-                key: pool.submit(sandbox.memo, name, args, compute, scope)
-                for key, (name, compute) in missing.items()
+                key: pool.submit(memo, name, compute) for key, (name, compute) in missing.items()
             }
             for key, job in jobs.items():
                 report[key] = job.result()
@@ -157,30 +181,58 @@ class FunctionLevel(_ReportLevel):
             )
         for hint in sim.get("hints", [])[:5]:
             findings.append(Finding("testbench_hint", hint))
-        score = float(sim.get("score", 0.0))
+        # All or nothing: the share of matching samples is shown, never paid. A constant output
+        # matches most samples of a sparse output (a sequence detector, a carry), and another
+        # problem's design most samples of a sibling's, so any partial credit here pays designs
+        # that do not do the job.
+        passed = bool(sim.get("ok"))
         metrics = {k: sim[k] for k in ("samples", "matching") if k in sim}
-        return self.result(score, findings, passed=bool(sim.get("ok")), metrics=metrics)
+        metrics["matching_share"] = float(sim.get("score", 0.0))
+        return self.result(1.0 if passed else 0.0, findings, passed=passed, metrics=metrics)
 
 
 class FormalLevel(_ReportLevel):
+    """Both proofs: the design as written (RTL) and the netlist synthesis made of it are each
+    equivalent to the reference. Passed only when both are proven; an inconclusive proof scores
+    :data:`INCONCLUSIVE_SCORE`."""
+
     name = "formal"
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         report = self.report(ctx)
         if "formal" not in report:
             raise SkipLevel("the design does not compile")
-        formal = report["formal"]
-        status = formal["status"]
-        metrics = {"status": status, "method": formal["method"], "depth": formal["depth"]}
-        if status == "proven":
+        rtl = report["formal"]
+        net = report["netlist"]["netlist_proof"]
+        metrics = {
+            "status": rtl["status"],
+            "method": rtl["method"],
+            "depth": rtl["depth"],
+            "netlist_status": net["status"],
+            "netlist_method": net["method"],
+        }
+        if rtl["status"] == "proven" and net["status"] == "proven":
             return self.result(1.0, metrics=metrics)
-        message = formal.get("messages", "")
-        if status == "counterexample":
-            rows = formal.get("counterexample", [])
-            shown = ", ".join(_model_value(r) for r in rows[:24])
-            message = f"{message}: {shown}" if shown else message
-        score = INCONCLUSIVE_SCORE if status == "inconclusive" else 0.0
-        return self.result(score, [Finding(status, message)], passed=False, metrics=metrics)
+        findings = []
+        for kind, proof in (("", rtl), ("netlist_", net)):
+            status = proof["status"]
+            if status == "proven":
+                continue
+            message = proof.get("messages", "")
+            if status == "counterexample":
+                rows = proof.get("counterexample", [])
+                shown = ", ".join(_model_value(r) for r in rows[:24])
+                message = f"{message}: {shown}" if shown else message
+            if kind:
+                message = (
+                    "the synthesized netlist (the circuit whose area and delay are measured) is "
+                    f"not proven equivalent to the reference: {message}"
+                )
+            findings.append(Finding(kind + status, message))
+        statuses = {rtl["status"], net["status"]}
+        only_open = statuses <= {"proven", "inconclusive"}
+        score = INCONCLUSIVE_SCORE if only_open else 0.0
+        return self.result(score, findings, passed=False, metrics=metrics)
 
 
 def _model_value(row: dict[str, Any]) -> str:
@@ -189,7 +241,12 @@ def _model_value(row: dict[str, Any]) -> str:
 
 
 class PPALevel(_ReportLevel):
+    """Area and delay of the synthesized netlist that the formal level proved equivalent to the
+    reference; not applicable unless function and formal passed (a wrong design, a constant,
+    costs nothing and must earn nothing)."""
+
     name = "ppa"
+    requires = ("function", "formal")
 
     def __init__(self, sandbox: Any, limits: Limits, target: float = 1.0):
         super().__init__(sandbox, limits)
@@ -199,9 +256,21 @@ class PPALevel(_ReportLevel):
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         report = self.report(ctx)
-        if "synthesize" not in report:
+        if "netlist" not in report:
             raise SkipLevel("the design does not compile")
-        syn = report["synthesize"]
+        syn = report["netlist"]
+        if syn.get("reference_unavailable"):
+            return self.result(
+                0.0,
+                [
+                    Finding(
+                        "reference_unavailable",
+                        "the reference's synthesis hit a limit (not cached; a rerun retries it): "
+                        + syn["reference_unavailable"],
+                    )
+                ],
+                passed=False,
+            )
         if not syn.get("ok"):
             return self.result(
                 0.0, [Finding(syn.get("status", "failed"), syn.get("messages", ""))], passed=False

@@ -32,14 +32,10 @@ ALLOWED_SYSTEM_FUNCTIONS = frozenset(
         "$countones",
         "$onehot",
         "$onehot0",
-        "$isunknown",
         "$display",
         "$write",
         "$strobe",
         "$monitor",
-        "$time",
-        "$stime",
-        "$realtime",
         "$error",
         "$warning",
         "$info",
@@ -47,7 +43,12 @@ ALLOWED_SYSTEM_FUNCTIONS = frozenset(
 )
 """System functions a design may use: pure functions and console output (which no result reads).
 Anything else (``$finish``, ``$fopen``, ``$readmemh``, ``$system``, ``$dumpfile``, VPI calls) can end
-or steer the simulation or touch files, so the syntax level refuses it as unsupported."""
+or steer the simulation or touch files, so the syntax level refuses it as unsupported. Functions
+that exist only in simulation (``$time``, ``$stime``, ``$realtime``: yosys reads them as undriven
+wires; ``$isunknown``: hardware has no x) are refused too: the simulated, the proven and the
+synthesised circuit must be one circuit."""
+
+NOT_SYNTHESIZABLE_FUNCTIONS = frozenset({"$time", "$stime", "$realtime", "$isunknown"})
 
 ALLOWED_DIRECTIVES = frozenset(
     {
@@ -362,7 +363,16 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
         return clean.count("\n", 0, pos) + 1
 
     for m in _SYSTEM_NAME.finditer(clean):
-        if m.group(0) not in ALLOWED_SYSTEM_FUNCTIONS:
+        if m.group(0) in NOT_SYNTHESIZABLE_FUNCTIONS:
+            findings.append(
+                ScanFinding(
+                    m.group(0),
+                    line_of(m.start()),
+                    f"{m.group(0)} exists only in simulation (synthesis and the proof read it as "
+                    "an undriven wire); a design may not use it",
+                )
+            )
+        elif m.group(0) not in ALLOWED_SYSTEM_FUNCTIONS:
             findings.append(
                 ScanFinding(
                     m.group(0),
@@ -394,6 +404,18 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
                     "define, is not allowed (simulation and synthesis must see one design)",
                 )
             )
+    # Case equality sees x and z, which hardware does not have: `u !== 1'b0 && u !== 1'b1` is true
+    # in simulation for an x or z net and a constant in synthesis, which can pick either branch.
+    case_eq = _CASE_EQUALITY.search(clean)
+    if case_eq:
+        findings.append(
+            ScanFinding(
+                case_eq.group(0),
+                line_of(case_eq.start()),
+                f"case equality ({case_eq.group(0)}) compares x and z, which synthesized hardware "
+                "does not have; use == or !=",
+            )
+        )
     if "``" in clean:
         pos = clean.index("``")
         findings.append(
@@ -432,6 +454,7 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
     return findings[:20]
 
 
+_CASE_EQUALITY = re.compile(r"===|!==")
 _PRAGMA = re.compile(r"\btranslate_o(?:ff|n)\b|\b(?:full|parallel)_case\b", re.IGNORECASE)
 
 
