@@ -1,11 +1,14 @@
 """The parent side of the ``python`` tool: a warm, locked-down worker process per env.
 
 Starting Python with numpy and scipy costs most of a second, so each env keeps one worker
-(``pyworker.py``) warm and sends it code over a pipe (about a millisecond per call). The worker
-enforces per-call limits itself (see its docstring); this side adds a wall-clock deadline, replaces
-a worker that dies, hangs or breaks the protocol, and never lets two envs (or an env and its
-``fork()``) share a worker: copying a runner gives a fresh, unstarted one. Workers are killed on
-``close()`` and at interpreter exit, and a process fork never reuses its parent's worker.
+(``pyworker.py``) warm and sends it code over a pipe (a few milliseconds per call). The worker
+never runs agent code itself: it forks a child per call, so every call starts from the same
+pristine state, in its own temp dir, removed when the call ends (what persists between calls:
+nothing the code did; see ``pyworker.spawn``). The worker enforces per-call limits (see its
+docstring), including a disk quota; this side adds a wall-clock deadline, replaces a worker that
+dies, hangs, breaks the protocol or leaves files behind, and never lets two envs (or an env and
+its ``fork()``) share a worker: copying a runner gives a fresh, unstarted one. Workers are killed
+on ``close()`` and at interpreter exit, and a process fork never reuses its parent's worker.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ TIMEOUT_S = 5.0
 MEMORY_MB = 512
 OUTPUT_CHARS = 7_500  # under the core's 8,000-character result cap, so the note shows
 FILE_BYTES = 1 << 20
+DISK_BYTES = 8 << 20
 MAX_CODE_CHARS = 20_000
 LIFETIME_CPU_S = 600
 STARTUP_TIMEOUT_S = 60.0
@@ -63,6 +67,7 @@ class PythonRunner:
         output_chars: int = OUTPUT_CHARS,
         file_bytes: int = FILE_BYTES,
         *,
+        disk_bytes: int = DISK_BYTES,
         os_layer_only: bool = False,
     ):
         """Args:
@@ -70,6 +75,9 @@ class PythonRunner:
         memory_mb: address space the code may add to the warm worker's.
         output_chars: printed characters kept per call.
         file_bytes: the largest file the code may write.
+        disk_bytes: the most one call may put on disk: it may create (or open for writing)
+            ``disk_bytes // file_bytes`` files, each capped at ``file_bytes``. Every call's files
+            are removed when it ends, so this is also the worker's total.
         os_layer_only: for tests of the OS layer alone: no audit hook, no restricted builtins.
             Never use it for agent code.
         """
@@ -78,6 +86,7 @@ class PythonRunner:
         self.memory_mb = memory_mb
         self.output_chars = output_chars
         self.file_bytes = file_bytes
+        self.disk_bytes = disk_bytes
         self._proc: subprocess.Popen[bytes] | None = None
         self._root: str | None = None
         self._pid_owner = 0
@@ -96,6 +105,7 @@ class PythonRunner:
             self.memory_mb,
             self.output_chars,
             self.file_bytes,
+            disk_bytes=self.disk_bytes,
             os_layer_only=self.os_layer_only,
         )
 
@@ -105,6 +115,11 @@ class PythonRunner:
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def root(self) -> str | None:
+        """The worker's directory (each call runs in a fresh subdirectory of it)."""
+        return self._root
 
     @property
     def pid(self) -> int | None:
@@ -122,6 +137,7 @@ class PythonRunner:
             "memory_mb": self.memory_mb,
             "output_chars": self.output_chars,
             "file_bytes": self.file_bytes,
+            "disk_bytes": self.disk_bytes,
             "lifetime_cpu_s": LIFETIME_CPU_S,
             "os_layer_only": self.os_layer_only,
         }
@@ -172,6 +188,8 @@ class PythonRunner:
             reply = self._receive(time.monotonic() + timeout + GRACE_S)
             if reply.get("id") != self._next_id:
                 raise WorkerFailure("the python worker answered out of turn; it was replaced")
+            if self._leftovers():
+                raise WorkerFailure("the python worker left files behind after a call")
         except WorkerFailure as e:
             self.restarts += 1
             self._discard()
@@ -235,6 +253,17 @@ class PythonRunner:
                 raise WorkerFailure(self._death("the python worker died"))
             self._buffer += chunk
 
+    def _leftovers(self) -> bool:
+        """Whether a file is left under the worker's root after a call. The worker empties the
+        root after every call (only the next call's fresh, empty dir is there between calls);
+        a worker that did not is replaced, root and all."""
+        if not self._root:
+            return False
+        try:
+            return any(files for _, _, files in os.walk(self._root, onerror=_raise))
+        except OSError:
+            return True
+
     def _death(self, what: str) -> str:
         assert self._proc is not None
         try:
@@ -274,6 +303,10 @@ class PythonRunner:
                         stream.close()
         if root is not None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _raise(error: OSError) -> None:
+    raise error
 
 
 @atexit.register

@@ -18,6 +18,13 @@ length-prefixed JSON protocol on the fds it was started with. Defence in depth, 
    copying by name; numpy and scipy ``__getattr__`` fallbacks refuse dunder names, so nothing the
    agent builds can carry an ``__array_interface__`` pointer), a wall-clock timer per call, a
    bounded output buffer, and a fresh namespace and fresh temp dir for every call.
+4. Isolation between calls: the warm worker never runs agent code. Each call runs in a child
+   forked for it (which sets ``RLIMIT_NPROC=0`` and a CPU limit on itself first), so whatever the
+   code changes — variables, class attributes of allowed modules' classes, module state such as
+   numpy's print options or the decimal context — dies with the child. The call's files live in
+   its own temp dir, where the audit hook confines them; it may create or open for writing at
+   most ``disk_bytes // file_bytes`` files (each capped by ``RLIMIT_FSIZE``), and everything under
+   the worker's root is removed when the call ends. Nothing persists from one call to the next.
 
 The parent (``pyrunner.PythonRunner``) also enforces a wall-clock deadline and replaces a worker that
 dies, hangs or misbehaves.
@@ -27,7 +34,9 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -236,8 +245,6 @@ def close_dunder_fallbacks() -> None:
     ``{"__array_interface__": {"data": (address, False), ...}}`` became an attribute numpy trusts,
     reading and writing any address in the worker. Runs before lockdown (it walks the heap).
     """
-    import gc
-
     for obj in gc.get_objects():
         if not isinstance(obj, type):
             continue
@@ -352,7 +359,6 @@ def harden(root: str, limits: dict, read_roots: list[str]) -> list[str]:
         ("RLIMIT_FSIZE", int(limits["file_bytes"])),
         ("RLIMIT_NOFILE", 64),
         ("RLIMIT_CORE", 0),
-        ("RLIMIT_NPROC", 0),
     ]:
         try:
             resource.setrlimit(getattr(resource, name), (value, value))
@@ -360,11 +366,35 @@ def harden(root: str, limits: dict, read_roots: list[str]) -> list[str]:
         except (ValueError, OSError):
             report.append(f"{name} refused")
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big write fails with EFBIG instead
+    report.append("RLIMIT_NPROC per call")  # set in each call's child, which runs the code
     return report
 
 
-def install_audit_hook(root: str, read_roots: list[str]) -> None:
-    """The last line: veto dangerous events whoever triggers them (this hook cannot be removed)."""
+class Phase:
+    """What the audit hook allows right now: the worker's own steps between calls, or one call's
+    agent code (files inside that call's dir only, a bounded number of files created)."""
+
+    __slots__ = ("call_prefix", "creations_left")
+
+    def __init__(self) -> None:
+        self.call_prefix: str | None = None  # None: the worker's own code is running
+        self.creations_left = 0
+
+
+WORKER_EVENTS = frozenset({"os.fork", "resource.setrlimit"})
+"""Denied events the worker itself needs between calls (forking a call's child, which then
+lowers its own limits); never allowed while agent code runs."""
+CREATION_EVENTS = frozenset({"os.mkdir", "os.symlink", "os.link", "os.rename", "os.replace"})
+
+
+def install_audit_hook(root: str, read_roots: list[str], phase: Phase) -> None:
+    """The last line: veto dangerous events whoever triggers them (this hook cannot be removed).
+
+    While agent code runs (``phase.call_prefix`` set, in the call's own child process) every file
+    or directory operation must stay inside the call's dir, and each file opened for writing or
+    entry created spends one of ``phase.creations_left`` (with RLIMIT_FSIZE, that bounds the bytes
+    one call can put on disk).
+    """
     root_prefix = os.path.realpath(root) + os.sep
     read_prefixes = tuple(r.rstrip(os.sep) + os.sep for r in read_roots)
     realpath, fspath, isinstance_, str_, bytes_ = (
@@ -375,6 +405,7 @@ def install_audit_hook(root: str, read_roots: list[str]) -> None:
         bytes,
     )
     denied, denied_prefixes, path_prefixes = DENIED_EVENTS, DENIED_PREFIXES, PATH_EVENT_PREFIXES
+    worker_events, creation_events = WORKER_EVENTS, CREATION_EVENTS
     loadable = LOADABLE_ROOTS
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
@@ -389,13 +420,25 @@ def install_audit_hook(root: str, read_roots: list[str]) -> None:
         full = realpath(path)
         return any((full + "/").startswith(p) for p in prefixes)
 
+    def spend(what: str) -> None:
+        if phase.creations_left <= 0:
+            raise PermissionError(
+                f"{what}: the python tool's disk quota for one call is used up (each call may "
+                "create or open for writing a few files of up to 1 MiB; it has no room for more)"
+            )
+        phase.creations_left -= 1
+
     def hook(event: str, args: tuple) -> None:
+        call_prefix = phase.call_prefix
         if event in denied or event.startswith(denied_prefixes):
+            if call_prefix is None and event in worker_events:
+                return
             raise PermissionError(f"{event} is not allowed in the python tool")
         if event == "import":
             if args[0].split(".")[0] not in loadable:
                 raise PermissionError(f"import of {args[0]!r} is not allowed in the python tool")
             return
+        own = (root_prefix,) if call_prefix is None else (call_prefix,)
         if event == "open":
             path, mode, flags = args
             if path is None:
@@ -403,16 +446,20 @@ def install_audit_hook(root: str, read_roots: list[str]) -> None:
             if isinstance_(path, int):
                 raise PermissionError("opening file descriptors is not allowed in the python tool")
             writing = any(c in (mode or "") for c in "wax+") or bool((flags or 0) & write_flags)
-            allowed = (root_prefix,) if writing else (root_prefix, *read_prefixes)
+            allowed = own if writing else (*own, *read_prefixes)
             if not inside(path, allowed):
                 raise PermissionError(f"file access outside the temp dir is not allowed: {path!r}")
+            if writing and call_prefix is not None:
+                spend(f"open({path!r}) for writing")
             return
         if event.startswith(path_prefixes):
             for arg in args:
-                if isinstance_(arg, (str_, bytes_)) and not inside(arg, (root_prefix,)):
+                if isinstance_(arg, (str_, bytes_)) and not inside(arg, own):
                     raise PermissionError(
                         f"{event} outside the temp dir is not allowed in the python tool"
                     )
+            if event in creation_events and call_prefix is not None:
+                spend(event)
 
     sys.addaudithook(hook)
 
@@ -615,9 +662,9 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 
 def run_call(
-    code: str, timeout: float, root: str, modules: dict[str, types.ModuleType], cap: int
+    code: str, timeout: float, call_dir: str, modules: dict[str, types.ModuleType], cap: int
 ) -> dict:
-    call_dir = tempfile.mkdtemp(dir=root)
+    """Run agent code in ``call_dir`` (in the call's own child process, see :func:`serve`)."""
     out: list[str] = []
     result: dict = {"ok": False, "stdout": "", "error": None, "truncated": False}
     try:
@@ -641,7 +688,6 @@ def run_call(
                     namespace["__builtins__"]["print"](repr(value))
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            os.chdir(root)
         result["ok"] = True
     except CallTimeout:
         result["error"] = f"TimeoutError: the code ran longer than {timeout:g} s"
@@ -657,18 +703,17 @@ def run_call(
         result["error"] = f"{type(e).__name__}: {e}{where}"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        shutil.rmtree(call_dir, ignore_errors=True)
     text = "".join(out)
     result["stdout"] = text
     result["truncated"] = sum(map(len, out)) >= cap
     return result
 
 
-def run_unrestricted(code: str, root: str) -> dict:
+def run_unrestricted(code: str, call_dir: str) -> dict:
     """Tests of the OS layer only: plain exec, full builtins, no audit hook (never for agents)."""
     out: list[str] = []
     namespace = {"print": lambda *values: out.append(" ".join(map(str, values)) + "\n")}
-    os.chdir(root)
+    os.chdir(call_dir)
     try:
         exec(compile(code, "<os-layer-test>", "exec"), namespace)
         error = None
@@ -677,8 +722,116 @@ def run_unrestricted(code: str, root: str) -> dict:
     return {"ok": error is None, "stdout": "".join(out), "error": error, "truncated": False}
 
 
+class Spare:
+    """A child forked ahead of its call, waiting for the request on its own pipe."""
+
+    __slots__ = ("pid", "requests", "replies")
+
+    def __init__(self, pid: int, requests: int, replies: int):
+        self.pid, self.requests, self.replies = pid, requests, replies
+
+
+def spawn(
+    root: str,
+    modules: dict[str, types.ModuleType],
+    limits: dict,
+    phase: Phase,
+    fds: tuple[int, int],
+) -> Spare:
+    """Fork the child that will run the next call (ahead of it, so the fork is not on its path).
+
+    The warm worker never runs agent code itself: each call runs in a fresh fork of it, so nothing
+    a call sets (variables, class attributes, module state such as numpy's print options or the
+    decimal context, caches) reaches the next one. The child gets its own temp dir and lowers its
+    own limits (no new processes, CPU seconds for this call) before the code runs; it answers
+    once and exits.
+    """
+    call_dir = tempfile.mkdtemp(dir=root)
+    request_r, request_w = os.pipe()
+    reply_r, reply_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the call's child: it never returns to the loop
+        status = 1
+        try:
+            for fd in (request_w, reply_r, *fds):
+                os.close(fd)
+            request = read_message(request_r)
+            if request is not None:
+                write_message(reply_w, run_in_child(request, call_dir, modules, limits, phase))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(request_r)
+    os.close(reply_w)
+    return Spare(pid, request_w, reply_r)
+
+
+def run_in_child(
+    request: dict, call_dir: str, modules: dict[str, types.ModuleType], limits: dict, phase: Phase
+) -> dict:
+    timeout = float(request.get("timeout", 5.0))
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(used.ru_utime + used.ru_stime + timeout) + 2
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    os.chdir(call_dir)
+    phase.creations_left = max(1, int(limits["disk_bytes"]) // int(limits["file_bytes"]))
+    phase.call_prefix = os.path.realpath(call_dir) + os.sep  # from here on, agent rules
+    if limits.get("os_layer_only"):
+        return run_unrestricted(request["code"], call_dir)
+    return run_call(request["code"], timeout, call_dir, modules, int(limits["output_chars"]))
+
+
+def serve(spare: Spare, request: dict) -> dict:
+    """Hand ``request`` to the spare child and return its answer (or why it gave none)."""
+    try:
+        write_message(spare.requests, request)
+        reply = read_message(spare.replies)
+    except (OSError, ValueError):
+        reply = None
+    if isinstance(reply, dict):
+        return reply
+    _, status = os.waitpid(spare.pid, 0)
+    spare.pid = 0
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        why = {"SIGXCPU": "its CPU limit", "SIGKILL": "a limit", "SIGSEGV": "a crash"}.get(
+            name, name
+        )
+        error = f"the code ended the python process ({name}: {why})"
+    else:
+        error = f"the code ended the python process (exit status {os.WEXITSTATUS(status)})"
+    return {"ok": False, "stdout": "", "error": error, "truncated": False}
+
+
+def retire(spare: Spare, root: str) -> None:
+    """Reap a child whose call is over and remove everything under the root. A root that cannot
+    be emptied ends the worker (the parent replaces a worker that died), so no call ever sees
+    another's files."""
+    for fd in (spare.requests, spare.replies):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    if spare.pid:
+        os.waitpid(spare.pid, 0)
+    clean(root)
+    if os.listdir(root):
+        os._exit(3)
+
+
+def clean(root: str) -> None:
+    """Remove everything under the worker's root (the finished call's dir and anything else)."""
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def main() -> None:
     root, limits = sys.argv[1], json.loads(sys.argv[2])
+    limits.setdefault("disk_bytes", 8 << 20)
     modules = preload()
     fd_in, fd_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -687,23 +840,27 @@ def main() -> None:
     os.close(devnull)
     read_roots = library_roots(modules)
     report = harden(root, limits, read_roots)
-    os_layer_only = bool(limits.get("os_layer_only"))
-    if not os_layer_only:
-        install_audit_hook(root, read_roots)
+    phase = Phase()
+    if not limits.get("os_layer_only"):
+        install_audit_hook(root, read_roots, phase)
         report.append("audit hook")
+    report.append("fork per call")
     signal.signal(signal.SIGALRM, _on_alarm)
+    gc.freeze()  # children never run a collection over the worker's objects (no copy on write)
+    spare = spawn(root, modules, limits, phase, (fd_in, fd_out))
     write_message(fd_out, {"ready": True, "hardening": report})
-    cap = int(limits["output_chars"])
     while True:
         request = read_message(fd_in)
         if request is None:
             return
-        if os_layer_only:
-            reply = run_unrestricted(request["code"], root)
-        else:
-            reply = run_call(request["code"], float(request["timeout"]), root, modules, cap)
+        reply = serve(spare, request)
         reply["id"] = request["id"]
+        # The call's code has finished (its child only exits now): remove its files before
+        # answering, then reap the child and fork the next call's while the agent reads.
+        clean(root)
         write_message(fd_out, reply)
+        retire(spare, root)
+        spare = spawn(root, modules, limits, phase, (fd_in, fd_out))
 
 
 if __name__ == "__main__":

@@ -319,8 +319,9 @@ def get_correspondences(
 @tool(cache="none")
 def python(state: Any, code: str) -> str:
     """Run Python 3 code and return what it prints (the last expression is printed too). Each call is
-    a fresh namespace in a fresh temp dir: paste in the numbers you need. Limits: 5 s, 512 MiB,
-    7,500 characters of output, 1 MiB files, no network, no processes, no files outside the temp dir.
+    a fresh process and namespace in a fresh temp dir; nothing persists between calls: paste in the
+    numbers you need. Limits: 5 s, 512 MiB, 7,500 characters of output, 8 files of up to 1 MiB,
+    no network, no processes, no files outside the temp dir.
 
     Args:
         code: the program. Imports allowed: bisect, cmath, collections, decimal, fractions, functools, heapq, itertools, json, math, numpy (linalg, random, fft), random, re, scipy (linalg, optimize, spatial, spatial.transform, special), statistics.

@@ -1,0 +1,122 @@
+"""Calls of the geometry ``python`` tool are isolated from each other (issue 9, class F): each has
+its own temp dir, removed after it, under a disk quota; nothing one call sets (files, class
+attributes, module state) is visible to the next."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hiergym.envs.geometry.pyrunner import DISK_BYTES, FILE_BYTES, PythonRunner
+
+
+@pytest.fixture(scope="module")
+def runner():
+    r = PythonRunner(timeout_s=5.0)
+    yield r
+    r.close()
+
+
+def tree_bytes(root: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(root) for f in files)
+
+
+def tree_entries(root: str) -> list[str]:
+    return [os.path.join(d, n) for d, dirs, files in os.walk(root) for n in (*dirs, *files)]
+
+
+WRITE_MANY = """
+import numpy as np
+block = np.zeros({floats})
+written = 0
+try:
+    for i in range(200):
+        np.save({target!r} % i, block)
+        written += block.nbytes
+except Exception as e:
+    print(repr(e)[:160])
+print(written)
+"""
+
+
+@pytest.mark.parametrize("target", ["f%d.npy", "../f%d.npy", "../../f%d.npy"])
+def test_two_calls_writing_big_files_stay_within_the_quota(runner, target):
+    """np.save reaches the real open(): 60 files of 1 MiB went to the worker root and survived
+    (119 MiB after two calls; tens of GB per episode were possible)."""
+    code = WRITE_MANY.format(floats=(FILE_BYTES - 4096) // 8, target=target)
+    totals = []
+    for _ in range(2):
+        result = runner.run(code)
+        assert result.ok, result
+        totals.append(int(result.stdout.split()[-1]))
+        assert runner.root is not None
+        assert tree_bytes(runner.root) == 0, "nothing a call wrote survives it"
+    assert all(t <= DISK_BYTES for t in totals), totals
+    if target == "f%d.npy":
+        assert totals[0] > 0, "the call's own dir is writable"
+
+
+def test_a_call_over_its_quota_is_told_so(runner):
+    code = WRITE_MANY.format(floats=(FILE_BYTES - 4096) // 8, target="f%d.npy")
+    out = runner.run(code).stdout
+    assert "quota" in out, out
+
+
+def test_each_call_gets_its_own_directory(runner):
+    first = runner.run(
+        "import numpy as np\nnp.save('a.npy', np.eye(2))\nprint(np.load('a.npy')[0, 0])"
+    )
+    assert first.ok and first.stdout == "1.0\n", first
+    second = runner.run("import numpy as np\nnp.load('a.npy')")
+    assert not second.ok and "FileNotFoundError" in second.error, second
+    assert tree_entries(runner.root) == []
+
+
+@pytest.mark.parametrize(
+    ("setter", "reader", "fresh"),
+    [
+        # a class attribute on an allowed module's class
+        (
+            "import fractions\nfractions.Fraction.leak = 41",
+            "import fractions\nhasattr(fractions.Fraction, 'leak')",
+            "False\n",
+        ),
+        # a class attribute that changes what a library function does
+        (
+            "import json\njson.JSONEncoder.default = lambda self, o: 'leaked'",
+            "import json\ntry:\n    json.dumps({1})\nexcept TypeError:\n    print('fresh')",
+            "fresh\n",
+        ),
+        # module-level state behind a function
+        (
+            "import numpy as np\nnp.set_printoptions(precision=1)",
+            "import numpy as np\nprint(np.array([1.23456]))",
+            "[1.23456]\n",
+        ),
+        (
+            "import decimal\ndecimal.getcontext().prec = 3",
+            "import decimal\nprint(decimal.Decimal(1) / decimal.Decimal(7))",
+            "0.1428571428571428571428571429\n",
+        ),
+        (
+            "import numpy as np\nnp.seterr(all='raise')",
+            "import numpy as np\nprint(np.float64(1.0) / np.float64(0.0))",
+            "inf\n",
+        ),
+        (
+            "import functools\nimport math\nmath.cached = functools.lru_cache",
+            "import math\nhasattr(math, 'cached')",
+            "False\n",
+        ),
+        (
+            "import collections\ncollections.Counter.most_common = len",
+            "import collections\ncollections.Counter('aab').most_common(1)",
+            "[('a', 2)]\n",
+        ),
+    ],
+)
+def test_nothing_a_call_sets_is_visible_to_the_next(runner, setter, reader, fresh):
+    runner.run(setter)
+    result = runner.run(reader)
+    assert result.ok and result.stdout == fresh, result
