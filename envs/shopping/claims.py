@@ -145,6 +145,7 @@ def tokens(text: str) -> list[str]:
     return [t.replace("’", "'") for t in _TOKEN.findall(text.lower())]
 
 
+@functools.lru_cache(maxsize=8192)
 def _key(phrase: str) -> tuple[str, ...]:
     return tuple(t for t in tokens(phrase) if t not in _TERMINATORS)
 
@@ -158,7 +159,8 @@ class Vocabulary:
     names: set[str] = field(default_factory=set)  # option names (single tokens)
     neutral: set[tuple[str, ...]] = field(default_factory=set)  # types, brands: consume tokens
     category_values: dict[str, dict[str, set[tuple[str, ...]]]] = field(default_factory=dict)
-    longest: int = 1
+    lengths: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """First token -> the lengths of the phrases it starts, longest first."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -184,7 +186,10 @@ def vocabulary() -> Vocabulary:
         if "color" in per:
             per["color"] = per["color"] | colors
     vocab.neutral -= vocab.attributes
-    vocab.longest = max(len(k) for k in (*vocab.attributes, *vocab.values, *vocab.neutral))
+    starts: dict[str, set[int]] = {}
+    for k in (*vocab.attributes, *vocab.values, *vocab.neutral):
+        starts.setdefault(k[0], set()).add(len(k))
+    vocab.lengths = {t: tuple(sorted(ns, reverse=True)) for t, ns in starts.items()}
     return vocab
 
 
@@ -231,7 +236,7 @@ def read(message: str, category: str) -> Claims:
             i += 1
             continue
         match, size = None, 0
-        for n in range(min(vocab.longest, len(toks) - i), 0, -1):
+        for n in vocab.lengths.get(tok, ()):
             key = tuple(toks[i : i + n])
             if key in vocab.attributes or key in vocab.values or key in vocab.neutral:
                 match, size = key, n
