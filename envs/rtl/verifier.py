@@ -193,7 +193,9 @@ class FunctionLevel(_ReportLevel):
 
 class FormalLevel(_ReportLevel):
     """Both proofs: the design as written (RTL) and the netlist synthesis made of it are each
-    equivalent to the reference. Passed only when both are proven; an inconclusive proof scores
+    equivalent to the reference. Passed when the RTL is proven and the netlist is proven or
+    undecided (a ``netlist_inconclusive`` finding: the solvers' budget ran out on a restructured
+    netlist); a netlist counterexample fails. An inconclusive RTL proof scores
     :data:`INCONCLUSIVE_SCORE`."""
 
     name = "formal"
@@ -213,6 +215,14 @@ class FormalLevel(_ReportLevel):
         }
         if rtl["status"] == "proven" and net["status"] == "proven":
             return self.result(1.0, metrics=metrics)
+        if rtl["status"] == "proven" and net["status"] == "inconclusive":
+            # The solvers cannot always decide a netlist that ABC restructured (a 32-bit popcount):
+            # the RTL proof stands, and the verdict says the netlist was not proven.
+            return self.result(
+                1.0,
+                [Finding("netlist_inconclusive", net.get("messages", ""))],
+                metrics=metrics,
+            )
         findings = []
         for kind, proof in (("", rtl), ("netlist_", net)):
             status = proof["status"]
