@@ -1,4 +1,4 @@
-"""LLM agents: the chat comes from ``info["messages"]`` and ``info["tools"]``; a backend answers.
+"""LLM agents: the chat is built from ``info["messages"]`` and each step's ``new_messages``.
 
 Backends implement ``complete(messages, tools, *, seed, temperature, max_tokens) -> Completion``
 (and optionally ``complete_batch``). ``tools=None`` means the prompt carries the tool schemas and the
@@ -140,6 +140,7 @@ class LLMAgent:
         self.usage = EpisodeUsage(
             seed=seed, temperature=temperature, model=getattr(backend, "name", "")
         )
+        self._chats: dict[str, list[dict[str, Any]]] = {}
 
     def bind(self, env: Any) -> None:
         pass
@@ -151,13 +152,28 @@ class LLMAgent:
             model=getattr(self.backend, "name", ""),
         )
 
+    def chat(self, info: dict[str, Any]) -> list[dict[str, Any]]:
+        """The episode's chat so far: ``info["messages"]`` after reset, then each step's
+        ``new_messages`` appended (envs send only what a step added), kept per ``episode_id`` so
+        one agent can serve several episodes (``act_batch``)."""
+        key = info.get("episode_id", "")
+        if "messages" in info:
+            chat = list(info["messages"])
+        else:
+            chat = self._chats.get(key, []) + list(info.get("new_messages", []))
+        self._chats[key] = chat
+        while len(self._chats) > 1024:  # finished episodes are never told apart: bound the memory
+            self._chats.pop(next(iter(self._chats)))
+        return chat
+
     def request(
         self, info: dict[str, Any]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         """The messages and tools to send, native or prompt-based by the backend's capability."""
+        messages = self.chat(info)
         if getattr(self.backend, "native_tools", True):
-            return list(info["messages"]), info["tools"]
-        return prompt_based_messages(info["messages"], info["tools"]), None
+            return list(messages), info["tools"]
+        return prompt_based_messages(messages, info["tools"]), None
 
     def act(self, observation: str, info: dict[str, Any]) -> str | dict[str, Any]:
         messages, tools = self.request(info)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import string
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
@@ -27,6 +28,7 @@ from hiergym.errors import SandboxError, TaskError, ToolError, did_you_mean
 from hiergym.rewards.levels import Finding, HierarchicalVerifier, Verdict
 
 from .sandbox import LiveBackend, Mode, Sandbox
+from .spaces import ObservationText
 from .tools import (
     MAX_ACTION_CHARS,
     ActionParseError,
@@ -205,10 +207,37 @@ class EpisodeState:
 # The env
 
 
+def fork_env(env: gym.Env) -> gym.Env:
+    """An independent copy of a *wrapped* env at the same step, wrappers included.
+
+    ``env.unwrapped.fork()`` copies only the ToolEnv; a ``process_reward=True`` env forked that
+    way would lose its ProcessReward (and its per-episode state). Here every wrapper layer is
+    copied too, with its mutable per-episode state (dicts, lists, sets) copied, not shared.
+    """
+    if not isinstance(env, gym.Wrapper):
+        if not isinstance(env, ToolEnv):
+            raise TypeError(f"fork_env needs a hiergym env, got {type(env).__name__}")
+        return env.fork()
+    inner = fork_env(env.env)
+    clone = copy.copy(env)
+    for name, value in vars(env).items():
+        if isinstance(value, dict | list | set):
+            setattr(clone, name, copy.copy(value))
+    clone.env = inner
+    return clone
+
+
 class ToolEnv(gym.Env[str, str]):
     """A Gymnasium env over a domain's tools, tasks and hierarchical verifier.
 
     Subclasses set :attr:`domain` and implement the ``make_*`` hooks and :meth:`render_prompt`.
+
+    ``info`` after ``reset``: ``task_id``, ``episode_id``, ``turn``, ``tools`` (OpenAI function
+    schemas) and the chat so far, ``messages`` (system prompt and task), also as ``new_messages``.
+    After each ``step``: ``new_messages`` holds only the messages that step added (the agent's
+    action and the tool results), so what crosses process boundaries stays constant per step;
+    ``results`` the step's ToolResults; and, on the final step, ``messages`` (the whole chat) and
+    ``verdict``. The whole chat is always at ``env.unwrapped.messages``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
@@ -236,7 +265,7 @@ class ToolEnv(gym.Env[str, str]):
                 f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
             )
         self.render_mode = render_mode
-        self.max_turns = int(max_turns or self.default_max_turns)
+        self.max_turns = self.default_max_turns if max_turns is None else int(max_turns)
         if self.max_turns < 1:
             raise ValueError(f"max_turns must be at least 1, got {max_turns}")
         self.sandbox = self.make_sandbox(mode, backend)
@@ -245,7 +274,7 @@ class ToolEnv(gym.Env[str, str]):
         self.verifier: HierarchicalVerifier = self.make_verifier(
             aggregate, **(aggregate_params or {})
         )
-        self.observation_space = spaces.Text(max_length=MAX_OBSERVATION_CHARS, charset=CHARSET)
+        self.observation_space = ObservationText(max_length=MAX_OBSERVATION_CHARS, charset=CHARSET)
         self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, charset=CHARSET)
         self.task: Any = None
         self.state: EpisodeState | None = None
@@ -253,6 +282,7 @@ class ToolEnv(gym.Env[str, str]):
         self.verdict: Verdict | None = None
         self._messages: list[dict[str, Any]] = []
         self._last_obs = ""
+        self._episode_id = ""
         self._episode_max_turns = self.max_turns
 
     # ---- hooks a domain implements ------------------------------------------------------
@@ -330,7 +360,11 @@ class ToolEnv(gym.Env[str, str]):
             {"role": "user", "content": prompt},
         ]
         self._last_obs = prompt
-        return prompt, self._info()
+        self._episode_id = uuid.uuid4().hex[:16]  # not from the env's RNG: it changes no result
+        info = self._info()
+        info["messages"] = list(self._messages)
+        info["new_messages"] = list(self._messages)
+        return prompt, info
 
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self.trajectory is None:
@@ -348,6 +382,7 @@ class ToolEnv(gym.Env[str, str]):
             )
         turn = self._play(action)
         self.trajectory.turns.append(turn)
+        known = len(self._messages)
         self._record_messages(action, turn)
         obs = to_observation(self._observation(turn))
         self._last_obs = obs
@@ -360,6 +395,9 @@ class ToolEnv(gym.Env[str, str]):
             reward = self.verdict.reward
         info = self._info()
         info["results"] = turn.results
+        info["new_messages"] = self._messages[known:]
+        if terminated or truncated:
+            info["messages"] = list(self._messages)
         if self.render_mode == "human":
             print(self.render())
         return obs, reward, terminated, truncated, info
@@ -399,6 +437,7 @@ class ToolEnv(gym.Env[str, str]):
 
     @property
     def messages(self) -> list[dict[str, Any]]:
+        """The whole chat of the episode so far."""
         return list(self._messages)
 
     # ---- internals ----------------------------------------------------------------------
@@ -406,9 +445,9 @@ class ToolEnv(gym.Env[str, str]):
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "task_id": getattr(self.task, "task_id", None),
+            "episode_id": self._episode_id,
             "turn": len(self.trajectory.turns) if self.trajectory else 0,
             "tools": self.toolbox.schemas(),
-            "messages": list(self._messages),
         }
         if self.verdict is not None:
             info["verdict"] = self.verdict

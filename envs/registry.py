@@ -81,15 +81,78 @@ def make_env(
     process_reward: bool = False,
     **kwargs: Any,
 ) -> gym.Env:
-    """The entry point of every hiergym id: the env, wrapped in its reward wrappers."""
+    """The entry point of every hiergym id: the env, wrapped in its reward wrappers.
+
+    ``gym.make(id, max_episode_steps=N)`` would add Gymnasium's ``TimeLimit``, which cuts the episode
+    with no verdict and reward 0; here it becomes ``max_turns=N``, so the env truncates on that
+    same step *with* a verdict (TimeLimit, still outside, agrees). A misspelled argument is a
+    ``TypeError`` that names the closest one.
+    """
     from hiergym.rewards.wrappers import HierarchicalReward, ProcessReward
 
     cls = load_class(env_class)
+    limit = _requested_time_limit()
+    if limit is not None:
+        if kwargs.get("max_turns") not in (None, limit):
+            raise ValueError(
+                f"max_episode_steps={limit} and max_turns={kwargs['max_turns']} disagree; "
+                "pass max_turns only (the env verifies the episode when it runs out of turns)"
+            )
+        kwargs["max_turns"] = limit
+    _check_kwargs(cls, kwargs)
     env = cls(aggregate=aggregate, aggregate_params=aggregate_params, **kwargs)
     env = HierarchicalReward(env, aggregate, **(aggregate_params or {}))
     if process_reward:
         env = ProcessReward(env)
     return env
+
+
+def _requested_time_limit() -> int | None:
+    """The ``max_episode_steps`` that the ``gym.make`` calling this entry point was given."""
+    import inspect
+
+    frame = inspect.currentframe()
+    try:
+        for _ in range(6):
+            frame = frame.f_back if frame is not None else None
+            if frame is None:
+                return None
+            code = frame.f_code
+            if code.co_name == "make" and code.co_filename == gym.envs.registration.__file__:
+                steps = frame.f_locals.get("max_episode_steps")
+                return int(steps) if isinstance(steps, int) and steps > 0 else None
+        return None
+    finally:
+        del frame
+
+
+_MAKE_KWARGS = ("aggregate", "aggregate_params", "process_reward")
+
+
+def _check_kwargs(cls: Any, kwargs: dict[str, Any]) -> None:
+    import inspect
+
+    accepted: set[str] = set(_MAKE_KWARGS)
+    takes_any = False
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        accepted |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break  # this __init__ does not pass unknown kwargs on to its parents
+        takes_any = klass.__name__ == "object"
+    accepted.discard("self")
+    if takes_any:
+        return
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        key = unknown[0]
+        raise TypeError(
+            f"{cls.__name__} got an unexpected argument {key!r}{did_you_mean(key, sorted(accepted))}; "
+            f"it takes {', '.join(sorted(accepted))}"
+        )
 
 
 def load_plugins() -> None:

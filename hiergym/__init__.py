@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from hiergym.envs.core import ToolEnv, Trajectory, Turn
+from hiergym.envs.core import ToolEnv, Trajectory, Turn, fork_env
 from hiergym.envs.registry import broken_plugins, list_envs, load_plugins, register_domain
 from hiergym.envs.tools import ToolCall, ToolResult, parse_action
 from hiergym.errors import (
@@ -54,6 +54,7 @@ __all__ = [
     "Verdict",
     "VerifierError",
     "broken_plugins",
+    "fork_env",
     "list_envs",
     "load_plugins",
     "parse_action",

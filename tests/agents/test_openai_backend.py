@@ -69,7 +69,7 @@ def test_native_tools_seed_temperature_and_usage_flow_into_the_env():
         "temperature": 0.7,
         "model": "tiny",
     }
-    assert info["messages"][-2]["tool_calls"][0]["function"]["name"] == "search"
+    assert info["new_messages"][-2]["tool_calls"][0]["function"]["name"] == "search"
 
 
 def test_falls_back_to_prompt_based_tools_when_the_server_rejects_them():

@@ -84,7 +84,8 @@ def test_hf_agent_plays_an_episode_step_and_records_tokens(tiny_model):
         and stats["prompt_tokens"] > 50
     )
     # tool-call history renders through the template with dict arguments
-    info["messages"].append(
+    history = env.unwrapped.messages
+    history.append(
         {
             "role": "assistant",
             "content": "",
@@ -97,9 +98,7 @@ def test_hf_agent_plays_an_episode_step_and_records_tokens(tiny_model):
             ],
         }
     )
-    assert '<tool_call>search {"query": "x"}</tool_call>' in agent.backend.prompt(
-        info["messages"], None
-    )
+    assert '<tool_call>search {"query": "x"}</tool_call>' in agent.backend.prompt(history, None)
 
 
 def test_batched_generation_matches_one_by_one(tiny_model):

@@ -120,12 +120,14 @@ def test_several_calls_per_action_and_openai_messages(shopping):
     )
     obs, *_, info = shopping.step(action)
     assert obs.startswith("[search#0]") and "[view_cart#1]" in obs
-    roles = [m["role"] for m in info["messages"]]
+    messages = shopping.unwrapped.messages
+    roles = [m["role"] for m in messages]
     assert roles == ["system", "user", "assistant", "tool", "tool"]
-    assistant = info["messages"][2]
+    assert info["new_messages"] == messages[2:]
+    assistant = messages[2]
     assert [c["function"]["name"] for c in assistant["tool_calls"]] == ["search", "view_cart"]
     assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"query": "jacket"}
-    assert info["messages"][3]["tool_call_id"] == assistant["tool_calls"][0]["id"]
+    assert messages[3]["tool_call_id"] == assistant["tool_calls"][0]["id"]
 
 
 def test_fork_is_independent(shopping):
@@ -157,9 +159,7 @@ def test_step_after_the_end_says_so(shopping):
 
 def test_non_ascii_is_escaped_into_the_observation_space(shopping):
     shopping.reset(seed=0)
-    action = json.dumps(
-        {"name": "view_product", "arguments": {"product_id": "caf\u00e9\u2603"}}
-    )
+    action = json.dumps({"name": "view_product", "arguments": {"product_id": "caf\u00e9\u2603"}})
     obs, *_ = shopping.step(action)
     assert shopping.observation_space.contains(obs)
     assert "\\xe9" in obs or "\\u00e9" in obs

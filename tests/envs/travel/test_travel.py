@@ -373,8 +373,8 @@ def test_fast_activity_parser_agrees_with_the_full_one(base):
 
 def test_citations_ignore_results_returned_with_the_submission():
     from hiergym.envs.core import Trajectory, Turn
-    from hiergym.envs.tools import ToolCall, ToolResult
     from hiergym.envs.evidence import Citations
+    from hiergym.envs.tools import ToolCall, ToolResult
 
     def result(hotel):
         return ToolResult("search_hotels", True, "...", {"results": [{"id": hotel}]})
