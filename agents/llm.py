@@ -140,7 +140,7 @@ class LLMAgent:
         self.usage = EpisodeUsage(
             seed=seed, temperature=temperature, model=getattr(backend, "name", "")
         )
-        self._chats: dict[str, list[dict[str, Any]]] = {}
+        self._chats: dict[int, list[dict[str, Any]]] = {}
 
     def bind(self, env: Any) -> None:
         pass
@@ -152,25 +152,23 @@ class LLMAgent:
             model=getattr(self.backend, "name", ""),
         )
 
-    def chat(self, info: dict[str, Any]) -> list[dict[str, Any]]:
+    def chat(self, info: dict[str, Any], slot: int = 0) -> list[dict[str, Any]]:
         """The episode's chat so far: ``info["messages"]`` after reset, then each step's
-        ``new_messages`` appended (envs send only what a step added), kept per ``episode_id`` so
-        one agent can serve several episodes (``act_batch``)."""
-        key = info.get("episode_id", "")
+        ``new_messages`` appended (envs send only what a step added). ``slot`` tells apart the
+        episodes one agent serves at once (``act_batch``: the position in the batch, as in a
+        vector env)."""
         if "messages" in info:
             chat = list(info["messages"])
         else:
-            chat = self._chats.get(key, []) + list(info.get("new_messages", []))
-        self._chats[key] = chat
-        while len(self._chats) > 1024:  # finished episodes are never told apart: bound the memory
-            self._chats.pop(next(iter(self._chats)))
+            chat = self._chats.get(slot, []) + list(info.get("new_messages", []))
+        self._chats[slot] = chat
         return chat
 
     def request(
-        self, info: dict[str, Any]
+        self, info: dict[str, Any], slot: int = 0
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         """The messages and tools to send, native or prompt-based by the backend's capability."""
-        messages = self.chat(info)
+        messages = self.chat(info, slot)
         if getattr(self.backend, "native_tools", True):
             return list(messages), info["tools"]
         return prompt_based_messages(messages, info["tools"]), None
@@ -188,7 +186,7 @@ class LLMAgent:
 
     def act_batch(self, infos: Sequence[dict[str, Any]]) -> list[str | dict[str, Any]]:
         """One step of several episodes in one backend call (batched generation where supported)."""
-        requests = [self.request(info) for info in infos]
+        requests = [self.request(info, slot) for slot, info in enumerate(infos)]
         if hasattr(self.backend, "complete_batch"):
             completions = self.backend.complete_batch(
                 requests,

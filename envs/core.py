@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import logging
 import string
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
@@ -232,7 +231,7 @@ class ToolEnv(gym.Env[str, str]):
 
     Subclasses set :attr:`domain` and implement the ``make_*`` hooks and :meth:`render_prompt`.
 
-    ``info`` after ``reset``: ``task_id``, ``episode_id``, ``turn``, ``tools`` (OpenAI function
+    ``info`` after ``reset``: ``task_id``, ``turn``, ``tools`` (OpenAI function
     schemas) and the chat so far, ``messages`` (system prompt and task), also as ``new_messages``.
     After each ``step``: ``new_messages`` holds only the messages that step added (the agent's
     action and the tool results), so what crosses process boundaries stays constant per step;
@@ -282,7 +281,6 @@ class ToolEnv(gym.Env[str, str]):
         self.verdict: Verdict | None = None
         self._messages: list[dict[str, Any]] = []
         self._last_obs = ""
-        self._episode_id = ""
         self._episode_max_turns = self.max_turns
 
     # ---- hooks a domain implements ------------------------------------------------------
@@ -360,7 +358,6 @@ class ToolEnv(gym.Env[str, str]):
             {"role": "user", "content": prompt},
         ]
         self._last_obs = prompt
-        self._episode_id = uuid.uuid4().hex[:16]  # not from the env's RNG: it changes no result
         info = self._info()
         info["messages"] = list(self._messages)
         info["new_messages"] = list(self._messages)
@@ -445,7 +442,6 @@ class ToolEnv(gym.Env[str, str]):
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "task_id": getattr(self.task, "task_id", None),
-            "episode_id": self._episode_id,
             "turn": len(self.trajectory.turns) if self.trajectory else 0,
             "tools": self.toolbox.schemas(),
         }
