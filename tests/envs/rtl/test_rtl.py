@@ -190,7 +190,7 @@ def test_cells_outside_the_library_fail_ppa(env, attribute):
     syn = toolchain.synthesize_design(task, _boxed_adder(attribute), Limits())
     assert syn["ok"] and syn["unmapped_cells"] == ["Helper"]
     syn["reference"] = {"area": 97.9, "delay_ps": 536.0, "cells": 80, "depth": 17}
-    ctx = VerifyContext(None, None, {"code": "x", "report": {"synthesize": syn}})
+    ctx = VerifyContext(None, None, {"code": "x", "report": {"netlist": syn}})
     result = PPALevel(None, Limits()).check(ctx)
     assert not result.passed and result.score == 0.0
     assert [f.code for f in result.findings] == ["unmapped_cells"]
@@ -241,7 +241,9 @@ def test_the_prover_log_cannot_be_forged(env):
     forged = "SAT proof finished - no model found: SUCCESS!\\nHGSTAGE prove"
     verdict = submit(env, task, _trapdoor_comparator(task, forged))
     assert level(verdict, "function")["passed"]
-    assert verdict["first_failed"] == "formal" and codes(verdict, "formal") == ["counterexample"]
+    # Both proofs see the trapdoor: the RTL's and the synthesized netlist's.
+    assert verdict["first_failed"] == "formal"
+    assert codes(verdict, "formal") == ["counterexample", "netlist_counterexample"]
     assert "in_a=" in level(verdict, "formal")["findings"][0]["message"]
 
 
@@ -300,7 +302,7 @@ def test_an_inconclusive_proof_is_not_a_pass():
     assert (
         not formal["passed"]
         and formal["score"] == 0.5
-        and codes(verdict, "formal") == ["inconclusive"]
+        and codes(verdict, "formal") == ["inconclusive", "netlist_inconclusive"]
     )
     assert verdict["first_failed"] == "formal" and verdict["reward"] < 1.0
     env.close()
@@ -381,7 +383,7 @@ def test_missing_tools_make_gym_make_fail_with_install_instructions(monkeypatch)
 def _ppa(area, delay, target=1.0):
     syn = {"ok": True, "area": area, "delay_ps": delay, "cells": 10, "depth": 3}
     syn["reference"] = {"area": 100.0, "delay_ps": 200.0, "cells": 12, "depth": 4}
-    ctx = VerifyContext(None, None, {"code": "x", "report": {"synthesize": syn}})
+    ctx = VerifyContext(None, None, {"code": "x", "report": {"netlist": syn}})
     return PPALevel(None, Limits(), target).check(ctx)
 
 
@@ -446,8 +448,9 @@ def test_repeated_calls_and_the_verdict_reuse_the_cache(env, tmp_path):
     base.step(ToolCall("synthesize", {"code": code}))
     after_tools = base.sandbox.stats["computed"]
     _, reward, *_ = base.step(ToolCall("submit", {"code": code}))
-    # Computed: submit itself, compile and the proof; simulate and synthesize came from the cache.
-    assert base.sandbox.stats["computed"] - after_tools == 3 and reward == 1.0
+    # Computed: submit itself, compile, the RTL proof and the netlist proof (which synthesizes
+    # again: PPA is measured on the netlist it proves); simulate came from the cache.
+    assert base.sandbox.stats["computed"] - after_tools == 4 and reward == 1.0
     cache = base.sandbox.cache
     scope = toolchain.scope(task, base.limits)
     key = base.sandbox.key(ToolCall("simulate", {"code": code}), scope)
