@@ -33,9 +33,12 @@ class GeometryEnv(ToolEnv):
     each step, ``error: ...`` observations for bad actions and failing code.
 
     ## Rewards
-    0 on every step but the last; then the verdict of format -> tool_use -> precision ->
-    grounding, folded by the aggregator (``gated`` by default). ``info["verdict"]`` holds every
-    level.
+    0 on every step but the last; then the verdict of format -> grounding -> tool_use ->
+    precision, folded by the aggregator (``gated`` by default). ``info["verdict"]`` holds every
+    level. Only results received before the submitting action ground an answer; grounding and
+    tool_use need a parsable answer and precision a grounded one (otherwise they are not
+    applicable and score 0, under every aggregator). The hack matrix adds Geometry's own attacks
+    and twins (``attacks.py``).
 
     ## Episode End
     Terminated when ``submit`` is called with valid arguments; truncated after ``max_turns``
@@ -48,7 +51,10 @@ class GeometryEnv(ToolEnv):
     python_memory_mb (default 512), render_mode ("ansi" | "human").
 
     ## Version History
-    * v0: initial release.
+    * v0: initial release. Reward integrity (issue 9), same id: grounding ignores results of the
+      submitting action and a yes/no needs all its evidence; tool_use is needs met / (needs +
+      wasted calls); levels reordered format -> grounding -> tool_use -> precision with
+      ``requires``; every python call runs in a fresh process with a per-call disk quota.
     """
 
     domain = "geometry"
@@ -84,6 +90,16 @@ class GeometryEnv(ToolEnv):
 
     def mutants(self) -> list[Any]:
         return oracle.mutants()
+
+    def attacks(self) -> list[Any]:
+        from .attacks import ATTACKS
+
+        return list(ATTACKS)
+
+    def twins(self) -> list[Any]:
+        from .attacks import TWINS
+
+        return list(TWINS)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -172,6 +172,9 @@ class GeometryOracle:
 def mutants() -> list[Any]:
     """Mutated oracle solutions, each with the verifier level it must fail at.
 
+    A wrong value after the right measurements fails at grounding (the answer contradicts what
+    was measured); precision then scores how far off it is (partial credit, capped).
+
     A mutant that needs a task family (a length for the millimetre slip, a yes/no to invert)
     retargets to the first task of that family in the same split and difficulty.
     """
@@ -248,10 +251,10 @@ def mutants() -> list[Any]:
         MALFORMED_JSON,
         Mutant("length_in_degrees", "format", wrong_answer_type),
         Mutant("careless_calls", "tool_use", careless_calls),
-        Mutant("millimetres_as_centimetres", "precision", mm_as_cm),
-        Mutant("right_point_wrong_frame", "precision", wrong_frame),
-        Mutant("sign_flip_one_axis", "precision", sign_flip),
-        Mutant("two_centimetres_off", "precision", two_cm_off),
-        Mutant("yes_no_inverted", "precision", yes_no_inverted),
+        Mutant("millimetres_as_centimetres", "grounding", mm_as_cm),
+        Mutant("right_point_wrong_frame", "grounding", wrong_frame),
+        Mutant("sign_flip_one_axis", "grounding", sign_flip),
+        Mutant("two_centimetres_off", "grounding", two_cm_off),
+        Mutant("yes_no_inverted", "grounding", yes_no_inverted),
         Mutant("correct_value_no_tool_calls", "grounding", no_tool_calls),
     ]

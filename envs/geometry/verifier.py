@@ -1,25 +1,29 @@
-"""Geometry verifier: format -> grounding -> tool_use -> precision, gated.
+"""Geometry verifier: format -> grounding -> precision -> tool_use, gated.
 
 * format — one submission whose answer parses as the task's type, with a unit where one is needed
   (converted exactly: 0.10 m == 10 cm) and, for points and poses, the task's frame;
-* grounding — every measurement the answer depends on was obtained through tools *before* the
-  submitting action (:mod:`hiergym.envs.evidence`; results returned with the submit do not
-  count): each anchor by depth_at at its centroid (within 1 px) in the named camera, the frames it
-  must cross connected by transform / get_camera results, sizes by list_objects, correspondences
-  and intrinsics by their tools. A numeric answer scores the share of its measurements obtained; a
-  yes/no scores 1 only with all of them (part of the evidence cannot decide it). The level cites
-  the turns it used (``LevelResult.evidence``). An answer without any of them is flagged a guess;
-* tool_use — the needed results were obtained with few careless calls: needs met / (needs +
-  failed or off-scene calls). Each need counts once; repeated, duplicate or useless calls earn
-  nothing and dilute nothing, so padding cannot buy it back. Passes at 0.75;
-* precision — 1.0 within the task's tolerance (1 cm, 1 degree; 1 % for areas and volumes; a pose
-  needs both 1 cm and 1 degree). Outside it, partial credit: 0.9 x the mean relative accuracy over
-  thresholds 0.50, 0.55, ..., 0.95 (VSI-Bench's MRA), so a miss never earns full credit; passes only
-  within tolerance.
+* grounding — the answer was built on the measurements it needs, obtained through tools *before*
+  the submitting action (:mod:`hiergym.envs.evidence`; results returned with the submit do not
+  count), and says what they say: each anchor by depth_at at its centroid (within 1 px) in the
+  named camera, the frames it must cross connected by transform / get_camera results, sizes by
+  list_objects, correspondences and intrinsics by their tools. 1.0 with all of them and an answer
+  that agrees; 0 for an answer they contradict (the tools are exact, so what they imply is the
+  truth); with some missing, a numeric answer earns 0.3 x the share obtained and a yes/no 0
+  (part of its evidence cannot decide it). The level cites the turns it used. An answer without
+  any of them is flagged a guess;
+* precision — for an answer built on all its measurements (a value without them is not
+  compared): 1.0 within the task's tolerance (1 cm, 1 degree; 1 % for areas and volumes; a pose
+  needs both 1 cm and 1 degree); outside it, partial credit 0.3 x the mean relative accuracy over
+  thresholds 0.50, 0.55, ..., 0.95 (VSI-Bench's MRA), so a miss never earns much; passes only
+  within tolerance;
+* tool_use — for a right answer, how cleanly it was reached: needs met / (needs + failed or
+  off-scene calls). Each need counts once; repeated, duplicate or useless calls earn nothing and
+  dilute nothing, so padding cannot buy it back. Passes at 0.75.
 
-Reward integrity: grounding and tool_use require ``format`` and precision requires ``format`` and
-``grounding`` (:attr:`Level.requires`), so an unparsable answer earns nothing and a memorised or
-blind answer, right or not, earns at most the format level, under every aggregator.
+Reward integrity (issue 9): grounding and precision require ``format`` and tool_use requires
+``grounding`` and ``precision`` (:attr:`Level.requires`), so under every aggregator an unparsable
+answer earns nothing, a memorised or blind answer (right or not) earns the format level only, and
+a wrong answer, even after every measurement, stays under 0.4 of the reward range.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from hiergym.rewards.levels import (
     HierarchicalVerifier,
     Level,
     LevelResult,
-    SkipLevel,
     VerifyContext,
 )
 
@@ -48,7 +51,12 @@ from .tasks import ANGLE_TOLERANCE, GeometryTask
 from .units import AnswerError, parse_answer
 
 MRA_THRESHOLDS = tuple(0.50 + 0.05 * i for i in range(10))
-PARTIAL_CAP = 0.9
+PARTIAL_CAP = 0.3
+"""The most a miss earns at the precision level (x its MRA). With format passed and every other
+level 0 or not applicable, 0.3 keeps a wrong answer under 0.4 of the reward range under every
+aggregator (logsigmoid_conjunction maps a level score of 0.3 to 58 % of that level's range)."""
+PARTIAL_GROUNDING = 0.3
+"""What a numeric answer earns per share of its measurements when some are missing (same bound)."""
 PIXEL_SLACK = 1.0
 TOOL_USE_THRESHOLD = 0.75
 
@@ -141,14 +149,36 @@ def scene_of(arguments: Mapping[str, Any]) -> Any:
 
 
 class PrecisionLevel(Level):
+    """How close the answer is to the truth, for an answer built on all its measurements: a value
+    submitted without them is not compared (score 0, whether it is right or not)."""
+
     name = "precision"
-    requires = ("format", "grounding")
+    requires = ("format",)
 
     def check(self, ctx: VerifyContext) -> LevelResult:
-        if "value" not in ctx.scratch:
-            raise SkipLevel("no parsable answer to compare")
-        j = compare(ctx.task, ctx.scratch["value"])
+        support = support_of(ctx)
+        if not support.complete:
+            missing = len(ctx.task.evidence) - len(support.met)
+            return self.result(
+                0.0,
+                [
+                    Finding(
+                        "not_compared",
+                        f"{missing} of the measurements the answer needs were not obtained before "
+                        "the submit: a value not built on them is not compared with the truth",
+                    )
+                ],
+            )
+        j = judgement_of(ctx)
         return self.result(j.score, j.findings, passed=j.passed, metrics=j.metrics)
+
+
+def judgement_of(ctx: VerifyContext) -> Judgement:
+    """The parsed answer compared with the truth (computed once per verdict)."""
+    j = ctx.scratch.get("judgement")
+    if j is None:
+        j = ctx.scratch["judgement"] = compare(ctx.task, ctx.scratch["value"])
+    return j
 
 
 @dataclass
@@ -255,6 +285,11 @@ class Support:
     """Need index -> the turns whose results meet it."""
     late: frozenset[int]
     """Needs met only by results returned in the submitting action itself."""
+    needed: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.met) == self.needed
 
     @property
     def cited(self) -> list[int]:
@@ -285,17 +320,25 @@ def support_of(ctx: VerifyContext) -> Support:
             for i, need in enumerate(task.evidence)
             if i not in met and everything.support(need) is not None
         }
-    ctx.scratch["support"] = support = Support(met, frozenset(late))
+    ctx.scratch["support"] = support = Support(met, frozenset(late), len(task.evidence))
     return support
 
 
 class GroundingLevel(Level):
-    """Every measurement the answer depends on was obtained before submitting.
+    """The answer was built on the measurements it needs, seen before submitting, and says what
+    they say.
 
-    A numeric answer scores the share of its measurements that were obtained (each counts once).
-    A yes/no is decided only by all of its evidence together (the sizes alone cannot say whether
-    a box fits between two others whose positions were never measured), so it scores 1 when all
-    of it was obtained and 0 otherwise: a blind "yes" with part of the evidence is still blind.
+    * All measurements obtained and the answer agrees with them (within the task's tolerance:
+      the tools are exact, so what they imply is the truth): 1.0.
+    * All obtained, but the answer contradicts them: 0 (finding ``contradicts``): measuring and
+      then submitting something else is not grounded; another task's answer after this task's
+      measurements is exactly that.
+    * Some missing: a numeric answer that agrees earns ``PARTIAL_GROUNDING`` x the share obtained
+      (each counts once); a yes/no earns 0, since it is decided only by all of its evidence
+      together (the sizes alone cannot say whether a box fits between two others whose positions
+      were never measured): a "yes" with part of the evidence is still blind.
+
+    The level cites the turns whose results it used (``LevelResult.evidence``).
     """
 
     name = "grounding"
@@ -331,8 +374,19 @@ class GroundingLevel(Level):
                     "no tool result received before the submit supports the answer: it is a guess",
                 ),
             )
-        share = 1.0 - len(missing) / len(task.evidence)
-        score = share if task.answer_type != "bool" else float(not missing)
+        judgement = judgement_of(ctx)
+        if not judgement.passed:
+            what = "the measurements obtained" if not missing else "what was measured"
+            findings.append(
+                Finding("contradicts", f"the answer is not what {what} say: {_detail(judgement)}")
+            )
+            score = 0.0
+        elif not missing:
+            score = 1.0
+        elif task.answer_type == "bool":
+            score = 0.0
+        else:
+            score = PARTIAL_GROUNDING * (1.0 - len(missing) / len(task.evidence))
         return self.result(
             score,
             findings,
@@ -341,8 +395,12 @@ class GroundingLevel(Level):
         )
 
 
+def _detail(j: Judgement) -> str:
+    return "; ".join(f.message for f in j.findings) or "outside the tolerance"
+
+
 class ToolUseLevel(Level):
-    """The required tools' results were obtained and used, without careless calls.
+    """How cleanly a right, grounded answer was reached.
 
     score = met / (needed + wasted): ``met`` counts each of the task's evidence needs once, when a
     successful call about the task's scene returned it before the submit (repeats, near-duplicates
@@ -354,7 +412,7 @@ class ToolUseLevel(Level):
 
     name = "tool_use"
     threshold = TOOL_USE_THRESHOLD
-    requires = ("format",)
+    requires = ("grounding", "precision")
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         traj, task = ctx.trajectory, ctx.task
@@ -397,5 +455,5 @@ class ToolUseLevel(Level):
 
 def build_verifier(aggregate: Any = "gated", **params: Any) -> HierarchicalVerifier:
     return HierarchicalVerifier(
-        [FormatLevel(), GroundingLevel(), ToolUseLevel(), PrecisionLevel()], aggregate, **params
+        [FormatLevel(), GroundingLevel(), PrecisionLevel(), ToolUseLevel()], aggregate, **params
     )

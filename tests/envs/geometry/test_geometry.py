@@ -19,7 +19,7 @@ from hiergym.envs.geometry.tools import (
     transform,
 )
 from hiergym.envs.geometry.units import AnswerError, parse_answer, parse_scalar
-from hiergym.envs.geometry.verifier import compare, mean_relative_accuracy
+from hiergym.envs.geometry.verifier import PARTIAL_CAP, compare, mean_relative_accuracy
 from hiergym.envs.tools import ToolCall
 from hiergym.testing import oracle_actions, play
 
@@ -177,8 +177,8 @@ def test_precision_is_full_within_tolerance_and_mra_outside():
     )
     assert compare(task, 1.009).passed and compare(task, 1.009).score == 1.0
     near = compare(task, 1.02)  # 2 cm off: outside 1 cm, but 2 % relative error
-    assert not near.passed and near.score == pytest.approx(0.9) and near.score < 1.0
-    assert compare(task, 1.3).score == pytest.approx(0.9 * 0.4)  # 0.50..0.65 pass
+    assert not near.passed and near.score == pytest.approx(PARTIAL_CAP) and near.score < 1.0
+    assert compare(task, 1.3).score == pytest.approx(PARTIAL_CAP * 0.4)  # 0.50..0.65 pass
 
 
 def test_every_family_and_difficulty_is_solved_by_the_oracle():
@@ -261,7 +261,8 @@ def test_a_correct_guess_is_flagged(base):
     assert out.verdict["first_failed"] == "grounding"
     assert grounding["findings"][0]["code"] == "guess"
     # a guess is not compared with the truth (right or not, it earns no precision)
-    assert _level(out, "precision")["skipped"]
+    precision = _level(out, "precision")
+    assert precision["score"] == 0.0 and precision["findings"][0]["code"] == "not_compared"
 
 
 def _level(out, name):

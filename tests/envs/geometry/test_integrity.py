@@ -42,6 +42,13 @@ def level(out, name: str) -> dict:
     return next(lv for lv in out.verdict["levels"] if lv["name"] == name)
 
 
+def not_compared(out) -> bool:
+    precision = level(out, "precision")
+    return precision["score"] == 0.0 and [f["code"] for f in precision["findings"]] == [
+        "not_compared"
+    ]
+
+
 def worst(out, task) -> float:
     """The largest normalised reward of this episode under any aggregator."""
     levels = out.verdict["levels"]
@@ -90,7 +97,7 @@ def test_a_blind_yes_or_no_is_not_paid(envs, difficulty, answer):
     env = envs[difficulty]
     task, _ = first(env, "spatial_fit", answer == "yes")
     out = episode(env, task, [ToolCall("submit", {"answer": answer})])
-    assert level(out, "precision")["skipped"], "a guess is not compared with the truth"
+    assert not_compared(out), "a guess is not compared with the truth"
     assert worst(out, task) <= 0.25 + 1e-9
 
 
@@ -102,8 +109,8 @@ def test_a_yes_or_no_needs_all_the_evidence_that_decides_it(envs, difficulty):
     sizes = next(c for c in calls if c.name == "list_objects")
     out = episode(env, task, [sizes, ToolCall("submit", {"answer": "yes"})])
     assert level(out, "grounding")["score"] == 0.0
-    assert level(out, "precision")["skipped"]
-    # the same sizes ground a numeric answer in part (each measurement counts)
+    assert not_compared(out)
+    # with all of its evidence the same answer is fully paid
     full = episode(env, task, calls)
     assert full.verdict["reward"] == 1.0
 
@@ -137,7 +144,7 @@ def test_an_unparsable_answer_earns_nothing_under_any_aggregator(envs):
     task, calls = first(env, "distance_angle")
     out = episode(env, task, [*calls[:-1], ToolCall("submit", {"answer": "twelve", "unit": "m"})])
     assert level(out, "format")["passed"] is False
-    for name in ("grounding", "tool_use", "precision"):
+    for name in ("grounding", "precision", "tool_use"):
         assert level(out, name)["skipped"], name
     assert worst(out, task) == 0.0
 
@@ -171,3 +178,37 @@ def test_numbers_beyond_the_float_range_are_a_format_failure(value):
 def test_a_finite_number_that_overflows_in_its_unit_is_a_format_failure():
     with pytest.raises(AnswerError):
         parse_answer("angle", 1e308, "rad")
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
+@pytest.mark.parametrize("family", ["distance_angle", "point_transform", "spatial_fit"])
+def test_a_wrong_answer_built_on_full_evidence_earns_at_most_the_ceiling(envs, difficulty, family):
+    """Another task's answer of the same type after this task's measurements scored 0.75 under
+    gated and more under weighted: grounding and tool_use paid whatever the answer said."""
+    env = envs[difficulty]
+    task, calls = first(env, family)
+    base = env.unwrapped
+    other = next(
+        t
+        for t in base.tasks
+        if t.answer_type == task.answer_type
+        and t.frame == task.frame
+        and t.task_id != task.task_id
+        and t.answer != task.answer
+    )
+    base.reset(options={"task": other})
+    theirs = oracle_actions(base)[-1]
+    out = episode(env, task, [*calls[:-1], theirs])
+    assert out.verdict["reward"] < 1.0
+    assert any(f["code"] == "contradicts" for f in level(out, "grounding")["findings"])
+    assert worst(out, task) <= 0.4
+
+
+def test_a_near_miss_keeps_some_partial_credit_but_stays_under_the_ceiling(envs):
+    env = envs["easy"]
+    task, calls = first(env, "distance_angle")
+    metres = calls[-1].arguments["answer"]
+    near = ToolCall("submit", {"answer": metres * 1.05, "unit": "m"})
+    out = episode(env, task, [*calls[:-1], near])
+    assert 0.0 < level(out, "precision")["score"] < 1.0
+    assert worst(out, task) <= 0.4
