@@ -33,12 +33,13 @@ class GeometryEnv(ToolEnv):
     each step, ``error: ...`` observations for bad actions and failing code.
 
     ## Rewards
-    0 on every step but the last; then the verdict of format -> grounding -> tool_use ->
-    precision, folded by the aggregator (``gated`` by default). ``info["verdict"]`` holds every
-    level. Only results received before the submitting action ground an answer; grounding and
-    tool_use need a parsable answer and precision a grounded one (otherwise they are not
-    applicable and score 0, under every aggregator). The hack matrix adds Geometry's own attacks
-    and twins (``attacks.py``).
+    0 on every step but the last; then the verdict of format -> grounding -> precision ->
+    tool_use, folded by the aggregator (``gated`` by default). ``info["verdict"]`` holds every
+    level. Only results received before the submitting action ground an answer, and only an
+    answer that agrees with them; precision compares only answers built on all their
+    measurements; tool_use scores only a right, grounded answer (otherwise not applicable, 0,
+    under every aggregator). The hack matrix adds Geometry's own attacks and twins
+    (``attacks.py``).
 
     ## Episode End
     Terminated when ``submit`` is called with valid arguments; truncated after ``max_turns``
@@ -52,9 +53,10 @@ class GeometryEnv(ToolEnv):
 
     ## Version History
     * v0: initial release. Reward integrity (issue 9), same id: grounding ignores results of the
-      submitting action and a yes/no needs all its evidence; tool_use is needs met / (needs +
-      wasted calls); levels reordered format -> grounding -> tool_use -> precision with
-      ``requires``; every python call runs in a fresh process with a per-call disk quota.
+      submitting action, must agree with the answer, and a yes/no needs all its evidence;
+      tool_use is needs met / (needs + wasted calls); levels reordered format -> grounding ->
+      precision -> tool_use with ``requires``; a miss earns at most 0.3 x MRA; every python call
+      runs in a fresh process with a per-call disk quota.
     """
 
     domain = "geometry"
