@@ -177,8 +177,20 @@ class CacheKey:
         return hashlib.sha256(self.arguments.encode()).hexdigest()
 
 
+def _forget_engines_after_fork() -> None:
+    """In a forked child, drop the parent's pooled connections without closing them (closing would
+    end the parent's sessions too): SQLAlchemy's guidance for pools and ``os.fork()``."""
+    for engine in list(ToolCache._engines.values()):
+        engine.dispose(close=False)
+    ToolCache._engines.clear()
+
+
 class ToolCache:
-    """``(domain, data_version, tool, canonical args) -> JSON result`` in a SQL table."""
+    """``(domain, data_version, tool, canonical args) -> JSON result`` in a SQL table.
+
+    Engines are per process: a child forked by an AsyncVectorEnv, a process pool or Ray opens its
+    own connections and never reuses the parent's (see :func:`_forget_engines_after_fork`).
+    """
 
     _engines: dict[str, sa.Engine] = {}
 
@@ -241,6 +253,10 @@ class ToolCache:
     def clear(self, domain: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(tool_cache_table.delete().where(tool_cache_table.c.domain == domain))
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere processes spawn and share nothing
+    os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
 # --------------------------------------------------------------------------------------------

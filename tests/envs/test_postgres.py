@@ -101,3 +101,59 @@ def test_tool_cache_on_postgres_via_env_var(postgres_url, monkeypatch):
     finally:
         base.sandbox = original
         cache.clear("shopping")
+
+
+def _child_round_trip(i):
+    from hiergym.envs.sandbox import CacheKey, ToolCache
+
+    cache = ToolCache()
+    key = CacheKey("forktest", "1", "tool", f'{{"i": {i}}}')
+    for _ in range(20):
+        cache.put(key, {"i": i})
+        assert cache.get(key) == {"i": i}
+    return cache.count("forktest")
+
+
+def test_engines_are_per_process_so_forked_children_never_share_connections(
+    postgres_url, monkeypatch
+):
+    # AsyncVectorEnv and process pools fork: a child that reused the parent's pooled connections
+    # corrupted both sides' sessions ("compile failed internally (OperationalError)").
+    import multiprocessing as mp
+
+    from hiergym.envs.sandbox import CacheKey, ToolCache
+
+    monkeypatch.setenv("HIERGYM_DB_URL", postgres_url)
+    parent = ToolCache()
+    key = CacheKey("forktest", "1", "tool", '{"parent": 1}')
+    parent.put(key, {"parent": 1})
+    assert parent.get(key) == {"parent": 1}  # the parent's pool now holds a live connection
+    with mp.get_context("fork").Pool(3) as pool:
+        counts = pool.map(_child_round_trip, range(6))
+    assert all(c >= 1 for c in counts)
+    assert parent.get(key) == {"parent": 1}  # and the parent's connection still works
+    assert parent.count("forktest") == 7
+    parent.clear("forktest")
+
+
+def test_an_async_vector_env_uses_the_postgres_cache(postgres_url, monkeypatch):
+    import gymnasium as gym
+
+    from hiergym.envs.sandbox import ToolCache
+    from hiergym.testing import oracle_actions
+
+    monkeypatch.setenv("HIERGYM_DB_URL", postgres_url)
+    env = gym.make("hiergym/RTL-v0", split="test", difficulty="easy")
+    env.reset(seed=0)
+    calls = [c for c in oracle_actions(env) if c.name != "submit"]
+    for c in calls:
+        obs, *_ = env.step(c)  # the parent uses (and pools) a Postgres connection first
+    envs = gym.make_vec("hiergym/RTL-v0", num_envs=2, vectorization_mode="async", split="test")
+    try:
+        envs.reset(seed=[0, 0])
+        for c in calls:
+            obs, *_ = envs.step((c.to_json(), c.to_json()))
+            assert not any("internally" in o for o in obs), obs
+    finally:
+        envs.close()
+    assert ToolCache().count("rtl") >= 1
