@@ -243,6 +243,16 @@ class ToolCache:
         with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
             conn.execute(tool_cache_table.insert().values(**values))
 
+    def has_entries(self, domain: str, data_version: str) -> bool:
+        t = tool_cache_table
+        stmt = (
+            sa.select(t.c.tool)
+            .where(t.c.domain == domain, t.c.data_version == data_version)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).first() is not None
+
     def count(self, domain: str | None = None) -> int:
         stmt = sa.select(sa.func.count()).select_from(tool_cache_table)
         if domain:
@@ -324,6 +334,8 @@ class Sandbox:
     """One domain's read-only data, its tool cache, and the mode that decides where answers come from."""
 
     _shared: ClassVar[dict[tuple[Any, ...], Sandbox]] = {}
+    _recorded: ClassVar[set[tuple[str, str, str]]] = set()
+    """(cache url, domain, data version) for which this process recorded live answers."""
 
     @classmethod
     def open(
@@ -339,7 +351,7 @@ class Sandbox:
         the in-memory result cache); one with its own backend or cache is never shared."""
         if backend is not None or cache is not None:
             return cls(domain, db_path, mode=mode, backend=backend, cache=cache)
-        key = (os.getpid(), domain, str(db_path), mode)
+        key = (os.getpid(), domain, str(db_path), mode, cache_url())
         if key not in cls._shared:
             cls._shared[key] = cls(domain, db_path, mode=mode)
         return cls._shared[key]
@@ -383,6 +395,7 @@ class Sandbox:
         # Local tools skip the SQL cache in plain replay (the data answers faster); an explicit
         # cache, or recording, makes every cacheable call go through it.
         self.persist_all = cache is not None or mode != "replay"
+        self._has_recordings: bool | None = None  # replay: does the cache hold answers? (lazy)
         self.stats = {"memory": 0, "cache": 0, "computed": 0, "backend": 0}
 
     def _recall(self, key: tuple[str, ...]) -> Any | None:
@@ -434,7 +447,12 @@ class Sandbox:
             stats["computed"] += 1
             return compute()
         mem_key = (tool.name, scope, call.canonical_arguments())
-        persistent = tool.cache == "persistent" or compute is None or self.persist_all
+        persistent = (
+            tool.cache == "persistent"
+            or compute is None
+            or self.persist_all
+            or self._replays_recordings()
+        )
         if self.mode != "live":
             hit = self._recall(mem_key)
             if hit is not None:
@@ -457,11 +475,25 @@ class Sandbox:
         else:
             stats["backend"] += 1
             result = self.backend.call(tool.name, call.arguments)
+            Sandbox._recorded.add((self.cache.url, self.domain, self.data_version))
         # Round-trip through JSON so a cached and a fresh answer are the same value.
         result = self._remember(mem_key, result)
         if persistent:
             self.cache.put(self.key(call, scope), result)
         return result
+
+    def _replays_recordings(self) -> bool:
+        """In replay, recorded answers win over the local implementation (what record -> replay
+        promises): once the cache holds answers for this domain and data version, every
+        cacheable call looks there first. Checked once per sandbox, plus what this process
+        recorded since."""
+        if self.mode != "replay":
+            return False
+        if self._has_recordings is None:
+            self._has_recordings = self.cache.has_entries(self.domain, self.data_version)
+        return self._has_recordings or (
+            (self.cache.url, self.domain, self.data_version) in Sandbox._recorded
+        )
 
     def memo(
         self,

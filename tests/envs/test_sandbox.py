@@ -186,3 +186,33 @@ def test_a_caller_editing_a_cached_result_cannot_change_what_others_see():
     first["results"].clear()
     assert sb.call(listing, call, lambda: 1 / 0) == {"results": [1, 2, 3]}
     assert sb.stats["memory"] == 1
+
+
+def test_answers_recorded_from_a_live_backend_win_in_replay(tmp_path, monkeypatch):
+    # The README promises record -> replay offline. A tool with a local implementation used to
+    # skip the cache in replay and recompute, silently ignoring what the live backend had said.
+    import gymnasium as gym
+
+    monkeypatch.setenv("HIERGYM_DB_URL", f"sqlite:///{tmp_path}/recorded.sqlite")
+    live_answer = {
+        "page": 1,
+        "total": 1,
+        "results": [{"product_id": "B0LIVE0001", "title": "live"}],
+    }
+
+    def api(request):
+        return httpx.Response(200, json=live_answer)
+
+    backend = HttpBackend("http://shop.test", transport=httpx.MockTransport(api))
+    call = '{"name": "search", "arguments": {"query": "recorded jacket"}}'
+    recorder = gym.make("hiergym/Shopping-v0", mode="record", backend=backend)
+    recorder.reset(seed=0)
+    recorded, *_ = recorder.step(call)
+    assert "B0LIVE0001" in recorded
+    replayer = gym.make("hiergym/Shopping-v0")  # replay, no backend
+    replayer.reset(seed=0)
+    replayed, *_ = replayer.step(call)
+    assert replayed == recorded
+    # a call that was never recorded still comes from the local data
+    other, *_ = replayer.step('{"name": "search", "arguments": {"query": "lamp"}}')
+    assert "B0LIVE0001" not in other and not other.startswith("error")
