@@ -19,6 +19,11 @@ def funnel_pngs(summary: dict[str, Any], out: Path) -> dict[str, str]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        import logging
+
+        logging.getLogger("hiergym").warning(
+            "funnel plots skipped: matplotlib is not installed (pip install 'hiergym[plots]')"
+        )
         return {}
     written: dict[str, str] = {}
     for env_id in sorted({g["env_id"] for g in summary["groups"]}):
@@ -30,8 +35,13 @@ def funnel_pngs(summary: dict[str, Any], out: Path) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(levels), 3.6))
         for i, g in enumerate(groups):
             means = [g["funnel"][n]["mean"] for n in levels]
-            lo = [m - g["funnel"][n]["ci95"][0] for m, n in zip(means, levels, strict=True)]
-            hi = [g["funnel"][n]["ci95"][1] - m for m, n in zip(means, levels, strict=True)]
+            # clamped: an interval's end may sit a rounding error on the wrong side of its mean
+            lo = [
+                max(0.0, m - g["funnel"][n]["ci95"][0]) for m, n in zip(means, levels, strict=True)
+            ]
+            hi = [
+                max(0.0, g["funnel"][n]["ci95"][1] - m) for m, n in zip(means, levels, strict=True)
+            ]
             xs = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(levels))]
             ax.bar(
                 xs,
@@ -39,6 +49,8 @@ def funnel_pngs(summary: dict[str, Any], out: Path) -> dict[str, str]:
                 width,
                 yerr=[lo, hi],
                 capsize=3,
+                edgecolor="black",  # a bar of height 0 still shows as a line at the axis
+                linewidth=0.8,
                 label=f"{g['agent']} (n={g['reward']['n']})",
             )
         ax.set_xticks(range(len(levels)), levels)

@@ -1,8 +1,12 @@
 """Summaries of episode rows: rewards, success, pass@k / pass^k and per-level funnels, all with CIs.
 
-Every rate carries a 95% percentile-bootstrap CI. pass@k and pass^k follow τ-bench: with n trials
-of a task and c successes, pass@k = 1 - C(n-c, k)/C(n, k) (at least one of k draws succeeds) and
-pass^k = C(c, k)/C(n, k) (all k draws succeed), averaged over tasks; the CI resamples tasks.
+Every rate carries a 95% CI (see :mod:`.stats`): Wilson intervals for rates, with the number of
+tasks as the sample size when tasks have several trials, and a task-clustered bootstrap for mean
+rewards. pass@k and pass^k follow τ-bench: with n trials of a task and c successes,
+pass@k = 1 - C(n-c, k)/C(n, k) (at least one of k draws succeeds) and pass^k = C(c, k)/C(n, k) (all
+k draws succeed), averaged over tasks; their CI resamples tasks. With several runs, a paired
+comparison gives, per env and agent, the difference in mean reward and success over the tasks both
+runs share, with a bootstrap CI over those tasks.
 """
 
 from __future__ import annotations
@@ -14,15 +18,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .stats import bootstrap_ci
+from .stats import paired_difference, rate_ci
 
 Row = dict[str, Any]
 
 
-def _rate(values: Sequence[float]) -> dict[str, Any]:
+def _rate(values: Sequence[float], tasks: Sequence[Any] | None = None) -> dict[str, Any]:
     mean = sum(values) / len(values) if values else float("nan")
-    lo, hi = bootstrap_ci(values)
+    lo, hi = rate_ci(values, tasks)
     return {"mean": mean, "ci95": [lo, hi], "n": len(values)}
+
+
+def task_key(row: Row) -> tuple[Any, ...]:
+    return (row["env_id"], row["split"], row["difficulty"], row["seed"])
 
 
 def _level_names(rows: Sequence[Row]) -> list[str]:
@@ -43,6 +51,7 @@ def pass_k(n: int, c: int, k: int) -> tuple[float, float]:
 
 def _group_summary(rows: Sequence[Row]) -> dict[str, Any]:
     ok = [r for r in rows if r.get("error") is None]
+    tasks = [task_key(r) for r in ok]
     names = _level_names(ok)
     passed = {
         n: [
@@ -58,9 +67,7 @@ def _group_summary(rows: Sequence[Row]) -> dict[str, Any]:
         funnel[n] = running
     by_task: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in ok:
-        by_task[(r["env_id"], r["split"], r["difficulty"], r["seed"])].append(
-            1.0 if r["success"] else 0.0
-        )
+        by_task[task_key(r)].append(1.0 if r["success"] else 0.0)
     trials = min((len(v) for v in by_task.values()), default=0)
     pass_at, pass_hat = {}, {}
     for k in range(1, trials + 1):
@@ -74,12 +81,12 @@ def _group_summary(rows: Sequence[Row]) -> dict[str, Any]:
         "episodes": len(rows),
         "tasks": len(by_task),
         "errors": len(rows) - len(ok),
-        "reward": _rate([r["reward"] for r in ok]),
-        "success": _rate([1.0 if r["success"] else 0.0 for r in ok]),
+        "reward": _rate([r["reward"] for r in ok], tasks),
+        "success": _rate([1.0 if r["success"] else 0.0 for r in ok], tasks),
         "pass_at_k": pass_at,
         "pass_hat_k": pass_hat,
-        "level_pass": {n: _rate(v) for n, v in passed.items()},
-        "funnel": {n: _rate(v) for n, v in funnel.items()},
+        "level_pass": {n: _rate(v, tasks) for n, v in passed.items()},
+        "funnel": {n: _rate(v, tasks) for n, v in funnel.items()},
         "turns_mean": sum(r["turns"] for r in ok) / len(ok) if ok else float("nan"),
         "tool_calls": calls,
         "tool_calls_per_s": calls / env_time if env_time > 0 else float("nan"),
@@ -87,6 +94,58 @@ def _group_summary(rows: Sequence[Row]) -> dict[str, Any]:
         "completion_tokens": sum(t.get("completion_tokens", 0) for t in tokens),
         "wall_s": sum(r.get("wall_s", 0.0) for r in rows),
     }
+
+
+def paired_comparison(runs: Sequence[tuple[str, Sequence[Row]]]) -> list[dict[str, Any]]:
+    """Run 0 against each later run: per env and agent, ``later - first`` in mean reward and
+    success over the tasks both ran (trials of a task averaged), with a CI over those tasks."""
+    if len(runs) < 2:
+        return []
+
+    def per_task(rows: Sequence[Row]) -> dict[tuple[str, str], dict[Any, list[Row]]]:
+        out: dict[tuple[str, str], dict[Any, list[Row]]] = defaultdict(lambda: defaultdict(list))
+        for r in rows:
+            if r.get("error") is None:
+                out[(r["env_id"], r["agent"])][task_key(r)].append(r)
+        return out
+
+    base_name, base_rows = runs[0]
+    base = per_task(base_rows)
+    comparisons = []
+    for name, rows in runs[1:]:
+        other = per_task(rows)
+        pairs = [(k, k) for k in sorted(set(base) & set(other))]
+        if not pairs:  # different agents: pair each env's only agent of each run
+            for env in sorted({e for e, _ in base} & {e for e, _ in other}):
+                a = [k for k in base if k[0] == env]
+                b = [k for k in other if k[0] == env]
+                if len(a) == 1 and len(b) == 1:
+                    pairs.append((a[0], b[0]))
+        for ka, kb in pairs:
+            shared = sorted(set(base[ka]) & set(other[kb]), key=str)
+            if not shared:
+                continue
+
+            def mean(rs: list[Row], field: str) -> float:
+                return sum(float(r[field]) for r in rs) / len(rs)
+
+            comparisons.append(
+                {
+                    "env_id": ka[0],
+                    "agent": ka[1] if ka[1] == kb[1] else f"{ka[1]} vs {kb[1]}",
+                    "runs": [base_name, name],
+                    "tasks": len(shared),
+                    "reward_diff": paired_difference(
+                        [mean(base[ka][t], "reward") for t in shared],
+                        [mean(other[kb][t], "reward") for t in shared],
+                    ),
+                    "success_diff": paired_difference(
+                        [mean(base[ka][t], "success") for t in shared],
+                        [mean(other[kb][t], "success") for t in shared],
+                    ),
+                }
+            )
+    return comparisons
 
 
 def summarize(rows: Sequence[Row]) -> dict[str, Any]:
@@ -239,13 +298,32 @@ def write_report(summary: dict[str, Any], out: Path, pngs: dict[str, str]) -> Pa
                 f"| {d['agent']} | {d['difficulty']} | {_fmt_rate(d['reward'], False)} | {_fmt_rate(d['success'])} |"
                 for d in by_diff
             ]
+    comparisons = summary.get("comparison") or []
+    if comparisons:
+        lines += [
+            "",
+            "## Paired comparison (later run minus first, over the tasks both ran)",
+            "",
+            "| env | agent | runs | tasks | reward diff (95% CI) | success diff (95% CI) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in comparisons:
+            r, s_ = c["reward_diff"], c["success_diff"]
+            lines.append(
+                f"| {c['env_id']} | {c['agent']} | {c['runs'][1]} - {c['runs'][0]} | {c['tasks']} | "
+                f"{r['mean']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] | "
+                f"{s_['mean']:+.0%} [{s_['ci95'][0]:+.0%}, {s_['ci95'][1]:+.0%}] |"
+            )
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def write_outputs(
-    rows: Sequence[Row], out: Path, config: dict[str, Any] | None = None
+    rows: Sequence[Row],
+    out: Path,
+    config: dict[str, Any] | None = None,
+    comparison: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """summary.json, report.md and the funnel PNGs of ``rows`` into ``out``."""
     from .plots import funnel_pngs
@@ -253,6 +331,8 @@ def write_outputs(
     summary = summarize(rows)
     if config is not None:
         summary["config"] = config
+    if comparison:
+        summary["comparison"] = comparison
     pngs = funnel_pngs(summary, out)
     summary["funnel_pngs"] = pngs
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -102,16 +103,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from hiergym.benchmarks.report import print_table, write_outputs
+    from hiergym.benchmarks.report import paired_comparison, print_table, write_outputs
     from hiergym.benchmarks.runner import read_rows
 
     dirs = [Path(d) for d in args.dirs]
     rows = []
+    runs = []
     for d in dirs:
         found = read_rows(d / "episodes.jsonl")
         if not found:
             print(f"hiergym: no episodes in {d / 'episodes.jsonl'}", file=sys.stderr)
             return 2
+        runs.append((d.name, found))
         for r in found:
             if len(dirs) > 1:  # comparing runs: the same agent in two runs is two entries
                 r = {**r, "agent": f"{r['agent']} ({d.name})"}
@@ -120,7 +123,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         Path(args.out) if args.out else dirs[0] if len(dirs) == 1 else dirs[0].parent / "comparison"
     )
     out.mkdir(parents=True, exist_ok=True)
-    summary = write_outputs(rows, out, {"runs": [str(d) for d in dirs]})
+    config: dict[str, object] = {"runs": [str(d) for d in dirs]}
+    if len(dirs) == 1 and (dirs[0] / "summary.json").exists():
+        # rebuilding one run's report keeps the configuration it was run with
+        with contextlib.suppress(ValueError, KeyError):
+            config = json.loads((dirs[0] / "summary.json").read_text())["config"]
+    summary = write_outputs(rows, out, config, paired_comparison(runs))
     print_table(summary)
     print(f"wrote {out / 'summary.json'} and {out / 'report.md'}")
     return 0

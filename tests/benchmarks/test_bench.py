@@ -27,7 +27,8 @@ def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
     values = [0, 1, 1, 0, 1, 1, 1, 0, 1, 1]
     lo, hi = bootstrap_ci(values)
     assert lo < 0.7 < hi and (lo, hi) == bootstrap_ci(values)
-    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+    lo, hi = bootstrap_ci([1, 1, 1])
+    assert hi == 1.0 and 0.3 < lo < 0.6  # three successes say little: Wilson, not [1, 1]
 
 
 def test_summary_pass_hat_k_from_rows():
@@ -155,3 +156,47 @@ def test_report_rebuilds_and_compares_runs(tmp_path):
     }
     assert agents == {"oracle (a)", "oracle (b)"}
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_a_perfect_score_gets_an_honest_interval():
+    from hiergym.benchmarks.stats import rate_ci
+
+    lo, hi = rate_ci([1.0] * 18)
+    assert hi == 1.0 and lo == pytest.approx(0.824, abs=0.002)  # Wilson, 18/18
+    lo, hi = rate_ci([0.0] * 18)
+    assert lo == 0.0 and hi == pytest.approx(0.176, abs=0.002)
+
+
+def test_trials_of_one_task_are_not_independent_draws():
+    from hiergym.benchmarks.stats import rate_ci
+
+    # 6 tasks x 3 trials, each task all-pass or all-fail: as good as 6 draws, not 18
+    values = [1.0] * 9 + [0.0] * 9
+    tasks = [t for t in range(6) for _ in range(3)]
+    clustered = rate_ci(values, tasks)
+    naive = rate_ci(values)
+    assert clustered[1] - clustered[0] > 1.4 * (naive[1] - naive[0])
+    rewards = [0.1, 0.2, 0.3, 0.9, 0.8, 0.7] * 3
+    lo_c, hi_c = rate_ci(rewards, [i % 6 for i in range(18)])
+    lo_n, hi_n = rate_ci(rewards)
+    assert lo_c <= lo_n + 1e-9 and hi_c >= hi_n - 1e-9
+
+
+def test_report_of_two_runs_has_a_paired_comparison(tmp_path):
+    from hiergym.benchmarks.report import paired_comparison
+
+    def rows(rewards):
+        return [
+            {"env_id": "e", "split": "test", "difficulty": "easy", "seed": i, "agent": "a",
+             "reward": r, "success": r == 1.0, "error": None}
+            for i, r in enumerate(rewards)
+        ]  # fmt: skip
+
+    comp = paired_comparison(
+        [("before", rows([0.0, 0.5, 1.0, 0.0])), ("after", rows([1.0, 0.5, 1.0, 1.0]))]
+    )
+    assert len(comp) == 1
+    c = comp[0]
+    assert c["tasks"] == 4 and c["reward_diff"]["mean"] == pytest.approx(0.5)
+    lo, hi = c["reward_diff"]["ci95"]
+    assert lo <= 0.5 <= hi and c["success_diff"]["mean"] == pytest.approx(0.5)
