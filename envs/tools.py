@@ -23,6 +23,9 @@ from hiergym.errors import ToolError, did_you_mean
 
 MAX_ACTION_CHARS = 32_000
 """Actions longer than this are refused before parsing (an LLM that loops should not cost RAM)."""
+MAX_PYTHON_ACTION_CHARS = 256_000
+"""Python actions (``ToolCall`` objects, OpenAI dicts) skip the text cap; their arguments, as JSON,
+are capped here instead (a harness may send more than an LLM's text can hold, not without bound)."""
 MAX_CALLS_PER_ACTION = 8
 MAX_RESULT_CHARS = 8_000
 MAX_JSON_DEPTH = 32
@@ -551,10 +554,10 @@ def _as_json_call(call: ToolCall) -> ToolCall:
     JSON values. Keys become strings; anything unserialisable is a parse error."""
     try:
         text = json.dumps(call.arguments)
-        if len(text) > MAX_ACTION_CHARS:
+        if len(text) > MAX_PYTHON_ACTION_CHARS:
             raise ActionParseError(
                 f"the arguments of {call.name[:80]!r} are {len(text):,} characters as JSON; the cap "
-                f"is {MAX_ACTION_CHARS:,}. Send one short tool call per turn"
+                f"is {MAX_PYTHON_ACTION_CHARS:,}. Send one short tool call per turn"
             )
         arguments = json.loads(text)
     except ActionParseError:

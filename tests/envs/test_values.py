@@ -92,7 +92,7 @@ def test_a_bad_value_in_submit_is_a_format_failure_not_a_crash(shopping):
 
 def test_a_python_action_over_the_size_cap_is_refused(shopping):
     shopping.reset(seed=0)
-    obs, info = _step(shopping, ToolCall("search", {"query": "x" * 100_000}))
+    obs, info = _step(shopping, ToolCall("search", {"query": "x" * 300_000}))
     assert obs.startswith("error:") and "cap" in obs
 
 
