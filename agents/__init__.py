@@ -56,4 +56,56 @@ def load(spec: str, *, seed: int = 0, **options: Any) -> Any:
     )
 
 
-__all__ = ["Agent", "Completion", "LLMAgent", "LLMError", "OracleAgent", "RandomAgent", "load"]
+def check(spec: str, *, timeout: float = 3.0) -> None:
+    """Fail fast, before a run starts, on an agent that cannot work here: a malformed spec, a
+    missing extra, a model folder that does not exist, an endpoint that does not answer.
+
+    Raises:
+        PluginError: saying what is wrong and how to fix it.
+    """
+    kind, _, arg = spec.partition(":")
+    if kind in ("random", "oracle"):
+        load(spec)
+        return
+    if kind == "openai":
+        load(spec)  # validates MODEL@URL
+        url = arg.rpartition("@")[2].rstrip("/")
+        import httpx
+
+        try:
+            httpx.get(f"{url}/models", timeout=timeout)  # any HTTP answer means it is up
+        except httpx.HTTPError as e:
+            raise PluginError(
+                f"agent {spec!r}: the endpoint {url} does not answer ({type(e).__name__}: {e}); "
+                "start the server first or fix the URL"
+            ) from e
+        return
+    if kind == "hf":
+        if not arg:
+            raise PluginError(f"expected hf:PATH (a model directory or hub id), got {spec!r}")
+        import importlib.util
+        from pathlib import Path
+
+        for module in ("torch", "transformers"):
+            if importlib.util.find_spec(module) is None:
+                raise PluginError(
+                    f"agent {spec!r} needs {module}: pip install 'hiergym[llm]' "
+                    "(a CPU torch wheel is enough to run small models)"
+                )
+        looks_local = arg.startswith(("/", ".", "~")) or Path(arg).expanduser().exists()
+        if looks_local and not Path(arg).expanduser().is_dir():
+            raise PluginError(f"agent {spec!r}: no such folder {arg!r} (expected a model directory)")
+        return
+    load(spec)  # raises the unknown-agent error with its did-you-mean
+
+
+__all__ = [
+    "Agent",
+    "Completion",
+    "LLMAgent",
+    "LLMError",
+    "OracleAgent",
+    "RandomAgent",
+    "check",
+    "load",
+]

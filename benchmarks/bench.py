@@ -27,28 +27,43 @@ TIMING_FIELDS = ("wall_s", "env_time_s", "traceback")
 
 
 def _run_in_worker(
-    spec: EpisodeSpec, agent_options: dict[str, Any] | None = None
+    spec: EpisodeSpec,
+    agent_options: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one episode in a worker process, reusing that worker's envs and agents."""
     global _WORKER
-    if _WORKER is None or _WORKER.agent_options != (agent_options or {}):
+    if (
+        _WORKER is None
+        or _WORKER.agent_options != (agent_options or {})
+        or _WORKER.env_kwargs != (env_kwargs or {})
+    ):
         import hiergym  # noqa: F401 - registers the envs in a fresh worker
 
-        _WORKER = EpisodeRunner(agent_options)
+        _WORKER = EpisodeRunner(agent_options, env_kwargs=env_kwargs)
     return _WORKER.run(spec)
 
 
 def _pool_rows(
-    todo: list[EpisodeSpec], workers: int, agent_options: dict[str, Any]
+    todo: list[EpisodeSpec],
+    workers: int,
+    agent_options: dict[str, Any],
+    env_kwargs: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         chunk = max(1, len(todo) // (workers * 4))
-        yield from pool.map(_run_in_worker, todo, [agent_options] * len(todo), chunksize=chunk)
+        n = len(todo)
+        yield from pool.map(
+            _run_in_worker, todo, [agent_options] * n, [env_kwargs] * n, chunksize=chunk
+        )
 
 
 def _ray_rows(
-    todo: list[EpisodeSpec], address: str, agent_options: dict[str, Any]
+    todo: list[EpisodeSpec],
+    address: str,
+    agent_options: dict[str, Any],
+    env_kwargs: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
     try:
         import ray
@@ -70,7 +85,7 @@ def _ray_rows(
             ray.init(num_cpus=max(1, os.cpu_count() or 1), **kwargs)
     try:
         remote = ray.remote(_run_in_worker)
-        pending = [remote.remote(spec, agent_options) for spec in todo]
+        pending = [remote.remote(spec, agent_options, env_kwargs) for spec in todo]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
@@ -115,6 +130,7 @@ def bench(
     show_progress: bool = True,
     agent_options: dict[str, Any] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every (env, difficulty, agent, episode, trial); write episodes.jsonl, summary.json,
     report.md and funnel PNGs into ``out``; return the summary.
@@ -125,6 +141,7 @@ def bench(
     out.mkdir(parents=True, exist_ok=True)
     path = out / "episodes.jsonl"
     agent_options = dict(agent_options or {})
+    env_kwargs = dict(env_kwargs or {})
     specs = plan_episodes(env_ids, agents, episodes, split, difficulties, seed, trials)
     wanted = {s.key for s in specs}
     kept = (
@@ -133,6 +150,9 @@ def bench(
         else []
     )
     path.write_text("".join(json.dumps(r) + "\n" for r in kept))  # drops torn lines and error rows
+    transcripts = out / "transcripts.jsonl"
+    if not resume:
+        transcripts.write_text("")
     done = {r["key"] for r in kept}
     todo = [s for s in specs if s.key not in done]
 
@@ -153,6 +173,7 @@ def bench(
     last_flush = [time.monotonic()]
     with (
         path.open("a") as sink,
+        transcripts.open("a") as transcript_sink,
         (
             Live(_live_view(progress, seen), refresh_per_second=4, transient=True)
             if show_progress
@@ -161,10 +182,16 @@ def bench(
     ):
 
         def record(row: dict[str, Any]) -> None:
+            transcript = row.pop("transcript", None)
+            if transcript is not None:  # kept apart: rows stay small, transcripts can be read
+                transcript_sink.write(
+                    json.dumps({"key": row["key"], **transcript}, default=str) + "\n"
+                )
             sink.write(json.dumps(row) + "\n")
             now = time.monotonic()
             if now - last_flush[0] > 0.5:  # a killed run loses at most half a second of rows
                 sink.flush()
+                transcript_sink.flush()
                 last_flush[0] = now
             seen.append(row)
             progress.advance(task)
@@ -174,13 +201,13 @@ def bench(
                 on_row(row)
 
         if ray_address is not None:
-            for row in _ray_rows(todo, ray_address, agent_options):
+            for row in _ray_rows(todo, ray_address, agent_options, env_kwargs):
                 record(row)
         elif workers > 1 and len(todo) > 1:
-            for row in _pool_rows(todo, workers, agent_options):
+            for row in _pool_rows(todo, workers, agent_options, env_kwargs):
                 record(row)
         else:
-            run_episodes(todo, record, agent_options)
+            run_episodes(todo, record, agent_options, env_kwargs)
 
     order = {s.key: i for i, s in enumerate(specs)}
     latest = {r["key"]: r for r in read_rows(path) if r.get("key") in wanted}
@@ -199,6 +226,7 @@ def bench(
         "workers": workers,
         "ray": ray_address,
         "agent_options": agent_options,
+        "env_kwargs": env_kwargs,
     }
     return write_outputs(rows, out, config)
 

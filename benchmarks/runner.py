@@ -63,18 +63,108 @@ def plan_episodes(
     ]
 
 
+def verifier_version(env: gym.Env) -> str:
+    """A fingerprint of the code that scores ``env``: the source files of its levels and of its
+    aggregator (a change to any of them may change a verdict)."""
+    import hashlib
+    import inspect
+
+    verifier = env.unwrapped.verifier
+    files = {inspect.getsourcefile(type(level)) for level in verifier.levels}
+    files.add(inspect.getsourcefile(type(verifier)))
+    fn = getattr(verifier.aggregate, "func", verifier.aggregate)
+    with_source = inspect.getsourcefile(fn) if inspect.isfunction(fn) else None
+    if with_source:
+        files.add(with_source)
+    h = hashlib.sha256()
+    for f in sorted(f for f in files if f):
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def versions(env: gym.Env, env_id: str) -> dict[str, str]:
+    """What a stored verdict depends on: the env id (its vN), the data and the verifier."""
+    base = env.unwrapped
+    return {
+        "env": env_id,
+        "data": str(getattr(base.sandbox, "data_version", "")),
+        "verifier": verifier_version(env),
+    }
+
+
+def trajectory_record(trajectory: Any) -> dict[str, Any]:
+    """A trajectory as JSON: every turn's action, parsed calls and results (with the data the
+    verifiers read), so a stored episode can be read and re-scored without re-running the agent."""
+    return {
+        "end": trajectory.end,
+        "submitted": trajectory.submission is not None,
+        "turns": [
+            {
+                "index": t.index,
+                "action": t.action,
+                "calls": [{"name": c.name, "arguments": c.arguments, "id": c.id} for c in t.calls],
+                "results": [
+                    {
+                        "name": r.name,
+                        "ok": r.ok,
+                        "content": r.content,
+                        "data": r.data,
+                        "error": r.error,
+                        "call_id": r.call_id,
+                    }
+                    for r in t.results
+                ],
+            }
+            for t in trajectory.turns
+        ],
+    }
+
+
+def trajectory_from_record(record: dict[str, Any], task: Any, toolbox: Any) -> Any:
+    """The :class:`~hiergym.envs.core.Trajectory` a :func:`trajectory_record` was made from; the
+    env's ``toolbox`` tells which accepted call was the submission."""
+    from hiergym.envs.core import Trajectory, Turn
+    from hiergym.envs.tools import ToolCall, ToolResult
+
+    turns = [
+        Turn(
+            t["index"],
+            t["action"],
+            tuple(ToolCall(c["name"], c["arguments"], c["id"]) for c in t["calls"]),
+            tuple(ToolResult(**r) for r in t["results"]),
+        )
+        for t in record["turns"]
+    ]
+    trajectory = Trajectory(task, turns, None, record["end"])
+    for turn in turns:
+        for call, result in zip(turn.calls, turn.results, strict=False):
+            if result.ok and call.name in toolbox and toolbox[call.name].terminal:
+                trajectory.submission = call
+    return trajectory
+
+
 class EpisodeRunner:
     """Runs episodes in one process, reusing one env per (env id, split, difficulty)."""
 
-    def __init__(self, agent_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        agent_options: dict[str, Any] | None = None,
+        transcripts: bool = True,
+        env_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.env_kwargs = dict(env_kwargs or {})
         self._envs: dict[tuple[str, str, str], gym.Env] = {}
+        self._versions: dict[tuple[str, str, str], dict[str, str]] = {}
         self._agents: dict[str, Any] = {}
         self.agent_options = dict(agent_options or {})
+        self.transcripts = transcripts
 
     def env(self, spec: EpisodeSpec) -> gym.Env:
         key = (spec.env_id, spec.split, spec.difficulty)
         if key not in self._envs:
-            self._envs[key] = gym.make(spec.env_id, split=spec.split, difficulty=spec.difficulty)
+            self._envs[key] = gym.make(
+                spec.env_id, split=spec.split, difficulty=spec.difficulty, **self.env_kwargs
+            )
         return self._envs[key]
 
     def agent(self, name: str) -> Any:
@@ -112,6 +202,15 @@ class EpisodeRunner:
                 done = terminated or truncated
             traj = env.unwrapped.trajectory
             verdict = info["verdict"]
+            key = (spec.env_id, spec.split, spec.difficulty)
+            if key not in self._versions:
+                self._versions[key] = versions(env, spec.env_id)
+            row["versions"] = self._versions[key]
+            if self.transcripts:
+                row["transcript"] = {
+                    "messages": env.unwrapped.messages,
+                    "trajectory": trajectory_record(traj),
+                }
             row.update(
                 reward=float(reward),
                 success=bool(verdict.passed),
@@ -144,8 +243,9 @@ def run_episodes(
     specs: Iterable[EpisodeSpec],
     on_row: Callable[[dict[str, Any]], None],
     agent_options: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> None:
-    runner = EpisodeRunner(agent_options)
+    runner = EpisodeRunner(agent_options, env_kwargs=env_kwargs)
     try:
         for spec in specs:
             on_row(runner.run(spec))

@@ -59,6 +59,37 @@ def _cmd_play(args: argparse.Namespace) -> int:
             return 0
 
 
+def _preflight(
+    env_ids: Sequence[str], agents: Sequence[str], args: argparse.Namespace
+) -> str | None:
+    """Why the run cannot work, found before any episode runs (None when it can)."""
+    import gymnasium as gym
+
+    from hiergym.agents import check
+    from hiergym.envs.registry import load_class
+    from hiergym.errors import HiergymError, did_you_mean
+
+    if not agents:
+        return "no agents given (--agents random,oracle, say)"
+    for spec in agents:
+        try:
+            check(spec)
+        except HiergymError as e:
+            return str(e)
+    for env_id in env_ids:
+        cls = load_class(gym.spec(env_id).kwargs["env_class"])
+        split = args.split
+        if split and split not in cls.splits:
+            return f"{env_id} has no split {split!r}{did_you_mean(split, cls.splits)}; splits: {list(cls.splits)}"
+        for d in args.difficulties.split(",") if args.difficulties else ():
+            if d not in cls.difficulties:
+                return (
+                    f"{env_id} has no difficulty {d!r}{did_you_mean(d, cls.difficulties)}; "
+                    f"difficulties: {list(cls.difficulties)}"
+                )
+    return None
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from hiergym.benchmarks.bench import bench
     from hiergym.benchmarks.report import print_table
@@ -76,11 +107,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 print(f"skipping {entry.env_id}: {reason}", file=sys.stderr)
             else:
                 env_ids.append(entry.env_id)
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    problem = _preflight(env_ids, agents, args)
+    if problem:
+        print(f"hiergym: {problem}", file=sys.stderr)
+        return 2
     difficulties = args.difficulties.split(",") if args.difficulties else suite["difficulties"]
     agent_options = {"temperature": args.temperature, "max_tokens": args.max_tokens}
     summary = bench(
         env_ids,
-        [a.strip() for a in args.agents.split(",") if a.strip()],
+        agents,
         episodes=args.episodes or suite["episodes"],
         out=Path(args.out),
         split=args.split or suite["split"],
@@ -90,16 +126,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         workers=args.workers,
         ray_address=args.ray,
         resume=args.resume,
-        show_progress=not args.quiet,
+        show_progress=not args.quiet and sys.stderr.isatty(),
         agent_options=agent_options,
+        env_kwargs=_env_args(args.env_arg),
     )
     print_table(summary)
     out = Path(args.out)
     print(
-        f"wrote {out / 'episodes.jsonl'}, {out / 'summary.json'}, {out / 'report.md'}"
-        + "".join(f", {out / p}" for p in summary["funnel_pngs"].values())
+        f"wrote {out / 'episodes.jsonl'}, {out / 'transcripts.jsonl'}, {out / 'summary.json'}, "
+        f"{out / 'report.md'}" + "".join(f", {out / p}" for p in summary["funnel_pngs"].values())
     )
-    return 1 if any(g["errors"] for g in summary["groups"]) and args.strict else 0
+    errors = [g for g in summary["groups"] if g["errors"]]
+    if errors:
+        from hiergym.benchmarks.runner import read_rows
+
+        failed = [r for r in read_rows(out / "episodes.jsonl") if r.get("error")]
+        print(f"{len(failed)} episodes failed; the first reasons:", file=sys.stderr)
+        for r in failed[:3]:
+            print(f"  {r['env_id']} {r['agent']} seed {r['seed']}: {r['error']}", file=sys.stderr)
+        if not args.keep_going:
+            print("exit 1 (--keep-going exits 0 despite failed episodes)", file=sys.stderr)
+            return 1
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -131,6 +179,33 @@ def _cmd_report(args: argparse.Namespace) -> int:
     summary = write_outputs(rows, out, config, paired_comparison(runs))
     print_table(summary)
     print(f"wrote {out / 'summary.json'} and {out / 'report.md'}")
+    return 0
+
+
+def _cmd_reverify(args: argparse.Namespace) -> int:
+    from hiergym.benchmarks.reverify import reverify, write_reverify
+
+    run = Path(args.dir)
+    if not (run / "episodes.jsonl").exists():
+        print(f"hiergym: no episodes in {run / 'episodes.jsonl'}", file=sys.stderr)
+        return 2
+    report = reverify(run, aggregate=args.aggregate)
+    path = write_reverify(report, run)
+    rows, changed = report["rows"], report["changed"]
+    print(f"re-scored {len(rows)} episodes of {run} with the current verifier")
+    if report["without_transcript"]:
+        print(f"{report['without_transcript']} episodes have no stored trajectory (older runs)")
+    for r in changed[:50]:
+        then, now = r["versions_then"] or {}, r["versions_now"]
+        note = " (verifier changed)" if then.get("verifier") != now["verifier"] else ""
+        print(
+            f"  {r['env_id']} {r['task_id']} {r['agent']}: reward {r['old_reward']} -> "
+            f"{r['new_reward']:.3f}, first failed {r['old_first_failed']} -> "
+            f"{r['new_first_failed']}{note}"
+        )
+    if len(changed) > 50:
+        print(f"  ... and {len(changed) - 50} more")
+    print(f"{len(changed)} of {len(rows)} verdicts changed; wrote {path}")
     return 0
 
 
@@ -226,10 +301,17 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hiergym import __version__
+
     p = argparse.ArgumentParser(
         prog="hiergym",
         description="Gymnasium envs for tool-using LLM agents, with hierarchical verifiers.",
     )
+    p.add_argument("--version", action="version", version=f"hiergym {__version__}")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
+    p.add_argument("-q", "--quiet-logs", action="store_true", help="only errors in the log")
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="registered envs and plugins").set_defaults(fn=_cmd_list)
@@ -245,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--agents",
         default="random,oracle",
-        help="comma-separated agent specs (random, oracle, random:SEED)",
+        help="comma-separated agent specs: random, random:SEED, oracle, openai:MODEL@URL "
+        "(an OpenAI-compatible endpoint), hf:PATH (a local transformers model folder)",
     )
     b.add_argument(
         "--envs",
@@ -259,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="episodes per (env, difficulty, agent); overrides the suite",
     )
-    b.add_argument("--split", default=None)
+    b.add_argument("--split", default=None, help="train, dev or test (default: the suite's, test)")
     b.add_argument("--difficulties", default=None, help="comma-separated, default easy,medium,hard")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--trials", type=int, default=1, help="runs per task, for pass@k and pass^k")
@@ -282,8 +365,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="keep finished episodes of an existing episodes.jsonl"
     )
     b.add_argument("--out", default="runs/bench")
-    b.add_argument("--quiet", action="store_true")
-    b.add_argument("--strict", action="store_true", help="exit 1 if any episode errored")
+    b.add_argument("--quiet", action="store_true", help="no live progress table")
+    b.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="exit 0 even when episodes failed (by default a failed episode makes the exit code 1)",
+    )
+    b.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)  # the default now
+    b.add_argument(
+        "--env-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an env kwarg for every env, e.g. tasks=verilog-eval:DIR (repeatable; VALUE as JSON "
+        "when it parses)",
+    )
     b.set_defaults(fn=_cmd_bench)
 
     r = sub.add_parser("report", help="rebuild or compare reports from bench output folders")
@@ -312,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the rows as JSON")
     a.set_defaults(fn=_cmd_audit)
 
+    rv = sub.add_parser(
+        "reverify", help="re-score a bench run's stored trajectories with the current verifier"
+    )
+    rv.add_argument("dir", help="a bench output folder (episodes.jsonl and transcripts.jsonl)")
+    rv.add_argument("--aggregate", default=None, help="score with this aggregator instead")
+    rv.set_defaults(fn=_cmd_reverify)
+
     d = sub.add_parser("data", help="sandbox data")
     dsub = d.add_subparsers(dest="data_command", required=True)
     build = dsub.add_parser("build", help="build (or find) the sandbox DB of domains")
@@ -325,10 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
     import hiergym  # noqa: F401 - registers built-ins and plugins
     from hiergym.errors import HiergymError
 
     args = build_parser().parse_args(argv)
+    level = (
+        logging.ERROR
+        if args.quiet_logs
+        else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hiergym").setLevel(level)
     try:
         return int(args.fn(args) or 0)
     except HiergymError as e:
