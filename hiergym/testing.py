@@ -2,7 +2,8 @@
 
 It runs Gymnasium's ``check_env``, a two-run determinism check (observations, rewards, verdicts),
 the oracle on a sample of every split and difficulty (reward 1.0), each of the domain's mutants
-(fails at its named level), a tool-cache round trip, and the **hack matrix**.
+(fails at its named level), a tool-cache round trip, sync and async vector envs against single
+envs, and the **hack matrix**.
 
 The hack matrix
 ---------------
@@ -766,6 +767,37 @@ def check_hack_matrix(
     return rows
 
 
+def check_vector_envs(env_id: str, seeds: Sequence[int] = (0, 1), steps: int = 2) -> None:
+    """``gym.make_vec`` in sync and async mode serves the same observations as single envs (the
+    oracle's first calls on the tasks of ``seeds``)."""
+    singles = []
+    plans = []
+    for seed in seeds:
+        env = gym.make(env_id)
+        obs, _ = env.reset(seed=seed)
+        plan = [c.to_json() for c in oracle_actions(env)[:steps]]
+        plan += [plan[-1]] * (steps - len(plan))
+        seen = [obs]
+        for action in plan:
+            obs, *_ = env.step(action)
+            seen.append(obs)
+        singles.append(seen)
+        plans.append(plan)
+        env.close()
+    for mode in ("sync", "async"):
+        envs = gym.make_vec(env_id, num_envs=len(seeds), vectorization_mode=mode)
+        try:
+            obs, _ = envs.reset(seed=list(seeds))
+            got = [[o] for o in obs]
+            for i in range(steps):
+                obs, *_ = envs.step(tuple(plan[i] for plan in plans))
+                for j, o in enumerate(obs):
+                    got[j].append(o)
+        finally:
+            envs.close()
+        assert got == singles, f"{env_id}: make_vec({mode!r}) observations differ from single envs"
+
+
 def check_domain(env_id: str, *, oracle_per_cell: int = 2) -> dict[str, Any]:
     """Every conformance check on one env id; raises AssertionError on the first failure."""
     from gymnasium.utils.env_checker import check_env
@@ -780,5 +812,6 @@ def check_domain(env_id: str, *, oracle_per_cell: int = 2) -> dict[str, Any]:
     n = check_oracle(env_id, per_cell=oracle_per_cell)
     caught = check_mutants(env_id)
     check_cache_round_trip(env_id)
+    check_vector_envs(env_id)
     matrix = check_hack_matrix(env_id, seeds=(0,))
     return {"oracle_episodes": n, "mutants": caught, "hack_matrix": [r.to_dict() for r in matrix]}
