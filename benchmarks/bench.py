@@ -39,7 +39,12 @@ def _run_in_worker(
         or _WORKER.env_kwargs != (env_kwargs or {})
     ):
         import hiergym  # noqa: F401 - registers the envs in a fresh worker
+        from hiergym.envs.registry import shadowing_problem
+        from hiergym.errors import PluginError
 
+        problem = shadowing_problem()
+        if problem:  # every episode would fail the same way: stop the run with the reason
+            raise PluginError(problem)
         _WORKER = EpisodeRunner(agent_options, env_kwargs=env_kwargs)
     return _WORKER.run(spec)
 

@@ -107,6 +107,27 @@ def make_env(
     return env
 
 
+def shadowing_problem() -> str | None:
+    """Why ``hiergym`` imported here is not the installed package, or None.
+
+    Run from a folder that holds a directory named ``hiergym`` (the parent of a clone, say),
+    Python imports that directory as an empty namespace package instead: nothing registers and
+    ``gym.make("hiergym/...")`` fails with "Namespace hiergym not found" (in Ray or pool workers
+    too, whose working directory is the driver's).
+    """
+    import sys
+
+    module = sys.modules.get("hiergym")
+    if module is None or getattr(module, "__file__", None) is not None:
+        return None
+    where = ", ".join(str(p) for p in getattr(module, "__path__", []))
+    return (
+        f"the folder {where} shadows the installed hiergym package (it is imported as an empty "
+        "namespace package, so no env is registered); run from another directory, e.g. cd into "
+        "the clone, or rename that folder"
+    )
+
+
 def _requested_time_limit() -> int | None:
     """The ``max_episode_steps`` that the ``gym.make`` calling this entry point was given."""
     import inspect

@@ -91,7 +91,19 @@ def _preflight(
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    import os
+
     from hiergym.benchmarks.bench import bench
+
+    if (args.workers > 1 or args.ray is not None) and Path("hiergym").is_dir():
+        own = Path(__file__).resolve().parent
+        if Path("hiergym").resolve() != own and not Path("hiergym/__init__.py").exists():
+            print(
+                f"hiergym: the folder {os.getcwd()}/hiergym would shadow the installed package in "
+                "worker processes (they start in this directory); run from another directory",
+                file=sys.stderr,
+            )
+            return 2
     from hiergym.benchmarks.report import print_table
     from hiergym.benchmarks.runner import SUITES
     from hiergym.envs.registry import list_envs, missing_data, resolve_env_id

@@ -43,3 +43,20 @@ def test_the_llm_extra_takes_a_torch_range_not_a_pin():
     text = (ROOT / "pyproject.toml").read_text()
     assert "torch==" not in text
     assert '"torch>=2.4"' in text
+
+
+def test_a_folder_named_hiergym_that_shadows_the_package_is_named_in_the_error(tmp_path):
+    # From the parent of a clone, "hiergym" is the clone (an empty namespace package): gym.make
+    # said "Namespace hiergym not found" and a Ray/pool bench exited 0 with every episode failed.
+    (tmp_path / "hiergym").symlink_to(ROOT)
+    code = (
+        "from hiergym.benchmarks.bench import _run_in_worker\n"
+        "from hiergym.benchmarks.runner import EpisodeSpec\n"
+        "_run_in_worker(EpisodeSpec('hiergym/Shopping-v0', 'test', 'easy', 'random', 0))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode != 0
+    assert "shadows the installed hiergym package" in proc.stderr
+    assert "run from another directory" in proc.stderr
