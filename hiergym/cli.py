@@ -27,23 +27,66 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def verdict_table(verdict: object) -> str:
+    """A verdict as a few lines: one per level (pass/fail, score, its first finding)."""
+    d = verdict.to_dict()  # type: ignore[attr-defined]
+    lines = []
+    for lv in d["levels"]:
+        mark = "pass" if lv["passed"] else ("n/a " if lv.get("skipped") else "FAIL")
+        finding = lv["findings"][0]["message"] if lv["findings"] else ""
+        lines.append(f"  {lv['name']:<12} {mark} {lv['score']:.2f}  {finding[:90]}")
+    lines.append(f"first failed: {d['first_failed'] or 'none'}; reward {d['reward']:.3f}")
+    return "\n".join(lines)
+
+
+def _read_action(prompt: str = "> ") -> str | None:
+    """One action from the terminal; JSON may span several lines (until it parses, or a blank
+    line ends it)."""
+    try:
+        line = input(prompt)
+    except EOFError:
+        return None
+    text = line.strip()
+    if not text.startswith(("{", "[")):
+        return text
+    while True:
+        try:
+            json.loads(text)
+            return text
+        except ValueError:
+            pass
+        try:
+            more = input(". ")
+        except EOFError:
+            return text
+        if not more.strip():
+            return text
+        text += "\n" + more
+
+
 def _cmd_play(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     from hiergym.envs.registry import resolve_env_id
+    from hiergym.testing import oracle_actions
 
     env = gym.make(resolve_env_id(args.env), split=args.split, difficulty=args.difficulty)
     obs, info = env.reset(seed=args.seed)
     print(obs)
     print("\ntools:", ", ".join(t["function"]["name"] for t in info["tools"]))
+    try:
+        example = oracle_actions(env)[0].to_json()
+    except Exception:  # an env without an oracle still plays
+        first = info["tools"][0]["function"]["name"]
+        example = json.dumps({"name": first, "arguments": {}})
     print(
-        'Type a tool call as JSON, e.g. {"name": "search", "arguments": {"query": "jacket"}}; "help NAME" shows a schema; Ctrl-D quits.'
+        f"Type a tool call as JSON (it may span lines), e.g. {example}\n"
+        '"help NAME" shows a tool\'s schema; Ctrl-D quits.'
     )
     schemas = {t["function"]["name"]: t["function"] for t in info["tools"]}
     while True:
-        try:
-            line = input("> ").strip()
-        except EOFError:
+        line = _read_action()
+        if line is None:
             return 0
         if line.startswith("help"):
             name = line[4:].strip()
@@ -54,8 +97,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
         obs, reward, terminated, truncated, info = env.step(line)
         print(obs)
         if terminated or truncated:
-            print(json.dumps(info["verdict"].to_dict(), indent=2))
-            print(f"reward: {reward:.3f}")
+            print(verdict_table(info["verdict"]))
             return 0
 
 

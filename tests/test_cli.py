@@ -78,7 +78,11 @@ def test_unknown_env_gets_a_suggestion(capsys):
 
 
 def test_play_in_the_terminal():
-    script = '{"name": "view_cart", "arguments": {}}\n{"name": "submit", "arguments": {"product_id": "B0NOSUCH00", "options": {}, "message": "hi"}}\n'
+    # the second call spans three lines; the verdict comes back as a short table of levels
+    script = (
+        '{"name": "view_cart", "arguments": {}}\n'
+        '{"name": "submit",\n "arguments": {"product_id": "B0NOSUCH00",\n "options": {}, "message": "hi"}}\n'
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "hiergym.cli", "play", "shopping"],
         input=script,
@@ -87,7 +91,11 @@ def test_play_in_the_terminal():
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert '"first_failed": "format"' in proc.stdout and "reward: 0.000" in proc.stdout
+    assert "first failed: format; reward 0.000" in proc.stdout
+    assert "  format       FAIL 0.00" in proc.stdout
+    assert len(proc.stdout.splitlines()) < 40
+    hint = next(line for line in proc.stdout.splitlines() if line.startswith("Type a tool call"))
+    assert '"name": "search"' in hint  # a call of this env's own tools, not a made-up one
 
 
 def test_data_import_travelplanner(capsys, tmp_path):
