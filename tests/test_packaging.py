@@ -60,3 +60,15 @@ def test_a_folder_named_hiergym_that_shadows_the_package_is_named_in_the_error(t
     assert proc.returncode != 0
     assert "shadows the installed hiergym package" in proc.stderr
     assert "run from another directory" in proc.stderr
+
+
+def test_the_readme_quickstart_prints_what_it_says():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Quickstart") :]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    expected = [line.split("# -> ", 1)[1] for line in code.splitlines() if "# -> " in line]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == expected
