@@ -64,7 +64,9 @@ class OpenAICompatible:
         seed: int | None = None,
         temperature: float = 0.0,
         max_tokens: int = 1024,
+        response_format: dict[str, Any] | None = None,
     ) -> Completion:
+        """One chat completion; ``response_format`` asks for structured output (a JSON schema)."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -72,6 +74,8 @@ class OpenAICompatible:
             "max_tokens": max_tokens,
             **self.extra_body,
         }
+        if response_format is not None:
+            body["response_format"] = response_format
         if seed is not None:
             body["seed"] = seed
         if tools and self.native_tools:
