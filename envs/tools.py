@@ -13,7 +13,6 @@ import inspect
 import json
 import math
 import re
-import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -91,39 +90,49 @@ def error_result(kind: ErrorKind, message: str, name: str = "", call_id: str = "
 # Schemas from signatures
 
 
-_PY_TO_JSON = {str: "string", int: "integer", float: "number", bool: "boolean"}
+def _inline_refs(schema: Any, defs: Mapping[str, Any]) -> Any:
+    """``schema`` with every ``$ref`` to ``$defs`` replaced by its definition and pydantic's
+    ``title`` keys dropped: one self-contained schema, as function-calling APIs expect."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            merged = {**defs[name], **{k: v for k, v in schema.items() if k != "$ref"}}
+            return _inline_refs(merged, defs)
+        return {
+            k: _inline_refs(v, defs)
+            for k, v in schema.items()
+            if k not in ("title", "$defs") or (k == "title" and not isinstance(v, str))
+        }
+    if isinstance(schema, list):
+        return [_inline_refs(v, defs) for v in schema]
+    return schema
 
 
-def _json_type(annotation: Any) -> tuple[dict[str, Any], bool]:
-    """JSON schema of a type hint, and whether ``None`` is allowed."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        nullable = len(args) < len(typing.get_args(annotation))
-        if len(args) != 1:
-            raise TypeError(f"unions other than X | None are not supported: {annotation}")
-        schema, _ = _json_type(args[0])
-        return schema, nullable
-    if origin is Literal:
-        values = list(typing.get_args(annotation))
-        return {"type": _PY_TO_JSON[type(values[0])], "enum": values}, False
-    if origin in (list, tuple) or annotation in (list, tuple):
-        item_args = typing.get_args(annotation)
-        schema: dict[str, Any] = {"type": "array"}
-        if item_args:
-            schema["items"] = _json_type(item_args[0])[0]
-        return schema, False
-    if origin in (dict, Mapping) or annotation is dict:
-        schema = {"type": "object"}
-        value_args = typing.get_args(annotation)
-        if len(value_args) == 2 and value_args[1] is not Any:
-            schema["additionalProperties"] = _json_type(value_args[1])[0]
-        return schema, False
-    if annotation in _PY_TO_JSON:
-        return {"type": _PY_TO_JSON[annotation]}, False
+def _closed_objects(schema: Any) -> Any:
+    """Typed objects (TypedDicts, dataclasses, models) accept no keys beyond their fields."""
+    if isinstance(schema, dict):
+        out = {k: _closed_objects(v) for k, v in schema.items()}
+        if out.get("type") == "object" and "properties" in out:
+            out.setdefault("additionalProperties", False)
+        return out
+    if isinstance(schema, list):
+        return [_closed_objects(v) for v in schema]
+    return schema
+
+
+def json_schema_of(annotation: Any) -> dict[str, Any]:
+    """The standard JSON Schema of a parameter's type hint, made by pydantic: nested TypedDicts,
+    dataclasses and models in full, ``X | None`` as ``anyOf`` with ``null``, ``Literal`` as
+    ``enum``, ``Annotated[..., Field(ge=..., max_length=...)]`` as bounds."""
+    from pydantic import TypeAdapter
+
     if annotation is Any:
-        return {}, False
-    raise TypeError(f"unsupported tool parameter type: {annotation!r}")
+        return {}
+    try:
+        raw = TypeAdapter(annotation).json_schema()
+    except Exception as e:  # pydantic cannot describe it: a tool definition bug
+        raise TypeError(f"unsupported tool parameter type: {annotation!r} ({e})") from e
+    return _closed_objects(_inline_refs(raw, raw.get("$defs", {})))
 
 
 def _docstring_sections(doc: str) -> tuple[str, dict[str, str]]:
@@ -199,14 +208,12 @@ def tool(
         properties: dict[str, Any] = {}
         required: list[str] = []
         for p in params:
-            schema, nullable = _json_type(hints[p.name])
+            schema = json_schema_of(hints[p.name])
             if p.name in arg_docs:
                 schema = {**schema, "description": arg_docs[p.name]}
             properties[p.name] = schema
             if p.default is inspect.Parameter.empty:
                 required.append(p.name)
-            elif nullable or p.default is None:
-                schema.setdefault("nullable", True)
         parameters = {
             "type": "object",
             "properties": properties,
@@ -230,23 +237,25 @@ def tool(
 # Argument validation
 
 
+_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+
+
 def _type_ok(value: Any, schema: Mapping[str, Any]) -> bool:
     expected = schema.get("type")
-    if value is None:
-        return bool(schema.get("nullable"))
-    if expected == "string":
-        return isinstance(value, str)
-    if expected == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if expected == "boolean":
-        return isinstance(value, bool)
-    if expected == "array":
-        return isinstance(value, list)
-    if expected == "object":
-        return isinstance(value, dict)
-    return True
+    if expected is None:
+        return True
+    if isinstance(expected, str):
+        check = _JSON_TYPES.get(expected)
+        return check is None or check(value)
+    return any(_JSON_TYPES.get(k, lambda v: True)(value) for k in expected)
 
 
 def _describe(value: Any) -> str:
@@ -264,29 +273,77 @@ def _describe(value: Any) -> str:
     return f"{kind} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
+def _expected(schema: Mapping[str, Any]) -> str:
+    if "anyOf" in schema:
+        return " or ".join(_expected(s) for s in schema["anyOf"])
+    if "enum" in schema:
+        return f"one of {schema['enum']}"
+    kind = schema.get("type", "any value")
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+_BOUNDS = (
+    ("minimum", lambda v, b: v >= b, "at least"),
+    ("maximum", lambda v, b: v <= b, "at most"),
+    ("exclusiveMinimum", lambda v, b: v > b, "more than"),
+    ("exclusiveMaximum", lambda v, b: v < b, "less than"),
+)
+
+
 def validate_value(value: Any, schema: Mapping[str, Any], path: str) -> list[str]:
-    """Schema errors for one value, each naming the argument path, the expectation and what came."""
+    """JSON Schema errors for one value, each naming the argument path, what was expected and what
+    came (type, anyOf, enum, const, bounds, lengths, items, properties, required and
+    additionalProperties: what :func:`json_schema_of` produces)."""
+    if "anyOf" in schema:
+        branches = [validate_value(value, s, path) for s in schema["anyOf"]]
+        if any(not b for b in branches):
+            return []
+        typed = [b for s, b in zip(schema["anyOf"], branches, strict=True) if _type_ok(value, s)]
+        if len(typed) == 1:  # the value has one branch's type: that branch's errors say more
+            return typed[0]
+        return [f"{path} must be {_expected(schema)}, got {_describe(value)}"]
     if not _type_ok(value, schema):
-        return [f"{path} must be {schema.get('type')}, got {_describe(value)}"]
-    if value is None:
-        return []
+        return [f"{path} must be {_expected(schema)}, got {_describe(value)}"]
     errors: list[str] = []
     if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path} must be one of {schema['enum']}, got {_describe(value)}")
+        return [f"{path} must be one of {schema['enum']}, got {_describe(value)}"]
+    if "const" in schema and value != schema["const"]:
+        return [f"{path} must be {schema['const']!r}, got {_describe(value)}"]
+    if _JSON_TYPES["number"](value):
+        for key, ok, words in _BOUNDS:
+            if key in schema and not ok(value, schema[key]):
+                errors.append(f"{path} must be {words} {schema[key]}, got {_describe(value)}")
+    if isinstance(value, str | list):
+        what = "characters" if isinstance(value, str) else "items"
+        low, high = (
+            ("minLength", "maxLength") if isinstance(value, str) else ("minItems", "maxItems")
+        )
+        if low in schema and len(value) < schema[low]:
+            errors.append(f"{path} needs at least {schema[low]} {what}, got {len(value)}")
+        if high in schema and len(value) > schema[high]:
+            errors.append(f"{path} takes at most {schema[high]} {what}, got {len(value)}")
     # Every item is checked (a bad one past any cap would reach the tool and the verifier); only
     # the number of reported errors is capped, to keep the message short.
-    if schema.get("type") == "array" and "items" in schema:
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
         for i, item in enumerate(value):
             errors += validate_value(item, schema["items"], f"{path}[{i}]")
             if len(errors) >= MAX_REPORTED_ERRORS:
                 break
-    if schema.get("type") == "object" and "additionalProperties" in schema:
-        sub = schema["additionalProperties"]
-        if isinstance(sub, Mapping):
-            for k, v in value.items():
-                errors += validate_value(v, sub, f"{path}.{k}")
-                if len(errors) >= MAX_REPORTED_ERRORS:
-                    break
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for key in schema.get("required", []):
+            if key not in value:
+                errors.append(f"{path}: missing required key {key!r}")
+        extra = schema.get("additionalProperties", True)
+        for k, v in value.items():
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                break
+            if k in props:
+                errors += validate_value(v, props[k], f"{path}.{k}")
+            elif extra is False:
+                errors.append(f"{path}: unexpected key {k!r}{did_you_mean(str(k), props)}")
+            elif isinstance(extra, Mapping):
+                errors += validate_value(v, extra, f"{path}.{k}")
     return errors
 
 
@@ -299,8 +356,13 @@ INT_LIMIT = 2**63 - 1
 """Integers must fit in a signed 64-bit integer (SQLite's INTEGER; well inside the float range)."""
 
 
+_BAD_CHARS = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _edge_problem(value: Any, path: str) -> str | None:
     if isinstance(value, str):
+        if _BAD_CHARS.search(value) is None:  # the common case: one scan, nothing to report
+            return None
         m = _SURROGATE.search(value)
         if m:
             return (

@@ -49,9 +49,11 @@ def test_schema_from_signature_and_docstring():
     props = fn["parameters"]["properties"]
     assert props["query"] == {"type": "string", "description": "what to look for."}
     assert props["limit"]["type"] == "integer"
-    assert props["price"]["type"] == "number" and props["price"]["nullable"]
-    assert props["tags"]["items"] == {"type": "string"}
-    assert props["opts"]["additionalProperties"] == {"type": "string"}
+    # standard JSON Schema: optional values are anyOf with null (not OpenAPI's "nullable")
+    assert props["price"]["anyOf"] == [{"type": "number"}, {"type": "null"}]
+    assert props["tags"]["anyOf"][0] == {"type": "array", "items": {"type": "string"}}
+    assert props["opts"]["anyOf"][0]["additionalProperties"] == {"type": "string"}
+    assert "nullable" not in json.dumps(fn)
     assert fn["parameters"]["required"] == ["query"]
     assert fn["parameters"]["additionalProperties"] is False
 
@@ -116,7 +118,7 @@ def test_validation_messages_name_expected_and_received():
     assert "missing required argument 'query'" in text
     assert "unexpected argument 'querry'; did you mean 'query'?" in text
     assert "limit must be integer, got string '3'" in text
-    assert "price must be number, got boolean true" in text
+    assert "price must be number or null, got boolean true" in text
     assert "tags[1] must be string, got integer 2" in text
     assert "opts.k must be string, got integer 1" in text
 
@@ -142,3 +144,84 @@ def test_toolbox_check_and_run():
     assert BOX.run(ToolCall("lookup", {"query": "x"}), None).data == {"query": "x", "limit": 5}
     failed = BOX.run(ToolCall("lookup", {"query": "boom"}), None)
     assert not failed.ok and failed.error == "tool_error" and "no such thing" in failed.content
+
+
+# ---- standard, nested JSON Schema from typed payloads (issue 11) ---------------------------
+
+from typing import Annotated, Literal  # noqa: E402
+
+from pydantic import Field  # noqa: E402
+from typing_extensions import TypedDict  # noqa: E402  (pydantic needs it before Python 3.12)
+
+
+class Leg(TypedDict):
+    mode: Literal["flight", "train", "taxi"]
+    cost: Annotated[float, Field(ge=0, le=1e7)]
+
+
+class Plan(TypedDict):
+    days: Annotated[int, Field(ge=1, le=30)]
+    legs: list[Leg]
+    note: str | None
+
+
+@tool(terminal=True)
+def submit_plan(state, plan: Plan) -> str:
+    """Submit a plan.
+
+    Args:
+        plan: the whole plan.
+    """
+    return "ok"
+
+
+def test_a_typed_payload_has_a_full_nested_schema():
+    import jsonschema
+
+    params = submit_plan.parameters
+    jsonschema.Draft202012Validator.check_schema(params)
+    plan = params["properties"]["plan"]
+    assert plan["description"] == "the whole plan."
+    assert plan["required"] == ["days", "legs", "note"] and plan["additionalProperties"] is False
+    assert plan["properties"]["days"] == {"type": "integer", "minimum": 1, "maximum": 30}
+    leg = plan["properties"]["legs"]["items"]
+    assert leg["properties"]["mode"]["enum"] == ["flight", "train", "taxi"]
+    assert leg["properties"]["cost"]["minimum"] == 0
+    assert "$ref" not in json.dumps(params) and "$defs" not in json.dumps(params)
+
+
+@pytest.mark.parametrize(
+    ("plan", "says"),
+    [
+        ({"days": 0, "legs": [], "note": None}, "plan.days must be at least 1, got integer 0"),
+        (
+            {"days": 2, "legs": [{"mode": "boat", "cost": 1}], "note": None},
+            "plan.legs[0].mode must be one of",
+        ),
+        (
+            {"days": 2, "legs": [{"mode": "taxi"}], "note": None},
+            "plan.legs[0]: missing required key 'cost'",
+        ),
+        ({"days": 2, "legs": [], "note": None, "x": 1}, "plan: unexpected key 'x'"),
+        ({"days": 2, "legs": [], "note": 5}, "plan.note must be string or null, got integer 5"),
+        (
+            {"days": 2, "legs": [{"mode": "taxi", "cost": -1}], "note": None},
+            "plan.legs[0].cost must be at least 0",
+        ),
+    ],
+)
+def test_nested_payloads_are_validated_with_precise_messages(plan, says):
+    import jsonschema
+
+    errors = validate_arguments(submit_plan, {"plan": plan})
+    assert any(says in e for e in errors), errors
+    with pytest.raises(jsonschema.ValidationError):  # the schema itself says the same
+        jsonschema.validate({"plan": plan}, submit_plan.parameters)
+
+
+def test_a_valid_nested_payload_passes_both():
+    import jsonschema
+
+    plan = {"days": 2, "legs": [{"mode": "taxi", "cost": 12.5}], "note": None}
+    assert validate_arguments(submit_plan, {"plan": plan}) == []
+    jsonschema.validate({"plan": plan}, submit_plan.parameters)
