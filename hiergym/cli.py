@@ -279,6 +279,7 @@ IMPORTERS = {
     # format -> "module:function" taking argv (the folder) and returning an exit code
     "travelplanner": "hiergym.envs.travel.travelplanner.importer:main",
     "verilog-eval": "hiergym.envs.rtl.importer:main",
+    "rtllm": "hiergym.envs.rtl.rtllm:main",
 }
 
 

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hiergym.errors import TaskError
 
+from . import rtllm, verilog
 from .tasks import REQUIRED_MODULE, RTLTask
 from .testbench import VE_RESULT_LITERAL
-from .verilog import module_names, parse_module, rename_modules
+from .verilog import Port, module_names, parse_module, rename_modules
 
 PREFIX = "verilog-eval:"
 REFERENCE_MODULE = "RefModule"
@@ -34,19 +37,59 @@ RESET_NAMES = {"reset": 1, "rst": 1, "areset": 1, "resetn": 0, "aresetn": 0, "rs
 DEFAULT_FORMAL_DEPTH = 20
 
 
-def parse_source(spec: str) -> Path | None:
-    """The directory of a ``tasks="verilog-eval:DIR"`` argument; ``None`` for the built-ins."""
+@dataclass(frozen=True)
+class TaskSource:
+    """A directory of imported problems and the benchmark layout it is in."""
+
+    kind: str  # "verilog-eval" | "rtllm"
+    path: Path
+
+
+_RESET_NAME = re.compile(r"^(?:[a-z]?(?:rst|reset)(?:_?n|_?b)?|a?reset_?n?|clr|clear)$", re.I)
+_CLOCK_NAME = re.compile(r"^(?:clk|clock|ck)(?:_?\w*)?$|^\w*_(?:clk|clock)$", re.I)
+
+
+def _reset_level(name: str) -> int:
+    """Active level of a reset by its name: ``rst_n``, ``resetn``, ``arstn``, ``rst_b``, ``rstb`` are low."""
+    low = name.lower()
+    return 0 if low.endswith(("n", "b")) else 1
+
+
+def infer_clocking(
+    reference: str, module: str, ports: tuple[Port, ...]
+) -> tuple[str, str | None, str | None, int]:
+    """``(kind, clock, reset, reset_active)`` of a reference, read from the design itself: the
+    clocks are the inputs its always blocks are edge-triggered on that are not resets (so
+    ``clock``, ``CLK``, ``clk_in`` and ``wclk`` are clocks), falling back to clock-like names;
+    the reset is the first reset-named input (``rst``, ``reset``, ``rst_n``, ``areset``, ...),
+    active low when its name ends in ``n`` or ``b``. A design with no clock is combinational."""
+    inputs = [p.name for p in ports if p.direction == "input" and p.width == 1]
+    edges = [n for n in verilog.edge_signals(reference) if n in inputs]
+    resets = [n for n in inputs if _RESET_NAME.match(n)]
+    clocks = [n for n in edges if n not in resets]
+    if not clocks:
+        clocks = [n for n in inputs if _CLOCK_NAME.match(n) and n not in resets]
+    if not clocks:
+        return "comb", None, None, 1
+    reset = resets[0] if resets else None
+    return "seq", clocks[0], reset, _reset_level(reset) if reset else 1
+
+
+def parse_source(spec: str) -> TaskSource | None:
+    """The source of a ``tasks="verilog-eval:DIR"`` or ``tasks="rtllm:DIR"`` argument; ``None``
+    for the built-ins."""
     if spec in ("", "builtin"):
         return None
-    if not spec.startswith(PREFIX):
-        raise TaskError(
-            f"unknown task source {spec!r}; expected 'builtin' or '{PREFIX}DIR' "
-            "(a VerilogEval spec-to-RTL problem directory)"
-        )
-    path = Path(spec[len(PREFIX) :]).expanduser()
-    if not path.is_dir():
-        raise TaskError(f"{spec!r}: {path} is not a directory")
-    return path
+    for prefix in (PREFIX, rtllm.PREFIX):
+        if spec.startswith(prefix):
+            path = Path(spec[len(prefix) :]).expanduser()
+            if not path.is_dir():
+                raise TaskError(f"{spec!r}: {path} is not a directory")
+            return TaskSource(prefix[:-1], path)
+    raise TaskError(
+        f"unknown task source {spec!r}; expected 'builtin', '{PREFIX}DIR' (a VerilogEval "
+        f"spec-to-RTL problem directory) or '{rtllm.PREFIX}DIR' (an RTLLM checkout)"
+    )
 
 
 def load_problem(directory: Path, name: str, split: str, difficulty: str) -> RTLTask:
@@ -75,19 +118,23 @@ def load_problem(directory: Path, name: str, split: str, difficulty: str) -> RTL
     if clash:
         raise TaskError(f"VerilogEval problem {name}: the testbench declares {sorted(clash)}")
     names = {p.name for p in module.ports}
-    reset = next((r for r in RESET_NAMES if r in names), None)
+    reference = rename_modules(ref, {REFERENCE_MODULE: REQUIRED_MODULE})
+    kind, clock, reset, active = infer_clocking(reference, REQUIRED_MODULE, module.ports)
+    known = next((r for r in RESET_NAMES if r in names), None)
+    if known is not None:  # VerilogEval's own reset names keep their documented polarity
+        reset, active = known, RESET_NAMES[known]
     return RTLTask(
         task_id=f"verilog-eval-{name}",
         split=split,
         difficulty=difficulty,
         family=name,
-        kind="seq" if "clk" in names else "comb",
+        kind=kind,
         spec=prompt.strip(),
         ports=module.ports,
-        reference=rename_modules(ref, {REFERENCE_MODULE: REQUIRED_MODULE}),
-        clock="clk" if "clk" in names else None,
-        reset=reset,
-        reset_active=RESET_NAMES.get(reset or "", 1),
+        reference=reference,
+        clock=clock,
+        reset=reset if kind == "seq" else None,
+        reset_active=active if kind == "seq" else 1,
         formal_depth=DEFAULT_FORMAL_DEPTH,
         testbench=test,
         source="verilog-eval",
@@ -99,9 +146,14 @@ def problem_names(directory: Path) -> list[str]:
 
 
 def load_directory(
-    directory: Path, split: str = "test", difficulty: str = "medium"
+    directory: Path | TaskSource, split: str = "test", difficulty: str = "medium"
 ) -> list[RTLTask]:
-    """Every problem of a VerilogEval directory (split and difficulty are labels only)."""
+    """Every problem of a VerilogEval directory, or every servable design of an RTLLM checkout
+    (split and difficulty are labels only)."""
+    if isinstance(directory, TaskSource):
+        if directory.kind == "rtllm":
+            return rtllm.load_directory(directory.path, split, difficulty)
+        directory = directory.path
     names = problem_names(directory)
     if not names:
         raise TaskError(f"no VerilogEval problems (*_prompt.txt) in {directory}")

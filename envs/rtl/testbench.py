@@ -163,6 +163,10 @@ class Bench:
 
 
 def build(task: Any, nonce: str) -> Bench:
+    if task.source == "rtllm":  # RTLLM's own testbench, made safe (see envs/rtl/rtllm.py)
+        from . import rtllm
+
+        return rtllm.bench(task, nonce)
     if task.testbench:
         return _verilog_eval_bench(task, nonce)
     return _generated_bench(task, nonce)

@@ -1,15 +1,24 @@
 """Verilog source handling without a simulator: extraction, interfaces, the static safety scan.
 
-Everything here is plain text processing, fast enough to run on every agent action. It is not a
-Verilog parser: it finds module declarations and ANSI or non-ANSI port lists, which is what the
-format level needs, and leaves the language itself to iverilog and yosys.
+Interfaces come from a real front-end: slang (pyslang) parses and elaborates the design with its
+own macros and default parameter values, so an `` `ifdef `` inside a port list, a parameterised
+range (``input [WIDTH-1:0] a``), a packed 2-D port (``input [3:0][7:0] a``) and a port list that
+continues a declaration (``input [7:0] a, b, input cin``) each get the width the compilers give
+them. The construct scan reads slang's tokens (a ``$`` inside an identifier such as ``a$b`` or an
+escaped one is not a system task; an attribute is an attribute node, not the characters ``(*``),
+and the preprocessor-level checks (directives, conditional compilation, token pasting, pragmas in
+comments) read the source with comments and strings blanked, as before. Slang runs in-process
+on a copy of the source whose `` `include `` directives and token pastes are blanked (the scan
+refuses both), after a bound on how far the macros can expand.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from hiergym.errors import ToolError
 
@@ -85,6 +94,8 @@ class Port:
 class Module:
     name: str
     ports: tuple[Port, ...]
+    parameters: tuple[tuple[str, str], ...] = ()
+    """``(name, default value)`` of every parameter, as elaborated."""
 
 
 def extract_code(text: str) -> str:
@@ -169,159 +180,188 @@ def comments(code: str) -> list[tuple[int, str]]:
     return found
 
 
+# --------------------------------------------------------------------------------------------
+# The slang front-end
+
+MAX_MACRO_EXPANSION = 200_000
+"""Tokens the macros of a design may expand to, at most (a chain of macros that each use the
+previous one twice doubles per line: 30 lines would expand to a billion tokens in-process)."""
+
+_DEFINE = re.compile(r"(?<!`)`\s*define[ \t]+([A-Za-z_]\w*)((?:\\\n|[^\n])*)")
+_MACRO_USE = re.compile(r"(?<!`)`\s*([A-Za-z_]\w*)")
+_INCLUDE = re.compile(r"`\s*include\b")
+
+
+def _macro_expansion_bound(clean: str) -> int:
+    """An upper bound on the tokens the design's macro uses expand to (0 without macros)."""
+    bodies = {m.group(1): m.group(2) for m in _DEFINE.finditer(clean)}
+    if not bodies:
+        return 0
+    sizes: dict[str, int] = {}
+
+    def size(name: str, stack: frozenset[str]) -> int:
+        if name in sizes:
+            return sizes[name]
+        if name in stack:  # recursion: slang stops it; count it once
+            return 1
+        body = bodies[name]
+        total = len(body.split()) + 1
+        for use in _MACRO_USE.finditer(body):
+            if use.group(1) in bodies:
+                total += size(use.group(1), stack | {name})
+                if total > MAX_MACRO_EXPANSION:
+                    break
+        sizes[name] = min(total, MAX_MACRO_EXPANSION + 1)
+        return sizes[name]
+
+    bound = 0
+    for use in _MACRO_USE.finditer(clean):
+        if use.group(1) in bodies:
+            bound += size(use.group(1), frozenset())
+            if bound > MAX_MACRO_EXPANSION:
+                break
+    return bound
+
+
+@dataclass
+class _Parsed:
+    """A slang syntax tree of one source (kept alive: its tokens point into it)."""
+
+    tree: Any
+    modules: list[tuple[str, Any]]  # (name, ModuleDeclarationSyntax) in source order
+
+
+def _slang_text(code: str) -> str:
+    """The source slang reads: `` `include `` blanked (slang would read the file) and token
+    pastes blanked (no directive can be assembled); the scan refuses both in the original."""
+    text = _INCLUDE.sub(lambda m: " " * len(m.group(0)), code)
+    return text.replace("``", "  ")
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(code: str) -> _Parsed:
+    from pyslang import syntax
+
+    check_size(code)
+    bound = _macro_expansion_bound(strip_comments(code))
+    if bound > MAX_MACRO_EXPANSION:
+        raise ToolError(
+            f"the design's macros expand to more than {MAX_MACRO_EXPANSION:,} tokens; "
+            "write the logic out instead of nesting macros"
+        )
+    try:
+        tree = syntax.SyntaxTree.fromText(_slang_text(code), "design.sv")
+    except RuntimeError:  # slang's guard against nesting deeper than its stack
+        raise ToolError(
+            "the design nests brackets or expressions too deeply to parse; simplify it"
+        ) from None
+    modules: list[tuple[str, Any]] = []
+
+    containers = (
+        syntax.SyntaxKind.CompilationUnit,
+        syntax.SyntaxKind.InterfaceDeclaration,
+        syntax.SyntaxKind.ProgramDeclaration,
+        syntax.SyntaxKind.PackageDeclaration,
+    )
+
+    def collect(node: Any) -> None:
+        if node.kind == syntax.SyntaxKind.ModuleDeclaration:
+            modules.append((node.header.name.valueText, node))
+        if node.kind == syntax.SyntaxKind.ModuleDeclaration or node.kind in containers:
+            for member in node.members or []:  # nested module declarations too
+                collect(member)
+
+    collect(tree.root)
+    return _Parsed(tree, modules)
+
+
+def _tokens(node: Any) -> Iterator[tuple[Any, bool]]:
+    """Every token under ``node`` in order, with whether it is inside an attribute instance."""
+    from pyslang import parsing, syntax
+
+    attr = syntax.SyntaxKind.AttributeInstance
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        item, in_attr = stack.pop()
+        if isinstance(item, parsing.Token):
+            yield item, in_attr
+            continue
+        if item is None:
+            continue
+        inside = in_attr or getattr(item, "kind", None) == attr
+        children = list(item)
+        stack.extend((c, inside) for c in reversed(children))
+
+
 def module_names(code: str) -> list[str]:
     """The names of every module declared in ``code``, in order (duplicates kept)."""
-    return [m.group(1) for m in _MODULE.finditer(strip_comments(code))]
-
-
-def _balanced(text: str, start: int) -> int:
-    """Index just past the parenthesis group opening at ``text[start] == '('``; -1 if unclosed."""
-    depth = 0
-    for i in range(start, len(text)):
-        if text[i] == "(":
-            depth += 1
-        elif text[i] == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return -1
-
-
-def _without_ranges(text: str) -> str:
-    """``text`` with every ``[...]`` replaced by a space, in one pass (no regex backtracking)."""
-    out: list[str] = []
-    depth = 0
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth = max(0, depth - 1)
-            out.append(" ")
-        elif depth == 0:
-            out.append(ch)
-    return "".join(out)
-
-
-def _const_width(decl: str) -> int:
-    """Bits of the first ``[msb:lsb]`` range in a declaration with integer bounds; 1 without one,
-    0 when the bounds are not integers (a parameterized range: the compiler checks the width)."""
-    start = decl.find("[")
-    if start < 0:
-        return 1
-    end = decl.find("]", start)
-    msb, sep, lsb = decl[start + 1 : end].partition(":") if end > start else ("", "", "")
     try:
-        return abs(int(msb.strip()) - int(lsb.strip())) + 1 if sep else 0
-    except ValueError:
-        return 0
+        return [name for name, _ in _parse(code).modules]
+    except ToolError:
+        return [m.group(1) for m in _MODULE.finditer(strip_comments(code))]
 
 
-_DIRECTION = re.compile(r"^\s*(input|output|inout)\b")
+_DIRECTIONS = {"In": "input", "Out": "output", "InOut": "inout", "Ref": "inout"}
 
 
-def _split_top_level(text: str, sep: str) -> list[str]:
-    parts, depth, current = [], 0, []
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == sep and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
+@functools.lru_cache(maxsize=256)
+def _elaborate(code: str, name: str) -> Module:
+    from pyslang import Bag, ast
 
-
-def _declared_name(decl: str) -> str | None:
-    """The name a declaration introduces: its last identifier outside ranges and initializers."""
-    decl = _without_ranges(decl.split("=", 1)[0])
-    names = _IDENT.findall(decl)
-    return names[-1] if names else None
+    parsed = _parse(code)
+    options = ast.CompilationOptions()
+    options.topModules = {name}
+    compilation = ast.Compilation(Bag([options]))
+    compilation.addSyntaxTree(parsed.tree)
+    top = next((i for i in compilation.getRoot().topInstances if i.name == name), None)
+    if top is None:
+        raise ToolError(f"cannot elaborate module {name!r}")
+    for diag in compilation.getAllDiagnostics():
+        if str(diag.code) == "DiagCode(MissingPortIODeclaration)":
+            port = str(diag.args[0]) if diag.args else "?"
+            raise ToolError(f"port {port!r} of module {name!r} has no input/output declaration")
+    ports: list[Port] = []
+    for symbol in top.body.portList:
+        kind = type(symbol).__name__
+        if kind != "PortSymbol":
+            what = "an interface port" if kind == "InterfacePortSymbol" else "a port expression"
+            raise ToolError(
+                f"port {symbol.name or '?'!r} of module {name!r} is {what}; declare plain "
+                "input/output ports"
+            )
+        if not symbol.name:
+            raise ToolError(f"module {name!r} has an unnamed port; name every port")
+        direction = _DIRECTIONS.get(symbol.direction.name)
+        if direction is None:
+            raise ToolError(f"port {symbol.name!r} of module {name!r} has no direction")
+        t = symbol.type
+        width = int(t.bitWidth) if t.isIntegral and not t.isError else 0
+        ports.append(Port(symbol.name, direction, width))
+    params = []
+    for prm in top.body.parameters:
+        value = getattr(prm, "value", None)
+        params.append((prm.name, str(value) if value is not None else ""))
+    return Module(name, tuple(ports), tuple(params))
 
 
 def parse_module(code: str, name: str) -> Module:
-    """The interface of module ``name`` in ``code``.
+    """The interface of module ``name`` in ``code``, as slang elaborates it with the design's
+    own macros and its parameters' default values.
 
     Raises:
         ToolError: when the module is missing, declared twice, or its port list cannot be read.
     """
-    clean = strip_comments(code)
-    matches = [m for m in _MODULE.finditer(clean) if m.group(1) == name]
-    if not matches:
-        declared = [m.group(1) for m in _MODULE.finditer(clean)]
+    declared = [n for n, _ in _parse(code).modules]
+    count = declared.count(name)
+    if not count:
         found = f"; the code declares {declared}" if declared else "; the code declares no module"
         raise ToolError(f"no module named {name!r}{found}. Declare `module {name} (...)`")
-    if len(matches) > 1:
-        raise ToolError(f"module {name!r} is declared {len(matches)} times; declare it once")
-    pos = matches[0].end()
-    end = clean.find("endmodule", pos)
-    if end < 0:
+    if count > 1:
+        raise ToolError(f"module {name!r} is declared {count} times; declare it once")
+    node = next(n for m, n in _parse(code).modules if m == name)
+    if node.endmodule.isMissing:
         raise ToolError(f"module {name!r} has no `endmodule`")
-    header = clean[pos:end]
-    i = 0
-    while i < len(header) and header[i].isspace():
-        i += 1
-    if header.startswith("#", i):  # a parameter list: #( ... )
-        j = header.find("(", i)
-        close = _balanced(header, j) if j >= 0 else -1
-        if close < 0:
-            raise ToolError(f"cannot read the parameter list of module {name!r}")
-        i = close
-        while i < len(header) and header[i].isspace():
-            i += 1
-    ports: list[Port] = []
-    body = header
-    if header.startswith("(", i):
-        close = _balanced(header, i)
-        if close < 0:
-            raise ToolError(f"the port list of module {name!r} is not closed")
-        port_list = header[i + 1 : close - 1]
-        body = header[close:]
-        direction: str | None = None
-        width = 0
-        declared: list[tuple[str, str | None, int]] = []
-        for item in _split_top_level(port_list, ","):
-            if not item.strip():
-                continue
-            m = _DIRECTION.match(item)
-            if m:  # `input [7:0] a` starts a declaration that later bare names continue
-                direction = m.group(1)
-                width = _const_width(item)
-            elif "[" in item:
-                width = _const_width(item)
-            port = _declared_name(item)
-            if port is None:
-                raise ToolError(f"cannot read port {item.strip()[:60]!r} of module {name!r}")
-            declared.append((port, direction, width))
-        if all(d is not None for _, d, _ in declared):
-            ports = [Port(n, d, w) for n, d, w in declared if d is not None]
-        else:  # non-ANSI: `module m (a, b, y);` with `input a;` declarations in the body
-            body_dirs = _body_directions(body)
-            for port, _, _ in declared:
-                if port not in body_dirs:
-                    raise ToolError(
-                        f"port {port!r} of module {name!r} has no input/output declaration"
-                    )
-                ports.append(Port(port, *body_dirs[port]))
-    return Module(name, tuple(ports))
-
-
-def _body_directions(body: str) -> dict[str, tuple[str, int]]:
-    found: dict[str, tuple[str, int]] = {}
-    for stmt in body.split(";"):
-        m = _DIRECTION.match(stmt)
-        if not m:
-            continue
-        width = _const_width(stmt)
-        decl = _without_ranges(stmt[m.end() :])
-        for part in _split_top_level(decl, ","):
-            ident = _declared_name(part)
-            if ident:
-                found[ident] = (m.group(1), width)
-    return found
+    return _elaborate(code, name)
 
 
 def interface_problems(module: Module, required: tuple[Port, ...]) -> list[str]:
@@ -362,24 +402,16 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
     def line_of(pos: int) -> int:
         return clean.count("\n", 0, pos) + 1
 
-    for m in _SYSTEM_NAME.finditer(clean):
-        if m.group(0) in NOT_SYNTHESIZABLE_FUNCTIONS:
-            findings.append(
-                ScanFinding(
-                    m.group(0),
-                    line_of(m.start()),
-                    f"{m.group(0)} exists only in simulation (synthesis and the proof read it as "
-                    "an undriven wire); a design may not use it",
-                )
+    for construct, pos_or_line, kind in _token_constructs(code, clean):
+        line = pos_or_line if kind != "pos" else line_of(pos_or_line)
+        if construct in NOT_SYNTHESIZABLE_FUNCTIONS:
+            message = (
+                f"{construct} exists only in simulation (synthesis and the proof read it as "
+                "an undriven wire); a design may not use it"
             )
-        elif m.group(0) not in ALLOWED_SYSTEM_FUNCTIONS:
-            findings.append(
-                ScanFinding(
-                    m.group(0),
-                    line_of(m.start()),
-                    f"system task {m.group(0)} is not allowed in a design",
-                )
-            )
+        else:
+            message = f"system task {construct} is not allowed in a design"
+        findings.append(ScanFinding(construct, line, message))
     macros = {d.group(1) for d in re.finditer(r"`\s*define\s+([A-Za-z_]\w*)", clean)}
     for m in _DIRECTIVE.finditer(clean):
         word = m.group(1)
@@ -406,13 +438,12 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
             )
     # Case equality sees x and z, which hardware does not have: `u !== 1'b0 && u !== 1'b1` is true
     # in simulation for an x or z net and a constant in synthesis, which can pick either branch.
-    case_eq = _CASE_EQUALITY.search(clean)
-    if case_eq:
+    for construct, line in _token_extras(code, clean, "case_equality")[:1]:
         findings.append(
             ScanFinding(
-                case_eq.group(0),
-                line_of(case_eq.start()),
-                f"case equality ({case_eq.group(0)}) compares x and z, which synthesized hardware "
+                construct,
+                line,
+                f"case equality ({construct}) compares x and z, which synthesized hardware "
                 "does not have; use == or !=",
             )
         )
@@ -424,14 +455,11 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
     # Attributes steer yosys (blackbox, whitebox, keep_hierarchy, full_case, nosync, init, ...)
     # and iverilog ignores them: a `(* whitebox *)` helper was simulated in full yet synthesized
     # as an empty box of area 0. `@(*)` is an event control, not an attribute.
-    pos = clean.find("(*")
-    while pos >= 0 and clean.startswith("(*)", pos):
-        pos = clean.find("(*", pos + 2)
-    if pos >= 0:
+    for _, line in _token_extras(code, clean, "attribute")[:1]:
         findings.append(
             ScanFinding(
                 "(* *)",
-                line_of(pos),
+                line,
                 "attributes (* ... *) are not allowed in a design (synthesis acts on them and "
                 "simulation ignores them; they must see one design)",
             )
@@ -452,6 +480,81 @@ def scan_forbidden(code: str) -> list[ScanFinding]:
                 )
             )
     return findings[:20]
+
+
+def _token_constructs(code: str, clean: str) -> list[tuple[str, int, str]]:
+    """``(name, line, "line")`` of every system name outside the allowed set, from slang's tokens
+    (the expansion of every macro use included); ``(name, offset, "pos")`` from the text when
+    slang cannot read the source."""
+    scanned = _scan_tokens(code)
+    if scanned is None:
+        return [
+            (m.group(0), m.start(), "pos")
+            for m in _SYSTEM_NAME.finditer(clean)
+            if m.group(0) not in ALLOWED_SYSTEM_FUNCTIONS
+        ]
+    return [(name, line, "line") for kind, name, line in scanned if kind == "system"]
+
+
+def _token_extras(code: str, clean: str, wanted: str) -> list[tuple[str, int]]:
+    """``(construct, line)`` of every case equality or attribute, from slang's tokens, or from
+    the text when slang cannot read the source."""
+    scanned = _scan_tokens(code)
+    if scanned is not None:
+        return [(name, line) for kind, name, line in scanned if kind == wanted]
+    found: list[tuple[str, int]] = []
+    if wanted == "case_equality":
+        m = _CASE_EQUALITY.search(clean)
+        if m:
+            found.append((m.group(0), clean.count("\n", 0, m.start()) + 1))
+    else:
+        pos = clean.find("(*")
+        while pos >= 0 and clean.startswith("(*)", pos):
+            pos = clean.find("(*", pos + 2)
+        if pos >= 0:
+            found.append(("(* *)", clean.count("\n", 0, pos) + 1))
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_tokens(code: str) -> tuple[tuple[str, str, int], ...] | None:
+    """``(kind, construct, line)`` for every refused token: unlisted system names
+    (``"system"``), ``===`` / ``!==`` (``"case_equality"``) and attribute instances
+    (``"attribute"``), read from slang's tokens, macro bodies and macro expansions included.
+    ``None`` when slang cannot read the source."""
+    from pyslang import parsing
+
+    try:
+        parsed = _parse(code)
+    except ToolError:
+        return None
+    sm = parsed.tree.sourceManager
+    found: list[tuple[str, str, int]] = []
+
+    def line(token: Any) -> int:
+        loc = token.location
+        return int(sm.getLineNumber(sm.getFullyOriginalLoc(loc)))
+
+    def visit(token: Any, in_attr: bool) -> None:
+        for trivia in token.trivia:
+            if trivia.kind == parsing.TriviaKind.Directive:
+                directive = trivia.syntax()
+                if directive is not None:
+                    for inner, inner_attr in _tokens(directive):
+                        visit(inner, inner_attr)
+        kind = token.kind
+        if kind == parsing.TokenKind.SystemIdentifier:
+            name = token.valueText
+            if name not in ALLOWED_SYSTEM_FUNCTIONS:
+                found.append(("system", name, line(token)))
+        elif kind in (parsing.TokenKind.TripleEquals, parsing.TokenKind.ExclamationDoubleEquals):
+            found.append(("case_equality", token.rawText, line(token)))
+        elif in_attr and kind == parsing.TokenKind.OpenParenthesis:
+            found.append(("attribute", "(* *)", line(token)))
+
+    for token, in_attr in _tokens(parsed.tree.root):
+        visit(token, in_attr)
+    return tuple(found)
 
 
 _CASE_EQUALITY = re.compile(r"===|!==")
@@ -485,3 +588,39 @@ def check_size(code: str) -> None:
             f"the design is not valid Unicode (character {e.start}: {code[e.start]!r}); "
             "send plain text"
         ) from None
+
+
+def instantiated_modules(code: str) -> list[str]:
+    """The module (or primitive) names ``code`` instantiates, in order, duplicates removed."""
+    from pyslang import syntax
+
+    try:
+        parsed = _parse(code)
+    except ToolError:
+        return []
+    found: dict[str, None] = {}
+
+    def visit(node: Any) -> None:
+        if node.kind == syntax.SyntaxKind.HierarchyInstantiation:
+            found[node.type.valueText] = None
+
+    parsed.tree.root.visit(visit)
+    return list(found)
+
+
+def edge_signals(code: str) -> list[str]:
+    """The names that follow ``posedge`` / ``negedge`` in ``code``'s event controls, in order,
+    duplicates removed (the clocks, and the asynchronous resets, of its always blocks)."""
+    from pyslang import parsing
+
+    try:
+        parsed = _parse(code)
+    except ToolError:
+        return []
+    found: dict[str, None] = {}
+    edge = False
+    for token, _ in _tokens(parsed.tree.root):
+        if edge and token.kind == parsing.TokenKind.Identifier:
+            found[token.valueText] = None
+        edge = token.kind in (parsing.TokenKind.PosEdgeKeyword, parsing.TokenKind.NegEdgeKeyword)
+    return list(found)
