@@ -190,65 +190,90 @@ def _console(console: Any) -> Any:
 
     if console is None:
         console = Console()
-        if not console.is_terminal:  # logs and CI: wide enough that the tables stay readable
-            console = Console(width=200)
+        if not console.is_terminal:  # logs and CI: a fixed width, the tables are built for 80
+            console = Console(width=100)
     return console
 
 
+def _short(env_id: str) -> str:
+    return env_id.removeprefix("hiergym/")
+
+
 def results_table(summary: dict[str, Any]) -> Any:
+    """One row per (env, agent): episodes, reward and success with CIs, pass^k with several trials,
+    errors; fits 80 columns (turns, pass@k and per-level rates are in report.md and the funnel
+    tables; a long agent name folds)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="hiergym bench")
-    cols = ["env", "agent", "episodes", "reward (95% CI)", "success (95% CI)"]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     trials = max((len(g["pass_hat_k"]) for g in summary["groups"]), default=1)
-    if trials > 1:
-        cols += [f"pass@{trials}", f"pass^{trials}"]
-    cols += ["pass rate per level", "turns", "tool calls/s", "errors"]
-    for col in cols:
-        table.add_column(
-            col, justify="left" if col in ("env", "agent", "pass rate per level") else "right"
-        )
+    table.add_column("env", no_wrap=True)
+    table.add_column("agent", max_width=14, overflow="fold")
+    for col in (
+        "n",
+        "reward [CI]",
+        "success [CI]",
+        *([f"pass^{trials}"] if trials > 1 else []),
+        "err",
+    ):
+        table.add_column(col, justify="right", no_wrap=True)
     for g in summary["groups"]:
         row = [
-            g["env_id"],
+            _short(g["env_id"]),
             g["agent"],
             str(g["episodes"]),
-            _fmt_rate(g["reward"], pct=False),
-            _fmt_rate(g["success"]),
+            _fmt_short(g["reward"], pct=False),
+            _fmt_short(g["success"]),
         ]
         if trials > 1:
             k = str(trials)
-            row += [
-                _fmt_rate(g["pass_at_k"][k]) if k in g["pass_at_k"] else "-",
-                _fmt_rate(g["pass_hat_k"][k]) if k in g["pass_hat_k"] else "-",
-            ]
-        levels = " ".join(f"{n}={r['mean']:.0%}" for n, r in g["level_pass"].items())
-        row += [levels, f"{g['turns_mean']:.1f}", f"{g['tool_calls_per_s']:,.0f}", str(g["errors"])]
+            row += [f"{g['pass_hat_k'][k]['mean']:.0%}" if k in g["pass_hat_k"] else "-"]
+        row += [str(g["errors"])]
         table.add_row(*row)
     return table
 
 
-def funnel_table(summary: dict[str, Any]) -> Any:
+def funnel_tables(summary: dict[str, Any]) -> list[Any]:
+    """Per env, one row per agent: the share of episodes that cleared each level and every level
+    before it, a column per level."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(
-        title="per-level funnel: share of episodes that cleared the level and every level before it"
-    )
-    for col in ("env", "agent", "funnel"):
-        table.add_column(col)
-    for g in summary["groups"]:
-        table.add_row(
-            g["env_id"],
-            g["agent"],
-            "  ->  ".join(f"{n} {r['mean']:.0%}" for n, r in g["funnel"].items()),
-        )
-    return table
+    tables = []
+    for env_id in sorted({g["env_id"] for g in summary["groups"]}):
+        groups = [g for g in summary["groups"] if g["env_id"] == env_id and g["funnel"]]
+        if not groups:
+            continue
+        levels = list(groups[0]["funnel"])
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        table.add_column(f"{_short(env_id)} funnel")
+        for n in levels:
+            table.add_column(n, justify="right")
+        for g in groups:
+            table.add_row(
+                g["agent"],
+                *(f"{g['funnel'][n]['mean']:.0%}" if n in g["funnel"] else "-" for n in levels),
+            )
+        tables.append(table)
+    return tables
+
+
+def _fmt_short(rate: dict[str, Any], pct: bool = True) -> str:
+    """A rate and its CI in few characters: ``100% [34,100]`` or ``0.52 [0.31,0.70]``."""
+    lo, hi = rate["ci95"]
+    if pct:
+        return f"{rate['mean']:.0%} [{lo * 100:.0f},{hi * 100:.0f}]"
+    return f"{rate['mean']:.2f} [{lo:.2f},{hi:.2f}]"
 
 
 def print_table(summary: dict[str, Any], console: Any = None) -> None:
+    """The results table, then one funnel table per env; fits 80 columns, no blank lines."""
     console = _console(console)
+    console.print("hiergym bench: mean reward and success with 95% CIs", highlight=False)
     console.print(results_table(summary))
-    console.print(funnel_table(summary))
+    for table in funnel_tables(summary):
+        console.print(table)
 
 
 def write_report(summary: dict[str, Any], out: Path, pngs: dict[str, str]) -> Path:

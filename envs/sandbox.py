@@ -114,6 +114,15 @@ def build_database(
             return path
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.unlink(missing_ok=True)
+        import sys
+
+        if not sys.stderr.isatty():  # the progress bar shows only on a terminal: say it in logs
+            print(
+                f"hiergym: building the {domain} sandbox (first use of data version {version}) "
+                f"into {path}",
+                file=sys.stderr,
+                flush=True,
+            )
         conn = sqlite3.connect(tmp)
         try:
             conn.execute("PRAGMA journal_mode=OFF")

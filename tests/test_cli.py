@@ -45,7 +45,7 @@ def test_bench_writes_episodes_and_summary_with_oracle_at_one(tmp_path, capsys):
     assert set(by_agent["oracle"]["level_pass"]) == set(levels) >= {"format", "product"}
     lo, hi = by_agent["random"]["reward"]["ci95"]
     assert lo <= by_agent["random"]["reward"]["mean"] <= hi
-    assert "reward (95% CI)" in capsys.readouterr().out
+    assert "reward [CI]" in capsys.readouterr().out
 
 
 def test_bench_resume_skips_finished_episodes(tmp_path):

@@ -200,3 +200,24 @@ def test_report_of_two_runs_has_a_paired_comparison(tmp_path):
     assert c["tasks"] == 4 and c["reward_diff"]["mean"] == pytest.approx(0.5)
     lo, hi = c["reward_diff"]["ci95"]
     assert lo <= 0.5 <= hi and c["success_diff"]["mean"] == pytest.approx(0.5)
+
+
+def test_the_console_tables_fit_80_columns_without_blank_lines(tmp_path):
+    from rich.console import Console
+
+    from hiergym.benchmarks.report import print_table, summarize
+
+    rows = [
+        {"env_id": f"hiergym/{env}-v0", "split": "test", "difficulty": "easy", "seed": s,
+         "trial": t, "agent": agent, "reward": r, "success": r == 1.0, "error": None, "turns": 3,
+         "verdict": {"levels": [{"name": n, "passed": r == 1.0} for n in
+                                ("format", "feasibility", "grounding", "constraints", "quality")]}}
+        for env in ("Travel", "TravelPlanner") for agent in ("oracle", "random:12345")
+        for s in range(3) for t in range(3) for r in [1.0 if agent == "oracle" else 0.25]
+    ]  # fmt: skip
+    console = Console(width=80, record=True, force_terminal=False)
+    print_table(summarize(rows), console)
+    lines = console.export_text().splitlines()
+    assert lines and all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert all(line.strip() for line in lines)
+    assert any("[" in line and "TravelPlanner-v0" in line for line in lines)  # not wrapped
