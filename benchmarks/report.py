@@ -86,6 +86,7 @@ def _group_summary(rows: Sequence[Row]) -> dict[str, Any]:
         "pass_at_k": pass_at,
         "pass_hat_k": pass_hat,
         "level_pass": {n: _rate(v, tasks) for n, v in passed.items()},
+        "beats_reference": _beats_reference(ok),
         "funnel": {n: _rate(v, tasks) for n, v in funnel.items()},
         "turns_mean": sum(r["turns"] for r in ok) / len(ok) if ok else float("nan"),
         "tool_calls": calls,
@@ -199,6 +200,21 @@ def _short(env_id: str) -> str:
     return env_id.removeprefix("hiergym/")
 
 
+def _beats_reference(rows: Sequence[Row]) -> int | None:
+    """Episodes whose verdict says the design beat the reference's PPA (a level metric
+    ``beats_reference_ppa``, else ``beats_reference``: RTL's PPA level, ChipSeek-R1's headline
+    count); ``None`` when no verdict reports either."""
+    count, seen = 0, False
+    for r in rows:
+        for lv in r["verdict"]["levels"]:
+            metrics = lv.get("metrics") or {}
+            flag = metrics.get("beats_reference_ppa", metrics.get("beats_reference"))
+            if flag is not None:
+                seen = True
+                count += bool(flag)
+    return count if seen else None
+
+
 def results_table(summary: dict[str, Any]) -> Any:
     """One row per (env, agent): episodes, reward and success with CIs, pass^k with several trials,
     errors; fits 80 columns (turns, pass@k and per-level rates are in report.md and the funnel
@@ -208,6 +224,7 @@ def results_table(summary: dict[str, Any]) -> Any:
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     trials = max((len(g["pass_hat_k"]) for g in summary["groups"]), default=1)
+    beats = any(g.get("beats_reference") is not None for g in summary["groups"])
     table.add_column("env", no_wrap=True)
     table.add_column("agent", max_width=14, overflow="fold")
     for col in (
@@ -215,6 +232,7 @@ def results_table(summary: dict[str, Any]) -> Any:
         "reward [CI]",
         "success [CI]",
         *([f"pass^{trials}"] if trials > 1 else []),
+        *(["beats"] if beats else []),
         "err",
     ):
         table.add_column(col, justify="right", no_wrap=True)
@@ -229,6 +247,8 @@ def results_table(summary: dict[str, Any]) -> Any:
         if trials > 1:
             k = str(trials)
             row += [f"{g['pass_hat_k'][k]['mean']:.0%}" if k in g["pass_hat_k"] else "-"]
+        if beats:  # designs that beat the reference's PPA (RTL), per run
+            row += ["-" if g.get("beats_reference") is None else str(g["beats_reference"])]
         row += [str(g["errors"])]
         table.add_row(*row)
     return table

@@ -87,7 +87,7 @@ def parse_source(spec: str) -> TaskSource | None:
                 raise TaskError(f"{spec!r}: {path} is not a directory")
             return TaskSource(prefix[:-1], path)
     raise TaskError(
-        f"unknown task source {spec!r}; expected 'builtin', '{PREFIX}DIR' (a VerilogEval "
+        f"unknown task source {spec!r}; expected 'builtin' or '{PREFIX}DIR' (a VerilogEval "
         f"spec-to-RTL problem directory) or '{rtllm.PREFIX}DIR' (an RTLLM checkout)"
     )
 

@@ -163,7 +163,7 @@ class Bench:
 
 
 def build(task: Any, nonce: str) -> Bench:
-    if task.source == "rtllm":  # RTLLM's own testbench, made safe (see envs/rtl/rtllm.py)
+    if task.source == "rtllm" and task.testbench:  # RTLLM's own testbench, made safe (rtllm.py)
         from . import rtllm
 
         return rtllm.bench(task, nonce)

@@ -340,6 +340,17 @@ class PPALevel(_ReportLevel):
             "improvement": round(1.0 - rho, 6),
             "beats_reference": beats,
         }
+        # Power (envs/rtl/power.py: switching activity on the task's stimulus, liberty loads):
+        # reported next to area and delay, never scored. beats_reference_ppa: the geometric
+        # mean of the area, delay and power ratios is below 1 - tolerance.
+        from . import power
+
+        watts = power.compare(self.sandbox, ctx.task, ctx.scratch["code"], self.limits)
+        if watts:
+            metrics.update(watts)
+            ppa_rho = (area_ratio * delay_ratio * watts["power_ratio"]) ** (1 / 3)
+            metrics["ppa_cost_ratio"] = round(ppa_rho, 6)
+            metrics["beats_reference_ppa"] = ppa_rho < 1.0 - PPA_TOLERANCE
         return self.result(score, findings, passed=score >= 1.0 - 1e-12, metrics=metrics)
 
 

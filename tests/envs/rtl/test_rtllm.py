@@ -143,3 +143,33 @@ def test_the_cli_knows_the_rtllm_importer():
     from hiergym.cli import IMPORTERS
 
     assert IMPORTERS["rtllm"] == "hiergym.envs.rtl.rtllm:main"
+
+
+def test_ppa_reports_power_next_to_area_and_delay(env):
+    t = task(env, "multi_4bit")
+    env.reset(options={"task": t})
+    verdict = play(env, oracle_actions(env), options={"task": t}).verdict
+    ppa = level(verdict, "ppa")["metrics"]
+    assert ppa["power_uw"] > 0 and ppa["reference_power_uw"] == pytest.approx(ppa["power_uw"])
+    assert ppa["power_ratio"] == pytest.approx(1.0) and ppa["beats_reference_ppa"] is False
+
+
+def test_toggles_are_counted_per_bit_from_the_waveform():
+    from hiergym.envs.rtl import power
+
+    vcd = (
+        "$scope module hg_dut $end\n$var wire 1 ! clk $end\n$var wire 3 # q [2:0] $end\n"
+        "$upscope $end\n$enddefinitions $end\n#0\n0!\nb000 #\n#5\n1!\nb101 #\n#10\n0!\nb100 #\n"
+    )
+    assert power.toggles(vcd) == {"clk": [2], "q": [2, 0, 1]}
+
+
+def test_the_bench_report_counts_designs_that_beat_the_reference():
+    from hiergym.benchmarks import report
+
+    def row(flag):
+        metrics = {} if flag is None else {"beats_reference_ppa": flag}
+        return {"verdict": {"levels": [{"name": "ppa", "passed": True, "metrics": metrics}]}}
+
+    assert report._beats_reference([row(True), row(False), row(True)]) == 2
+    assert report._beats_reference([row(None)]) is None
