@@ -263,6 +263,21 @@ def _cmd_reverify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from hiergym.scaffold import init_domain, names
+
+    try:
+        values = names(args.name)
+        target = Path(args.dir or f"hiergym-{args.name}")
+        written = init_domain(args.name, target)
+    except (ValueError, FileExistsError) as e:
+        print(f"hiergym: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} files into {target}: {values['env_id']} in {values['package']}/")
+    print(f"next: cd {target} && pip install -e . && pytest -q && hiergym audit {args.name}")
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
@@ -469,6 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("dir", help="a bench output folder (episodes.jsonl and transcripts.jsonl)")
     rv.add_argument("--aggregate", default=None, help="score with this aggregator instead")
     rv.set_defaults(fn=_cmd_reverify)
+
+    ini = sub.add_parser("init", help="write a new domain plugin package that passes check_domain")
+    ini.add_argument("name", help="the domain name (lower case: it names the package and env id)")
+    ini.add_argument("--dir", default=None, help="where to write it (default: ./hiergym-NAME)")
+    ini.set_defaults(fn=_cmd_init)
 
     d = sub.add_parser("data", help="sandbox data")
     dsub = d.add_subparsers(dest="data_command", required=True)
