@@ -319,7 +319,7 @@ def _env_args(pairs: Sequence[str]) -> dict[str, object]:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from hiergym.envs.registry import missing_data, resolve_env_id
-    from hiergym.testing import AGGREGATE_NAMES, run_hack_matrix
+    from hiergym.testing import AGGREGATE_NAMES, PROCESS_ALLOWANCE, run_hack_matrix
 
     env_id = resolve_env_id(args.env)
     reason = missing_data(env_id)
@@ -354,7 +354,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             else:
                 v, _ = max(values) if r.kind == "attack" else min(values)
                 worst = f"{v:6.3f}"
-            ceiling = f"{r.ceiling:5.2f}" if r.kind == "attack" else " full"
+            allowance = PROCESS_ALLOWANCE if process and r.ceiling > 0 else 0.0
+            ceiling = f"{r.ceiling + allowance:5.2f}" if r.kind == "attack" else " full"
             breaches = r.breaches(None if process else False)
             shown = ",".join(breaches[:2]) + (f" +{len(breaches) - 2}" if len(breaches) > 2 else "")
             verdict = "ok" if not breaches else f"BREACH {shown}"
