@@ -94,7 +94,9 @@ def check(spec: str, *, timeout: float = 3.0) -> None:
                 )
         looks_local = arg.startswith(("/", ".", "~")) or Path(arg).expanduser().exists()
         if looks_local and not Path(arg).expanduser().is_dir():
-            raise PluginError(f"agent {spec!r}: no such folder {arg!r} (expected a model directory)")
+            raise PluginError(
+                f"agent {spec!r}: no such folder {arg!r} (expected a model directory)"
+            )
         return
     load(spec)  # raises the unknown-agent error with its did-you-mean
 

@@ -199,9 +199,7 @@ class HierarchicalVerifier:
         passed: dict[str, bool] = {}
         for level in self.levels:
             failed = [r for r in level.requires if not passed[r]]
-            result = (
-                self._not_applicable(level, failed) if failed else self._run_level(level, ctx)
-            )
+            result = self._not_applicable(level, failed) if failed else self._run_level(level, ctx)
             passed[level.name] = result.passed
             results.append(result)
         return self.verdict(results, task)
