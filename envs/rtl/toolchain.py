@@ -11,15 +11,18 @@ so the sandbox's ToolCache can key it by a hash of the source, the problem and t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import math
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -30,9 +33,9 @@ from typing import Any
 from hiergym.errors import SandboxError, ToolError, did_you_mean
 from hiergym.sandbox_data import source_dir
 
-from . import testbench, verilog
+from . import ppa, testbench, verilog
 
-RUNNER_VERSION = "rtl-runner-10"
+RUNNER_VERSION = "rtl-runner-11"
 """Bump when a stage's output for the same inputs changes meaning: it is part of every cache key."""
 LIBERTY_NAME = "hiergym_generic.lib"
 REQUIRED_PROGRAMS = ("iverilog", "vvp", "yosys", "yosys-abc", "prlimit")
@@ -117,11 +120,23 @@ def toolchain_version() -> str:
     iv = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30)
     ys = subprocess.run(["yosys", "-V"], capture_output=True, text=True, timeout=30)
     iv_line = next((ln for ln in (iv.stdout + iv.stderr).splitlines() if "version" in ln), "?")
-    return f"{iv_line.strip()} / {ys.stdout.strip()} / {RUNNER_VERSION}"
+    return f"{iv_line.strip()} / {ys.stdout.strip()} / {RUNNER_VERSION}+{ppa.CANONICAL_VERSION}"
 
 
 def liberty_path() -> Path:
     return source_dir("rtl") / LIBERTY_NAME
+
+
+LATCH_MAP = """module \\$_DLATCH_P_ (input E, input D, output Q);
+  DLH_X1 _TECHMAP_REPLACE_ (.D(D), .G(E), .Q(Q));
+endmodule
+module \\$_DLATCH_N_ (input E, input D, output Q);
+  wire en;
+  INV_X1 inv (.A(E), .Y(en));
+  DLH_X1 _TECHMAP_REPLACE_ (.D(D), .G(en), .Q(Q));
+endmodule
+"""
+"""yosys's latches on the library's DLH_X1 (``dfflibmap`` maps flip-flops only)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -143,13 +158,23 @@ def scope(task: Any, limits: Limits) -> str:
 
 
 def _read_capped(path: Path, limit: int) -> str:
+    """The file, or its first and last ``limit / 2`` bytes around a truncation mark: the stage
+    markers and reports that close a long yosys log are at its end."""
     try:
+        size = path.stat().st_size
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            if size <= limit:
+                return f.read(limit).decode("utf-8", errors="replace")
+            head = f.read(limit // 2)
+            f.seek(size - limit // 2)
+            tail = f.read(limit // 2)
     except FileNotFoundError:
         return ""
-    text = data[:limit].decode("utf-8", errors="replace")
-    return text + ("\n... [output truncated]" if len(data) > limit else "")
+    return (
+        head.decode("utf-8", errors="replace")
+        + "\n... [output truncated] ...\n"
+        + tail.decode("utf-8", errors="replace")
+    )
 
 
 def run(argv: Sequence[str], cwd: Path, timeout: float, limits: Limits) -> RunResult:
@@ -275,7 +300,12 @@ def check_format(task: Any, code: str) -> dict[str, Any] | None:
     return None
 
 
-_PORT_WIDTH_WARNING = re.compile(r"[Pp]ort \d+ \((\w+)\) of \w+ expects (\d+) bits?, got (\d+)")
+_PORT_WIDTH_WARNING = re.compile(
+    r"^harness\.v:\d+: warning: [Pp]ort \d+ \((\w+)\) of (\w+) expects (\d+) bits?, got (\d+)",
+    re.M,
+)
+"""iverilog's width warning for a port of the harness's instance of the required module (a
+width warning about an instance inside the design is the design's business, not its interface)."""
 
 
 def _classify_compile(result: RunResult) -> str:
@@ -342,7 +372,11 @@ def compile_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
             "warnings": warnings,
         }
         return _transient(failed) if _machine_failure(result) else failed
-    widths = _PORT_WIDTH_WARNING.findall(result.output)
+    widths = [
+        (port, have, want)
+        for port, module, have, want in _PORT_WIDTH_WARNING.findall(result.output)
+        if module == task.module
+    ]
     if widths:
         return {
             "ok": False,
@@ -378,6 +412,19 @@ _UNDRIVEN = re.compile(r"Warning: Wire (\S+)(?: \[\d+\])? is used but has no dri
 _CONFLICT = re.compile(r"Warning: multiple conflicting drivers for (\S+?):?\s")
 
 
+_ALWAYS_COMB = re.compile(r"\balways_(?:comb|latch)\b")
+
+
+def for_yosys(code: str) -> str:
+    """``code`` as yosys reads it: ``always_comb`` / ``always_latch`` become ``always @*``.
+
+    yosys refuses a latch inferred in an ``always_comb`` block (an error, not a warning), while
+    iverilog and VerilogEval's references treat the block as ``always @*``: an intended latch
+    (VerilogEval has several) would be a correct design that no stage but simulation accepts.
+    The keyword cannot be an identifier, so replacing it anywhere is safe."""
+    return _ALWAYS_COMB.sub("always @*", code)
+
+
 def lint_design(task: Any, code: str, limits: Limits) -> dict[str, Any] | None:
     """yosys's own ``check`` on the elaborated design: ``None`` when clean, else a failure report.
 
@@ -387,7 +434,7 @@ def lint_design(task: Any, code: str, limits: Limits) -> dict[str, Any] | None:
     printing during elaboration cannot push the warnings out of the captured log.
     """
     with Workdir() as wd:
-        wd.write("design.v", code)
+        wd.write("design.v", for_yosys(code))
         wd.write(
             "lint.ys",
             "read_verilog -sv design.v\n"
@@ -586,25 +633,141 @@ def _counterexample(log: str) -> list[dict[str, Any]]:
     return rows[:200]
 
 
-def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
-    """Prove the design equivalent to the reference with a SAT miter in yosys.
+_STAT_CELL = re.compile(r"^\s+(\$\w+)\s+(\d+)\s*$", re.M)
 
-    Combinational problems: a full proof over every input. Sequential problems: bounded
-    equivalence from reset over ``task.formal_depth`` cycles (reset asserted in the first, any
-    inputs after), registers starting undefined, the reference's undefined outputs ignored (as in
-    simulation). The design's ``initial`` values are removed before the proof: the library's
-    flip-flops have no power-on value, so a design that relies on one (a reset that clears only
-    some bits) is not proven. The result's ``status`` is ``proven``, ``counterexample``,
-    ``inconclusive`` (timeout, or a construct the prover cannot model: never a pass),
-    ``not_synthesizable`` or ``not_combinational`` (a latch or register in a combinational
-    problem).
+
+def reference_shape(task: Any) -> dict[str, Any]:
+    """What the prover needs to know of the reference: the input ports that clock its
+    registers (any name: ``clk``, ``clock``, ``clk_in``, two of them) and how many latches it
+    holds. Read by yosys from the elaborated reference, once per problem and process."""
+    return _shape(task.reference, task.module, tuple(p.name for p in task.ports))
+
+
+def reference_clocks(reference: str, module: str, ports: Sequence[str]) -> list[str]:
+    """The input ports that clock a register of ``module`` in ``reference`` (sorted; empty for
+    a combinational circuit or a latch), whatever they are named."""
+    return list(_shape(reference, module, tuple(ports))["clocks"])
+
+
+@functools.lru_cache(maxsize=512)
+def _shape(reference: str, module: str, ports: tuple[str, ...]) -> dict[str, Any]:
+    require_toolchain()
+    with Workdir() as wd:
+        wd.write("ref.v", for_yosys(reference))
+        wd.write(
+            "shape.ys",
+            "read_verilog -sv ref.v\n"
+            f"hierarchy -check -top {module}\n"
+            "proc\nflatten\nmemory\nopt_clean\n"
+            "tee -q -o clocks.txt select -list t:* %ci:+[CLK] t:* %d i:* %i\n"
+            "tee -q -o stat.txt stat\n",
+        )
+        result = run(["yosys", "-Q", "-T", "-q", "-s", "shape.ys"], wd.path, 60.0, Limits())
+        clocks_text = _read_capped(wd.path / "clocks.txt", 64_000)
+        stat = _read_capped(wd.path / "stat.txt", 64_000)
+    if result.returncode != 0:
+        return {"ok": False, "clocks": [], "latches": 0, "flip_flops": 0}
+    names = set(ports)
+    clocks = [
+        ln.split("/", 1)[1].lstrip("\\")
+        for ln in clocks_text.splitlines()
+        if "/" in ln and ln.split("/", 1)[1].lstrip("\\") in names
+    ]
+    cells = {name: int(n) for name, n in _STAT_CELL.findall(stat)}
+    latches = sum(n for c, n in cells.items() if "latch" in c)
+    flops = sum(n for c, n in cells.items() if "dff" in c or c in ("$ff", "$sr"))
+    return {"ok": True, "clocks": sorted(clocks), "latches": latches, "flip_flops": flops}
+
+
+def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
+    """Prove the design equivalent to the reference; decide an open proof by the rule.
+
+    The engines, in order (see :func:`_miter_proof`): yosys's SAT miter after merging the
+    structure the two circuits share (a full proof for combinational problems; for sequential
+    ones bounded equivalence from reset over ``task.formal_depth`` cycles, registers starting
+    undefined, the reference's undefined outputs ignored, as in simulation), then ABC (``iprove``
+    for combinational miters, ``pdr`` for sequential ones: an unbounded proof from reset). The
+    design's ``initial`` values are removed first (flip-flops have no power-on value); async
+    resets become sync ones (``async2sync``); a problem with several clocks, or a latch, is
+    proven on a global-clock model (``clk2fflogic``) in which every clock is a free input.
+
+    When neither engine decides, :data:`DECISION_RULE` does (:func:`decide_open`). ``status`` is
+    ``proven``, ``simulated`` (decided by the rule), ``counterexample``, ``not_synthesizable``,
+    ``not_combinational`` (state in a problem whose reference has none) or ``inconclusive``
+    (the rule's own simulation gave no result: never a pass).
     """
     code = verilog.extract_code(code)
     nonce = secrets.token_hex(8)
     read = ["read_verilog -sv design.v"]
     with Workdir() as wd:
-        wd.write("design.v", code)
-        return _miter_proof(task, wd, nonce, read, limits, check_state=True)
+        wd.write("design.v", for_yosys(code))
+        proof = _miter_proof(task, wd, nonce, read, limits, check_state=True)
+    return decide_open(task, proof, code, limits)
+
+
+DECISION_RULE = (
+    "a proof that neither engine decides within the problem's budget is decided by an extended "
+    "simulation of the same circuit next to the reference: {factor}x the problem's samples "
+    "(at least {minimum}) of fresh seeded random and corner-case stimulus the agent's tools never "
+    "show, resets at random points; every sample must match (then status 'simulated', recorded "
+    "in the finding), one mismatch is a counterexample"
+)
+EXTENDED_FACTOR = 16
+EXTENDED_MIN_SAMPLES = 16_000
+
+
+def decide_open(task: Any, proof: dict[str, Any], code: str, limits: Limits) -> dict[str, Any]:
+    """``proof``, or, when it is ``inconclusive``, the verdict of :data:`DECISION_RULE` on
+    ``code`` (the design, or the netlist's simulation model). A proof that was open because of a
+    time limit stays transient (never cached: a rerun retries the proof), whatever the rule says."""
+    if proof.get("status") != "inconclusive":
+        return proof
+    sim = extended_simulation(task, code, limits)
+    rule = DECISION_RULE.format(factor=EXTENDED_FACTOR, minimum=EXTENDED_MIN_SAMPLES)
+    decided = {
+        **proof,
+        "open_reason": proof.get("messages", ""),
+        "decided_by": "extended_simulation",
+        "rule": rule,
+        "simulation": {k: sim.get(k) for k in ("status", "samples", "matching", "mismatches")},
+    }
+    if sim.get("ok"):
+        decided["status"] = "simulated"
+        decided["messages"] = (
+            f"no engine decided the proof ({proof.get('messages', '')}); decided by the rule: "
+            f"{sim['samples']} extended samples all match the reference"
+        )
+    elif sim.get("status") == "completed":
+        decided["status"] = "counterexample"
+        shown = sim.get("mismatches", [])[:3]
+        decided["counterexample"] = []
+        decided["messages"] = (
+            f"no engine decided the proof; the rule's extended simulation found "
+            f"{sim['samples'] - sim['matching']} mismatching samples of {sim['samples']}: "
+            + "; ".join(
+                f"{m['signal']} expected {m['expected']} got {m['got']} (inputs {m['inputs']})"
+                for m in shown
+            )
+        )
+    else:
+        decided["messages"] = (
+            f"no engine decided the proof, and the rule's simulation gave no result: "
+            f"{sim.get('messages', sim.get('status'))}"
+        )
+    if is_transient(sim):
+        decided[TRANSIENT] = True
+    return decided
+
+
+def extended_simulation(task: Any, code: str, limits: Limits) -> dict[str, Any]:
+    """The rule's simulation: the generated testbench (whatever bench the problem brings), with
+    :data:`EXTENDED_FACTOR` times the samples and a seed of its own."""
+    samples = max(EXTENDED_MIN_SAMPLES, EXTENDED_FACTOR * int(task.samples))
+    extended = dataclasses.replace(
+        task, testbench=None, samples=samples, task_id=f"{task.task_id}/extended"
+    )
+    budget = dataclasses.replace(limits, simulate_s=max(limits.simulate_s, 4 * limits.formal_s))
+    return run_testbench(extended, code, budget)
 
 
 def _miter_proof(
@@ -618,13 +781,26 @@ def _miter_proof(
     abc: bool = False,
 ) -> dict[str, Any]:
     """The miter of the design (read by ``read_design``) and the reference, proven by yosys's SAT
-    solver (bounded for sequential problems) or, with ``abc``, by ABC's combinational
-    equivalence checker on an AIG of the miter (fast on structurally different circuits, such
-    as a netlist and its RTL; only for combinational problems whose circuits have no x)."""
+    solver (bounded for sequential problems) and then, if that does not decide, by ABC on an AIG
+    of the miter. With ``abc`` (combinational problems whose circuits have no x, such as a
+    netlist and its RTL) ABC alone proves it (fast on structurally different circuits).
+
+    Both engines see the miter after ``opt -fast``, which merges the structure the design shares
+    with the reference (the reference submitted as itself is proven by structural hashing alone,
+    whatever its width). ABC's sequential engine (``pdr``) starts every register at zero and holds
+    the reset in the first cycle, whose outputs it ignores; it finds unbounded proofs of
+    equivalence from reset; the x-aware bounded proof of yosys covers every power-on state.
+    """
     ref_name = f"hg_ref_{nonce}"
-    wd.write("reference.v", testbench.renamed_reference(task, ref_name, nonce))
-    seq = task.kind == "seq"
-    depth = int(task.formal_depth) if seq else 0
+    wd.write("reference.v", for_yosys(testbench.renamed_reference(task, ref_name, nonce)))
+    shape = reference_shape(task)
+    stateful = task.kind == "seq" or shape["latches"] > 0
+    # Several clocks (or a latch): every clock a free input of a global-clock model, so a design
+    # that clocks a register on the wrong one differs. One clock: the clock is the time step.
+    global_clock = len(shape["clocks"]) > 1 or shape["latches"] > 0
+    abc = abc and not stateful
+    seq = stateful
+    depth = int(task.formal_depth) * (2 if global_clock else 1) if seq else 0
     lines = [
         f"log {_marker(nonce, 'read')}",
         *read_design,
@@ -641,23 +817,42 @@ def _miter_proof(
         # No power-on values: what `initial` sets in the design is as undefined as in silicon.
         f"setattr -unset init {task.module}/w:*",
     ]
-    if not seq and check_state:
+    if not stateful and check_state:
         lines += [
             f"log {_marker(nonce, 'state')}",
             f"select -assert-none {task.module}/t:$*dff* {task.module}/t:$*latch*",
         ]
     elif seq:
-        lines += ["async2sync", "dffunmap", "opt_clean"]
+        lines += ["clk2fflogic" if global_clock else "async2sync", "dffunmap", "opt_clean"]
     # ABC's miter has one output (the trigger) and no x: the caller made sure the reference has
     # none, and -ignore_gold_x must go (outside an x-aware solver, its x tests fold to "every gold
     # bit is x" and the trigger to a constant 0: everything would be "proven").
     options = "" if abc else " -make_outputs -ignore_gold_x"
+    no_x = not has_undefined_constants(task.reference) and not has_undefined_constants(
+        (wd.path / "design.v").read_text() if (wd.path / "design.v").exists() else ""
+    )
+    aiger = abc or seq or no_x
     lines += [
         f"log {_marker(nonce, 'miter')}",
         f"miter -equiv -flatten{options} {ref_name} {task.module} hg_miter",
+    ]
+    if aiger and not abc:
+        # The AIG for ABC, from a plain miter (no x-aware miter outside yosys: x constants become
+        # free inputs, so a proof holds for every value of them).
+        if seq:
+            wd.write("hg_first.v", _first_cycle_wrapper(task, global_clock))
+        lines += [
+            f"miter -equiv -flatten {ref_name} {task.module} hg_plain",
+            "design -save hg_all",
+            *_aiger_lines(seq),
+            "design -load hg_all",
+        ]
+    lines += [
         "hierarchy -top hg_miter",
+        "opt -fast",  # merges the structure both circuits share: identical logic proves at once
         f"log {_marker(nonce, 'prove')}",
     ]
+    sat_lines: list[str] = []
     if abc:
         lines += ["flatten", "techmap", "opt -fast", "aigmap", "opt_clean", "write_aiger miter.aig"]
     else:
@@ -666,18 +861,37 @@ def _miter_proof(
             sat += f" -seq {depth} -set-init-undef"
             if task.reset:
                 sat += f" -set-at 1 in_{task.reset} {task.reset_active}"
-        lines.append(sat + " hg_miter")
-    lines.append(f"log {_marker(nonce, 'done')}")
+                if global_clock:
+                    sat += f" -set-at 2 in_{task.reset} {task.reset_active}"
+        sat_lines = [f"tee -o sat.log {sat} hg_miter"]
+    if seq:  # ABC's unbounded proof first (fast on wide state); the bounded proof after it
+        lines += ["write_rtlil xaware.il", f"log {_marker(nonce, 'done')}"]
+        sat_lines = [
+            f"log {_marker(nonce, 'read')}",
+            "read_rtlil xaware.il",
+            "hierarchy -top hg_miter",
+            f"log {_marker(nonce, 'prove')}",
+            *sat_lines,
+            f"log {_marker(nonce, 'done')}",
+        ]
+    else:
+        lines += [*sat_lines, f"log {_marker(nonce, 'done')}"]
+        sat_lines = []
     if abc:
         method = "combinational equivalence (ABC) of the miter"
+    elif seq:
+        method = f"ABC pdr from reset, then bounded equivalence from reset over {depth} cycles"
+        if global_clock:
+            method += " (global-clock model: clocks are free inputs)"
     else:
-        method = f"bounded equivalence from reset over {depth} cycles" if seq else "SAT miter"
+        method = "SAT miter, then ABC" if aiger else "SAT miter"
     base: dict[str, Any] = {"method": method, "depth": depth}
-    wd.write("proof.ys", "\n".join(lines) + "\n")
     start = time.perf_counter()
-    result = run(["yosys", "-Q", "-T", "-s", "proof.ys"], wd.path, limits.formal_s, limits)
-    log = result.output
-    if result.timed_out:
+
+    def left() -> float:
+        return max(1.0, limits.formal_s - (time.perf_counter() - start))
+
+    def timed_out() -> dict[str, Any]:
         return _transient(
             {
                 **base,
@@ -685,49 +899,82 @@ def _miter_proof(
                 "messages": f"the proof did not finish within {limits.formal_s:g} s",
             }
         )
+
+    wd.write("proof.ys", "\n".join(lines) + "\n")
+    result = run(["yosys", "-Q", "-T", "-s", "proof.ys"], wd.path, limits.formal_s, limits)
+    log = result.output
+    if result.timed_out:
+        return timed_out()
     stage, errors = _stage_of_error(log, nonce)
-    # Only the sat pass writes between these two markers (the design printed long before).
-    proof = _section(log, nonce, "prove").split(_marker(nonce, "done"), 1)[0]
     finished = stage == "done" and result.returncode == 0
-    if finished and abc:
-        left = max(1.0, limits.formal_s - (time.perf_counter() - start))
-        checked = run(
-            ["yosys-abc", "-c", f"read_aiger miter.aig; strash; {ABC_PROVE}"], wd.path, left, limits
-        )
-        verdicts = re.findall(r"\b(UNSATISFIABLE|SATISFIABLE|UNDECIDED)\b", checked.output)
-        if checked.timed_out:
-            return _transient(
-                {
-                    **base,
-                    "status": "inconclusive",
-                    "messages": f"the proof did not finish within {limits.formal_s:g} s",
-                }
-            )
-        if checked.returncode == 0 and verdicts == ["UNSATISFIABLE"]:
+    proof = _read_capped(wd.path / "sat.log", 256_000)
+    if finished and not seq and not abc:
+        if "SAT proof finished - no model found: SUCCESS!" in proof:
             return {**base, "status": "proven", "messages": ""}
-        if checked.returncode == 0 and verdicts == ["SATISFIABLE"]:
+        if "model found: FAIL!" in proof:
+            return {
+                **base,
+                "status": "counterexample",
+                "counterexample": _counterexample(proof),
+                "messages": "the design and the reference differ on the inputs shown",
+            }
+    abc_note = ""
+    if finished and aiger:
+        engine = f"zero; pdr -T {max(1, int(left() / 2))}" if seq else ABC_PROVE
+        checked = run(
+            ["yosys-abc", "-c", f"read_aiger miter.aig; strash; {engine}"],
+            wd.path,
+            left() / (2 if seq else 1),
+            limits,
+        )
+        out = checked.output
+        if seq:
+            proven, refuted = "Property proved" in out, "was asserted in frame" in out
+        else:
+            verdicts = re.findall(r"\b(UNSATISFIABLE|SATISFIABLE|UNDECIDED)\b", out)
+            proven, refuted = verdicts == ["UNSATISFIABLE"], verdicts == ["SATISFIABLE"]
+        if checked.returncode == 0 and proven:
+            return {**base, "status": "proven", "messages": ""}
+        if checked.returncode == 0 and refuted and not seq:
+            # No x anywhere (the caller's or no_x's condition): ABC's model is a real one.
             return {
                 **base,
                 "status": "counterexample",
                 "counterexample": [],
                 "messages": "the circuits differ on some input",
             }
-        failed = {
-            **base,
-            "status": "inconclusive",
-            "messages": "the equivalence checker gave no verdict: "
-            + _scrub(checked.output[-400:], nonce),
-        }
-        return _transient(failed) if _machine_failure(checked) else failed
-    if finished and "SAT proof finished - no model found: SUCCESS!" in proof:
-        return {**base, "status": "proven", "messages": ""}
-    if finished and "model found: FAIL!" in proof:
-        return {
-            **base,
-            "status": "counterexample",
-            "counterexample": _counterexample(proof),
-            "messages": "the design and the reference differ on the inputs shown",
-        }
+        # pdr's counterexample starts from all-zero registers: a reference whose outputs depend
+        # on a register it never resets (x in simulation) can differ there from a correct
+        # design, so it refutes nothing; the bounded x-aware proof decides.
+        abc_note = (
+            "ABC pdr found no proof"
+            + (" (its all-zero start is not power-on x)" if refuted else "")
+            if seq
+            else "the equivalence checker gave no verdict: " + _scrub(out[-300:], nonce)
+        )
+        if _machine_failure(checked) and not seq:
+            return _transient({**base, "status": "inconclusive", "messages": abc_note})
+        if not seq:
+            return {**base, "status": "inconclusive", "messages": abc_note}
+    if finished and sat_lines:
+        wd.write("sat.ys", "\n".join(sat_lines) + "\n")
+        result = run(["yosys", "-Q", "-T", "-s", "sat.ys"], wd.path, left(), limits)
+        if result.timed_out:
+            failed = timed_out()
+            failed["messages"] = f"{abc_note}; the bounded proof {failed['messages'][10:]}"
+            return failed
+        log = result.output
+        stage, errors = _stage_of_error(log, nonce)
+        proof = _read_capped(wd.path / "sat.log", 256_000)
+        if stage == "done" and "SAT proof finished - no model found: SUCCESS!" in proof:
+            return {**base, "status": "proven", "messages": ""}
+        if stage == "done" and "model found: FAIL!" in proof:
+            return {
+                **base,
+                "status": "counterexample",
+                "counterexample": _counterexample(proof),
+                "messages": "the design and the reference differ on the inputs shown",
+            }
     errors = _scrub(errors or log[-800:], nonce)
     if _machine_failure(result):
         return _transient(
@@ -739,14 +986,66 @@ def _miter_proof(
         return {
             **base,
             "status": "not_combinational",
-            "messages": "the design holds state (a latch, register or memory) but the problem is "
-            "combinational: every output must be a function of the current inputs alone",
+            "messages": "the design holds state (a latch, register or memory) but the reference "
+            "does not: every output must be a function of the current inputs alone",
         }
     return {
         **base,
         "status": "inconclusive",
         "messages": f"the prover stopped at stage {stage!r}: {errors}",
     }
+
+
+def _first_cycle_wrapper(task: Any, global_clock: bool) -> str:
+    """A module around ``hg_miter`` that holds the reset in the first cycle (two steps of a
+    global-clock model) and ignores the trigger there: ABC's AIG starts from all-zero registers."""
+    ins = [p for p in task.ports if p.direction == "input"]
+    steps = 2 if global_clock else 1
+    decls = "".join(f"  input {_range(p.width)}in_{p.name},\n" for p in ins)
+    conns = []
+    for p in ins:
+        if p.name == task.reset:
+            level = "1'b1" if task.reset_active else "1'b0"
+            conns.append(f".in_{p.name}(hg_first ? {level} : in_{p.name})")
+        else:
+            conns.append(f".in_{p.name}(in_{p.name})")
+    return (
+        f"module hg_first_cycle (\n  input hg_step,\n{decls}  output trigger\n);\n"
+        f"  reg [1:0] hg_count = 2'd0;\n"
+        f"  wire hg_first = hg_count < 2'd{steps};\n"
+        "  always @(posedge hg_step) if (hg_first) hg_count <= hg_count + 2'd1;\n"
+        "  wire hg_trigger;\n"
+        f"  hg_plain hg_m ({', '.join(conns)}, .trigger(hg_trigger));\n"
+        "  assign trigger = hg_trigger & ~hg_first;\n"
+        "endmodule\n"
+    )
+
+
+def _range(width: int) -> str:
+    return f"[{width - 1}:0] " if width > 1 else ""
+
+
+def _aiger_lines(seq: bool) -> list[str]:
+    """yosys commands that write ``miter.aig`` for ABC from the plain miter ``hg_plain``."""
+    if seq:
+        # Every flip-flop steps every frame (the time step is the clock, as in the bounded
+        # proof); the wrapper holds the reset in the first cycle and ignores its outputs.
+        top = ["read_verilog -sv hg_first.v", "hierarchy -top hg_first_cycle", "proc"]
+    else:
+        top = ["hierarchy -top hg_plain"]
+    return top + [
+        "flatten",
+        "setattr -unset init w:*",  # ABC starts every register at zero (`zero`)
+        "setundef -anyseq",
+        "opt -fast",
+        "techmap",
+        "opt -fast",
+        "dffunmap",
+        "aigmap",
+        "opt_clean",
+        "setundef -undriven -anyseq",
+        "write_aiger miter.aig",
+    ]
 
 
 ABC_PROVE = "iprove -N 3 -M 20000"
@@ -812,7 +1111,30 @@ def synthesize_and_prove(task: Any, code: str, limits: Limits) -> dict[str, Any]
         )
         read = [f"read_liberty -ignore_miss_func {liberty_path()}", "read_verilog netlist.v"]
         proof = _miter_proof(task, wd, nonce, read, limits, check_state=False, abc=abc)
+        if proof.get("status") == "inconclusive":
+            model = netlist_model(task, wd, limits)
+            if model is not None:
+                proof = decide_open(task, proof, model, limits)
     return {**report, "netlist_proof": proof}
+
+
+def netlist_model(task: Any, wd: Workdir, limits: Limits) -> str | None:
+    """The netlist in ``wd`` as plain Verilog a simulator reads: the library cells flattened into
+    the logic their liberty functions give (the same reading the netlist proof makes)."""
+    wd.write(
+        "model.ys",
+        f"read_liberty -ignore_miss_func {liberty_path()}\n"
+        "read_verilog netlist.v\n"
+        f"hierarchy -check -top {task.module}\n"
+        "flatten\nopt_clean\n"
+        "write_verilog -noattr netlist_model.v\n",
+    )
+    result = run(
+        ["yosys", "-Q", "-T", "-q", "-s", "model.ys"], wd.path, limits.synthesize_s, limits
+    )
+    if result.returncode != 0:
+        return None
+    return _read_capped(wd.path / "netlist_model.v", 8_000_000)
 
 
 def _synthesize(
@@ -827,17 +1149,40 @@ def _synthesize(
             "read_verilog -sv design.v",
             f"hierarchy -check -top {task.module}",
             f"log {_marker(nonce, 'synth')}",
-            f"synth -top {task.module} -flatten",
+            # `synth -flatten`, with the flattened netlist put in a canonical order and naming
+            # between its first passes and the rest (see ppa.py), so the figures are the
+            # circuit's, not those of the order it was written in. The rest runs in a fresh
+            # yosys (its names and hash order must not depend on what this one read), started
+            # here so that it runs under this run's limits and its log joins this log.
+            *ppa.FRONT_PASSES,
+            "write_json front.json",
+            "exec -expect-return 0 -- sh canonical.sh",
+        ]
+    )
+    back = "\n".join(
+        [
+            "read_json canonical.json",
+            f"hierarchy -top {task.module}",
+            *ppa.BACK_PASSES,
             f"dfflibmap -liberty {lib}",
+            "techmap -map latch_map.v",
             f"log {_marker(nonce, 'abc')}",
             f'abc -liberty {lib} -script "{abc_script}"',
             "opt_clean",
             f"log {_marker(nonce, 'stat')}",
-            f"stat -liberty {lib}",
+            f"tee -q -o stat.log stat -liberty {lib}",
             *(["write_verilog -noattr netlist.v"] if netlist else []),
         ]
     )
-    wd.write("design.v", code)
+    wd.write("design.v", for_yosys(code))
+    wd.write("latch_map.v", LATCH_MAP)
+    wd.write("canonical.py", Path(ppa.__file__).read_text())
+    wd.write(
+        "canonical.sh",
+        f"set -e\n{shlex.quote(sys.executable)} -I -S canonical.py front.json canonical.json "
+        f"{task.module}\nexec yosys -Q -T -s back.ys\n",
+    )
+    wd.write("back.ys", back + "\n")
     wd.write("script.ys", script + "\n")
     result = run(["yosys", "-Q", "-T", "-s", "script.ys"], wd.path, limits.synthesize_s, limits)
     log = result.output
@@ -849,7 +1194,9 @@ def _synthesize(
                 "messages": f"synthesis did not finish within {limits.synthesize_s:g} s",
             }
         )
-    stat = _section(log, nonce, "stat")
+    # The figures come from stat's own output (a long log, or one a design filled with $display
+    # while yosys read it, cannot push them out of what is read back).
+    stat = _read_capped(wd.path / "stat.log", 256_000) if _marker(nonce, "stat") in log else ""
     if result.returncode != 0 or "Number of cells" not in stat:
         stage, errors = _stage_of_error(log, nonce)
         failed = {

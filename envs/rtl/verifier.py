@@ -19,8 +19,10 @@
   design's ``initial`` values removed: flip-flops have no power-on value), for the design as
   written **and** for the netlist synthesis made of it (read back with the library's cell
   functions), so the circuit measured is the circuit proven. A design that matches every
-  sampled vector but differs elsewhere fails here; an inconclusive proof scores 0.5 and does not
-  pass;
+  sampled vector but differs elsewhere fails here. Engines: ABC (``iprove``, ``pdr``) and yosys's
+  SAT (see :func:`toolchain.prove_equivalence`); a proof no engine decides is decided by the
+  documented rule (:data:`toolchain.DECISION_RULE`: a 16x extended simulation on fresh stimulus),
+  recorded in a ``decided_by_simulation`` finding, never paid or withheld silently;
 * ppa — area and delay of that proven netlist against the reference's, on the same library and
   flow; not applicable (score 0 under every aggregator) unless function and formal passed. The cost ratio
   ``rho = sqrt(((area + a0) / (ref_area + a0)) * ((delay + d0) / (ref_delay + d0)))`` (a0 = one
@@ -60,7 +62,6 @@ from .verilog import extract_code
 AREA_FLOOR = 0.53  # one INV_X1 of hiergym_generic.lib
 DELAY_FLOOR_PS = 10.0
 PPA_TOLERANCE = 0.02
-INCONCLUSIVE_SCORE = 0.5
 
 
 def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, Any]:
@@ -193,10 +194,11 @@ class FunctionLevel(_ReportLevel):
 
 class FormalLevel(_ReportLevel):
     """Both proofs: the design as written (RTL) and the netlist synthesis made of it are each
-    equivalent to the reference. Passed when the RTL is proven and the netlist is proven or
-    undecided (a ``netlist_inconclusive`` finding: the solvers' budget ran out on a restructured
-    netlist); a netlist counterexample fails. An inconclusive RTL proof scores
-    :data:`INCONCLUSIVE_SCORE`."""
+    equivalent to the reference. Passed when each is proven or, where no engine decided it,
+    decided equal by :data:`toolchain.DECISION_RULE` (an extended simulation of that circuit:
+    a ``decided_by_simulation`` / ``netlist_decided_by_simulation`` finding records it). A
+    counterexample (from a proof or from the rule's simulation) fails with score 0, and so does
+    a proof the rule could not decide either (``inconclusive``: never a pass)."""
 
     name = "formal"
 
@@ -213,22 +215,21 @@ class FormalLevel(_ReportLevel):
             "netlist_status": net["status"],
             "netlist_method": net["method"],
         }
-        if rtl["status"] == "proven" and net["status"] == "proven":
-            return self.result(1.0, metrics=metrics)
-        if rtl["status"] == "proven" and net["status"] == "inconclusive":
-            # The solvers cannot always decide a netlist that ABC restructured (a 32-bit popcount):
-            # the RTL proof stands, and the verdict says the netlist was not proven.
-            return self.result(
-                1.0,
-                [Finding("netlist_inconclusive", net.get("messages", ""))],
-                metrics=metrics,
-            )
+        decided = {"proven", "simulated"}  # simulated: an open proof decided by the rule
         findings = []
         for kind, proof in (("", rtl), ("netlist_", net)):
             status = proof["status"]
             if status == "proven":
                 continue
             message = proof.get("messages", "")
+            if status == "simulated":
+                findings.append(
+                    Finding(
+                        f"{kind}decided_by_simulation",
+                        f"{message}. Rule: {proof.get('rule', toolchain.DECISION_RULE)}",
+                    )
+                )
+                continue
             if status == "counterexample":
                 rows = proof.get("counterexample", [])
                 shown = ", ".join(_model_value(r) for r in rows[:24])
@@ -239,10 +240,9 @@ class FormalLevel(_ReportLevel):
                     f"not proven equivalent to the reference: {message}"
                 )
             findings.append(Finding(kind + status, message))
-        statuses = {rtl["status"], net["status"]}
-        only_open = statuses <= {"proven", "inconclusive"}
-        score = INCONCLUSIVE_SCORE if only_open else 0.0
-        return self.result(score, findings, passed=False, metrics=metrics)
+        if rtl["status"] in decided and net["status"] in decided:
+            return self.result(1.0, findings, metrics=metrics)
+        return self.result(0.0, findings, passed=False, metrics=metrics)
 
 
 def _model_value(row: dict[str, Any]) -> str:

@@ -60,7 +60,7 @@ def testbench(p: Problem) -> str:
         lines.append(f"\tlogic {_range(w)}{n};")
     for n, w in p.outs:
         lines.append(f"\tlogic {_range(w)}{n}_ref, {n}_dut;")
-    lines.append("\tinitial begin $dumpfile(\"wave.vcd\"); $dumpvars(1, tb); end")
+    lines.append('\tinitial begin $dumpfile("wave.vcd"); $dumpvars(1, tb); end')
     conn_in = ", ".join(f".{n}({n})" for n, _ in p.clocks + tuple(p.ins))
     sg = ", ".join([f".{c}({c})" for c, _ in p.clocks[:1]] + [f".{n}({n})" for n, _ in p.ins])
     lines.append(f"\tstimulus_gen stim1 ({sg});")
@@ -79,7 +79,9 @@ def testbench(p: Problem) -> str:
     lines.append("\t\tif (!tb_match) errors++;")
     lines.append("\tend")
     lines.append("\tfinal begin")
-    lines.append('\t\t$display("Hint: Total mismatched samples is %1d out of %1d samples", errors, clocks);')
+    lines.append(
+        '\t\t$display("Hint: Total mismatched samples is %1d out of %1d samples", errors, clocks);'
+    )
     lines.append('\t\t$display("Mismatches: %1d in %1d samples", errors, clocks);')
     lines.append("\tend")
     lines.append("endmodule")
