@@ -9,6 +9,7 @@ verifier grounds items by exact ids instead.)
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,6 +45,9 @@ class TravelPlannerDB:
         for r in conn.execute("SELECT * FROM distances"):
             self.routes[(r["origin"], r["destination"])] = parse_route(r["duration"], r["distance"])
         self.has_flights = conn.execute("SELECT count(*) FROM flights").fetchone()[0] > 0
+        self.dropped = dict(
+            conn.execute("SELECT tbl, count(*) FROM dropped GROUP BY tbl ORDER BY tbl").fetchall()
+        )
 
     def summary(self) -> str:
         n = lambda d: sum(len(v) for v in d.values())  # noqa: E731
@@ -52,11 +56,15 @@ class TravelPlannerDB:
             if self.has_flights
             else "no flight data"
         )
-        return (
+        text = (
             f"{n(self.accommodations)} accommodations, {n(self.restaurants)} restaurants, "
             f"{n(self.attractions)} attractions, {len(self.routes)} routes, "
             f"{len(self.city_state)} cities, {flights}"
         )
+        if self.dropped:
+            text += "; " + ", ".join(f"{c} {t} dropped" for t, c in sorted(self.dropped.items()))
+            text += " (rows with an empty field, which TravelPlanner's tools drop)"
+        return text
 
     @staticmethod
     def _match(rows: dict[str, list[dict]], name: str, city: str) -> list[dict[str, Any]]:
@@ -75,19 +83,33 @@ class TravelPlannerDB:
         self, number: str, origin: str | None = None, dest: str | None = None
     ) -> list[dict]:
         if origin is None:
-            rows = self.conn.execute("SELECT * FROM flights WHERE number = ?", (number,))
+            rows = self.conn.execute(
+                "SELECT * FROM flights WHERE number = ? ORDER BY rowid", (number,)
+            )
         else:
             rows = self.conn.execute(
-                "SELECT * FROM flights WHERE number = ? AND origin = ? AND destination = ?",
+                "SELECT * FROM flights WHERE number = ? AND origin = ? AND destination = ? "
+                "ORDER BY rowid",
                 (number, origin, dest),
             )
         return [dict(r) for r in rows]
 
     def route_cost(self, origin: str, destination: str, mode: str) -> int | None:
         """TravelPlanner's GoogleDistanceMatrix.run_for_evaluation cost: int(km x 0.05) driving,
-        int(km) by taxi; None without a route (or one that takes days)."""
+        int(km) by taxi; None without a route (or one that takes days). Like it, the cities are
+        read without a "(State)" suffix: "Dallas(Texas)" is Dallas."""
+        origin, destination = _before_parenthesis(origin), _before_parenthesis(destination)
         route = self.routes.get((origin, destination))
         return None if route is None else route_cost(route, mode)
+
+
+_PAREN = re.compile(r"^(.*?)\([^)]*\)")
+
+
+def _before_parenthesis(text: str) -> str:
+    """TravelPlanner's extract_before_parenthesis (evaluate.py re-exports it)."""
+    m = _PAREN.search(text)
+    return m.group(1) if m else text
 
 
 def _by_city(conn: sqlite3.Connection, sql: str) -> dict[str, list[dict[str, Any]]]:

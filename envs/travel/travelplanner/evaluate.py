@@ -5,14 +5,16 @@ hard_constraint.py and eval.py) to the imported sandbox, check by check, includi
 plan strings ("Name, City"; "Flight Number: F123, from A to B, ..."). Definitions (Xie et al. 2024):
 
 * Delivery Rate — plans delivered (non-empty) / queries;
-* Commonsense Micro — commonsense checks passed / (8 x queries); Macro — plans passing all 8 / queries;
-* Hard Micro — applicable hard checks passed / applicable hard checks (the budget always applies,
-  the four local constraints when the query sets them); Macro — plans passing every applicable one /
-  queries. Hard checks run only on delivered plans that pass ``is_not_absent`` and
+* Commonsense Micro — commonsense checks passed / (8 x queries), all 8 checks counted, as eval.py
+  counts them; Macro — plans passing all 8 / queries;
+* Hard Micro — hard checks passed / the hard checks eval.py counts (the budget for every query;
+  the room rule, cuisine and room type when a medium or hard query sets them; transportation when
+  a hard query sets it); Macro — plans passing every applicable one / queries. Hard checks run only on delivered plans that pass ``is_not_absent`` and
   ``is_valid_information_in_sandbox`` (as in TravelPlanner); the others fail all theirs;
 * Final Pass Rate — plans passing every commonsense and hard check / queries.
 
-Without imported flights, flight numbers cannot be looked up: the sandbox check then skips flights
+The database is TravelPlanner's view of its files (importer.py: rows with an empty field dropped,
+as its pandas ``dropna()`` drops them). Without imported flights, flight numbers cannot be looked up: the sandbox check then skips flights
 (and their price adds nothing to the cost, as in TravelPlanner when a flight is not found).
 """
 
@@ -399,11 +401,11 @@ def _accommodations(q: Mapping[str, Any], plan: Sequence[Mapping], db: TravelPla
                 yield hits[0]
 
 
-# The repository compares the constraint with 'parities' (sic), so a "parties" constraint never
-# fails in the published evaluation; the port keeps that, since papers report those numbers.
+# As in the repository since April 2024 (commit ed379c4; before it, the comparison was with
+# 'parities', so a "parties" constraint never failed).
 _RULE_TEXT = {
     "smoking": "No smoking",
-    "parities": "No parties",
+    "parties": "No parties",
     "children under 10": "No children under 10",
     "visitors": "No visitors",
     "pets": "No pets",
@@ -552,9 +554,21 @@ def evaluate_plan(
     return {"delivered": True, "commonsense": commonsense, "hard": hard}
 
 
+# The local constraints TravelPlanner's eval.py counts in the hard micro rate's denominator, by
+# the query's level (a check that runs on another level's query still adds its passes).
+_COUNTED = {
+    "easy": (),
+    "medium": ("house rule", "cuisine", "room type"),
+    "hard": ("house rule", "cuisine", "room type", "transportation"),
+}
+
+
 def applicable_hard(query: Mapping[str, Any]) -> int:
-    lc = normalize_query(query)["local_constraint"]
-    return 1 + sum(v is not None and v != [] for v in lc.values())
+    """The hard checks one query adds to the micro rate's denominator: the budget, and each
+    local constraint it sets that its level counts (eval.py's ``mapping_constraint_record``)."""
+    q = normalize_query(query)
+    counted = _COUNTED.get(str(q.get("level")), _COUNTED["hard"])
+    return 1 + sum(q["local_constraint"][k] is not None for k in counted)
 
 
 def evaluate(

@@ -6,6 +6,16 @@ citySet_with_states.txt and, optionally, a flights CSV (any ``*flight*.csv``, e.
 clean_Flights_2022.csv) with Flight Number, Price, DepTime, ArrTime, ActualElapsedTime, FlightDate,
 OriginCityName, DestCityName, Distance. The sandbox lands in ``HIERGYM_HOME`` as
 ``travelplanner-<hash of DIR's files>.sqlite`` and is reused until the files change.
+
+The sandbox holds TravelPlanner's view of its data: its tools and its evaluation read each table
+with pandas ``read_csv(...).dropna()``, so a row with an empty field (or one pandas reads as
+missing: "NA", "null", ...) is not in its database. The accommodations lose 762 of their 5,047
+rows that way (most have an empty house_rules); the restaurants, attractions and flights lose
+rows the same way when they have such fields; the distance matrix and the city list are read
+whole, as TravelPlanner reads them. The dropped rows are kept apart (table ``dropped``) so a
+finding can say why a name is unknown. Names are stored without the spaces around them (a few
+have a trailing one): TravelPlanner strips a planned name before it looks it up, so the
+look-up finds the same rows either way.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from pathlib import Path
 from hiergym.envs.sandbox import Progress, build_database
 from hiergym.errors import SandboxError
 
-IMPORTER_VERSION = "travelplanner-import-1"
+IMPORTER_VERSION = "travelplanner-import-2"
 REQUIRED = {
     "accommodations": "clean_accommodations_2022.csv",
     "attractions": "attractions.csv",
@@ -57,12 +67,50 @@ CREATE TABLE flights (number TEXT NOT NULL, price REAL, dep_time TEXT, arr_time 
     elapsed TEXT, date TEXT NOT NULL, origin TEXT NOT NULL, destination TEXT NOT NULL, distance REAL);
 CREATE INDEX flights_by_route ON flights (origin, destination, date);
 CREATE INDEX flights_by_number ON flights (number);
+CREATE TABLE dropped (tbl TEXT NOT NULL, name TEXT, city TEXT, empty TEXT NOT NULL);
 """
+# pandas.read_csv's default missing-value strings (its ``na_values``): a field equal to one of
+# these is NaN, and dropna() drops the row.
+PANDAS_NA = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as f:
         yield from csv.DictReader(f)
+
+
+def _missing(row: dict[str, str | None]) -> list[str]:
+    """The columns pandas reads as missing in a row (any makes ``dropna()`` drop it)."""
+    return [
+        k or "(index)"
+        for k, v in row.items()
+        if k is not None and (v is None or (isinstance(v, str) and v in PANDAS_NA))
+    ]
+
+
+class _Complete:
+    """The rows of a CSV that ``dropna()`` keeps; the others go to the ``dropped`` table."""
+
+    def __init__(self, conn: sqlite3.Connection, table: str, name: str, city: str):
+        self.conn, self.table, self.name, self.city = conn, table, name, city
+
+    def __call__(self, rows: Iterator[dict[str, str]]) -> Iterator[dict[str, str]]:
+        for row in rows:
+            missing = _missing(row)
+            if not missing:
+                yield row
+                continue
+            self.conn.execute(
+                "INSERT INTO dropped VALUES (?,?,?,?)",
+                (self.table, _name(row.get(self.name)), row.get(self.city), ", ".join(missing)),
+            )
+
+
+def _name(text: str | None) -> str | None:
+    return text.strip() if text is not None else None
 
 
 def _num(text: str | None) -> float | None:
@@ -97,7 +145,7 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
             "INSERT INTO accommodations VALUES (?,?,?,?,?,?,?,?)",
             (
                 (
-                    r["NAME"],
+                    _name(r["NAME"]),
                     r["room type"],
                     _num(r["price"]),
                     _num(r["minimum nights"]),
@@ -106,7 +154,9 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
                     int(_num(r["maximum occupancy"]) or 1),
                     r["city"],
                 )
-                for r in _rows(source / REQUIRED["accommodations"])
+                for r in _Complete(conn, "accommodations", "NAME", "city")(
+                    _rows(source / REQUIRED["accommodations"])
+                )
             ),
         )
         advance(1)
@@ -114,7 +164,7 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
             "INSERT INTO attractions VALUES (?,?,?,?,?,?,?)",
             (
                 (
-                    r["Name"],
+                    _name(r["Name"]),
                     _num(r["Latitude"]),
                     _num(r["Longitude"]),
                     r["Address"],
@@ -122,7 +172,9 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
                     r["Website"],
                     r["City"],
                 )
-                for r in _rows(source / REQUIRED["attractions"])
+                for r in _Complete(conn, "attractions", "Name", "City")(
+                    _rows(source / REQUIRED["attractions"])
+                )
             ),
         )
         advance(1)
@@ -130,13 +182,15 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
             "INSERT INTO restaurants VALUES (?,?,?,?,?)",
             (
                 (
-                    r["Name"],
+                    _name(r["Name"]),
                     r["City"],
                     r["Cuisines"],
                     _num(r["Average Cost"]),
                     _num(r["Aggregate Rating"]),
                 )
-                for r in _rows(source / REQUIRED["restaurants"])
+                for r in _Complete(conn, "restaurants", "Name", "City")(
+                    _rows(source / REQUIRED["restaurants"])
+                )
             ),
         )
         advance(1)
@@ -176,7 +230,9 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
                             r["DestCityName"],
                             _num(r["Distance"]),
                         )
-                        for r in [first, *rows]
+                        for r in _Complete(conn, "flights", "Flight Number", "OriginCityName")(
+                            iter([first, *rows])
+                        )
                     ),
                 )
         conn.execute("CREATE TABLE source (key TEXT PRIMARY KEY, value TEXT)")
