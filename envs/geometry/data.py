@@ -14,6 +14,7 @@ import json
 import math
 import random
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -267,10 +268,14 @@ def generate_scenes() -> list[SceneSpec]:
     return scenes
 
 
-def build(conn: sqlite3.Connection, progress: Progress) -> None:
-    """The whole geometry sandbox: scenes, then tasks proven solvable by the oracle."""
-    from .tasks import generate_tasks
+#: ``add_tasks(conn, scenes, progress)`` writes the tasks table: env.py passes
+#: ``tasks.generate_tasks`` bound to the oracle's prover (see hiergym.envs.building).
+AddTasks = Callable[[sqlite3.Connection, list[SceneSpec], Progress], None]
 
+
+def build(conn: sqlite3.Connection, progress: Progress, *, add_tasks: AddTasks) -> None:
+    """The whole geometry sandbox: scenes, then the tasks ``add_tasks`` writes (the env passes the
+    task generator bound to the oracle's prover, so every task is proven solvable)."""
     conn.executescript(SCHEMA)
     scenes = generate_scenes()
     advance = progress("geometry: scenes", total=len(scenes))
@@ -280,11 +285,17 @@ def build(conn: sqlite3.Connection, progress: Progress) -> None:
         )
         advance(1)
     conn.commit()
-    generate_tasks(conn, scenes, progress)
+    add_tasks(conn, scenes, progress)
     conn.commit()
 
 
-def database_path() -> Path:
+def database_path(*, add_tasks: AddTasks) -> Path:
+    """The sandbox DB, built first (with ``add_tasks`` writing its tasks) if this data version is
+    new."""
     return build_database(
-        "geometry", source_dir("geometry"), build, GENERATOR_VERSION, code_dir=Path(__file__).parent
+        "geometry",
+        source_dir("geometry"),
+        functools.partial(build, add_tasks=add_tasks),
+        GENERATOR_VERSION,
+        code_dir=Path(__file__).parent,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from hiergym.envs.core import TaskSet, ToolEnv
@@ -73,7 +74,10 @@ class GeometryEnv(ToolEnv):
         super().__init__(*args, **kwargs)
 
     def make_sandbox(self, mode: Mode, backend: LiveBackend | None) -> Sandbox:
-        return Sandbox.open("geometry", data.database_path(), mode=mode, backend=backend)
+        # The top of the import chain hands the oracle's prover down to the task generator.
+        add_tasks = partial(tasks.generate_tasks, prove=oracle.prove)
+        path = data.database_path(add_tasks=add_tasks)
+        return Sandbox.open("geometry", path, mode=mode, backend=backend)
 
     def make_toolbox(self) -> Toolbox:
         return tools.TOOLBOX

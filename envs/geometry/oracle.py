@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from hiergym.envs.tools import ToolCall
 
 from . import solvers
 from .scene import WORLD
+from .tasks import GeometryTask
 from .tools import (
     depth_at,
     detect,
@@ -27,6 +29,7 @@ from .tools import (
     pixel_to_point,
     transform,
 )
+from .verifier import judge_submission
 
 
 class Recorder:
@@ -157,6 +160,17 @@ def solve(state: Any, task: Any) -> list[ToolCall]:
     else:
         raise ValueError(f"unknown task family {fam!r}")
     return rec.calls
+
+
+def prove(state: Any, task: GeometryTask) -> GeometryTask | None:
+    """The build-time prover (env.py hands it to ``tasks.generate_tasks``): ``task`` with its
+    ``oracle_calls`` if the oracle's submitted answer passes the verifier's comparison within half
+    the tolerance, else None."""
+    calls = solve(state, task)
+    verdict = judge_submission(task, calls[-1].arguments)
+    if verdict.passed and verdict.ratio <= 0.5:
+        return replace(task, oracle_calls=len(calls))
+    return None
 
 
 class GeometryOracle:

@@ -12,25 +12,31 @@
   area of the convex hull of 4-6 anchors (hard).
 
 Ground truth is computed from the scene itself; each task is then proven solvable by the oracle
-through the tools, within half the tolerance, before it is stored. Yes/no tasks keep a margin
+through the tools, within half the tolerance, before it is stored (the prover comes from env.py,
+``oracle.prove``, through ``hiergym.envs.building.prove_tasks``: this module never imports the
+oracle or the verifier). Yes/no tasks keep a margin
 (3 mm to 1 cm) so that measurement rounding can never flip the answer.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
 import random
 import sqlite3
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from hiergym.envs.building import Cell, Prover, prove_tasks
 from hiergym.envs.core import TaskSet, load_task_table
 from hiergym.envs.sandbox import Progress
+from hiergym.errors import TaskError
 
 from . import solvers
 from .data import DIFFICULTIES, TASKS_PER_SPLIT
@@ -40,6 +46,7 @@ FAMILIES = ("point_transform", "distance_angle", "pose_estimation", "spatial_fit
 LENGTH_TOLERANCE = 0.01
 ANGLE_TOLERANCE = 1.0
 RELATIVE_TOLERANCE = 0.01
+MAX_DRAWS_PER_TASK = 200
 
 
 @dataclass(frozen=True)
@@ -487,26 +494,26 @@ BUILDERS = {
 # Generation and loading
 
 
-def generate_tasks(conn: sqlite3.Connection, scenes: list[SceneSpec], progress: Progress) -> None:
-    from .oracle import solve
-    from .verifier import judge_submission
-
+def generate_tasks(
+    conn: sqlite3.Connection, scenes: list[SceneSpec], progress: Progress, *, prove: Prover
+) -> None:
+    """Draw tasks per split and difficulty, task ``i`` of family ``FAMILIES[i % 5]``; keep the
+    first draw of each slot that ``prove`` (the oracle's prover, handed down by env.py) accepts,
+    within ``MAX_DRAWS_PER_TASK`` draws, else the build fails naming the slot."""
     state = SimpleNamespace(db=conn, memory={})
     by_split = {s: [Scene(sc) for sc in scenes if sc.split == s] for s in TASKS_PER_SPLIT}
-    jobs = [(s, d) for s in TASKS_PER_SPLIT for d in DIFFICULTIES]
-    advance = progress(
-        "geometry: tasks (oracle-proven)", total=sum(TASKS_PER_SPLIT[s] for s, _ in jobs)
-    )
-    for split, difficulty in jobs:
+
+    def candidates(cell: Cell) -> Iterator[GeometryTask]:
+        split, difficulty = cell.split, cell.difficulty
         rng = random.Random(f"hiergym/geometry/tasks/{split}/{difficulty}")
-        for index in range(TASKS_PER_SPLIT[split]):
+        for index in range(cell.want):
             family = FAMILIES[index % len(FAMILIES)]
-            for _ in range(200):
+            for _ in range(MAX_DRAWS_PER_TASK):
                 scene = rng.choice(by_split[split])
                 fields = BUILDERS[family](rng, scene, difficulty, index // len(FAMILIES))
                 if fields is None:
                     continue
-                task = GeometryTask(
+                yield GeometryTask(
                     task_id=f"geometry-{split}-{difficulty}-{index:04d}",
                     split=split,
                     difficulty=difficulty,
@@ -515,18 +522,26 @@ def generate_tasks(conn: sqlite3.Connection, scenes: list[SceneSpec], progress: 
                     tolerance=tolerance_for(fields["answer_type"], fields["answer"]),
                     **fields,
                 )
-                calls = solve(state, task)
-                verdict = judge_submission(task, calls[-1].arguments)
-                if verdict.passed and verdict.ratio <= 0.5:
-                    task = replace(task, oracle_calls=len(calls))
-                    conn.execute(
-                        "INSERT INTO tasks VALUES (?,?,?,?,?)",
-                        (task.task_id, split, difficulty, family, task.to_json()),
-                    )
-                    advance(1)
+                if cell.kept > index:  # proven: on to the next slot
                     break
             else:
-                raise RuntimeError(f"no {family} task for {split}/{difficulty} in 200 tries")
+                raise TaskError(
+                    f"geometry: no {family} task for {cell.name} (task {index}) proven solvable "
+                    f"in {MAX_DRAWS_PER_TASK} draws; fix the family's builder or the oracle"
+                )
+
+    kept = prove_tasks(
+        candidates,
+        functools.partial(prove, state),
+        domain="geometry",
+        want=TASKS_PER_SPLIT,
+        difficulties=DIFFICULTIES,
+        progress=progress,
+    )
+    conn.executemany(
+        "INSERT INTO tasks VALUES (?,?,?,?,?)",
+        [(t.task_id, t.split, t.difficulty, t.family, t.to_json()) for t in kept],
+    )
 
 
 def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:

@@ -8,6 +8,7 @@ and gives every task a sibling product for the verifier's mutants. Every random 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -15,6 +16,7 @@ import math
 import random
 import sqlite3
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,21 +194,31 @@ def insert_products(
         advance(1)
 
 
-def build(conn: sqlite3.Connection, progress: Progress) -> None:
-    """The whole shopping sandbox: catalog, FTS index, and tasks proven solvable by the oracle."""
-    from .tasks import generate_tasks
+#: ``add_tasks(conn, vocabulary, progress)`` writes the tasks table: env.py passes
+#: ``tasks.generate_tasks`` bound to the oracle's prover (see hiergym.envs.building).
+AddTasks = Callable[[sqlite3.Connection, dict[str, Any], Progress], None]
 
+
+def build(conn: sqlite3.Connection, progress: Progress, *, add_tasks: AddTasks) -> None:
+    """The whole shopping sandbox: catalog, FTS index, then the tasks ``add_tasks`` writes (the env
+    passes the task generator bound to the oracle's prover, so every task is proven solvable)."""
     conn.executescript(SCHEMA + TASKS_TABLE_SQL)
     vocab = load_vocabulary()
     insert_products(conn, generate_products(vocab), progress)
     conn.commit()
     conn.execute("INSERT INTO products_fts(products_fts) VALUES ('optimize')")
-    generate_tasks(conn, vocab, progress)
+    add_tasks(conn, vocab, progress)
     conn.commit()
     conn.execute("ANALYZE")
 
 
-def database_path() -> Path:
+def database_path(*, add_tasks: AddTasks) -> Path:
+    """The sandbox DB, built first (with ``add_tasks`` writing its tasks) if this data version is
+    new."""
     return build_database(
-        "shopping", source_dir("shopping"), build, GENERATOR_VERSION, Path(__file__).parent
+        "shopping",
+        source_dir("shopping"),
+        functools.partial(build, add_tasks=add_tasks),
+        GENERATOR_VERSION,
+        Path(__file__).parent,
     )

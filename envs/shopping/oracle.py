@@ -7,6 +7,7 @@ page, selects the options, adds to cart and submits a truthful recommendation.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hiergym.envs.tools import ToolCall
@@ -77,6 +78,13 @@ def plan(state: Any, task: ShoppingTask) -> list[ToolCall] | None:
     return None
 
 
+def prove(state: Any, task: ShoppingTask) -> ShoppingTask | None:
+    """The build-time prover (env.py hands it to ``tasks.generate_tasks``): ``task`` with its
+    ``oracle_calls`` if the oracle reaches a product the verifier scores 1.0, else None."""
+    calls = plan(state, task)
+    return None if calls is None else replace(task, oracle_calls=len(calls))
+
+
 class ShoppingOracle:
     def __init__(self, sandbox: Any):
         self.sandbox = sandbox
@@ -92,8 +100,6 @@ class ShoppingOracle:
 
 def mutants() -> list[Any]:
     """Mutated oracle solutions, each with the verifier level it must fail at."""
-    from dataclasses import replace
-
     from hiergym.testing import MALFORMED_JSON, NO_SUBMIT, Mutant
 
     def with_submit(calls: list[ToolCall], **changes: Any) -> list[Any]:

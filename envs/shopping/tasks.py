@@ -8,23 +8,29 @@ Splits are disjoint by target product (see ``data.split_of``). Difficulty:
   option, a budget within 5% of the price; the catalog also has out-of-stock variants.
 
 Every task is proven solvable when the sandbox is built: the oracle's plan is computed through the
-tools and must reach a product that the verifier scores 1.0, else the task is not served.
+tools and must reach a product that the verifier scores 1.0, else the task is not served. The
+prover comes from env.py (``oracle.prove``) through ``hiergym.envs.building.prove_tasks``: this
+module never imports the oracle or the verifier.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from hiergym.envs.building import Cell, Prover, prove_tasks
 from hiergym.envs.core import TaskSet, load_task_table
 from hiergym.envs.sandbox import Progress
 
 from .data import DIFFICULTIES, TASKS_PER_SPLIT
+from .tools import load_product
 
 N_ATTRIBUTES = {"easy": 1, "medium": 2}
 BUDGET_FACTOR = {"easy": 1.5, "medium": 1.2}
@@ -106,40 +112,53 @@ def _sibling(conn: sqlite3.Connection, doc: dict[str, Any], required: list[str])
     return best
 
 
-def generate_tasks(conn: sqlite3.Connection, vocab: dict[str, Any], progress: Progress) -> None:
-    from .oracle import plan
-
+def generate_tasks(
+    conn: sqlite3.Connection, vocab: dict[str, Any], progress: Progress, *, prove: Prover
+) -> None:
+    """Draw tasks per split and difficulty; keep, in order, those ``prove`` (the oracle's prover,
+    handed down by env.py) solves, until each cell has ``TASKS_PER_SPLIT[split]``."""
     conn.row_factory = sqlite3.Row
     state = SimpleNamespace(db=conn, memory={})
-    jobs = [(s, d) for s in TASKS_PER_SPLIT for d in DIFFICULTIES]
-    advance = progress(
-        "shopping: tasks (oracle-proven)", total=sum(TASKS_PER_SPLIT[s] for s, _ in jobs)
-    )
-    for split, difficulty in jobs:
-        rng = random.Random(f"hiergym/shopping/tasks/{split}/{difficulty}")
+
+    def candidates(cell: Cell) -> Iterator[ShoppingTask]:
+        rng = random.Random(f"hiergym/shopping/tasks/{cell.split}/{cell.difficulty}")
         ids = [
             r[0]
-            for r in conn.execute("SELECT id FROM products WHERE split = ? ORDER BY id", (split,))
+            for r in conn.execute(
+                "SELECT id FROM products WHERE split = ? ORDER BY id", (cell.split,)
+            )
         ]
         rng.shuffle(ids)
-        made = 0
         for pid in ids:
-            if made == TASKS_PER_SPLIT[split]:
-                break
-            task = _make_task(conn, rng, state, pid, split, difficulty, made, plan)
-            if task is not None:
-                conn.execute(
-                    "INSERT INTO tasks VALUES (?,?,?,?)",
-                    (task.task_id, split, difficulty, task.to_json()),
-                )
-                made += 1
-                advance(1)
+            draft = _draft(conn, rng, pid, cell.split, cell.difficulty, cell.kept)
+            if draft is not None:
+                yield draft
+
+    kept = prove_tasks(
+        candidates,
+        functools.partial(prove, state),
+        domain="shopping",
+        want=TASKS_PER_SPLIT,
+        difficulties=DIFFICULTIES,
+        progress=progress,
+    )
+    conn.executemany(
+        "INSERT INTO tasks VALUES (?,?,?,?)",
+        [(t.task_id, t.split, t.difficulty, t.to_json()) for t in kept],
+    )
     conn.row_factory = None
 
 
-def _make_task(conn, rng, state, pid, split, difficulty, index, plan) -> ShoppingTask | None:  # noqa: ANN001
-    from .tools import load_product
-
+def _draft(
+    conn: sqlite3.Connection,
+    rng: random.Random,
+    pid: str,
+    split: str,
+    difficulty: str,
+    index: int,
+) -> ShoppingTask | None:
+    """A candidate task for target product ``pid`` (``oracle_calls`` still 0), or None if the
+    product cannot carry one (nothing in stock, no distractor)."""
     doc = load_product(conn, pid)
     assert doc is not None
     in_stock = [v for v in doc["variants"] if v["stock"] > 0]
@@ -164,7 +183,7 @@ def _make_task(conn, rng, state, pid, split, difficulty, index, plan) -> Shoppin
         shared = sum(a in load_product(conn, sibling)["attributes"] for a in required)
         if shared < len(required) - 1:
             return None
-    draft = ShoppingTask(
+    return ShoppingTask(
         task_id=f"shopping-{split}-{difficulty}-{index:04d}",
         split=split,
         difficulty=difficulty,
@@ -178,10 +197,6 @@ def _make_task(conn, rng, state, pid, split, difficulty, index, plan) -> Shoppin
         sibling_id=sibling,
         oracle_calls=0,
     )
-    calls = plan(state, draft)
-    if calls is None:
-        return None
-    return ShoppingTask(**{**asdict(draft), "oracle_calls": len(calls)})
 
 
 def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:

@@ -10,7 +10,8 @@ From 38 real cities (cities.json) and word lists (vocabulary.json) it generates,
 * hub places per city (airport, station, centre); travel between any two places is computed from
   coordinates by :mod:`.geo` (walk, taxi, drive), so no distance table is stored.
 
-Tasks are generated last and each is proven feasible by the oracle (see tasks.py).
+Tasks are generated last, by the ``add_tasks`` the env passes in (tasks.py's generator bound to the
+oracle's prover), and each is proven feasible by the oracle.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import json
 import math
 import random
 import sqlite3
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -289,10 +291,14 @@ def transport_rows(cities: list[dict], kind: str) -> list[tuple]:
     return rows
 
 
-def build(conn: sqlite3.Connection, progress: Progress) -> None:
-    """The whole travel sandbox: cities, places, transport, and oracle-proven tasks."""
-    from .tasks import generate_tasks
+#: ``add_tasks(conn, progress)`` writes the tasks table: env.py passes ``tasks.generate_tasks``
+#: bound to the oracle's prover (see hiergym.envs.building).
+AddTasks = Callable[[sqlite3.Connection, Progress], None]
 
+
+def build(conn: sqlite3.Connection, progress: Progress, *, add_tasks: AddTasks) -> None:
+    """The whole travel sandbox: cities, places, transport, then the tasks ``add_tasks`` writes
+    (the env passes the task generator bound to the oracle's prover)."""
     rides = "".join(RIDES_SCHEMA.format(table=t) for t in ("flights", "trains"))
     conn.executescript(SCHEMA + rides + TASKS_TABLE_SQL)
     cities, vocab = load_sources()
@@ -309,13 +315,19 @@ def build(conn: sqlite3.Connection, progress: Progress) -> None:
     advance(1)
     conn.commit()
     conn.execute("ANALYZE")
-    generate_tasks(conn, progress)
+    add_tasks(conn, progress)
     conn.commit()
 
 
-def database_path() -> Path:
+def database_path(*, add_tasks: AddTasks) -> Path:
+    """The sandbox DB, built first (with ``add_tasks`` writing its tasks) if this data version is
+    new."""
     return build_database(
-        "travel", source_dir("travel"), build, GENERATOR_VERSION, Path(__file__).parent
+        "travel",
+        source_dir("travel"),
+        partial(build, add_tasks=add_tasks),
+        GENERATOR_VERSION,
+        Path(__file__).parent,
     )
 
 

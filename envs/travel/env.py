@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from hiergym.envs.core import TaskSet, ToolEnv
@@ -55,7 +56,10 @@ class TravelEnv(ToolEnv):
     default_max_turns = 60
 
     def make_sandbox(self, mode: Mode, backend: LiveBackend | None) -> Sandbox:
-        return Sandbox.open("travel", data.database_path(), mode=mode, backend=backend)
+        # The top of the import chain hands the oracle's prover down to the task generator.
+        add_tasks = partial(tasks.generate_tasks, prove=oracle.prove)
+        path = data.database_path(add_tasks=add_tasks)
+        return Sandbox.open("travel", path, mode=mode, backend=backend)
 
     def make_toolbox(self) -> Toolbox:
         return tools.TOOLBOX

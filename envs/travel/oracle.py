@@ -28,10 +28,11 @@ from .geo import vehicles
 from .itinerary import MEALS, parse_itinerary, trip_cost
 from .recorder import CallRecorder
 from .rules import house_rule_ok, house_rules_of, room_type_ok
-from .tasks import CITIES_FOR_DAYS, TravelTask
+from .tasks import CITIES_FOR_DAYS, TravelTask, priced
 from .tools import (
     MAX_DISTANCE_PAIRS,
     PAGE_SIZE,
+    TOOLBOX,
     get_distance,
     search_attractions,
     search_flights,
@@ -39,7 +40,7 @@ from .tools import (
     search_restaurants,
     search_trains,
 )
-from .verifier import DAY_END, needs
+from .verifier import DAY_END, build_verifier, needs
 from .world import world_of
 
 DAY_START = 8 * 60
@@ -441,9 +442,14 @@ def plan(state: Any, task: TravelTask, modes: tuple[str, ...] = ("public", "car"
     return best
 
 
-def prove(state: Any, task: TravelTask, found: Plan) -> None:
-    """Run the plan's calls through the tools and the verifier; raise if any level fails."""
-    from .tools import TOOLBOX
-    from .verifier import build_verifier
-
+def prove(state: Any, draft: TravelTask) -> TravelTask | None:
+    """The build-time prover (env.py hands it to ``tasks.generate_tasks``): None if the oracle finds
+    no plan for ``draft``; else the task priced from the oracle's cheapest plan, once that plan's
+    calls, run through the tools, pass the verifier on every level (a disagreement raises: it is a
+    bug, never a silently dropped task)."""
+    found = plan(state, draft)
+    if found is None:
+        return None
+    task = priced(draft, found.cost, len(found.calls))
     recorder.prove(found.calls, state, TOOLBOX, build_verifier(state.db), task)
+    return task

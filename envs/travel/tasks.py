@@ -9,29 +9,37 @@ budget, hard constraints and soft preferences.
 Splits are disjoint by (origin, destination). Every task is proven feasible when the sandbox is
 built: the oracle plans it through the tools and the verifier must pass that plan on every hard
 level, or the build fails (an oracle/verifier disagreement is a bug, never a silently dropped task).
+The prover comes from env.py (``oracle.prove``) through ``hiergym.envs.building.prove_tasks``: this
+module never imports the oracle or the verifier.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import random
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
+from hiergym.envs.building import Cell, Prover, prove_tasks
 from hiergym.envs.core import TaskSet, load_task_table
 from hiergym.envs.sandbox import Progress
 
 from .clock import N_DATES, add_days, all_dates
+from .data import load_sources
 from .rules import HOUSE_RULES, ROOM_TYPE_RULES
+from .world import World
 
 DIFFICULTIES = ("easy", "medium", "hard")
 TASKS_PER_SPLIT = {"train": 30, "dev": 12, "test": 12}
 BUDGET_FACTOR = {"easy": 1.5, "medium": 1.3, "hard": 1.15}
 CITIES_FOR_DAYS = {3: 1, 5: 2, 7: 3}
+MAX_DRAWS_PER_TASK = 200
 
 
 @dataclass(frozen=True)
@@ -200,8 +208,6 @@ def _draw(rng: random.Random, world: Any, split: str, difficulty: str) -> Travel
     )
     if difficulty == "easy":
         return task
-    from .data import load_sources
-
     cuisines = load_sources()[1]["cuisines"]
     kinds = ["room_type", "house_rule", "cuisines"]
     chosen = (
@@ -227,47 +233,44 @@ def _draw(rng: random.Random, world: Any, split: str, difficulty: str) -> Travel
     return replace(task, **changes)
 
 
-def generate_tasks(conn: sqlite3.Connection, progress: Progress) -> None:
-    """Draw tasks per split and difficulty; keep those the oracle solves and the verifier passes."""
-    from .oracle import plan, prove
-    from .world import World
+def priced(draft: TravelTask, cost: float, calls: int) -> TravelTask:
+    """The task a draft becomes once the oracle planned it: the budget is the difficulty's factor
+    times the oracle's cheapest cost, rounded up to a dollar."""
+    return replace(
+        draft,
+        budget=float(math.ceil(cost * BUDGET_FACTOR[draft.difficulty])),
+        oracle_cost=cost,
+        oracle_calls=calls,
+    )
 
+
+def generate_tasks(conn: sqlite3.Connection, progress: Progress, *, prove: Prover) -> None:
+    """Draw tasks per split and difficulty; keep, in order, those ``prove`` (the oracle's prover,
+    handed down by env.py) plans and the verifier passes, until each cell has
+    ``TASKS_PER_SPLIT[split]``; at most ``MAX_DRAWS_PER_TASK`` draws per task wanted."""
     world = World(conn)
     state = SimpleNamespace(db=conn, memory={})
-    jobs = [(s, d) for s in TASKS_PER_SPLIT for d in DIFFICULTIES]
-    advance = progress(
-        "travel: tasks (oracle-proven)", total=sum(TASKS_PER_SPLIT[s] for s, _ in jobs)
+
+    def candidates(cell: Cell) -> Iterator[TravelTask]:
+        rng = random.Random(f"hiergym/travel/tasks/{cell.split}/{cell.difficulty}")
+        for _ in range(MAX_DRAWS_PER_TASK * cell.want):
+            draft = _draw(rng, world, cell.split, cell.difficulty)
+            if draft is not None:
+                task_id = f"travel-{cell.split}-{cell.difficulty}-{cell.kept:04d}"
+                yield replace(draft, task_id=task_id)
+
+    kept = prove_tasks(
+        candidates,
+        functools.partial(prove, state),
+        domain="travel",
+        want=TASKS_PER_SPLIT,
+        difficulties=DIFFICULTIES,
+        progress=progress,
     )
-    for split, difficulty in jobs:
-        rng = random.Random(f"hiergym/travel/tasks/{split}/{difficulty}")
-        made = attempts = 0
-        while made < TASKS_PER_SPLIT[split]:
-            attempts += 1
-            if attempts > 200 * TASKS_PER_SPLIT[split]:
-                raise RuntimeError(
-                    f"travel: cannot draw enough feasible {split}/{difficulty} tasks"
-                )
-            draft = _draw(rng, world, split, difficulty)
-            if draft is None:
-                continue
-            found = plan(state, draft)
-            if found is None:
-                continue
-            budget = float(math.ceil(found.cost * BUDGET_FACTOR[difficulty]))
-            task = replace(
-                draft,
-                task_id=f"travel-{split}-{difficulty}-{made:04d}",
-                budget=budget,
-                oracle_cost=found.cost,
-                oracle_calls=len(found.calls),
-            )
-            prove(state, task, found)
-            conn.execute(
-                "INSERT INTO tasks VALUES (?,?,?,?)",
-                (task.task_id, split, difficulty, task.to_json()),
-            )
-            made += 1
-            advance(1)
+    conn.executemany(
+        "INSERT INTO tasks VALUES (?,?,?,?)",
+        [(t.task_id, t.split, t.difficulty, t.to_json()) for t in kept],
+    )
 
 
 def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:

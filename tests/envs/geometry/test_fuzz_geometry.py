@@ -71,8 +71,13 @@ def well_typed_calls(draw):
         if "enum" in schema:
             args[name] = draw(st.sampled_from(schema["enum"]))
         else:
-            strategy = BY_TYPE[schema["type"]]
-            if schema["type"] == "number":
+            # An optional parameter is JSON Schema's anyOf [T, null]: draw one of its branches.
+            branch = draw(st.sampled_from(schema.get("anyOf", [schema])))
+            if branch["type"] == "null":
+                args[name] = None
+                continue
+            strategy = BY_TYPE[branch["type"]]
+            if branch["type"] == "number":
                 strategy = st.floats(-1e7, 1e7) | st.sampled_from([0.0, -0.0, 1e-300, 640.0])
             args[name] = draw(strategy)
     args["scene"] = SCENE
