@@ -10,14 +10,20 @@ the files that generate tasks never import the oracle: the env, which may import
 the oracle's prover down, and this module runs it. The shape, in every built-in domain::
 
     # env.py (the top: wiring only)
-    data.database_path(tasks=partial(tasks.generate_tasks, prove=oracle.prove))
+    data.database_path(add_tasks=partial(tasks.generate_tasks, prove=oracle.prove))
 
-    # data.py: builds the sandbox (catalog, places, scenes) and calls the ``tasks`` it is given
-    # tasks.py: draws candidate tasks per (split, difficulty), then
-    kept = prove_tasks(candidates, partial(prove, state), domain="shopping", want=WANT)
+    # data.py: builds the sandbox (catalog, places, scenes), then calls the ``add_tasks`` it is given
+    # tasks.py: generate_tasks(conn, ..., progress, *, prove) draws candidates per cell, then
+    kept = prove_tasks(candidates, partial(prove, state), domain="shopping",
+                       want=TASKS_PER_SPLIT, difficulties=DIFFICULTIES, progress=progress)
+    # ... and writes ``kept`` to the tasks table
 
     # oracle.py: prove(state, draft) -> the finished task (oracle_calls, a budget priced from the
     # oracle's plan, ...) if the oracle solves it and the verifier passes it; None to drop it
+
+So data.py and tasks.py never import the oracle or the verifier (nor data.py the tasks), and
+``data.database_path`` has no default for ``add_tasks``: only the env, which holds the prover,
+opens the sandbox. A new domain follows the same shape.
 
 ``prove_tasks`` walks each cell's candidates lazily, in order, keeps those the prover accepts until
 the cell has ``want`` of them, and raises :class:`~hiergym.errors.TaskError` naming the cell when
