@@ -10,7 +10,6 @@ from hiergym.envs.sandbox import LiveBackend, Mode, Sandbox
 from hiergym.envs.tools import Toolbox
 from hiergym.rewards.levels import HierarchicalVerifier
 
-from ..recorder import Oracle
 from . import oracle, tasks, tools, verifier
 from .database import open_database
 from .importer import import_travelplanner
@@ -103,7 +102,7 @@ class TravelPlannerEnv(ToolEnv):
         return prompt
 
     def make_oracle(self) -> Any:
-        return Oracle(self.sandbox, oracle.plan)
+        return oracle.TravelPlannerOracle(self.sandbox)
 
     def mutants(self) -> list[Any]:
         from .mutants import mutants

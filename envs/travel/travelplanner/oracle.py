@@ -1,16 +1,24 @@
-"""TravelPlanner oracle: writes a plan in TravelPlanner's format from tool answers only.
+"""TravelPlanner oracle: the cheapest plan TravelPlanner's database allows for a query, written
+from tool answers, or the reason none exists.
 
-* Route — the destination city; for a state, the first ordering (by name) of the state's cities
-  (search_cities) in which every city can host its nights and every leg has a route
-  (get_distance), found depth-first.
-* Nights — split evenly over the cities; in each city the traveller arrives, spends the full days,
-  and leaves on the next travel day.
-* Transport — every leg self-driving, or every leg by taxi, or (when flights were imported) the
-  cheapest flight of each leg with a taxi where none flies: the cheapest mode the query allows
-  (TravelPlanner forbids mixing self-driving with flights or taxis).
-* Per city the cheapest accommodation that meets the room type, the house rule and its minimum
-  nights (price x rooms); per full day the cheapest unused breakfast, lunch and dinner (a wanted
-  cuisine not yet eaten first) and an unused attraction.
+Search (over the sandbox in memory: TravelPlanner's view of its database, see importer.py):
+
+* Cities — the destination, or every ordering of ``visiting_city_number`` cities of the state
+  other than the origin (the ``MAX_CANDIDATES`` that host a stay most cheaply), with every split
+  of the nights over them (at least one each).
+* Stay — per city the cheapest accommodation (price x rooms) that meets the room type, the house
+  rule and its minimum nights; per full day three restaurants and an attraction, none repeated.
+* Cuisines — the wanted cuisines are assigned across the whole trip: each to one city, whose
+  full-day meals then include a restaurant serving it, at the least extra cost over the
+  cheapest meals (TravelPlanner counts a cuisine anywhere but in the origin).
+* Transport — all self-driving, all taxi, or (when flights were imported) per leg the cheaper
+  of the cheapest flight that day and a taxi, so a leg without a road route flies: every mode
+  the query allows (TravelPlanner forbids self-driving with flights or taxis).
+
+The cheapest plan within the budget wins (``budget=False`` ignores the budget: the query
+generator sets the budget from the plan). The oracle then makes the calls that show every item
+it uses (search_cities, the result pages that list its accommodations, restaurants, attractions
+and flights, get_distance for each drive) and writes the plan from those answers.
 
 TravelPlanner's evaluation finds a planned name by containment within its city, so the oracle only
 names places that this look-up reads back as themselves: it skips a name that is part of another
@@ -19,8 +27,9 @@ name of the same city (or repeats one), and one that "Name, City" would not pars
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterator
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +37,11 @@ from hiergym.envs.tools import ToolCall
 
 from ..recorder import CallRecorder
 from ..rules import ROOM_TYPE_RULES, house_rule_ok, house_rules_of
-from .evaluate import get_valid_name_city
+from .database import TravelPlannerDB, open_database, route_cost
+from .evaluate import get_valid_name_city, total_cost
 from .tasks import TravelPlannerTask
 from .tools import (
     PAGE_SIZE,
-    directory,
     get_distance,
     search_accommodations,
     search_attractions,
@@ -41,9 +50,10 @@ from .tools import (
     search_restaurants,
 )
 
-MAX_PAGES = 10
-MAX_ROUTE_LOOKUPS = 40
+MAX_CANDIDATES = 8  # cities of a state tried in a multi-city trip (the cheapest hosts)
+PER_CUISINE = 4  # restaurants serving a wanted cuisine tried per city
 VEHICLE_SEATS = {"self-driving": 5, "taxi": 4}
+MAX_PAGES = 60
 
 
 @dataclass(frozen=True)
@@ -51,15 +61,14 @@ class Plan:
     calls: list[ToolCall]
     plan: list[dict[str, Any]]
     mode: str
+    cost: float = 0.0
 
 
 @dataclass(frozen=True)
-class _Stay:
-    city: str
-    nights: int
-    accommodation: dict[str, Any]
-    restaurants: list[dict[str, Any]]
-    attractions: list[dict[str, Any]]
+class Unsolvable:
+    """Why a query has no plan in the database (or none within its budget)."""
+
+    reason: str
 
 
 def readable(rows: list[dict[str, Any]], city: str) -> list[dict[str, Any]]:
@@ -76,7 +85,8 @@ def readable(rows: list[dict[str, Any]], city: str) -> list[dict[str, Any]]:
 
 def night_cost(accommodation: dict[str, Any], people: int) -> float:
     """A night for the group: the room's price times the rooms it takes (TravelPlanner's rule)."""
-    return accommodation["price"] * math.ceil(people / (accommodation["maximum_occupancy"] or 1))
+    rooms = math.ceil(people / (accommodation.get("max_occupancy") or 1))
+    return accommodation["price"] * rooms
 
 
 def nights_per_city(days: int, cities: int) -> list[int]:
@@ -84,177 +94,351 @@ def nights_per_city(days: int, cities: int) -> list[int]:
     return [nights // cities + (i < nights % cities) for i in range(cities)]
 
 
-class _Planner(CallRecorder):
-    def __init__(self, env: Any, task: TravelPlannerTask):
-        super().__init__(env)
-        self.task = task
-        self.has_flights = directory(env.db).has_flights
-        self._stays: dict[tuple[str, int], _Stay | None] = {}
-        self._routes: dict[tuple[str, str], dict[str, Any] | None] = {}
-        self.route_lookups = 0
+def splits(nights: int, cities: int) -> list[tuple[int, ...]]:
+    """Every way to spend ``nights`` over ``cities`` cities in order, at least one night each;
+    the even split first."""
+    even = tuple(nights_per_city(nights + 1, cities))
+    out = [
+        s
+        for s in itertools.product(range(1, nights + 1), repeat=cities)
+        if sum(s) == nights and s != even
+    ]
+    return ([even] if min(even, default=0) >= 1 else []) + out
+
+
+def _database(conn: sqlite3.Connection) -> TravelPlannerDB:
+    return open_database(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
+@dataclass(frozen=True)
+class _Leg:
+    origin: str
+    destination: str
+    date: str
+    mode: str  # self-driving | taxi | flight
+    cost: float
+    flight: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Meals:
+    cost: float
+    restaurants: tuple[dict[str, Any], ...]
+
+
+class _Search:
+    """The cheapest plan for one task, over the database in memory."""
+
+    def __init__(self, tp: TravelPlannerDB, task: TravelPlannerTask):
+        self.tp, self.task = tp, task
+        self.people = task.people
+        self.reasons: list[str] = []
+        self._cities: dict[str, dict[str, Any]] = {}
+        self._meal_cache: dict[tuple, _Meals | None] = {}
+        self._leg_cache: dict[tuple, _Leg | None] = {}
 
     # ---- what a city offers -----------------------------------------------------------------
 
-    def listing(self, tool: Any, city: str) -> list[dict[str, Any]]:
-        return readable(self.pages(tool, MAX_PAGES, PAGE_SIZE, city=city), city)
+    def _city_rows(self, rows: dict[str, list[dict[str, Any]]], city: str) -> list[dict]:
+        return readable(rows.get(city, []), city)
 
-    def stay(self, city: str, nights: int) -> _Stay | None:
-        """The city's cheapest fitting accommodation and its readable places, if it can host us."""
-        key = (city, nights)
-        if key not in self._stays:
-            self._stays[key] = self._find_stay(city, nights)
-        return self._stays[key]
+    def city(self, city: str) -> dict[str, Any]:
+        if city not in self._cities:
+            task = self.task
+            fitting = [
+                a
+                for a in self._city_rows(self.tp.accommodations, city)
+                if a["price"] is not None
+                and (task.room_type is None or ROOM_TYPE_RULES[task.room_type](a["room_type"]))
+                and house_rule_ok(task.house_rule, house_rules_of(a["house_rules"]))
+            ]
+            restaurants = sorted(
+                (r for r in self._city_rows(self.tp.restaurants, city) if r["average_cost"]),
+                key=lambda r: r["average_cost"],
+            )
+            self._cities[city] = {
+                "accommodations": fitting,
+                "restaurants": restaurants,
+                "attractions": self._city_rows(self.tp.attractions, city),
+            }
+        return self._cities[city]
 
-    def _find_stay(self, city: str, nights: int) -> _Stay | None:
-        task = self.task
+    def bed(self, city: str, nights: int) -> dict[str, Any] | None:
         fitting = [
-            a
-            for a in self.listing(search_accommodations, city)
-            if a["price"] is not None
-            and (a["minimum_nights"] or 1) <= nights
-            and (task.room_type is None or ROOM_TYPE_RULES[task.room_type](a["room_type"]))
-            and house_rule_ok(task.house_rule, house_rules_of(a["house_rules"]))
+            a for a in self.city(city)["accommodations"] if (a["minimum_nights"] or 1) <= nights
         ]
-        if not fitting:
-            return None
-        best = min(fitting, key=lambda a: (night_cost(a, task.people), a["name"]))
-        full_days = nights - 1
-        restaurants = [
-            r for r in self.listing(search_restaurants, city) if r["average_cost"] is not None
+        return min(fitting, key=lambda a: (night_cost(a, self.people), a["name"]), default=None)
+
+    def can_host(self, city: str, nights: int) -> str | None:
+        """Why ``city`` cannot host ``nights`` nights, or None."""
+        offer = self.city(city)
+        if self.bed(city, nights) is None:
+            return f"no accommodation in {city} fits {self._rules()} for {nights} night(s)"
+        full = nights - 1
+        if len(offer["attractions"]) < full or len(offer["restaurants"]) < 3 * full:
+            return f"{city} has too few restaurants or attractions for {full} full day(s)"
+        return None
+
+    def _rules(self) -> str:
+        task = self.task
+        parts = [f"room type {task.room_type}"] if task.room_type else []
+        parts += [f"house rule {task.house_rule}"] if task.house_rule else []
+        return " and ".join(parts) or "the group"
+
+    def meals(self, city: str, full: int, cuisines: frozenset[str]) -> _Meals | None:
+        key = (city, full, cuisines)
+        cache = self._meal_cache
+        if key not in cache:
+            cache[key] = self._meals(city, full, cuisines)
+        return cache[key]
+
+    def _meals(self, city: str, full: int, cuisines: frozenset[str]) -> _Meals | None:
+        restaurants = self.city(city)["restaurants"]
+        need = 3 * full
+        if need == 0:
+            return _Meals(0.0, ()) if not cuisines else None
+        options = [
+            [r for r in restaurants if c in str(r["cuisines"])][:PER_CUISINE]
+            for c in sorted(cuisines)
         ]
-        attractions = self.listing(search_attractions, city)
-        if len(restaurants) < 3 * full_days or len(attractions) < full_days:
+        best: _Meals | None = None
+        for picks in itertools.product(*options):
+            chosen = list({r["name"]: r for r in picks}.values())
+            if len(chosen) > need:
+                continue
+            names = {r["name"] for r in chosen}
+            chosen += [r for r in restaurants if r["name"] not in names][: need - len(chosen)]
+            if len(chosen) < need:
+                continue
+            cost = sum(r["average_cost"] for r in chosen) * self.people
+            if best is None or cost < best.cost - 1e-9:
+                best = _Meals(cost, tuple(sorted(chosen, key=lambda r: r["average_cost"])))
+        return best
+
+    # ---- legs ------------------------------------------------------------------------------
+
+    def leg(self, a: str, b: str, date: str, mode: str) -> _Leg | None:
+        key = (a, b, date, mode)
+        cache = self._leg_cache
+        if key not in cache:
+            cache[key] = self._leg(a, b, date, mode)
+        return cache[key]
+
+    def _leg(self, a: str, b: str, date: str, mode: str) -> _Leg | None:
+        if mode == "flight":
+            options = [self._flight(a, b, date), self.leg(a, b, date, "taxi")]
+            options = [o for o in options if o is not None]
+            return min(options, key=lambda o: o.cost, default=None)
+        route = self.tp.routes.get((a, b))
+        if route is None:
             return None
-        return _Stay(city, nights, best, restaurants, attractions)
+        cost = route_cost(route, mode) * math.ceil(self.people / VEHICLE_SEATS[mode])
+        return _Leg(a, b, date, mode, cost)
 
-    def route(self, a: str, b: str) -> dict[str, Any] | None:
-        """get_distance's answer from ``a`` to ``b``, or None without a route."""
-        if (a, b) not in self._routes:
-            self.route_lookups += 1
-            found = self.call(get_distance, origin=a, destination=b)
-            self._routes[(a, b)] = found if found.get("cost") else None
-        return self._routes[(a, b)]
+    def _flight(self, a: str, b: str, date: str) -> _Leg | None:
+        if not self.tp.has_flights:
+            return None
+        row = self.tp.conn.execute(
+            "SELECT number, price, dep_time, arr_time FROM flights WHERE origin = ? AND "
+            "destination = ? AND date = ? AND price IS NOT NULL ORDER BY price, dep_time, number "
+            "LIMIT 1",
+            (a, b, date),
+        ).fetchone()
+        if row is None:
+            return None
+        return _Leg(a, b, date, "flight", row["price"] * self.people, dict(row))
 
-    # ---- the city route --------------------------------------------------------------------
+    def modes(self) -> list[str]:
+        rule = self.task.transportation
+        allowed = ["taxi"] if rule == "no self-driving" else ["self-driving", "taxi"]
+        if self.tp.has_flights and rule != "no flight":
+            allowed.append("flight")
+        return allowed
+
+    # ---- the search ------------------------------------------------------------------------
 
     def candidates(self) -> list[str]:
         task = self.task
         if task.visiting_city_number == 1:
             return [task.dest]
-        cities = self.call(search_cities, state=task.dest)["cities"]
-        return [c for c in cities if c != task.org]
-
-    def routes(self) -> Iterator[list[_Stay]]:
-        """City orderings whose cities can host their nights and whose legs all have routes."""
-        task = self.task
+        members = [
+            c for c, s in sorted(self.tp.city_state.items()) if s == task.dest and c != task.org
+        ]
         nights = nights_per_city(task.days, task.visiting_city_number)
-        cities = self.candidates()
+        hosting = []
+        for city in members:
+            why = self.can_host(city, min(nights))
+            if why is None:
+                bed = self.bed(city, min(nights))
+                meals = self.meals(city, min(nights) - 1, frozenset()) or _Meals(0.0, ())
+                hosting.append((night_cost(bed, self.people) * min(nights) + meals.cost, city))
+            else:
+                self.reasons.append(why)
+        if len(hosting) < task.visiting_city_number:
+            self.reasons.append(
+                f"{task.dest} has {len(hosting)} cities that can host the stay; the query visits "
+                f"{task.visiting_city_number}"
+            )
+        return [c for _, c in sorted(hosting)[:MAX_CANDIDATES]]
 
-        def extend(stays: list[_Stay], here: str) -> Iterator[list[_Stay]]:
-            if self.route_lookups > MAX_ROUTE_LOOKUPS:
-                return
-            if len(stays) == len(nights):
-                if self.route(here, task.org):
-                    yield stays
-                return
-            for city in cities:
-                if any(s.city == city for s in stays):
-                    continue
-                stay = self.stay(city, nights[len(stays)])
-                if stay is not None and self.route(here, city):
-                    yield from extend([*stays, stay], city)
-
-        if min(nights) >= 1:
-            yield from extend([], task.org)
-
-    # ---- transport -------------------------------------------------------------------------
-
-    def modes(self) -> list[str]:
-        rule = self.task.transportation
-        allowed = ["self-driving", "taxi"] if rule != "no self-driving" else ["taxi"]
-        if self.has_flights and rule != "no flight":
-            allowed.append("flight")
-        return allowed
-
-    def ride(self, mode: str, a: str, b: str, date: str) -> tuple[str, float]:
-        """The day's transportation entry and its cost for the group."""
-        people = self.task.people
-        if mode == "flight":
-            found = self.pages(search_flights, 1, PAGE_SIZE, origin=a, destination=b, date=date)
-            flights = [f for f in found if f["price"] is not None]
-            if flights:  # cheapest first
-                f = flights[0]
-                text = (
-                    f"Flight Number: {f['number']}, from {a} to {b}, "
-                    f"Departure Time: {f['depart']}, Arrival Time: {f['arrive']}"
-                )
-                return text, f["price"] * people
-            mode = "taxi"  # no flight that day: a taxi, which TravelPlanner lets mix with flights
-        route = self._routes[(a, b)]
-        assert route is not None
-        cost = route["cost"][mode]
-        label = "Self-driving" if mode == "self-driving" else "Taxi"
-        text = (
-            f"{label}, from {a} to {b}, duration: {route['duration']}, "
-            f"distance: {route['distance']}, cost: {cost}"
-        )
-        return text, cost * math.ceil(people / VEHICLE_SEATS[mode])
-
-    # ---- the plan --------------------------------------------------------------------------
-
-    def write(self, stays: list[_Stay], mode: str) -> tuple[list[dict[str, Any]], float] | None:
+    def run(self, budget: bool) -> tuple[float, dict[str, Any]] | Unsolvable:
         task = self.task
-        people = task.people
-        plan: list[dict[str, Any]] = []
+        best: tuple[float, dict[str, Any]] | None = None
+        cities = self.candidates()
+        wanted = tuple(task.cuisines)
+        for order in itertools.permutations(cities, task.visiting_city_number):
+            for nights in splits(task.days - 1, len(order)):
+                found = self._stays(order, nights, wanted)
+                if found is None:
+                    continue
+                stay_cost, stays = found
+                for mode in self.modes():
+                    legs = self._legs(order, nights, mode)
+                    if legs is None:
+                        continue
+                    cost = stay_cost + sum(leg.cost for leg in legs)
+                    if best is None or cost < best[0] - 1e-9:
+                        best = (cost, {"stays": stays, "legs": legs, "mode": mode})
+        if best is None:
+            reasons = list(dict.fromkeys(self.reasons)) or ["no city ordering works"]
+            return Unsolvable("no plan in the database: " + "; ".join(reasons[:4]))
+        if budget and best[0] > task.budget + 1e-9:
+            return Unsolvable(
+                f"the cheapest plan in the database costs ${best[0]:,.0f}, over the budget "
+                f"${task.budget:,.0f}"
+            )
+        return best
+
+    def _stays(self, order: tuple[str, ...], nights: tuple[int, ...], wanted: tuple[str, ...]):
+        stays = []
         cost = 0.0
-        used: set[tuple[str, str]] = set()
-        wanted = set(task.cuisines)
-        here = task.org
-        for stay in [*stays, None]:
-            there = stay.city if stay else task.org
-            transport, fare = self.ride(mode, here, there, task.dates[len(plan)])
-            cost += fare
-            plan.append(_day(len(plan) + 1, f"from {here} to {there}", transport))
+        for city, n in zip(order, nights, strict=True):
+            why = self.can_host(city, n)
+            if why is not None:
+                self.reasons.append(why)
+                return None
+            bed = self.bed(city, n)
+            stays.append((city, n, bed))
+            cost += night_cost(bed, self.people) * n
+        best = None
+        for assignment in itertools.product(range(len(order)), repeat=len(wanted)):
+            meals = []
+            for i, (city, n, _) in enumerate(stays):
+                mine = frozenset(c for c, j in zip(wanted, assignment, strict=True) if j == i)
+                m = self.meals(city, n - 1, mine)
+                if m is None:
+                    break
+                meals.append(m)
+            else:
+                total = sum(m.cost for m in meals)
+                if best is None or total < best[0] - 1e-9:
+                    best = (total, meals)
+        if best is None:
+            self.reasons.append(
+                f"the cuisines {', '.join(wanted)} cannot all be eaten on the full days in "
+                f"{', '.join(order)}"
+            )
+            return None
+        out = [
+            {
+                "city": city,
+                "nights": n,
+                "bed": bed,
+                "meals": meals.restaurants,
+                "sights": [a["name"] for a in self.city(city)["attractions"][: n - 1]],
+            }
+            for (city, n, bed), meals in zip(stays, best[1], strict=True)
+        ]
+        return cost + best[0], out
+
+    def _legs(self, order: tuple[str, ...], nights: tuple[int, ...], mode: str):
+        task = self.task
+        stops = [task.org, *order, task.org]
+        day, legs = 0, []
+        for i in range(len(stops) - 1):
+            leg = self.leg(stops[i], stops[i + 1], task.dates[day], mode)
+            if leg is None:
+                how = "flight or road route" if mode == "flight" else f"{mode} route"
+                self.reasons.append(f"no {how} from {stops[i]} to {stops[i + 1]}")
+                return None
+            legs.append(leg)
+            if i < len(nights):
+                day += nights[i]
+        return legs
+
+
+class _Writer(CallRecorder):
+    """Makes the calls that show the chosen items, and writes the plan from their answers."""
+
+    def __init__(self, env: Any, task: TravelPlannerTask):
+        super().__init__(env)
+        self.task = task
+
+    def shown(self, tool: Any, names: set[str], key: str = "name", **arguments: Any) -> dict:
+        """The rows named ``names`` from the pages of ``tool`` that show them."""
+        found: dict[str, dict] = {}
+        for page in range(1, MAX_PAGES + 1):
+            answer = self.call(tool, **arguments, page=page)
+            found.update({r[key]: r for r in answer["results"] if r[key] in names})
+            if names <= set(found) or page * PAGE_SIZE >= answer["total"]:
+                break
+        missing = names - set(found)
+        if missing:
+            raise RuntimeError(f"the tools never showed {sorted(missing)[:3]} ({tool.name})")
+        return found
+
+    def write(self, chosen: dict[str, Any]) -> list[dict[str, Any]]:
+        task = self.task
+        if task.visiting_city_number > 1:
+            self.call(search_cities, state=task.dest)
+        plan: list[dict[str, Any]] = []
+        legs = chosen["legs"]
+        for j, stay in enumerate([*chosen["stays"], None]):
+            leg = legs[j]
+            plan.append(
+                _day(len(plan) + 1, f"from {leg.origin} to {leg.destination}", self.ride(leg))
+            )
             if stay is None:
                 break
-            acc = stay.accommodation
-            bed = f"{acc['name']}, {stay.city}"
-            plan[-1]["accommodation"] = bed
-            for _ in range(stay.nights - 1):
-                day = _day(len(plan) + 1, stay.city, "-", accommodation=bed)
-                for meal in ("breakfast", "lunch", "dinner"):
-                    r = _cheapest(stay.restaurants, used, wanted)
-                    if r is None:
-                        return None
-                    used.add(("restaurant", r["name"]))
-                    wanted -= set(r["cuisines"].split(", "))
-                    day[meal] = f"{r['name']}, {stay.city}"
-                    cost += r["average_cost"] * people
-                a = next(
-                    (a for a in stay.attractions if ("attraction", a["name"]) not in used), None
-                )
-                if a is None:
-                    return None
-                used.add(("attraction", a["name"]))
-                day["attraction"] = f"{a['name']}, {stay.city};"
+            city = stay["city"]
+            bed = self.shown(search_accommodations, {stay["bed"]["name"]}, city=city)
+            bed_text = f"{bed[stay['bed']['name']]['name']}, {city}"
+            plan[-1]["accommodation"] = bed_text
+            full = stay["nights"] - 1
+            meals = list(stay["meals"])
+            shown = self.shown(search_restaurants, {r["name"] for r in meals}, city=city)
+            shown_sights = self.shown(search_attractions, set(stay["sights"]), city=city)
+            sights = [shown_sights[name]["name"] for name in stay["sights"]]
+            for d in range(full):
+                day = _day(len(plan) + 1, city, "-", accommodation=bed_text)
+                for k, meal in enumerate(("breakfast", "lunch", "dinner")):
+                    day[meal] = f"{shown[meals[3 * d + k]['name']]['name']}, {city}"
+                day["attraction"] = f"{sights[d]}, {city};"
                 plan.append(day)
-            cost += night_cost(acc, people) * stay.nights
-            here = stay.city
-        if wanted:
-            return None
-        return plan, cost
+        return plan
 
-    def run(self) -> Plan | None:
-        for stays in self.routes():
-            best = None
-            for mode in self.modes():
-                written = self.write(stays, mode)
-                if written is not None and (best is None or written[1] < best[1] - 1e-9):
-                    best = (written[0], written[1], mode)
-            if best is not None:
-                calls = [*self.calls, ToolCall("submit", {"plan": best[0]})]
-                return Plan(calls, best[0], best[2])
-        return None
+    def ride(self, leg: _Leg) -> str:
+        if leg.mode == "flight":
+            assert leg.flight is not None
+            number = leg.flight["number"]
+            f = self.shown(
+                search_flights,
+                {number},
+                key="number",
+                origin=leg.origin,
+                destination=leg.destination,
+                date=leg.date,
+            )[number]
+            return (
+                f"Flight Number: {number}, from {leg.origin} to {leg.destination}, "
+                f"Departure Time: {f['depart']}, Arrival Time: {f['arrive']}"
+            )
+        route = self.call(get_distance, origin=leg.origin, destination=leg.destination)
+        label = "Self-driving" if leg.mode == "self-driving" else "Taxi"
+        return (
+            f"{label}, from {leg.origin} to {leg.destination}, duration: {route['duration']}, "
+            f"distance: {route['distance']}, cost: {route['cost'][leg.mode]}"
+        )
 
 
 def _day(n: int, city: str, transportation: str, accommodation: str = "-") -> dict[str, Any]:
@@ -270,19 +454,39 @@ def _day(n: int, city: str, transportation: str, accommodation: str = "-") -> di
     }
 
 
-def _cheapest(
-    restaurants: list[dict[str, Any]], used: set[tuple[str, str]], wanted: set[str]
-) -> dict[str, Any] | None:
-    """The cheapest unused restaurant, one serving a still-wanted cuisine first."""
-    options = [r for r in restaurants if ("restaurant", r["name"]) not in used]
-    if not options:
-        return None
-    return min(
-        options,
-        key=lambda r: (not wanted & set(r["cuisines"].split(", ")), r["average_cost"], r["name"]),
-    )
+def solve(env: Any, task: TravelPlannerTask, *, budget: bool = True) -> Plan | Unsolvable:
+    """The oracle's plan for ``task`` (its calls, last the submit), or why there is none."""
+    tp = _database(env.db)
+    found = _Search(tp, task).run(budget)
+    if isinstance(found, Unsolvable):
+        return found
+    cost, chosen = found
+    writer = _Writer(env, task)
+    plan = writer.write(chosen)
+    checked = total_cost(task.record, plan, tp)
+    if abs(checked - cost) > 1e-6:
+        raise RuntimeError(
+            f"the oracle costed its plan ${cost:g}; TravelPlanner's rule ${checked:g}"
+        )
+    calls = [*writer.calls, ToolCall("submit", {"plan": plan})]
+    return Plan(calls, plan, chosen["mode"], cost)
 
 
-def plan(env: Any, task: TravelPlannerTask) -> Plan | None:
-    """The oracle's plan for ``task``, or None if it finds none."""
-    return _Planner(env, task).run()
+def plan(env: Any, task: TravelPlannerTask, *, budget: bool = True) -> Plan | None:
+    """The oracle's plan for ``task``, or None if the database has none (see :func:`solve`)."""
+    found = solve(env, task, budget=budget)
+    return None if isinstance(found, Unsolvable) else found
+
+
+class TravelPlannerOracle:
+    """``make_oracle()``'s answer: ``plan(task)`` gives the calls; a served task without a plan
+    is an error that says why (every served task must be solvable)."""
+
+    def __init__(self, sandbox: Any):
+        self.sandbox = sandbox
+
+    def plan(self, task: Any) -> list[ToolCall]:
+        found = solve(self.sandbox, task)
+        if isinstance(found, Unsolvable):
+            raise RuntimeError(f"the oracle cannot solve {task.task_id}: {found.reason}")
+        return found.calls

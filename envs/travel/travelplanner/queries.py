@@ -166,7 +166,7 @@ def generate(
         draft = _draw(rng, db, level)
         if draft is None or not need[(draft.split, level, draft.days)]:
             continue
-        found = plan(sandbox, draft)
+        found = plan(sandbox, draft, budget=False)  # the budget comes from the plan
         if found is None or len(found.calls) > MAX_ORACLE_CALLS:
             continue
         cost = total_cost(draft.record, found.plan, db)
