@@ -54,11 +54,15 @@ def hiergym_home() -> Path:
 
 def sources_hash(source_dir: Path, generator_version: str, code_dir: Path | None = None) -> str:
     """A short hash of every source file (path and bytes), the generator version, and the ``.py``
-    files of ``code_dir`` (the domain package: its tools and oracle shape the generated tasks)."""
+    files of ``code_dir`` (the domain package: its tools and oracle shape the generated tasks) with
+    ``envs/building.py`` (the shared build-time prover)."""
     h = hashlib.sha256(generator_version.encode())
     files = [(source_dir, p) for p in source_dir.rglob("*") if p.is_file()]
     if code_dir is not None:
         files += [(code_dir, p) for p in code_dir.glob("*.py")]
+        # the shared build-time prover decides which generated tasks a domain keeps
+        building = Path(__file__).with_name("building.py")
+        files.append((building.parent, building))
     for root, f in sorted(files, key=lambda rf: (str(rf[0]), str(rf[1]))):
         if "__pycache__" in f.parts:
             continue
