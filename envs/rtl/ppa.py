@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-CANONICAL_VERSION = "canon-1"
-"""Bump when the canonical form changes (part of the toolchain's runner version)."""
+CANONICAL_VERSION = "canon-2"
+"""Bump when the canonical form or the calibration changes (part of every toolchain cache key:
+the netlist stage's report carries the reference's envelope)."""
 
 FRONT_PASSES = ("proc", "flatten", "opt_expr", "opt_clean -purge", "memory_collect")
 """What runs before the netlist is canonicalised: elaboration, flattening, constant folding
@@ -388,12 +389,88 @@ def _wrapper(task: Any, core_name: str, *, reverse: bool, invert_twice: bool) ->
 
 def rewrites(task: Any) -> dict[str, str]:
     """The reference and rewrites of it that change nothing in the circuit: inside a helper
-    module, its outputs inverted twice, its ports declared and connected in reverse order."""
+    module, its outputs inverted twice, its ports declared and connected in reverse order (each
+    a design an agent could submit: no reserved module names)."""
+    core = f"{task.module}_cal_core"
     return {
         "reference": task.reference,
-        "wrapped": _wrapper(task, "ref_core", reverse=False, invert_twice=False),
-        "inverted_twice": _wrapper(task, "ref_core", reverse=False, invert_twice=True),
-        "ports_reversed": _wrapper(task, "zz_core", reverse=True, invert_twice=False),
+        "wrapped": _wrapper(task, core, reverse=False, invert_twice=False),
+        "inverted_twice": _wrapper(task, core, reverse=False, invert_twice=True),
+        "ports_reversed": _wrapper(task, core + "_r", reverse=True, invert_twice=False),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The reference's envelope
+
+AREA_FLOOR = 0.53
+"""One INV_X1 of hiergym_generic.lib: tiny designs do not divide by zero."""
+DELAY_FLOOR_PS = 10.0
+
+
+def cost(area: float, delay_ps: float) -> float:
+    """The PPA cost the verifier compares: the geometric mean of (floored) area and delay."""
+    return ((area + AREA_FLOOR) * (delay_ps + DELAY_FLOOR_PS)) ** 0.5
+
+
+FIGURES = ("cells", "area", "delay_ps", "depth")
+
+
+def calibrate(sandbox: Any, task: Any, limits: Any) -> dict[str, Any]:
+    """The reference's PPA envelope over :func:`rewrites`, each synthesized through the sandbox's
+    cache under the same key as a ``synthesize`` call (the reference's own run is the one the
+    ``synthesize`` tool shows next to a design): after a task's first verdict it costs lookups.
+
+    Returns ``{"ok": True, "worst": figures, "best": figures, "spread": worst/best - 1 (in
+    cost), "variants": {name: figures}}``; a transient run (a limit hit) is returned as that
+    run's report, uncached, so the caller reports the reference as unavailable; a rewrite that
+    does not synthesize where the reference does is left out (it is not the reference's
+    circuit's fault)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import toolchain, tools
+
+    scope = toolchain.scope(task, limits)
+    designs = rewrites(task)
+
+    def measure(code: str) -> dict[str, Any]:
+        return tools.memo_unless_transient(
+            sandbox,
+            "synthesize_design",
+            {"code": code},
+            lambda: toolchain.synthesize_design(task, code, limits),
+            scope,
+        )
+
+    reports = {
+        name: sandbox.lookup("synthesize_design", {"code": c}, scope) for name, c in designs.items()
+    }
+    missing = [name for name, r in reports.items() if r is None]
+    if missing:
+        with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
+            for name, report in zip(
+                missing, pool.map(lambda n: measure(designs[n]), missing), strict=True
+            ):
+                reports[name] = report
+    for report in reports.values():
+        if toolchain.is_transient(report):
+            return report
+    if not reports["reference"].get("ok"):
+        return reports["reference"]
+    variants = {
+        name: {k: r[k] for k in FIGURES}
+        for name, r in reports.items()
+        if r.get("ok") and not r.get("unmapped_cells")
+    }
+    ranked = sorted(variants.values(), key=lambda f: (cost(f["area"], f["delay_ps"]), f["area"]))
+    worst, best = ranked[-1], ranked[0]
+    spread = cost(worst["area"], worst["delay_ps"]) / cost(best["area"], best["delay_ps"]) - 1
+    return {
+        "ok": True,
+        "worst": worst,
+        "best": best,
+        "spread": round(spread, 6),
+        "variants": variants,
     }
 
 

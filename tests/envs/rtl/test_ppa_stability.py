@@ -13,8 +13,10 @@ import pytest
 
 from hiergym.envs.rtl import attacks, oracle, ppa, tasks, toolchain
 from hiergym.envs.rtl.toolchain import Limits
+from hiergym.envs.rtl.verifier import PPALevel
 from hiergym.envs.rtl.verilog import rename_modules
 from hiergym.envs.tools import ToolCall
+from hiergym.rewards.levels import VerifyContext
 from hiergym.testing import play
 
 ENV_ID = "hiergym/RTL-v0"
@@ -250,3 +252,52 @@ def test_double_inversions_and_dead_cells_are_dropped():
             "connections": {"A": [a], "Y": [y]},
         }
     assert ppa.canonical_netlist(net, "TopModule") == ppa.canonical_netlist(_netlist(), "TopModule")
+
+
+# ---- the reference's envelope ----------------------------------------------------------------
+
+
+def _scored(env, area, delay, envelope=None, target=1.0):
+    """The PPA level on a netlist report with these figures (the report's other levels are
+    beside the point; the design and task are real, for the figures reported next to PPA)."""
+    task = task_of(env, "rtl-uart_tx-cpb4")
+    syn = {"ok": True, "area": area, "delay_ps": delay, "cells": 10, "depth": 3}
+    syn["reference"] = {"area": 100.0, "delay_ps": 200.0, "cells": 12, "depth": 4}
+    if envelope is not None:
+        syn["reference_envelope"] = envelope
+    ctx = VerifyContext(None, task, {"code": task.reference, "report": {"netlist": syn}})
+    return PPALevel(env.unwrapped.sandbox, Limits(), target).check(ctx)
+
+
+NOISY = {  # the reference's rewrites synthesized 10% apart in cost
+    "best": {"area": 100.0, "delay_ps": 200.0, "cells": 12, "depth": 4},
+    "worst": {"area": 110.0, "delay_ps": 220.0, "cells": 13, "depth": 4},
+    "spread": 0.1,
+}
+
+
+def test_full_credit_at_the_worst_rewrite_beating_only_below_the_best(env):
+    at_worst = _scored(env, 110.0, 220.0, NOISY)
+    assert at_worst.score == 1.0 and at_worst.passed and not at_worst.metrics["beats_reference"]
+    assert at_worst.metrics["reference_spread"] == 0.1
+    assert "reference_spread" in [f.code for f in at_worst.findings]
+    at_best = _scored(env, 100.0, 200.0, NOISY)
+    assert at_best.score == 1.0 and not at_best.metrics["beats_reference"]
+    clearly_better = _scored(env, 90.0, 180.0, NOISY)
+    assert clearly_better.metrics["beats_reference"]
+    assert "beats_reference" in [f.code for f in clearly_better.findings]
+    worse = _scored(env, 150.0, 300.0, NOISY)
+    assert worse.score < 1.0 and not worse.passed
+    # Without an envelope (a cached report from before it), the reference alone is the bar.
+    assert _scored(env, 110.0, 220.0).score < 1.0
+
+
+def test_the_envelope_of_a_problem_is_recorded_and_flat(env):
+    """With the canonical flow every rewrite of the reference synthesizes alike: the envelope
+    is one point, the spread 0."""
+    task = task_of(env, "rtl-uart_tx-cpb4")
+    envelope = ppa.calibrate(env.unwrapped.sandbox, task, Limits())
+    assert envelope["ok"] and set(envelope["variants"]) == set(ppa.rewrites(task))
+    assert envelope["spread"] == 0.0 and envelope["worst"] == envelope["best"]
+    metrics = ppa_level(verdict_of(env, task, task.reference))["metrics"]
+    assert metrics["reference_spread"] == 0.0 and metrics["cost_ratio_to_bar"] == 1.0
