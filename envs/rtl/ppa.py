@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-CANONICAL_VERSION = "canon-2"
+CANONICAL_VERSION = "canon-3"
 """Bump when the canonical form or the calibration changes (part of every toolchain cache key:
 the netlist stage's report carries the reference's envelope)."""
 
@@ -58,7 +58,7 @@ BACK_PASSES = (
 )
 """The passes of ``synth`` that follow :data:`FRONT_PASSES`, run on the canonical netlist."""
 
-WORK_BUDGET = 4_000_000
+WORK_BUDGET = 1_000_000
 """Refinement work (cell and incidence visits) allowed per netlist; past it, the remaining ties
 are broken in the netlist's own order (deterministic, less canonical). A counted budget, not a
 clock, so the result is the same on every machine and can be cached."""
@@ -112,7 +112,8 @@ def _simplified(
     cells: list[dict[str, Any]], ports: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """``cells`` without double inversions (an inverter of an inverter's whole output: yosys's
-    ``opt_expr`` folds them for single bits only) and without cells whose outputs nothing reads."""
+    ``opt_expr`` folds them for single bits only) and without cells whose outputs nothing reads
+    (the inner inverters left behind). ``ports`` is updated in place."""
     cells = [dict(c, connections={p: list(b) for p, b in c["connections"].items()}) for c in cells]
     alias: dict[int, Any] = {}
 
@@ -121,55 +122,90 @@ def _simplified(
             bit = alias[bit]
         return bit
 
-    changed = True
-    while changed:
-        changed = False
-        driver: dict[int, tuple[int, int]] = {}  # bit -> (cell, index) of an inverter's Y
+    for _ in range(8):  # each pass folds every pair it sees; chains settle in one or two
+        driver: dict[int, tuple[int, int]] = {}  # bit -> (inverter, index) of its Y
         for i, c in enumerate(cells):
             if c["type"] in _INVERTERS:
                 for k, bit in enumerate(c["connections"]["Y"]):
                     if isinstance(bit, int):
                         driver[bit] = (i, k)
-        keep: list[dict[str, Any]] = []
+        folded: set[int] = set()
         for i, c in enumerate(cells):
-            if c["type"] in _INVERTERS:
-                a = c["connections"]["A"]
-                inner = {driver.get(b, (None, None))[0] for b in a} if a else {None}
-                if len(inner) == 1 and None not in inner and len(a) == len(c["connections"]["Y"]):
-                    j = inner.pop()
-                    if j != i and all(driver[b] == (j, k) for k, b in enumerate(a)):
-                        source = cells[j]["connections"]["A"]
-                        for y, s in zip(c["connections"]["Y"], source, strict=True):
-                            if isinstance(y, int):
-                                alias[y] = s
-                        changed = True
-                        continue
-            keep.append(c)
-        cells = keep
+            a, y = c["connections"].get("A", []), c["connections"].get("Y", [])
+            if c["type"] not in _INVERTERS or not a or len(a) != len(y):
+                continue
+            inner = {driver.get(b, (None, 0))[0] for b in a}
+            j = next(iter(inner))
+            if len(inner) != 1 or j is None or j == i:
+                continue
+            if all(driver[b] == (j, k) for k, b in enumerate(a)):
+                for out, source in zip(y, cells[j]["connections"]["A"], strict=True):
+                    if isinstance(out, int):
+                        alias[out] = source
+                folded.add(i)
+        if not folded:
+            break
+        cells = [c for i, c in enumerate(cells) if i not in folded]
         for c in cells:
             for p, bits in c["connections"].items():
                 c["connections"][p] = [resolve(b) for b in bits]
         for port in ports.values():
             port["bits"] = [resolve(b) for b in port["bits"]]
-        # Cells none of whose outputs is read (by a cell or a port) go.
-        read = {b for port in ports.values() for b in port["bits"] if isinstance(b, int)}
-        for c in cells:
-            dirs = c.get("port_directions", {})
-            for p, bits in c["connections"].items():
-                if dirs.get(p) != "output":
-                    read.update(b for b in bits if isinstance(b, int))
-        live = []
-        for c in cells:
-            dirs = c.get("port_directions", {})
-            outs = [
-                b for p, bits in c["connections"].items() if dirs.get(p) == "output" for b in bits
-            ]
-            if outs and not any(isinstance(b, int) and b in read for b in outs):
-                changed = True
-                continue
-            live.append(c)
-        cells = live
-    return cells
+    return _live(cells, ports)
+
+
+def _live(cells: list[dict[str, Any]], ports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells some output of which is read (by a live cell or a port), in their order; cells
+    without outputs stay."""
+
+    def outputs(c: dict[str, Any]) -> list[int]:
+        dirs = c.get("port_directions", {})
+        return [
+            b
+            for p, bits in c["connections"].items()
+            if dirs.get(p) == "output"
+            for b in bits
+            if isinstance(b, int)
+        ]
+
+    def inputs(c: dict[str, Any]) -> list[int]:
+        dirs = c.get("port_directions", {})
+        return [
+            b
+            for p, bits in c["connections"].items()
+            if dirs.get(p) != "output"
+            for b in bits
+            if isinstance(b, int)
+        ]
+
+    readers: dict[int, int] = {}
+    for port in ports.values():
+        for b in port["bits"]:
+            if isinstance(b, int):
+                readers[b] = readers.get(b, 0) + 1
+    for c in cells:
+        for b in inputs(c):
+            readers[b] = readers.get(b, 0) + 1
+    drivers: dict[int, list[int]] = {}
+    for i, c in enumerate(cells):
+        for b in outputs(c):
+            drivers.setdefault(b, []).append(i)
+    dead = [False] * len(cells)
+    queue = [
+        i for i, c in enumerate(cells) if outputs(c) and not any(readers.get(b) for b in outputs(c))
+    ]
+    while queue:
+        i = queue.pop()
+        if dead[i]:
+            continue
+        dead[i] = True
+        for b in inputs(cells[i]):
+            readers[b] -= 1
+            if readers[b] == 0:
+                for j in drivers.get(b, []):
+                    if not dead[j] and not any(readers.get(o) for o in outputs(cells[j])):
+                        queue.append(j)
+    return [c for i, c in enumerate(cells) if not dead[i]]
 
 
 def _ranks(signatures: list[Any]) -> list[int]:
@@ -234,23 +270,49 @@ def canonical_netlist(netlist: dict[str, Any], top: str) -> dict[str, Any]:
     def bits_key(bits: list[Any]) -> tuple[Any, ...]:
         return tuple((1, net_col[net_at[b]]) if isinstance(b, int) else (0, b) for b in bits)
 
-    def cell_key(i: int) -> tuple[Any, ...]:
-        keyed = [(pin, bits_key(bits)) for pin, bits in pins[i]]
+    # The refinement works on flat integers: a cell's connections as net indices in pin order
+    # (constants negative), the two operands of a swappable cell apart; a net's incidences as
+    # cell index and a code for (pin class, bit index).
+    constant = {"0": -1, "1": -2, "x": -3, "z": -4}
+
+    def flat(bits: list[Any]) -> list[int]:
+        return [net_at[b] if isinstance(b, int) else constant.get(b, -5) for b in bits]
+
+    rest: list[list[int]] = []
+    operands: list[tuple[list[int], list[int]] | None] = []
+    for i, row in enumerate(pins):
+        conns = dict(row)
         if swap[i]:
-            ab = sorted(k for p, k in keyed if p in ("A", "B"))
-            keyed = [(p, k) for p, k in keyed if p not in ("A", "B")] + [("A|B", tuple(ab))]
-        return tuple(keyed)
+            operands.append((flat(conns["A"]), flat(conns["B"])))
+            rest.append([x for p, bits in row if p not in ("A", "B") for x in flat(bits)])
+        else:
+            operands.append(None)
+            rest.append([x for _, bits in row for x in flat(bits)])
+    codes = {pk: n for n, pk in enumerate(sorted({(p, k) for v in nets.values() for _, p, k in v}))}
+    stride = len(codes) + 1
+    incidences = [[(i, codes[(p, k)]) for i, p, k in nets[b]] for b in net_ids]
 
     def refine() -> None:
         nonlocal cell_col, net_col, work
         classes = len(set(cell_col)) + len(set(net_col))
         while work < WORK_BUDGET:
             work += size
-            cell_col = _ranks([(cell_col[i], cell_key(i)) for i in range(len(cells))])
+            nc = net_col
+            signatures: list[Any] = []
+            for i in range(len(cells)):
+                sig = (cell_col[i], *(nc[x] if x >= 0 else x for x in rest[i]))
+                ab = operands[i]
+                if ab is not None:
+                    ta = tuple(nc[x] if x >= 0 else x for x in ab[0])
+                    tb = tuple(nc[x] if x >= 0 else x for x in ab[1])
+                    sig = (*sig, *(min(ta, tb)), -9, *(max(ta, tb)))
+                signatures.append(sig)
+            cell_col = _ranks(signatures)
+            cc = cell_col
             net_col = _ranks(
                 [
-                    (net_col[j], tuple(sorted((cell_col[i], p, k) for i, p, k in nets[b])))
-                    for j, b in enumerate(net_ids)
+                    (nc[j], *sorted(cc[i] * stride + code for i, code in incidences[j]))
+                    for j in range(len(net_ids))
                 ]
             )
             now = len(set(cell_col)) + len(set(net_col))
