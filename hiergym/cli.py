@@ -12,15 +12,20 @@ from pathlib import Path
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from hiergym.envs.registry import broken_plugins, list_envs
+    from hiergym.envs.registry import broken_plugins, list_envs, missing_data
 
     table = Table(title="hiergym envs")
     for col in ("id", "source", "status", "entry"):
         table.add_column(col)
     for e in list_envs():
-        table.add_row(e.env_id, e.source, "ok", e.env_class)
+        try:  # the env class says what data it still needs ("needs data: ...")
+            status = missing_data(e.env_id) or "ok"
+        except Exception as err:  # noqa: BLE001 - one env's import error must not hide the list
+            status = f"cannot load: {err}"
+        table.add_row(e.env_id, e.source, escape(status), e.env_class)
     for b in broken_plugins():
         table.add_row(f"(plugin {b.name})", b.name, f"[red]broken[/red]: {b.error}", b.target)
     Console().print(table)

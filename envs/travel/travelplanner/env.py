@@ -47,8 +47,10 @@ class TravelPlannerEnv(ToolEnv):
     (default 60) actions. Both are verified.
 
     ## Arguments
-    data_dir (a folder in TravelPlanner's database layout; default ``$HIERGYM_TRAVELPLANNER_DIR``
-    or ``shared/data/travelplanner`` beside the repository; imported once into ``HIERGYM_HOME``),
+    data_dir (a folder in TravelPlanner's database layout; default ``$HIERGYM_TRAVELPLANNER_DIR``,
+    else the folder last imported with ``hiergym data import travelplanner DIR`` (recorded under
+    ``HIERGYM_HOME``), else, in a source checkout only, ``shared/data/travelplanner`` beside it;
+    imported once into ``HIERGYM_HOME``),
     queries (a JSONL file of TravelPlanner query records; default the 48 queries shipped in
     sandbox_data/travel, each proven solvable on TravelPlanner's database without flights), split
     ("train" | "dev" | "test": a hash of (org, dest)), difficulty ("easy" | "medium" | "hard":
@@ -72,17 +74,20 @@ class TravelPlannerEnv(ToolEnv):
     ):
         self.data_dir = Path(data_dir).expanduser() if data_dir else tasks.default_data_dir()
         self.queries = Path(queries).expanduser() if queries else tasks.default_queries()
-        tasks.check_data_dir(self.data_dir)
+        # An import whose source folder has gone is still usable: its database was built.
+        self.database = None if data_dir or self.data_dir else tasks.default_database()
+        if self.database is None:
+            tasks.check_data_dir(self.data_dir)
         super().__init__(*args, **kwargs)
 
     @classmethod
     def missing_data(cls) -> str | None:
-        """Why ``gym.make`` with no data_dir cannot work here (the default folder is missing)."""
-        default = tasks.default_data_dir()
-        return None if default.is_dir() else tasks.missing_data_message(default)
+        """Why ``gym.make`` with no data_dir cannot work here: "needs data: hiergym data import
+        travelplanner DIR" until an import is recorded (or the data is otherwise configured)."""
+        return tasks.missing_data()
 
     def make_sandbox(self, mode: Mode, backend: LiveBackend | None) -> Sandbox:
-        path = import_travelplanner(self.data_dir)
+        path = self.database or import_travelplanner(self.data_dir)
         self.db = open_database(path)
         return Sandbox.open("travelplanner", path, mode=mode, backend=backend)
 

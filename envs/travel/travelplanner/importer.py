@@ -261,9 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hiergym: {e}", file=sys.stderr)
         return 2
     from .database import open_database
+    from .tasks import register_import
 
+    register_import(Path(args.dir).expanduser(), path)
     db = open_database(path)
     print(f"travelplanner: {path} ({db.summary()})")
+    print('registered: gym.make("hiergym/TravelPlanner-v0") now uses it with no data_dir')
     return 0
 
 

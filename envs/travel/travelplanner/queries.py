@@ -189,6 +189,9 @@ def write_jsonl(tasks: Sequence[TravelPlannerTask], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     data_dir = Path(args[0]) if args else default_data_dir()
+    if data_dir is None:
+        print("usage: python -m hiergym.envs.travel.travelplanner.queries DATA_DIR [OUT]")
+        return 2
     out = Path(args[1]) if len(args) > 1 else default_queries()
     path = import_travelplanner(data_dir)
     tasks = generate(Sandbox("travelplanner", path), open_database(path))

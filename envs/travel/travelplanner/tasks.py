@@ -39,18 +39,93 @@ def default_queries() -> Path:
     return source_dir("travel") / "travelplanner_queries.jsonl"
 
 
-def default_data_dir() -> Path:
-    """``$HIERGYM_TRAVELPLANNER_DIR``, else ``shared/data/travelplanner`` beside the repository."""
+REGISTRY_FILE = "travelplanner-import.json"
+IMPORT_HINT = "hiergym data import travelplanner DIR"
+
+
+def registry_path() -> Path:
+    """Where ``hiergym data import travelplanner DIR`` records its import (under HIERGYM_HOME)."""
+    from hiergym.envs.sandbox import hiergym_home
+
+    return hiergym_home() / REGISTRY_FILE
+
+
+def register_import(source: Path, database: Path) -> None:
+    """Record an import, so ``gym.make("hiergym/TravelPlanner-v0")`` finds it with no argument."""
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"source": str(Path(source).resolve()), "database": str(Path(database).resolve())}
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def registered_import() -> dict[str, str] | None:
+    """The recorded import (``source`` folder and built ``database``), if any."""
+    try:
+        record = json.loads(registry_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not all(
+        isinstance(record.get(k), str) for k in ("source", "database")
+    ):
+        return None
+    return record
+
+
+def _checkout_data_dir() -> Path | None:
+    """``shared/data/travelplanner`` beside a source checkout of hiergym (a developer's clone,
+    where the package folders sit beside pyproject.toml); never looked for in an installed wheel."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "pyproject.toml").is_file() or not (root / "envs" / "core.py").is_file():
+        return None
+    found = root.parent / "shared" / "data" / "travelplanner"
+    return found if found.is_dir() else None
+
+
+def default_data_dir() -> Path | None:
+    """The data folder ``gym.make`` uses without ``data_dir``: ``$HIERGYM_TRAVELPLANNER_DIR``,
+    else the folder of the import recorded under HIERGYM_HOME, else (in a source checkout only)
+    ``shared/data/travelplanner`` beside it; None when there is none."""
     configured = os.environ.get(DATA_DIR_VARIABLE)
     if configured:
         return Path(configured).expanduser()
-    return Path(__file__).resolve().parents[4] / "shared" / "data" / "travelplanner"
+    record = registered_import()
+    if record is not None and Path(record["source"]).is_dir():
+        return Path(record["source"])
+    return _checkout_data_dir()
 
 
-def missing_data_message(data_dir: Path) -> str:
+def default_database() -> Path | None:
+    """The recorded import's database when its source folder is gone (it needs no re-import)."""
+    if os.environ.get(DATA_DIR_VARIABLE):
+        return None
+    record = registered_import()
+    if record is not None and Path(record["database"]).is_file():
+        return Path(record["database"])
+    return None
+
+
+def missing_data() -> str | None:
+    """Why ``gym.make("hiergym/TravelPlanner-v0")`` with no data_dir cannot work here, or None."""
+    folder = default_data_dir()
+    if folder is not None and folder.is_dir():
+        return None
+    if folder is None and default_database() is not None:
+        return None
+    return f"needs data: {IMPORT_HINT}"
+
+
+def missing_data_message(data_dir: Path | None) -> str:
+    where = (
+        f"no TravelPlanner data directory at {data_dir}"
+        if data_dir
+        else ("no TravelPlanner data imported")
+    )
     return (
-        f"no TravelPlanner data directory at {data_dir}; pass data_dir=<a folder with "
-        f"TravelPlanner's {', '.join(REQUIRED.values())}> to gym.make, or set {DATA_DIR_VARIABLE}"
+        f"{where}; run `{IMPORT_HINT}` once (DIR holds TravelPlanner's "
+        f"{', '.join(REQUIRED.values())}), or pass data_dir=DIR to gym.make, or set "
+        f"{DATA_DIR_VARIABLE}"
     )
 
 
@@ -270,6 +345,6 @@ def render_prompt(task: TravelPlannerTask) -> str:
     )
 
 
-def check_data_dir(data_dir: Path) -> None:
-    if not data_dir.is_dir():
+def check_data_dir(data_dir: Path | None) -> None:
+    if data_dir is None or not data_dir.is_dir():
         raise SandboxError(missing_data_message(data_dir))

@@ -12,6 +12,7 @@ import pytest
 
 from hiergym.envs.tools import ToolCall
 from hiergym.envs.travel.travelplanner import evaluate_plan
+from hiergym.envs.travel.travelplanner import tasks as tp_tasks
 from hiergym.envs.travel.travelplanner import tools as tp_tools
 from hiergym.envs.travel.travelplanner.env import TravelPlannerEnv
 from hiergym.envs.travel.travelplanner.mutants import mutants
@@ -66,13 +67,64 @@ def _travelplanner_passes(verdict, *levels):
 
 def test_make_without_the_data_fails_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_VARIABLE, str(tmp_path / "nowhere"))
-    assert "pass data_dir=" in TravelPlannerEnv.missing_data()
+    assert TravelPlannerEnv.missing_data() == "needs data: hiergym data import travelplanner DIR"
     with pytest.raises(
-        SandboxError, match="no TravelPlanner data directory at .*nowhere.*data_dir="
+        SandboxError,
+        match="no TravelPlanner data directory at .*nowhere.*hiergym data import travelplanner DIR.*data_dir=",
     ):
         gym.make(ENV_ID)
     with pytest.raises(SandboxError, match="lacks clean_accommodations_2022.csv"):
         gym.make(ENV_ID, data_dir=tmp_path)
+
+
+def test_an_import_is_registered_so_make_needs_no_argument(tmp_path, monkeypatch, capsys):
+    """`hiergym data import travelplanner DIR` records the import under HIERGYM_HOME; until then
+    `hiergym list` says what is needed, after it the env makes with no argument, also once the
+    source folder has moved (its database was built)."""
+    from hiergym.cli import main as cli
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HIERGYM_HOME", str(home))
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    monkeypatch.setattr(tp_tasks, "_checkout_data_dir", lambda: None)  # as in an installed wheel
+    monkeypatch.setenv("COLUMNS", "300")  # one table row per line
+    assert TravelPlannerEnv.missing_data() == "needs data: hiergym data import travelplanner DIR"
+    assert cli(["list"]) == 0
+    assert "needs data: hiergym data import travelplanner DIR" in capsys.readouterr().out
+    with pytest.raises(SandboxError, match="no TravelPlanner data imported; run `hiergym data"):
+        gym.make(ENV_ID)
+    source = tmp_path / "tp"
+    source.mkdir()
+    for f in DATA.iterdir():
+        (source / f.name).symlink_to(f)
+    assert cli(["data", "import", "travelplanner", str(source)]) == 0
+    assert TravelPlannerEnv.missing_data() is None
+    capsys.readouterr()
+    assert cli(["list"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "TravelPlanner" in line)
+    assert " ok " in row
+    env = gym.make(ENV_ID, split="train", difficulty="easy")
+    assert env.unwrapped.data_dir == source.resolve()
+    env.close()
+    moved = tmp_path / "moved"
+    source.rename(moved)
+    assert TravelPlannerEnv.missing_data() is None
+    env = gym.make(ENV_ID, split="train", difficulty="easy")
+    obs, _ = env.reset(seed=0)
+    assert obs and env.unwrapped.database is not None
+    env.close()
+
+
+def test_an_installed_wheel_never_looks_for_a_shared_folder(tmp_path, monkeypatch):
+    """Outside a source checkout (no pyproject.toml beside the package folders) the default data
+    folder is only the variable or the recorded import."""
+    monkeypatch.setenv("HIERGYM_HOME", str(tmp_path))
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    fake = tmp_path / "site-packages" / "hiergym" / "envs" / "travel" / "travelplanner"
+    fake.mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "travelplanner").mkdir(parents=True)
+    monkeypatch.setattr(tp_tasks, "__file__", str(fake / "tasks.py"))
+    assert tp_tasks._checkout_data_dir() is None and tp_tasks.default_data_dir() is None
 
 
 def test_every_shipped_query_is_solved_by_the_oracle_through_the_tools(base):
