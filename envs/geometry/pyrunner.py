@@ -212,9 +212,12 @@ class PythonRunner:
         self._discard()
 
     def __del__(self) -> None:
-        # At interpreter shutdown modules may be gone; nothing is left to clean with then.
-        with contextlib.suppress(Exception):
+        # At interpreter shutdown module globals (contextlib among them) may already be None:
+        # a plain try keeps that from printing "Exception ignored in __del__" on every exit.
+        try:
             self._discard()
+        except Exception:  # noqa: SIM105 - contextlib itself may be gone at shutdown
+            pass
 
     # ---- internals ----------------------------------------------------------------------
 

@@ -30,13 +30,9 @@ from typing import Any, NamedTuple
 from .clock import TIMES as _TIMES
 from .clock import parse_date, parse_hhmm
 from .geo import MODES, vehicles
+from .tools import ACTIVITY_TYPES, MAX_ACTIVITIES, MAX_COST, MAX_DAYS, MEALS
 
-ACTIVITY_TYPES = ("flight", "train", "transfer", "meal", "attraction")
 RIDES = frozenset(("flight", "train"))
-MEALS = ("breakfast", "lunch", "dinner")
-MAX_DAYS = 14
-MAX_ACTIVITIES = 40
-MAX_COST = 1e7
 
 
 class Activity(NamedTuple):

@@ -8,7 +8,10 @@ case-insensitively; anything else an agent sends comes back as a ToolError that 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field
+from typing_extensions import Required, TypedDict
 
 from hiergym.envs.tools import Toolbox, tool
 from hiergym.errors import ToolError, did_you_mean
@@ -379,8 +382,59 @@ def get_distance(
     return {"pairs": out}
 
 
+# The itinerary's JSON shape, published as a full nested JSON Schema (constrained decoding and
+# strict function calling can then help an LLM) and checked before the verifier sees it. The
+# verifier's parser (itinerary.py) stays the judge of everything finer: times, dates, ids.
+ACTIVITY_TYPES = ("flight", "train", "transfer", "meal", "attraction")
+MEALS = ("breakfast", "lunch", "dinner")
+MAX_DAYS = 14
+MAX_ACTIVITIES = 40
+MAX_COST = 1e7
+_OPEN = ConfigDict(extra="allow")  # an extra key (a note, say) is ignored, not refused
+
+Cost = Annotated[float, Field(ge=0, le=MAX_COST, description="unit price a tool quoted (USD)")]
+ActivityJSON = TypedDict(
+    "ActivityJSON",
+    {
+        "type": Required[Literal["flight", "train", "transfer", "meal", "attraction"]],
+        "start": Required[Annotated[str, Field(description="HH:MM")]],
+        "end": Required[Annotated[str, Field(description="HH:MM")]],
+        "cost": Required[Cost],
+        "number": Annotated[str, Field(description="flight or train number")],
+        "from": Annotated[str, Field(description="city (flight, train) or place id (transfer)")],
+        "to": Annotated[str, Field(description="city (flight, train) or place id (transfer)")],
+        "mode": Annotated[str, Field(description="transfer mode, e.g. taxi")],
+        "place": Annotated[str, Field(description="restaurant or attraction id")],
+        "meal": Literal["breakfast", "lunch", "dinner"],
+    },
+    total=False,
+)
+ActivityJSON.__pydantic_config__ = _OPEN  # type: ignore[attr-defined]
+
+
+class StayJSON(TypedDict):
+    place: Annotated[str, Field(description="hotel id")]
+    cost: Cost
+
+
+class DayJSON(TypedDict):
+    day: int
+    date: Annotated[str, Field(description="YYYY-MM-DD")]
+    activities: Annotated[list[ActivityJSON], Field(max_length=MAX_ACTIVITIES)]
+    accommodation: StayJSON | None
+
+
+class ItineraryJSON(TypedDict):
+    days: Annotated[list[DayJSON], Field(min_length=1, max_length=MAX_DAYS)]
+    total_cost: Annotated[float, Field(ge=0, le=MAX_COST, description="USD, the whole group")]
+
+
+for _typed in (StayJSON, DayJSON, ItineraryJSON):
+    _typed.__pydantic_config__ = _OPEN  # type: ignore[attr-defined]
+
+
 @tool(terminal=True, cache="none")
-def submit(state: Any, itinerary: dict[str, Any]) -> str:
+def submit(state: Any, itinerary: ItineraryJSON) -> str:
     """Finish: submit the itinerary (see the task for its JSON shape). Ends the episode.
 
     Args:

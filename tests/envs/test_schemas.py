@@ -35,3 +35,21 @@ def test_tool_schemas_are_standard_json_schema(env_id):
         jsonschema.validate(dict(call.arguments), tool.parameters)
         assert validate_arguments(tool, call.arguments) == []
     env.close()
+
+
+def test_travel_publishes_the_itinerary_as_a_nested_schema_not_prose():
+    env = gym.make("hiergym/Travel-v0")
+    submit = env.unwrapped.toolbox["submit"].parameters["properties"]["itinerary"]
+    day = submit["properties"]["days"]["items"]
+    activity = day["properties"]["activities"]["items"]
+    assert set(activity["required"]) == {"type", "start", "end", "cost"}
+    assert activity["properties"]["type"]["enum"] == [
+        "flight",
+        "train",
+        "transfer",
+        "meal",
+        "attraction",
+    ]
+    assert day["properties"]["accommodation"]["anyOf"][1] == {"type": "null"}
+    assert submit["properties"]["days"]["maxItems"] == 14
+    env.close()
