@@ -214,9 +214,9 @@ class PythonRunner:
     def __del__(self) -> None:
         # At interpreter shutdown module globals (contextlib among them) may already be None:
         # a plain try keeps that from printing "Exception ignored in __del__" on every exit.
-        try:
+        try:  # noqa: SIM105 - contextlib itself may be gone at shutdown
             self._discard()
-        except Exception:  # noqa: SIM105 - contextlib itself may be gone at shutdown
+        except Exception:
             pass
 
     # ---- internals ----------------------------------------------------------------------
