@@ -35,7 +35,7 @@ from hiergym.sandbox_data import source_dir
 
 from . import ppa, testbench, verilog
 
-RUNNER_VERSION = "rtl-runner-11"
+RUNNER_VERSION = "rtl-runner-12"
 """Bump when a stage's output for the same inputs changes meaning: it is part of every cache key."""
 LIBERTY_NAME = "hiergym_generic.lib"
 REQUIRED_PROGRAMS = ("iverilog", "vvp", "yosys", "yosys-abc", "prlimit")
@@ -849,7 +849,9 @@ def _miter_proof(
         ]
     lines += [
         "hierarchy -top hg_miter",
-        "opt -fast",  # merges the structure both circuits share: identical logic proves at once
+        # Merges the structure both circuits share (identical logic proves at once); only without
+        # x constants, whose meaning opt_expr may settle (an x select picked as one branch).
+        "opt -fast" if no_x else "opt_clean",
         f"log {_marker(nonce, 'prove')}",
     ]
     sat_lines: list[str] = []

@@ -294,17 +294,16 @@ def test_an_endless_loop_times_out_at_function():
     env.close()
 
 
-def test_an_inconclusive_proof_is_not_a_pass():
+def test_an_inconclusive_proof_is_decided_by_the_documented_rule():
+    """No silent 0.5: an open proof is decided by the extended simulation, and says so."""
     env = gym.make(ENV_ID, limits={"formal_s": 0.01})
     task = task_of(env, "rtl-counter-w4")
     verdict = submit(env, task, task.reference)
     formal = level(verdict, "formal")
-    assert (
-        not formal["passed"]
-        and formal["score"] == 0.5
-        and codes(verdict, "formal") == ["inconclusive", "netlist_inconclusive"]
-    )
-    assert verdict["first_failed"] == "formal" and verdict["reward"] < 1.0
+    assert formal["passed"] and formal["score"] == 1.0
+    assert codes(verdict, "formal") == ["decided_by_simulation", "netlist_decided_by_simulation"]
+    wrong = submit(env, task, oracle.inverted_output_bit(task))
+    assert wrong["reward"] < 1.0
     env.close()
 
 
