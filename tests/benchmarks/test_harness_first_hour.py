@@ -87,3 +87,30 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("hiergym ")
+
+
+def test_rebuilding_a_report_in_place_keeps_the_runs_config(tmp_path, capsys):
+    assert bench(tmp_path, "--agents", "random") == 0
+    run = tmp_path / "run"
+    before = json.loads((run / "summary.json").read_text())["config"]
+    assert before["agents"] == ["random"]
+    assert main(["report", str(run)]) == 0
+    assert json.loads((run / "summary.json").read_text())["config"] == before
+
+
+def test_funnel_plots_say_why_they_are_skipped(tmp_path, monkeypatch, caplog):
+    import builtins
+
+    from hiergym.benchmarks.plots import funnel_pngs
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with caplog.at_level("WARNING", logger="hiergym"):
+        assert funnel_pngs({"groups": []}, tmp_path) == {}
+    assert "pip install 'hiergym[plots]'" in caplog.text
