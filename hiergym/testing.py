@@ -521,13 +521,10 @@ def normalised_reward(
     """An aggregator's reward mapped onto [0, 1]: 0 = every level at score 0 and failed, 1 = every
     level passed at score 1. Gated, tiered, weighted, product, difficulty_scaled and constrained
     already span [0, 1]; ``logsigmoid_conjunction`` spans [n log s(-r/T), n log s((1-r)/T)]."""
-    from dataclasses import replace
-
-    from hiergym.rewards.aggregate import resolve
+    from hiergym.rewards.aggregate import resolve, reward_range
 
     _, fn = resolve(aggregate, **params)
-    low = fn([replace(r, score=0.0, passed=False) for r in levels], task)
-    high = fn([replace(r, score=1.0, passed=True) for r in levels], task)
+    low, high = reward_range(fn, levels, task)
     if high - low <= 0:
         raise ValueError(f"aggregator {aggregate} does not separate all-fail from all-pass")
     return (fn(list(levels), task) - low) / (high - low)
@@ -731,10 +728,9 @@ def _resolve(name: str) -> Any:
 
 
 def _span(fn: Any, levels: Sequence[Any], task: Any) -> float:
-    from dataclasses import replace
+    from hiergym.rewards.aggregate import reward_range
 
-    low = fn([replace(r, score=0.0, passed=False) for r in levels], task)
-    high = fn([replace(r, score=1.0, passed=True) for r in levels], task)
+    low, high = reward_range(fn, levels, task)
     return high - low
 
 

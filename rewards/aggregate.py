@@ -104,6 +104,19 @@ def constrained(
     return total / len(results)
 
 
+def reward_range(
+    aggregate: Callable[..., float], results: Sequence[LevelResult], task: Any = None
+) -> tuple[float, float]:
+    """(lowest, highest) reward ``aggregate`` can give levels like ``results``: every level failed
+    at score 0, and every level passed at score 1. Process-reward budgets and the hack matrix's
+    normalised rewards are fractions of this range."""
+    from dataclasses import replace
+
+    low = float(aggregate([replace(r, score=0.0, passed=False) for r in results], task))
+    high = float(aggregate([replace(r, score=1.0, passed=True) for r in results], task))
+    return low, high
+
+
 AGGREGATORS: dict[str, Callable[..., float]] = {
     f.__name__: f
     for f in (

@@ -10,7 +10,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from .aggregate import resolve
+from .aggregate import resolve, reward_range
 from .levels import Verdict
 
 TurnCheck = Callable[[Any, Any], float]
@@ -201,18 +201,17 @@ def outcome_range(env: gym.Env, task: Any = None) -> float:
         return 1.0
     aggregate = aggregate or verifier.aggregate
 
-    def results(score: float) -> list[LevelResult]:
-        return [
-            LevelResult(
-                lv.name,
-                score,
-                score >= 1.0,
-                weight=lv.weight,
-                difficulty=lv.effective_difficulty,
-                threshold=lv.threshold,
-            )
-            for lv in verifier.levels
-        ]
-
-    span = float(aggregate(results(1.0), task)) - float(aggregate(results(0.0), task))
+    levels = [
+        LevelResult(
+            lv.name,
+            1.0,
+            True,
+            weight=lv.weight,
+            difficulty=lv.effective_difficulty,
+            threshold=lv.threshold,
+        )
+        for lv in verifier.levels
+    ]
+    low, high = reward_range(aggregate, levels, task)
+    span = high - low
     return span if span > 0 else 1.0

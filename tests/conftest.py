@@ -8,6 +8,11 @@ from pathlib import Path
 # (the shopping DB takes seconds to build; every test reuses it).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HIERGYM_HOME", str(Path(tempfile.gettempdir()) / "hiergym-test-home"))
+# TravelPlanner's data, where this checkout has it beside it (../shared/data/travelplanner): the
+# conformance and fidelity tests then run on it without relying on the source-checkout fallback.
+_TRAVELPLANNER = Path(__file__).resolve().parents[2] / "shared" / "data" / "travelplanner"
+if (_TRAVELPLANNER / "distance.csv").is_file():
+    os.environ.setdefault("HIERGYM_TRAVELPLANNER_DIR", str(_TRAVELPLANNER))
 
 import gymnasium as gym  # noqa: E402
 import pytest  # noqa: E402

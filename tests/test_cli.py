@@ -125,7 +125,11 @@ def test_bench_without_envs_skips_those_whose_user_data_is_absent(tmp_path, caps
     monkeypatch.setenv("HIERGYM_TRAVELPLANNER_DIR", str(tmp_path / "nowhere"))
     args = ["bench", "--agents", "random", "--episodes", "1", "--difficulties", "easy"]
     assert main([*args, "--out", str(tmp_path / "run"), "--quiet", "--strict"]) == 0
-    assert "skipping hiergym/TravelPlanner-v0: no TravelPlanner data" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "skipping hiergym/TravelPlanner-v0: needs data: hiergym data import travelplanner DIR"
+        in err
+    )
     envs = {
         json.loads(x)["env_id"]
         for x in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
