@@ -50,7 +50,10 @@ class RTLEnv(ToolEnv):
     directory, whatever the split and difficulty), limits (a :class:`~hiergym.envs.rtl.toolchain.Limits`
     or a dict of its fields: per-stage timeouts, memory, file size, processes), ppa_target (in
     (0, 1]: the cost ratio to the reference that earns the full PPA score; below 1 asks for an
-    improvement), max_turns, mode, backend, aggregate, aggregate_params, render_mode.
+    improvement), power (estimate the design's and the reference's power from switching activity
+    in the PPA level's metrics: True, False, or None, the default, for RTLLM tasks only; it
+    costs a gate-level simulation per verdict and never changes a score), max_turns, mode,
+    backend, aggregate, aggregate_params, render_mode.
 
     Needs iverilog, vvp, yosys, yosys-abc and prlimit on PATH; ``gym.make`` says how to install
     them when they are missing.
@@ -68,11 +71,13 @@ class RTLEnv(ToolEnv):
         tasks: str = "builtin",
         limits: Limits | dict[str, Any] | None = None,
         ppa_target: float = 1.0,
+        power: bool | None = None,
         **kwargs: Any,
     ):
         self.task_dir = importer.parse_source(tasks)
         self.limits = toolchain.limits_from(limits)
         self.ppa_target = ppa_target
+        self.power = power
         super().__init__(*args, **kwargs)
 
     def make_sandbox(self, mode: Mode, backend: LiveBackend | None) -> Sandbox:
@@ -90,7 +95,12 @@ class RTLEnv(ToolEnv):
 
     def make_verifier(self, aggregate: Any, **params: Any) -> HierarchicalVerifier:
         return verifier.build_verifier(
-            self.sandbox, self.limits, aggregate, ppa_target=self.ppa_target, **params
+            self.sandbox,
+            self.limits,
+            aggregate,
+            ppa_target=self.ppa_target,
+            power=self.power,
+            **params,
         )
 
     def render_prompt(self, task: Any) -> str:

@@ -271,11 +271,15 @@ class PPALevel(_ReportLevel):
     name = "ppa"
     requires = ("function", "formal")
 
-    def __init__(self, sandbox: Any, limits: Limits, target: float = 1.0):
+    def __init__(
+        self, sandbox: Any, limits: Limits, target: float = 1.0, power: bool | None = None
+    ):
         super().__init__(sandbox, limits)
         if not 0.0 < target <= 1.0:
             raise ValueError(f"ppa_target must be in (0, 1], got {target}")
         self.target = target
+        self.power = power
+        """Estimate power too: True, False, or None (RTLLM tasks only, where it is reported)."""
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         report = self.report(ctx)
@@ -376,7 +380,12 @@ class PPALevel(_ReportLevel):
         # mean of the area, delay and power ratios is below 1 - tolerance.
         from . import power
 
-        watts = power.compare(self.sandbox, ctx.task, ctx.scratch["code"], self.limits)
+        wanted = self.power if self.power is not None else ctx.task.source == "rtllm"
+        watts = (
+            power.compare(self.sandbox, ctx.task, ctx.scratch["code"], self.limits)
+            if wanted
+            else None
+        )
         if watts:
             metrics.update(watts)
             ppa_rho = (area_ratio * delay_ratio * watts["power_ratio"]) ** (1 / 3)
@@ -390,6 +399,7 @@ def build_verifier(
     limits: Limits,
     aggregate: Any = "gated",
     ppa_target: float = 1.0,
+    power: bool | None = None,
     **params: Any,
 ) -> HierarchicalVerifier:
     return HierarchicalVerifier(
@@ -398,7 +408,7 @@ def build_verifier(
             SyntaxLevel(sandbox, limits),
             FunctionLevel(sandbox, limits),
             FormalLevel(sandbox, limits),
-            PPALevel(sandbox, limits, ppa_target),
+            PPALevel(sandbox, limits, ppa_target, power),
         ],
         aggregate,
         **params,
