@@ -53,3 +53,15 @@ def test_travel_publishes_the_itinerary_as_a_nested_schema_not_prose():
     assert day["properties"]["accommodation"]["anyOf"][1] == {"type": "null"}
     assert submit["properties"]["days"]["maxItems"] == 14
     env.close()
+
+
+def test_travelplanner_publishes_its_plan_days_as_a_schema_not_prose():
+    if missing_data("hiergym/TravelPlanner-v0"):
+        pytest.skip(missing_data("hiergym/TravelPlanner-v0"))
+    env = gym.make("hiergym/TravelPlanner-v0")
+    day = env.unwrapped.toolbox["submit"].parameters["properties"]["plan"]["items"]
+    assert "accommodation" in day["required"] and day["additionalProperties"] is False
+    assert day["properties"]["breakfast"] == {
+        "type": "string", "maxLength": 1000, "description": '"-" for none'
+    }  # fmt: skip
+    env.close()

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
+from typing_extensions import Required, TypedDict
 
 from hiergym.envs.tools import Toolbox, tool
 from hiergym.errors import ToolError
@@ -20,6 +23,7 @@ from ..clock import parse_date
 from ..tools import answer, canonical
 from ..world import per_connection
 from .database import parse_route, route_cost
+from .plan import FIELDS, MAX_FIELD_CHARS
 
 PAGE_SIZE = 20
 MODES = ("self-driving", "taxi")
@@ -212,8 +216,21 @@ def get_distance(
     return {**out, "duration": route.duration, "distance": route.distance_text, "cost": costs}
 
 
+_Field = Annotated[str, Field(max_length=MAX_FIELD_CHARS, description='"-" for none')]
+PlanDay = TypedDict(
+    "PlanDay",
+    {
+        "days": int,
+        "day": int,
+        **{name: Required[_Field] for name in FIELDS},  # type: ignore[misc]
+    },
+    total=False,
+)
+"""One day of a TravelPlanner plan, as its evaluation reads it (published as JSON Schema)."""
+
+
 @tool(terminal=True, cache="none")
-def submit(env: Any, plan: list[dict[str, Any]]) -> str:
+def submit(env: Any, plan: list[PlanDay]) -> str:
     """Finish: submit the plan in TravelPlanner's format, one entry per day (see the task). Ends
     the episode.
 
