@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
@@ -75,6 +77,40 @@ PANDAS_NA = frozenset(
     {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 )  # fmt: skip
+
+
+REGISTRY_FILE = "travelplanner-import.json"
+IMPORT_HINT = "hiergym data import travelplanner DIR"
+
+
+def registry_path() -> Path:
+    """Where ``hiergym data import travelplanner DIR`` records its import (under HIERGYM_HOME)."""
+    from hiergym.envs.sandbox import hiergym_home
+
+    return hiergym_home() / REGISTRY_FILE
+
+
+def register_import(source: Path, database: Path) -> None:
+    """Record an import, so ``gym.make("hiergym/TravelPlanner-v0")`` finds it with no argument."""
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"source": str(Path(source).resolve()), "database": str(Path(database).resolve())}
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def registered_import() -> dict[str, str] | None:
+    """The recorded import (``source`` folder and built ``database``), if any."""
+    try:
+        record = json.loads(registry_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not all(
+        isinstance(record.get(k), str) for k in ("source", "database")
+    ):
+        return None
+    return record
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -261,7 +297,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hiergym: {e}", file=sys.stderr)
         return 2
     from .database import open_database
-    from .tasks import register_import
 
     register_import(Path(args.dir).expanduser(), path)
     db = open_database(path)

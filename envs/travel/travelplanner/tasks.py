@@ -25,7 +25,7 @@ from ..clock import parse_date
 from ..rules import HOUSE_RULES, ROOM_TYPE_RULES, TRANSPORT_RULES
 from ..tasks import constraint_phrases, destination_phrase, people_phrase, split_of
 from .database import TravelPlannerDB
-from .importer import REQUIRED
+from .importer import IMPORT_HINT, REQUIRED, registered_import, registry_path  # noqa: F401
 
 LEVELS = ("easy", "medium", "hard")
 HOUSE_RULE_VALUES = tuple(HOUSE_RULES)
@@ -37,40 +37,6 @@ def default_queries() -> Path:
     """The queries shipped with hiergym, generated from TravelPlanner's database and each proven
     solvable by the oracle (see queries.py)."""
     return source_dir("travel") / "travelplanner_queries.jsonl"
-
-
-REGISTRY_FILE = "travelplanner-import.json"
-IMPORT_HINT = "hiergym data import travelplanner DIR"
-
-
-def registry_path() -> Path:
-    """Where ``hiergym data import travelplanner DIR`` records its import (under HIERGYM_HOME)."""
-    from hiergym.envs.sandbox import hiergym_home
-
-    return hiergym_home() / REGISTRY_FILE
-
-
-def register_import(source: Path, database: Path) -> None:
-    """Record an import, so ``gym.make("hiergym/TravelPlanner-v0")`` finds it with no argument."""
-    path = registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"source": str(Path(source).resolve()), "database": str(Path(database).resolve())}
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def registered_import() -> dict[str, str] | None:
-    """The recorded import (``source`` folder and built ``database``), if any."""
-    try:
-        record = json.loads(registry_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or not all(
-        isinstance(record.get(k), str) for k in ("source", "database")
-    ):
-        return None
-    return record
 
 
 def _checkout_data_dir() -> Path | None:
