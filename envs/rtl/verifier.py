@@ -380,7 +380,9 @@ class PPALevel(_ReportLevel):
         # mean of the area, delay and power ratios is below 1 - tolerance.
         from . import power
 
-        wanted = self.power if self.power is not None else ctx.task.source == "rtllm"
+        wanted = (
+            self.power if self.power is not None else getattr(ctx.task, "source", "") == "rtllm"
+        )
         watts = (
             power.compare(self.sandbox, ctx.task, ctx.scratch["code"], self.limits)
             if wanted
