@@ -350,13 +350,15 @@ def validate_value(value: Any, schema: Mapping[str, Any], path: str) -> list[str
 # Values at the edges of their types. Checked once, here, for every call of every domain, before
 # any schema check, tool, cache key or verifier sees them: they crash SQLite (surrogates, ints past
 # 64 bits), float arithmetic (ints past the float range) and comparisons (NaN).
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE_RANGE = "\ud800-\udfff"
+_CONTROL_RANGE = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"  # C0 controls but tab, newline, CR; DEL
+_SURROGATE = re.compile(f"[{_SURROGATE_RANGE}]")
+_CONTROL_CHARS = re.compile(f"[{_CONTROL_RANGE}]")
 INT_LIMIT = 2**63 - 1
 """Integers must fit in a signed 64-bit integer (SQLite's INTEGER; well inside the float range)."""
 
 
-_BAD_CHARS = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BAD_CHARS = re.compile(f"[{_SURROGATE_RANGE}{_CONTROL_RANGE}]")
 
 
 def _edge_problem(value: Any, path: str) -> str | None:

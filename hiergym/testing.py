@@ -33,6 +33,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from hiergym.rewards.wrappers import DEFAULT_BUDGET_FRACTION
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -541,7 +543,7 @@ AGGREGATE_NAMES = (
 )
 
 
-PROCESS_ALLOWANCE = 0.1
+PROCESS_ALLOWANCE = DEFAULT_BUDGET_FRACTION
 """What process rewards may add to an attack's ceiling: ProcessReward's default budget fraction."""
 
 

@@ -78,6 +78,11 @@ DEFAULT_CHECKS: dict[str, tuple[TurnCheck, float]] = {
 }
 
 
+DEFAULT_BUDGET_FRACTION = 0.1
+"""ProcessReward's default bound on the process part of a return, as a fraction of the outcome
+reward's range."""
+
+
 class ProcessReward(gym.Wrapper):
     """Per-turn process rewards on top of the outcome reward: bounded, and unfarmable by design.
 
@@ -110,7 +115,7 @@ class ProcessReward(gym.Wrapper):
         env: gym.Env,
         checks: dict[str, tuple[TurnCheck, float]] | None = None,
         domain_checks: bool = True,
-        budget_fraction: float = 0.1,
+        budget_fraction: float = DEFAULT_BUDGET_FRACTION,
     ):
         super().__init__(env)
         if not 0.0 <= budget_fraction <= 1.0:
