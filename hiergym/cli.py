@@ -505,6 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("format", choices=sorted(IMPORTERS), help="the layout of DIR")
     imp.add_argument("dir", help="the folder to import")
     imp.set_defaults(fn=_cmd_data_import)
+
+    from hiergym.commands import add_commands
+
+    add_commands(sub)
     return p
 
 
