@@ -22,7 +22,7 @@ from hiergym.envs.sandbox import Progress, build_database
 from hiergym.errors import TaskError
 from hiergym.sandbox_data import source_dir
 
-from .tasks import REQUIRED_MODULE, RTLTask
+from .problem import REQUIRED_MODULE, RTLTask
 from .verilog import parse_module
 
 GENERATOR_VERSION = "rtl-2"

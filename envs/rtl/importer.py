@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,15 +25,17 @@ from typing import Any
 
 from hiergym.errors import TaskError
 
-from . import rtllm, verilog
-from .tasks import REQUIRED_MODULE, RTLTask
+from . import rtllm
+from .problem import DEFAULT_FORMAL_DEPTH, REQUIRED_MODULE, RTLTask, infer_clocking
 from .testbench import VE_RESULT_LITERAL
-from .verilog import Port, module_names, parse_module, rename_modules
+from .verilog import module_names, parse_module, rename_modules
 
 PREFIX = "verilog-eval:"
 REFERENCE_MODULE = "RefModule"
 RESET_NAMES = {"reset": 1, "rst": 1, "areset": 1, "resetn": 0, "aresetn": 0, "rst_n": 0}
-DEFAULT_FORMAL_DEPTH = 20
+
+
+__all__ = ["infer_clocking", "load_directory", "load_problem", "main", "parse_source"]
 
 
 @dataclass(frozen=True)
@@ -43,36 +44,6 @@ class TaskSource:
 
     kind: str  # "verilog-eval" | "rtllm"
     path: Path
-
-
-_RESET_NAME = re.compile(r"^(?:[a-z]?(?:rst|reset)(?:_?n|_?b)?|a?reset_?n?|clr|clear)$", re.I)
-_CLOCK_NAME = re.compile(r"^(?:clk|clock|ck)(?:_?\w*)?$|^\w*_(?:clk|clock)$", re.I)
-
-
-def _reset_level(name: str) -> int:
-    """Active level of a reset by its name: ``rst_n``, ``resetn``, ``arstn``, ``rst_b``, ``rstb`` are low."""
-    low = name.lower()
-    return 0 if low.endswith(("n", "b")) else 1
-
-
-def infer_clocking(
-    reference: str, module: str, ports: tuple[Port, ...]
-) -> tuple[str, str | None, str | None, int]:
-    """``(kind, clock, reset, reset_active)`` of a reference, read from the design itself: the
-    clocks are the inputs its always blocks are edge-triggered on that are not resets (so
-    ``clock``, ``CLK``, ``clk_in`` and ``wclk`` are clocks), falling back to clock-like names;
-    the reset is the first reset-named input (``rst``, ``reset``, ``rst_n``, ``areset``, ...),
-    active low when its name ends in ``n`` or ``b``. A design with no clock is combinational."""
-    inputs = [p.name for p in ports if p.direction == "input" and p.width == 1]
-    edges = [n for n in verilog.edge_signals(reference) if n in inputs]
-    resets = [n for n in inputs if _RESET_NAME.match(n)]
-    clocks = [n for n in edges if n not in resets]
-    if not clocks:
-        clocks = [n for n in inputs if _CLOCK_NAME.match(n) and n not in resets]
-    if not clocks:
-        return "comb", None, None, 1
-    reset = resets[0] if resets else None
-    return "seq", clocks[0], reset, _reset_level(reset) if reset else 1
 
 
 def parse_source(spec: str) -> TaskSource | None:

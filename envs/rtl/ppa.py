@@ -14,7 +14,7 @@ of ``rtl-uart_tx-cpb4``: 142 cells, 187 ps; the same reference inside a wrapper:
   commutative cell unordered, ties individualised one cell at a time) and written back in that
   order under generated names. Two designs that elaborate to the same cells, in any order and
   under any names, hand the rest of the flow the same input and get the same area and delay.
-* :func:`calibrate` — the reference's figures stand for an envelope: the reference and rewrites
+* :func:`hiergym.envs.rtl.tools.calibrate` — the reference's figures stand for an envelope: the reference and rewrites
   of it that change nothing in the circuit (:func:`rewrites`) are all measured; the worst of them
   is the bar for full credit, the best the one a design must clearly beat (by the PPA tolerance)
   to count as better than the reference, and the spread is reported with the verdict.
@@ -476,64 +476,6 @@ def cost(area: float, delay_ps: float) -> float:
 
 
 FIGURES = ("cells", "area", "delay_ps", "depth")
-
-
-def calibrate(sandbox: Any, task: Any, limits: Any) -> dict[str, Any]:
-    """The reference's PPA envelope over :func:`rewrites`, each synthesized through the sandbox's
-    cache under the same key as a ``synthesize`` call (the reference's own run is the one the
-    ``synthesize`` tool shows next to a design): after a task's first verdict it costs lookups.
-
-    Returns ``{"ok": True, "worst": figures, "best": figures, "spread": worst/best - 1 (in
-    cost), "variants": {name: figures}}``; a transient run (a limit hit) is returned as that
-    run's report, uncached, so the caller reports the reference as unavailable; a rewrite that
-    does not synthesize where the reference does is left out (it is not the reference's
-    circuit's fault)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from . import toolchain, tools
-
-    scope = toolchain.scope(task, limits)
-    designs = rewrites(task)
-
-    def measure(code: str) -> dict[str, Any]:
-        return tools.memo_unless_transient(
-            sandbox,
-            "synthesize_design",
-            {"code": code},
-            lambda: toolchain.synthesize_design(task, code, limits),
-            scope,
-        )
-
-    reports = {
-        name: sandbox.lookup("synthesize_design", {"code": c}, scope) for name, c in designs.items()
-    }
-    missing = [name for name, r in reports.items() if r is None]
-    if missing:
-        with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
-            for name, report in zip(
-                missing, pool.map(lambda n: measure(designs[n]), missing), strict=True
-            ):
-                reports[name] = report
-    for report in reports.values():
-        if toolchain.is_transient(report):
-            return report
-    if not reports["reference"].get("ok"):
-        return reports["reference"]
-    variants = {
-        name: {k: r[k] for k in FIGURES}
-        for name, r in reports.items()
-        if r.get("ok") and not r.get("unmapped_cells")
-    }
-    ranked = sorted(variants.values(), key=lambda f: (cost(f["area"], f["delay_ps"]), f["area"]))
-    worst, best = ranked[-1], ranked[0]
-    spread = cost(worst["area"], worst["delay_ps"]) / cost(best["area"], best["delay_ps"]) - 1
-    return {
-        "ok": True,
-        "worst": worst,
-        "best": best,
-        "spread": round(spread, 6),
-        "variants": variants,
-    }
 
 
 def main(argv: list[str]) -> int:

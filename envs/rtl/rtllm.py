@@ -38,7 +38,11 @@ from typing import Any
 from hiergym.errors import TaskError, ToolError
 
 from . import verilog
-from .tasks import RTLTask
+from .problem import DEFAULT_FORMAL_DEPTH, RTLTask, infer_clocking
+from .testbench import pass_text, rtllm_bench, safe_testbench
+
+__all__ = ["bench", "load_designs", "load_directory", "main", "pass_text", "safe_testbench"]
+bench = rtllm_bench
 
 PREFIX = "rtllm:"
 DESCRIPTION = "design_description.txt"
@@ -46,12 +50,6 @@ TESTBENCH = "testbench.v"
 MAX_DATA_FILE_BYTES = 1 << 20
 _SKIPPED_FILES = {DESCRIPTION, TESTBENCH, "makefile", "Makefile"}
 _MODULE_LINE = re.compile(r"Module name:\s*([A-Za-z_][\w$]*)")
-_DUMP = re.compile(r"\$(?:\w*[dD]ump\w*|vcdplus\w*)\s*(\([^;]*\))?\s*;")
-
-
-def pass_text(text: str) -> bool:
-    """RTLLM's own pass rule (auto_run.py): the output contains ``Pass`` or ``pass``."""
-    return "Pass" in text or "pass" in text
 
 
 @dataclass
@@ -127,8 +125,6 @@ def _data_files(folder: Path, reference: Path) -> dict[str, str]:
 
 def load_design(folder: Path, split: str = "test", difficulty: str = "medium") -> Design:
     """One design folder; a design that cannot be served has ``task=None`` and its problems."""
-    from .importer import DEFAULT_FORMAL_DEPTH, infer_clocking
-
     design = Design(folder.name, folder)
     reference_path = _reference_file(folder)
     missing = [n for n in (DESCRIPTION, TESTBENCH) if not (folder / n).is_file()]
@@ -225,61 +221,6 @@ def load_directory(root: Path, split: str = "test", difficulty: str = "medium") 
     if not tasks:
         raise TaskError(f"none of the RTLLM designs under {root} can be served")
     return tasks
-
-
-# --------------------------------------------------------------------------------------------
-# The testbench, made safe
-
-
-def safe_testbench(source: str, top: str, nonce: str) -> str:
-    """RTLLM's testbench with its modules renamed (``top`` to ``hg_tb_<nonce>``, every other one
-    it declares to ``hg_<nonce>_<name>``), every string literal RTLLM's rule would read as a pass
-    line prefixed with the nonce, and waveform dumps removed. The design's module keeps its name
-    (the testbench instantiates it)."""
-    renames = {n: f"hg_{nonce}_{n}" for n in verilog.module_names(source)}
-    renames[top] = f"hg_tb_{nonce}"
-    text = verilog.rename_modules(source, renames)
-    out: list[str] = []
-    pos = 0
-    for kind, start, end in verilog._literals(text):
-        if kind == "string" and pass_text(text[start:end]):
-            out.append(text[pos : start + 1])
-            out.append(f"{nonce} ")
-            pos = start + 1
-    out.append(text[pos:])
-    return _DUMP.sub(";", "".join(out))
-
-
-def bench(task: Any, nonce: str) -> Any:
-    """The :class:`~hiergym.envs.rtl.testbench.Bench` of an RTLLM task: passed when a line of the
-    output starts with this run's nonce and passes RTLLM's rule."""
-    from .testbench import Bench
-
-    spec = json.loads(task.testbench)
-    files = {name: text for name, text in spec.get("files", {}).items()}
-    files["tb.v"] = safe_testbench(spec["testbench"], spec["top"], nonce)
-
-    def parse(stdout: str, result_text: str) -> dict[str, Any]:
-        stamped = [ln for ln in stdout.splitlines() if ln.strip().startswith(nonce)]
-        passed = any(pass_text(ln.replace(nonce, "", 1)) for ln in stamped)
-        if not stamped:
-            return {"ok": False, "status": "no_result", "samples": 1, "matching": 0, "score": 0.0}
-        hints = [ln.strip() for ln in stdout.splitlines() if nonce not in ln][-10:]
-        return {
-            "ok": passed,
-            "status": "completed",
-            "samples": 1,
-            "matching": int(passed),
-            "score": float(passed),
-            "hints": [] if passed else hints[:5],
-        }
-
-    def console(stdout: str) -> str:
-        return "\n".join(
-            ln for ln in stdout.splitlines() if nonce not in ln and "$finish called" not in ln
-        )
-
-    return Bench(files, ["tb.v"], f"hg_tb_{nonce}", None, parse, console)
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,71 +2,19 @@
 
 Built-in problems come from sandbox_data/rtl/ (see :mod:`hiergym.envs.rtl.data`); VerilogEval-format
 problems come from a directory (``tasks="verilog-eval:DIR"``, see :mod:`hiergym.envs.rtl.importer`).
-A task carries everything the toolchain needs, so a result is a pure function of (task, code) and
-:attr:`RTLTask.fingerprint` can key the cache.
+The record itself, :class:`RTLTask`, lives in :mod:`~hiergym.envs.rtl.problem` (every source of
+problems builds it); it is re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from hiergym.envs.core import TaskSet, load_task_table
 
-from .verilog import Port
+from .problem import REQUIRED_MODULE, RTLTask
 
-REQUIRED_MODULE = "TopModule"
-
-
-@dataclass(frozen=True)
-class RTLTask:
-    task_id: str
-    split: str
-    difficulty: str
-    family: str
-    kind: str  # "comb" | "seq"
-    spec: str
-    ports: tuple[Port, ...]
-    reference: str
-    """The reference implementation; its top module is named :attr:`module`."""
-    module: str = REQUIRED_MODULE
-    clock: str | None = None
-    reset: str | None = None
-    reset_active: int = 1
-    stimulus: str = "{}"
-    """Per-input stimulus hints as canonical JSON (see sandbox_data/rtl/families.json)."""
-    samples: int = 1000
-    formal_depth: int = 20
-    testbench: str | None = None
-    """A VerilogEval testbench (module ``tb``); ``None``: the verifier generates one."""
-    source: str = "builtin"
-
-    @property
-    def fingerprint(self) -> str:
-        """A hash of everything that decides a toolchain result for this task."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:24]
-
-    def interface(self) -> str:
-        """The module header the agent must implement."""
-        width = max((len(f"[{p.width - 1}:0]") for p in self.ports if p.width > 1), default=0)
-        lines = []
-        for p in self.ports:
-            rng = f"[{p.width - 1}:0]" if p.width > 1 else ""
-            lines.append(f"    {p.direction:<6} {rng:<{width}} {p.name}".rstrip())
-        return f"module {self.module} (\n" + ",\n".join(lines) + "\n);"
-
-    def to_json(self) -> str:
-        d = asdict(self)
-        d["ports"] = [p.to_dict() for p in self.ports]
-        return json.dumps(d, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> RTLTask:
-        d = json.loads(text)
-        d["ports"] = tuple(Port(**p) for p in d["ports"])
-        return cls(**d)
+__all__ = ["REQUIRED_MODULE", "RTLTask", "all_tasks", "find_task", "load_tasks", "render_prompt"]
 
 
 def render_prompt(task: RTLTask) -> str:

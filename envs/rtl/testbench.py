@@ -163,10 +163,8 @@ class Bench:
 
 
 def build(task: Any, nonce: str) -> Bench:
-    if task.source == "rtllm" and task.testbench:  # RTLLM's own testbench, made safe (rtllm.py)
-        from . import rtllm
-
-        return rtllm.bench(task, nonce)
+    if task.source == "rtllm" and task.testbench:  # RTLLM's own testbench, made safe
+        return rtllm_bench(task, nonce)
     if task.testbench:
         return _verilog_eval_bench(task, nonce)
     return _generated_bench(task, nonce)
@@ -378,3 +376,63 @@ def _verilog_eval_bench(task: Any, nonce: str) -> Bench:
         )
 
     return Bench(files, ["tb.sv", "reference.sv"], top, None, parse, console)
+
+
+# --------------------------------------------------------------------------------------------
+# RTLLM testbenches (the layout is read by rtllm.py): made as safe as the VerilogEval ones
+
+_RTLLM_DUMP = re.compile(r"\$(?:\w*[dD]ump\w*|vcdplus\w*)\s*(\([^;]*\))?\s*;")
+
+
+def pass_text(text: str) -> bool:
+    """RTLLM's own pass rule (auto_run.py): the output contains ``Pass`` or ``pass``."""
+    return "Pass" in text or "pass" in text
+
+
+def safe_testbench(source: str, top: str, nonce: str) -> str:
+    """RTLLM's testbench with its modules renamed (``top`` to ``hg_tb_<nonce>``, every other one
+    it declares to ``hg_<nonce>_<name>``), every string literal RTLLM's rule would read as a pass
+    line prefixed with the nonce, and waveform dumps removed. The design's module keeps its name
+    (the testbench instantiates it)."""
+    renames = {n: f"hg_{nonce}_{n}" for n in verilog.module_names(source)}
+    renames[top] = f"hg_tb_{nonce}"
+    text = verilog.rename_modules(source, renames)
+    out: list[str] = []
+    pos = 0
+    for kind, start, end in verilog._literals(text):
+        if kind == "string" and pass_text(text[start:end]):
+            out.append(text[pos : start + 1])
+            out.append(f"{nonce} ")
+            pos = start + 1
+    out.append(text[pos:])
+    return _RTLLM_DUMP.sub(";", "".join(out))
+
+
+def rtllm_bench(task: Any, nonce: str) -> Bench:
+    """The :class:`~hiergym.envs.rtl.testbench.Bench` of an RTLLM task: passed when a line of the
+    output starts with this run's nonce and passes RTLLM's rule."""
+    spec = json.loads(task.testbench)
+    files = {name: text for name, text in spec.get("files", {}).items()}
+    files["tb.v"] = safe_testbench(spec["testbench"], spec["top"], nonce)
+
+    def parse(stdout: str, result_text: str) -> dict[str, Any]:
+        stamped = [ln for ln in stdout.splitlines() if ln.strip().startswith(nonce)]
+        passed = any(pass_text(ln.replace(nonce, "", 1)) for ln in stamped)
+        if not stamped:
+            return {"ok": False, "status": "no_result", "samples": 1, "matching": 0, "score": 0.0}
+        hints = [ln.strip() for ln in stdout.splitlines() if nonce not in ln][-10:]
+        return {
+            "ok": passed,
+            "status": "completed",
+            "samples": 1,
+            "matching": int(passed),
+            "score": float(passed),
+            "hints": [] if passed else hints[:5],
+        }
+
+    def console(stdout: str) -> str:
+        return "\n".join(
+            ln for ln in stdout.splitlines() if nonce not in ln and "$finish called" not in ln
+        )
+
+    return Bench(files, ["tb.v"], f"hg_tb_{nonce}", None, parse, console)

@@ -9,12 +9,13 @@ other sharing the ToolCache, costs a lookup instead of a toolchain run.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hiergym.envs.tools import Toolbox, tool
 from hiergym.errors import ToolError
 
-from . import toolchain
+from . import ppa, toolchain
 from .toolchain import Limits
 
 DEFAULT_LIMITS = Limits()
@@ -43,7 +44,7 @@ def uncached_if_transient(report: dict[str, Any]) -> dict[str, Any]:
 
 def reference_ppa(sandbox: Any, task: Any, limits: Limits) -> dict[str, Any]:
     """The reference's synthesis report, through the same cache as any synthesize call. Its
-    envelope (:func:`ppa.calibrate`, the bars PPA is scored against) is measured with it, once
+    envelope (:func:`calibrate`, the bars PPA is scored against) is measured with it, once
     per problem, so the verdict after a synthesize call finds both in the cache."""
     report = memo_unless_transient(
         sandbox,
@@ -53,9 +54,7 @@ def reference_ppa(sandbox: Any, task: Any, limits: Limits) -> dict[str, Any]:
         toolchain.scope(task, limits),
     )
     if report.get("ok"):
-        from . import ppa
-
-        ppa.calibrate(sandbox, task, limits)
+        calibrate(sandbox, task, limits)
     return report
 
 
@@ -71,6 +70,64 @@ def memo_unless_transient(
     if toolchain.is_transient(result):
         return result
     return sandbox.memo(name, args, lambda: result, scope)
+
+
+def calibrate(sandbox: Any, task: Any, limits: Any) -> dict[str, Any]:
+    """The reference's PPA envelope over :func:`ppa.rewrites`, each synthesized through the sandbox's
+    cache under the same key as a ``synthesize`` call (the reference's own run is the one the
+    ``synthesize`` tool shows next to a design): after a task's first verdict it costs lookups.
+
+    Returns ``{"ok": True, "worst": figures, "best": figures, "spread": worst/best - 1 (in
+    cost), "variants": {name: figures}}``; a transient run (a limit hit) is returned as that
+    run's report, uncached, so the caller reports the reference as unavailable; a rewrite that
+    does not synthesize where the reference does is left out (it is not the reference's
+    circuit's fault)."""
+    scope = toolchain.scope(task, limits)
+    designs = ppa.rewrites(task)
+
+    def measure(code: str) -> dict[str, Any]:
+        return memo_unless_transient(
+            sandbox,
+            "synthesize_design",
+            {"code": code},
+            lambda: toolchain.synthesize_design(task, code, limits),
+            scope,
+        )
+
+    reports = {
+        name: sandbox.lookup("synthesize_design", {"code": c}, scope) for name, c in designs.items()
+    }
+    missing = [name for name, r in reports.items() if r is None]
+    if missing:
+        with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
+            for name, report in zip(
+                missing, pool.map(lambda n: measure(designs[n]), missing), strict=True
+            ):
+                reports[name] = report
+    for report in reports.values():
+        if toolchain.is_transient(report):
+            return report
+    if not reports["reference"].get("ok"):
+        return reports["reference"]
+    variants = {
+        name: {k: r[k] for k in ppa.FIGURES}
+        for name, r in reports.items()
+        if r.get("ok") and not r.get("unmapped_cells")
+    }
+    ranked = sorted(
+        variants.values(), key=lambda f: (ppa.cost(f["area"], f["delay_ps"]), f["area"])
+    )
+    worst, best = ranked[-1], ranked[0]
+    spread = (
+        ppa.cost(worst["area"], worst["delay_ps"]) / ppa.cost(best["area"], best["delay_ps"]) - 1
+    )
+    return {
+        "ok": True,
+        "worst": worst,
+        "best": best,
+        "spread": round(spread, 6),
+        "variants": variants,
+    }
 
 
 @tool(cache="persistent", scope=scope_of)

@@ -30,7 +30,7 @@
   ``min(1, target * (1 + tolerance) / rho)``: continuous, 1.0 at the reference with the default
   ``target=1``; ``target < 1`` asks for an improvement and rewards it continuously. A
   ``beats_reference`` finding marks ``rho < 1 - tolerance``. The reference is an envelope
-  (:func:`ppa.calibrate`): it and rewrites of it that change nothing in the circuit (a wrapper,
+  (:func:`tools.calibrate`): it and rewrites of it that change nothing in the circuit (a wrapper,
   outputs inverted twice, ports reordered) are all synthesized; ``rho`` for the score is taken
   against the worst of them, for ``beats_reference`` against the best, and the spread is in the
   metrics (``reference_spread``; a finding when it is not 0). Synthesis itself puts the
@@ -91,7 +91,7 @@ def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, An
         if ref.get("ok"):
             result["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}
             # The bars PPA is scored against: the envelope of the reference's rewrites.
-            envelope = ppa.calibrate(sandbox, task, limits)
+            envelope = tools.calibrate(sandbox, task, limits)
             if envelope.get("ok"):
                 result["reference_envelope"] = {k: v for k, v in envelope.items() if k != "ok"}
             elif toolchain.is_transient(envelope):
@@ -325,7 +325,7 @@ class PPALevel(_ReportLevel):
         area_ratio = (syn["area"] + AREA_FLOOR) / (ref["area"] + AREA_FLOOR)
         delay_ratio = (syn["delay_ps"] + DELAY_FLOOR_PS) / (ref["delay_ps"] + DELAY_FLOOR_PS)
         rho = math.sqrt(area_ratio * delay_ratio)
-        # The reference stands for its envelope (ppa.calibrate: the reference and rewrites of it
+        # The reference stands for its envelope (tools.calibrate: the reference and rewrites of it
         # that change nothing in the circuit): reaching the worst of them is full credit, and
         # only a cost clearly below the best (by more than the PPA tolerance) beats it.
         envelope = syn.get("reference_envelope") or {"worst": ref, "best": ref, "spread": 0.0}

@@ -18,7 +18,13 @@ in its order from what they import and what imports them:
 * travel's ``process`` (turn checks for process rewards; imports data) sits after the verifier,
   ``recorder`` (plays a planner's calls and proves them against a verifier it is given) just before
   the oracle;
-* ``mutants`` and ``attacks`` (built from the oracle's solutions) sit after the oracle, before env.
+* ``mutants`` and ``attacks`` (built from the oracle's solutions) sit after the oracle, before env;
+* RTL: ``verilog`` (the slang front-end: ports, the construct scan) and ``problem`` (the task
+  record every source of problems builds, and the clocking read from a reference) sit first;
+  ``ppa`` (the canonical netlist form, also run as a script inside synthesis) and ``testbench``
+  (the generated, VerilogEval and RTLLM benches) before the benchmark readers ``rtllm`` and
+  ``importer``, which sit before data; ``toolchain`` (iverilog/yosys runs) before the tools,
+  ``power`` (gate-level switching activity) before the verifier that reports it.
 
 ``__init__.py`` is ``register()`` only and is not part of the chain. A sub-package (TravelPlanner)
 has its own order; the modules it uses from its parent are listed in it as ``..name``, in the
@@ -49,8 +55,8 @@ ORDERS: dict[str, tuple[str, ...]] = {
         *("verifier", "oracle", "attacks", "env"),
     ),
     "rtl": (
-        *("verilog", "ppa", "testbench", "rtllm", "importer", "data", "toolchain", "tools"),
-        *("tasks", "power", "verifier", "oracle", "attacks", "env"),
+        *("verilog", "problem", "ppa", "testbench", "rtllm", "importer", "data", "toolchain"),
+        *("tools", "tasks", "power", "verifier", "oracle", "attacks", "env"),
     ),
     "travel/travelplanner": (
         *("..clock", "..rules", "..world", "..tools", "..tasks", "..levels", "..recorder"),
@@ -59,14 +65,7 @@ ORDERS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-REFACTORING = pytest.mark.xfail(strict=True, reason="being refactored in issue 10 work")
-DOMAINS = [
-    "shopping",
-    "travel",
-    "geometry",
-    pytest.param("rtl", marks=REFACTORING),
-    "travel/travelplanner",
-]
+DOMAINS = ["shopping", "travel", "geometry", "rtl", "travel/travelplanner"]
 
 
 def imports_of(path: Path, package: str) -> list[tuple[int, str]]:

@@ -11,7 +11,7 @@ import random
 import gymnasium as gym
 import pytest
 
-from hiergym.envs.rtl import attacks, oracle, ppa, tasks, toolchain
+from hiergym.envs.rtl import attacks, oracle, ppa, tasks, toolchain, tools
 from hiergym.envs.rtl.toolchain import Limits
 from hiergym.envs.rtl.verifier import PPALevel
 from hiergym.envs.rtl.verilog import rename_modules
@@ -296,7 +296,7 @@ def test_the_envelope_of_a_problem_is_recorded_and_flat(env):
     """With the canonical flow every rewrite of the reference synthesizes alike: the envelope
     is one point, the spread 0."""
     task = task_of(env, "rtl-uart_tx-cpb4")
-    envelope = ppa.calibrate(env.unwrapped.sandbox, task, Limits())
+    envelope = tools.calibrate(env.unwrapped.sandbox, task, Limits())
     assert envelope["ok"] and set(envelope["variants"]) == set(ppa.rewrites(task))
     assert envelope["spread"] == 0.0 and envelope["worst"] == envelope["best"]
     metrics = ppa_level(verdict_of(env, task, task.reference))["metrics"]
