@@ -36,6 +36,34 @@ def _fresh_code(task: Any, tag: str) -> str:
     return task.reference + f"\n// perf {tag} {os.getpid()} {time.time_ns()} {next(_fresh)}\n"
 
 
+def _failing_code(task: Any, tag: str) -> str:
+    """A fresh copy of a wrong design (one output bit inverted): it fails simulation."""
+    from hiergym.envs.rtl.oracle import inverted_output_bit
+
+    return (
+        inverted_output_bit(task)
+        + f"\n// perf {tag} {os.getpid()} {time.time_ns()} {next(_fresh)}\n"
+    )
+
+
+def _bare_simulation(task: Any) -> None:
+    """iverilog + vvp on the design and the verifier's testbench, nothing else (the floor)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from hiergym.envs.rtl import testbench
+
+    bench = testbench.build(task, "0123456789abcdef")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in bench.files.items():
+            (Path(tmp) / name).write_text(text)
+        (Path(tmp) / "design.v").write_text(_fresh_code(task, "bare"))
+        argv = ["iverilog", "-g2012", "-o", "sim.vvp", "-s", bench.top, *bench.sources, "design.v"]
+        subprocess.run(argv, cwd=tmp, check=True, capture_output=True)
+        subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp, check=True, capture_output=True)
+
+
 def _trajectory(task: Any, code: str) -> Trajectory:
     traj = Trajectory(task)
     traj.submission = ToolCall("submit", {"code": code})
@@ -106,6 +134,22 @@ def run() -> dict[str, float]:
     figures["cold_verdict_ms"] = _median_ms(
         lambda: base.verifier.verify(_trajectory(task, _fresh_code(task, "verdict")), task)
     )
+    # Issue 12's targets: a cold verdict of this small passing design against a bare
+    # iverilog + vvp run of it (the same testbench, no limits, no checks), and a failing design's
+    # verdict against its simulation stage.
+    figures["bare_iverilog_vvp_ms"] = _median_ms(lambda: _bare_simulation(task))
+    figures["cold_verdict_over_bare_simulation"] = (
+        figures["cold_verdict_ms"] / figures["bare_iverilog_vvp_ms"]
+    )
+    figures["failing_verdict_ms"] = _median_ms(
+        lambda: base.verifier.verify(_trajectory(task, _failing_code(task, "verdict")), task)
+    )
+    figures["failing_simulate_ms"] = _median_ms(
+        lambda: toolchain.simulate_design(task, _failing_code(task, "stage"), limits)
+    )
+    figures["failing_verdict_over_simulate"] = (
+        figures["failing_verdict_ms"] / figures["failing_simulate_ms"]
+    )
     warm = _trajectory(task, task.reference)
     base.verifier.verify(warm, task)
     figures["cached_verdict_ms"] = per_call_ms(lambda: base.verifier.verify(warm, task))
@@ -141,3 +185,109 @@ def run() -> dict[str, float]:
     figures["oracle_problems_at_1"] = sum(r == 1.0 for _, r in results)
     env.close()
     return {k: round(v, 4) for k, v in figures.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Fidelity: every reference of an imported benchmark, through its own testbench and the verdict
+#
+#   python -m hiergym.benchmarks.perf.rtl fidelity verilog-eval:DIR rtllm:DIR --out FILE.json
+#
+# Per problem: whether the reference passes the benchmark's own testbench (VerilogEval's
+# "Mismatches: 0", RTLLM's pass line; the testbench made safe as the function level runs it), the
+# reward of the reference submitted as the answer, each level, and why it is below 1.0. The JSON
+# file is rewritten after every problem, so a long run can be read while it goes.
+
+
+def _fidelity_entry(base: Any, task: Any, limits: Limits) -> dict[str, Any]:
+    start = time.perf_counter()
+    own = toolchain.run_testbench(task, task.reference, limits)
+    entry: dict[str, Any] = {
+        "kind": task.kind,
+        "clock": task.clock,
+        "passes_own_testbench": bool(own.get("ok")),
+        "own_testbench": {k: own.get(k) for k in ("status", "samples", "matching")},
+    }
+    verdict = base.verifier.verify(_trajectory(task, task.reference), task)
+    entry["reward"] = verdict.reward
+    entry["levels"] = {
+        r.name: {
+            "passed": r.passed,
+            "score": round(r.score, 6),
+            "findings": [f"{f.code}: {f.message[:300]}" for f in r.findings[:3]],
+        }
+        for r in verdict.levels
+    }
+    if verdict.reward < 1.0:
+        failed = verdict.first_failed or next(
+            (r.name for r in verdict.levels if r.score < 1.0), None
+        )
+        entry["why"] = f"{failed}: " + "; ".join(
+            entry["levels"].get(failed, {}).get("findings", [])
+        )
+    entry["seconds"] = round(time.perf_counter() - start, 2)
+    return entry
+
+
+def fidelity(sources: list[str], out: Any) -> dict[str, Any]:
+    """Run every reference of each ``verilog-eval:DIR`` / ``rtllm:DIR`` source; write ``out``."""
+    import json
+    from pathlib import Path
+
+    from hiergym.envs.rtl import importer, rtllm
+
+    out = Path(out)
+    report: dict[str, Any] = {"sources": {}}
+    limits = Limits()
+    for source in sources:
+        src = importer.parse_source(source)
+        if src is None:
+            raise SystemExit(f"{source!r} is not a verilog-eval:DIR or rtllm:DIR source")
+        if src.kind == "rtllm":
+            designs = rtllm.load_designs(src.path)
+            loaded = [d.task for d in designs if d.task is not None]
+            broken = {f"rtllm-{d.name}": "; ".join(d.problems) for d in designs if d.task is None}
+        else:
+            loaded, broken = importer.load_directory(src), {}
+        env = gym.make("hiergym/RTL-v0", tasks=source)
+        base = env.unwrapped
+        entries: dict[str, Any] = {
+            k: {"loads": False, "why": f"load: {v}"} for k, v in broken.items()
+        }
+        section = report["sources"][source] = {"problems": entries}
+        for task in loaded:
+            try:
+                entries[task.task_id] = {"loads": True, **_fidelity_entry(base, task, limits)}
+            except Exception as e:  # a verifier bug: recorded, and the run goes on
+                entries[task.task_id] = {"loads": True, "error": f"{type(e).__name__}: {e}"}
+            values = list(entries.values())
+            own = [e for e in values if e.get("passes_own_testbench")]
+            section["summary"] = {
+                "problems": len(broken) + len(loaded),
+                "done": len(values),
+                "load": sum(1 for e in values if e["loads"]),
+                "pass_own_testbench": len(own),
+                "of_those_reward_1": sum(1 for e in own if e.get("reward") == 1.0),
+                "below_1_despite_own_testbench": sorted(
+                    k
+                    for k, e in entries.items()
+                    if e.get("passes_own_testbench") and e.get("reward") != 1.0
+                ),
+            }
+            out.write_text(json.dumps(report, indent=2, sort_keys=True))
+        env.close()
+    return report
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m hiergym.benchmarks.perf.rtl")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fid = sub.add_parser("fidelity", help="every reference of imported benchmarks, own testbench")
+    fid.add_argument("sources", nargs="+", help="verilog-eval:DIR or rtllm:DIR")
+    fid.add_argument("--out", required=True, help="the JSON report (rewritten per problem)")
+    args = parser.parse_args()
+    result = fidelity(args.sources, args.out)
+    for name, section in result["sources"].items():
+        print(name, section.get("summary"), file=sys.stderr)
