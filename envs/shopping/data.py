@@ -90,14 +90,17 @@ def _variants(
     return variants
 
 
-def generate_products(vocab: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every product document, category by category, family by family."""
+def generate_products(
+    vocab: dict[str, Any], per_category: int = PRODUCTS_PER_CATEGORY
+) -> list[dict[str, Any]]:
+    """Every product document, category by category, family by family (``per_category`` each: the
+    shipped catalog has the default; benchmarks/perf/shopping.py grows it to sweep catalog sizes)."""
     products: list[dict[str, Any]] = []
     taken: set[str] = set()
     for ci, cat in enumerate(vocab["categories"]):
         rng = random.Random(f"hiergym/shopping/{ci}/{cat['path']}")
         count = 0
-        while count < PRODUCTS_PER_CATEGORY:
+        while count < per_category:
             ptype = rng.choice(cat["types"])
             core = rng.sample(cat["attributes"], 3)
             others = [a for a in cat["attributes"] if a not in core]
@@ -146,7 +149,7 @@ def generate_products(vocab: dict[str, Any]) -> list[dict[str, Any]]:
                     }
                 )
                 count += 1
-                if count == PRODUCTS_PER_CATEGORY:
+                if count == per_category:
                     break
     return products
 

@@ -70,6 +70,76 @@ def _price(value: float | None, name: str) -> float | None:
     return value
 
 
+_BM25 = "bm25(products_fts, 10.0, 5.0, 2.0, 1.0)"
+
+
+def ranked_sql(filters: str) -> str:
+    """The BM25-ranked page of matches that pass ``filters`` (SQL over ``products p``).
+
+    Parameters: the MATCH expression, the filters' parameters, then LIMIT and OFFSET. Columns: id,
+    title, price_min, price_max, rating and the BM25 score (lower is better). Ranking happens
+    inside the FTS query (bm25 is only valid there) and stops at the page.
+    """
+    hits = (
+        f"SELECT rowid, {_BM25} AS score FROM products_fts WHERE products_fts MATCH ?"
+        " ORDER BY score, rowid LIMIT ? OFFSET ?"
+    )
+    if filters:
+        hits = (
+            f"SELECT products_fts.rowid AS rowid, {_BM25} AS score FROM products_fts "
+            "CROSS JOIN products p ON p.rowid = products_fts.rowid "
+            f"WHERE products_fts MATCH ? AND {filters} "
+            "ORDER BY score, products_fts.rowid LIMIT ? OFFSET ?"
+        )
+    return (
+        "SELECT p.id, p.title, p.price_min, p.price_max, p.rating, hits.score FROM ("
+        + hits
+        + ") hits JOIN products p ON p.rowid = hits.rowid ORDER BY hits.score, hits.rowid"
+    )
+
+
+def search_query(
+    query: str,
+    category: str | None,
+    min_price: float | None,
+    max_price: float | None,
+    attribute: str | None,
+    page: int,
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of one search page (plus one row, to tell whether more follow)."""
+    match = fts_query(query)
+    where, params = [], []
+    if category:
+        where.append("(p.category_lc = ? OR p.category_lc LIKE ? ESCAPE '\\')")
+        cat = category.strip().lower()
+        params += [cat, cat.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " > %"]
+    if min_price is not None:
+        where.append("p.price_max >= ?")
+        params.append(min_price)
+    if max_price is not None:
+        where.append("p.price_min <= ?")
+        params.append(max_price)
+    if attribute:
+        where.append(
+            "EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.attribute = ?)"
+        )
+        params.append(attribute.strip().lower())
+    filters = " AND ".join(where)
+    if match:
+        sql, params = ranked_sql(filters), [match, *params]
+    elif where:
+        sql = (
+            "SELECT p.id, p.title, p.price_min, p.price_max, p.rating FROM products p "
+            f"WHERE {filters} ORDER BY p.rating DESC, p.rowid LIMIT ? OFFSET ?"
+        )
+    else:
+        raise ToolError(
+            "the query has no words and no filter; search for keywords such as 'wireless earbuds'"
+        )
+    # One row beyond the page tells whether another page exists, without counting every match.
+    return sql, [*params, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE]
+
+
 @tool
 def search(
     state: Any,
@@ -94,47 +164,8 @@ def search(
         raise ToolError(f"page must be between 1 and {MAX_PAGE}, got {page}")
     _price(min_price, "min_price")
     _price(max_price, "max_price")
-    match = fts_query(query)
-    where, params = [], []
-    if category:
-        where.append("(p.category_lc = ? OR p.category_lc LIKE ? ESCAPE '\\')")
-        cat = category.strip().lower()
-        params += [cat, cat.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " > %"]
-    if min_price is not None:
-        where.append("p.price_max >= ?")
-        params.append(min_price)
-    if max_price is not None:
-        where.append("p.price_min <= ?")
-        params.append(max_price)
-    if attribute:
-        where.append(
-            "EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.attribute = ?)"
-        )
-        params.append(attribute.strip().lower())
-    filters = " AND ".join(where)
-    if match:
-        # Rank inside the FTS query (bm25 is only valid there) and let it stop at the page; the
-        # filters become a rowid set so they apply before the limit.
-        sql = (
-            "SELECT p.id, p.title, p.price_min, p.price_max, p.rating FROM ("
-            "SELECT rowid, bm25(products_fts, 10.0, 5.0, 2.0, 1.0) AS score FROM products_fts "
-            "WHERE products_fts MATCH ?"
-            + (f" AND rowid IN (SELECT p.rowid FROM products p WHERE {filters})" if where else "")
-            + " ORDER BY score, rowid LIMIT ? OFFSET ?"
-            ") hits JOIN products p ON p.rowid = hits.rowid ORDER BY hits.score, hits.rowid"
-        )
-        params = [match, *params]
-    elif where:
-        sql = (
-            "SELECT p.id, p.title, p.price_min, p.price_max, p.rating FROM products p "
-            f"WHERE {filters} ORDER BY p.rating DESC, p.rowid LIMIT ? OFFSET ?"
-        )
-    else:
-        raise ToolError(
-            "the query has no words and no filter; search for keywords such as 'wireless earbuds'"
-        )
-    # One row beyond the page tells whether another page exists, without counting every match.
-    rows = state.db.execute(sql, (*params, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)).fetchall()
+    sql, params = search_query(query, category, min_price, max_price, attribute, page)
+    rows = state.db.execute(sql, params).fetchall()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     return {
