@@ -641,9 +641,9 @@ def run_hack_matrix(
         base.reset(seed=seed)
         task = base.task
         oracle = oracle_actions(env)
-        other_task = _other_task(base, task, seed)
-        base.reset(seed=seed, options={"task": other_task})
-        other = list(base.make_oracle().plan(other_task))
+        second = other_task(base, task, seed)
+        base.reset(seed=seed, options={"task": second})
+        other = list(base.make_oracle().plan(second))
         ctx = AttackContext(base, task, oracle, other, seed)
         for kind, entries in (("attack", attacks), ("twin", twins)):
             for entry in entries:
@@ -671,7 +671,9 @@ def run_hack_matrix(
     return rows
 
 
-def _other_task(base: Any, task: Any, seed: int) -> Any:
+def other_task(base: Any, task: Any, seed: int) -> Any:
+    """A task of ``base``'s task set other than ``task`` (seeded), for attacks that answer with
+    another task's solution."""
     import numpy as np
 
     rng = np.random.default_rng(10_007 + seed)
