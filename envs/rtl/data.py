@@ -15,6 +15,8 @@ import math
 import operator
 import re
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from hiergym.sandbox_data import source_dir
 from .problem import REQUIRED_MODULE, RTLTask
 from .verilog import parse_module
 
-GENERATOR_VERSION = "rtl-2"
+GENERATOR_VERSION = "rtl-3"  # rtl-3: every problem checked and calibrated at build
 SPLITS = ("train", "dev", "test")
 DIFFICULTIES = ("easy", "medium", "hard")
 DEFAULT_FORMAL_DEPTH = 20
@@ -135,18 +137,42 @@ def generate_tasks(root: Path | None = None) -> list[RTLTask]:
     return tasks
 
 
-def build(conn: sqlite3.Connection, progress: Progress) -> None:
+def build(
+    conn: sqlite3.Connection, progress: Progress, prove: Callable[[RTLTask], RTLTask] | None
+) -> None:
+    """The task table: every built-in problem, each checked and calibrated by ``prove`` (the
+    oracle's: its reference compiles, passes the generated testbench, is proven against its own
+    re-synthesised netlist, which sets its proof budget, and synthesises; a problem that does
+    not stops the build with the reason). Two at a time: the toolchain runs are subprocesses.
+    ``prove=None``: an empty table (the sandbox of imported problems, which bring their own)."""
     conn.executescript(SCHEMA)
+    if prove is None:
+        conn.commit()
+        return
     tasks = generate_tasks()
-    advance = progress("rtl: problems", total=len(tasks))
-    for t in tasks:
+    advance = progress("rtl: problems (checked, proof budget calibrated)", total=len(tasks))
+
+    def one(task: RTLTask) -> RTLTask:
+        proven = prove(task)
+        advance(1)
+        return proven
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        proven = list(pool.map(one, tasks))
+    for t in proven:
         conn.execute(
             "INSERT INTO tasks VALUES (?,?,?,?,?)",
             (t.task_id, t.split, t.difficulty, t.family, t.to_json()),
         )
-        advance(1)
     conn.commit()
 
 
-def database_path() -> Path:
-    return build_database("rtl", source_dir("rtl"), build, GENERATOR_VERSION)
+def database_path(prove: Callable[[RTLTask], RTLTask] | None) -> Path:
+    """The built-in sandbox, built on first use with ``prove`` (the env hands down the oracle's,
+    as in every domain: see :mod:`hiergym.envs.building`); ``prove=None``: the sandbox of
+    imported problems (``tasks="verilog-eval:DIR"`` / ``"rtllm:DIR"``), with no built-in
+    problem, so serving an import never waits for the built-ins to be calibrated."""
+    version = GENERATOR_VERSION if prove is not None else f"{GENERATOR_VERSION}+imports"
+    return build_database(
+        "rtl", source_dir("rtl"), lambda conn, progress: build(conn, progress, prove), version
+    )

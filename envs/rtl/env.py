@@ -83,7 +83,10 @@ class RTLEnv(ToolEnv):
     def make_sandbox(self, mode: Mode, backend: LiveBackend | None) -> Sandbox:
         toolchain.require_toolchain()
         toolchain.toolchain_version()  # part of every cache key: ask the tools once, now
-        return Sandbox.open("rtl", data.database_path(), mode=mode, backend=backend)
+        # Built-in problems are checked and calibrated as the sandbox is built (oracle.prove);
+        # imported ones by `hiergym data import` (importer.py, rtllm.py).
+        path = data.database_path(prove=oracle.prove if self.task_dir is None else None)
+        return Sandbox.open("rtl", path, mode=mode, backend=backend)
 
     def make_toolbox(self) -> Toolbox:
         return tools.TOOLBOX
@@ -113,6 +116,11 @@ class RTLEnv(ToolEnv):
         assert self.state is not None
         self.state.memory["limits"] = self.limits  # the tools run under the env's limits
         return obs, info
+
+    def check_reference(self, task: Any) -> dict[str, Any]:
+        """The import check of one problem under the env's limits (``hiergym data import``):
+        see :func:`hiergym.envs.rtl.oracle.check_reference`."""
+        return oracle.check_reference(task, self.limits)
 
     def make_oracle(self) -> Any:
         return oracle.RTLOracle()

@@ -9,8 +9,10 @@ its modules renamed so no design can stand in for them), and the format, syntax,
 levels are ours, against ``RefModule``.
 
 ``hiergym data import verilog-eval DIR`` (:func:`main`) checks a directory: every problem parses,
-and the reference, submitted as the answer, reaches reward 1.0 through the whole pipeline (which
-also fills the cache with the references' synthesis).
+and every reference compiles, passes its own testbench, is proven against its own re-synthesised
+netlist (which calibrates the problem's proof budget) and synthesises; the record under
+``HIERGYM_HOME`` then refuses the problems that do not, with the reason, and serves the others
+with their budget.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from typing import Any
 
 from hiergym.errors import TaskError
 
-from . import rtllm
+from . import problem, rtllm
 from .problem import DEFAULT_FORMAL_DEPTH, REQUIRED_MODULE, RTLTask, infer_clocking
 from .testbench import VE_RESULT_LITERAL
 from .verilog import module_names, parse_module, rename_modules
 
 PREFIX = "verilog-eval:"
+KIND = "verilog-eval"
 REFERENCE_MODULE = "RefModule"
 RESET_NAMES = {"reset": 1, "rst": 1, "areset": 1, "resetn": 0, "aresetn": 0, "rst_n": 0}
 
@@ -120,7 +123,9 @@ def load_directory(
     directory: Path | TaskSource, split: str = "test", difficulty: str = "medium"
 ) -> list[RTLTask]:
     """Every problem of a VerilogEval directory, or every servable design of an RTLLM checkout
-    (split and difficulty are labels only)."""
+    (split and difficulty are labels only), as the import record left them: the problems
+    ``hiergym data import`` refused are dropped, the others carry their calibrated proof budget
+    (:func:`~hiergym.envs.rtl.problem.apply_record`)."""
     if isinstance(directory, TaskSource):
         if directory.kind == "rtllm":
             return rtllm.load_directory(directory.path, split, difficulty)
@@ -128,36 +133,49 @@ def load_directory(
     names = problem_names(directory)
     if not names:
         raise TaskError(f"no VerilogEval problems (*_prompt.txt) in {directory}")
-    return [load_problem(directory, n, split, difficulty) for n in names]
+    loaded = [load_problem(directory, n, split, difficulty) for n in names]
+    tasks = problem.apply_record(KIND, directory, loaded)
+    if not tasks:
+        raise TaskError(f"none of the VerilogEval problems in {directory} can be served")
+    return tasks
+
+
+def record_path(kind: str, directory: Path) -> Path:
+    """Where ``hiergym data import KIND DIR`` records its result (see :mod:`.problem`)."""
+    return problem.record_path(kind, directory)
+
+
+STAGES = ("compiles", "passes_own_testbench", "proves", "synthesises")
 
 
 def check_directory(directory: Path) -> dict[str, Any]:
-    """Submit every reference through the env; a problem passes when the verdict is 1.0."""
+    """Check every problem's reference and calibrate its proof budget
+    (:func:`hiergym.envs.rtl.oracle.check_reference`, reached through the env: it compiles,
+    passes the problem's own testbench, is proven against its own re-synthesised netlist or
+    decided by the documented rule, and synthesises onto the library), and record the result
+    under ``HIERGYM_HOME``: from then on ``tasks="verilog-eval:DIR"`` serves the problems that
+    passed, each with its budget, and leaves out the others with the reason in the record."""
     import gymnasium as gym
 
-    from hiergym.testing import oracle_actions, play
-
+    path = record_path(KIND, directory)
+    if path.is_file():
+        path.unlink()  # a fresh import judges every problem again
     env = gym.make("hiergym/RTL-v0", tasks=f"{PREFIX}{directory}")
-    base = env.unwrapped
-    report: dict[str, Any] = {
-        "directory": str(directory),
-        "problems": 0,
-        "passed": [],
-        "failed": {},
+    report: dict[str, Any] = {"directory": str(directory), "problems": {}}
+    try:
+        for task in env.unwrapped.tasks:
+            report["problems"][task.task_id] = env.unwrapped.check_reference(task)
+    finally:
+        env.close()
+    entries = report["problems"].values()
+    report["summary"] = {
+        "problems": len(entries),
+        **{stage: sum(1 for e in entries if e.get(stage)) for stage in STAGES},
+        "served": sum(1 for e in entries if not e["excluded"]),
     }
-    for task in base.tasks:
-        report["problems"] += 1
-        base.reset(options={"task": task})
-        out = play(env, oracle_actions(env), options={"task": task})
-        verdict = out.verdict or {}
-        if verdict.get("reward") == 1.0:
-            report["passed"].append(task.task_id)
-        else:
-            report["failed"][task.task_id] = {
-                "first_failed": verdict.get("first_failed"),
-                "levels": [lv for lv in verdict.get("levels", []) if not lv["passed"]],
-            }
-    env.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=True))
+    report["record"] = str(path)
     return report
 
 
@@ -172,8 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hiergym: {e}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2))
+    s = report["summary"]
     print(
-        f"{len(report['passed'])}/{report['problems']} problems verified; use them with "
+        f"{s['served']}/{s['problems']} problems verified ({s['compiles']} compile, "
+        f"{s['passes_own_testbench']} pass their own testbench, {s['proves']} prove, "
+        f"{s['synthesises']} synthesise); the others are excluded (reasons above). Use them with "
         f'gym.make("hiergym/RTL-v0", tasks="{PREFIX}{args.directory}")'
     )
-    return 0 if not report["failed"] else 1
+    return 0 if s["served"] == s["problems"] else 1

@@ -8,13 +8,18 @@ verifier must not fall for, each with the level it must fail at.
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hiergym.envs.tools import ToolCall
+from hiergym.errors import TaskError
 
-from . import testbench
+from . import testbench, toolchain
 from .tasks import RTLTask, find_task
-from .verilog import rename_modules
+from .toolchain import Limits
+from .verilog import extract_code, rename_modules
 
 CORE = "mutant_core"
 
@@ -32,6 +37,119 @@ def plan(task: RTLTask) -> list[ToolCall]:
 class RTLOracle:
     def plan(self, task: RTLTask) -> list[ToolCall]:
         return plan(task)
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a problem's reference, and calibrating its proof budget (at import and at build)
+
+BUDGET_FACTOR = 4
+"""A problem's proof budget is this many times what proving its reference took, at least the
+default ``Limits.formal_s``, rounded up to a doubling of it (30, 60, 120, 240 s): a correct design
+that is written differently may take longer to prove than the reference against itself."""
+MAX_FORMAL_S = 240.0
+DECIDED = ("proven", "simulated")  # simulated: an open proof decided by the documented rule
+
+
+def _budget(seconds: float, default: float) -> float:
+    wanted = BUDGET_FACTOR * seconds
+    budget = default
+    while budget < wanted and budget < MAX_FORMAL_S:
+        budget *= 2
+    return min(budget, MAX_FORMAL_S)
+
+
+def _timed(fn: Any, *args: Any) -> tuple[dict[str, Any], float]:
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
+def check_reference(task: RTLTask, limits: Limits) -> dict[str, Any]:
+    """Whether ``task``'s reference can be verified, stage by stage, and its calibrated proof
+    budget: it compiles (our syntax level), passes the problem's own testbench (VerilogEval's or
+    RTLLM's, or the generated one), is proven equivalent to itself as written and to its own
+    re-synthesised netlist (or decided by :data:`toolchain.DECISION_RULE`, recorded as such),
+    and synthesises onto the library with no unmapped cell. The proofs' time sets the budget
+    (``formal_s``, see :data:`BUDGET_FACTOR`); a proof stopped by a limit is retried once under
+    :data:`MAX_FORMAL_S`. Returns the import-record entry: the four stage flags, ``proof``
+    (statuses, seconds, whether the rule decided), ``formal_s``, ``fingerprint`` (of the task as
+    given), ``excluded`` and, when excluded, ``reason`` (``the reference fails <level> (...)``)."""
+    entry: dict[str, Any] = {
+        "fingerprint": task.fingerprint,
+        "compiles": False,
+        "passes_own_testbench": False,
+        "proves": False,
+        "synthesises": False,
+    }
+
+    def refuse(level: str, why: Any) -> dict[str, Any]:
+        detail = str(why or "").strip().replace("\n", " ")[:400]
+        reason = f"the reference fails {level}" + (f" ({detail})" if detail else "")
+        entry.update(excluded=True, reason=reason)
+        return entry
+
+    code = extract_code(task.reference)
+    compiled = toolchain.compile_design(task, code, limits)
+    if not compiled.get("ok"):
+        return refuse("syntax", compiled.get("messages"))
+    entry["compiles"] = True
+    own = toolchain.run_testbench(task, code, limits)
+    if not own.get("ok"):
+        return refuse("function", own.get("messages") or own.get("hints") or own.get("status"))
+    entry["passes_own_testbench"] = True
+
+    def prove(budget: Limits) -> tuple[dict[str, Any], dict[str, Any], float]:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            rtl_job = pool.submit(_timed, toolchain.prove_equivalence, task, code, budget)
+            net_job = pool.submit(_timed, toolchain.synthesize_and_prove, task, code, budget)
+            (rtl, t_rtl), (net, t_net) = rtl_job.result(), net_job.result()
+        return rtl, net, max(t_rtl, t_net)
+
+    rtl, net, seconds = prove(limits)
+    retried = toolchain.is_transient(rtl) or toolchain.is_transient(net)
+    if retried:  # a limit, not the design: once more under the largest budget
+        big = dataclasses.replace(
+            limits,
+            formal_s=max(limits.formal_s, MAX_FORMAL_S),
+            synthesize_s=max(limits.synthesize_s, MAX_FORMAL_S),
+        )
+        rtl, net, seconds = prove(big)
+    proof = net.get("netlist_proof", {})
+    entry["proof"] = {
+        "rtl": rtl.get("status"),
+        "netlist": proof.get("status"),
+        "seconds": round(seconds, 2),
+        "retried_under_max_budget": retried,
+        "decided_by_rule": "simulated" in (rtl.get("status"), proof.get("status")),
+    }
+    entry["formal_s"] = MAX_FORMAL_S if retried else _budget(seconds, limits.formal_s)
+    if rtl.get("status") not in DECIDED:
+        return refuse("formal", rtl.get("messages") or rtl.get("status"))
+    if not net.get("ok"):
+        return refuse("ppa", f"it does not synthesise: {net.get('messages', net.get('status'))}")
+    if net.get("unmapped_cells"):
+        return refuse("ppa", f"synthesis leaves cells outside the library: {net['unmapped_cells']}")
+    entry["synthesises"] = True
+    if proof.get("status") not in DECIDED:
+        return refuse(
+            "formal", f"its own netlist is not proven equal to it: {proof.get('messages', '')}"
+        )
+    entry["proves"] = True
+    entry["excluded"] = False
+    return entry
+
+
+def prove(task: RTLTask) -> RTLTask:
+    """A built-in problem, checked and calibrated as it is built (:func:`check_reference` under
+    the default limits): the task with its proof budget. A built-in problem whose reference
+    cannot be verified is a bug in its family's template: the build stops with the reason."""
+    entry = check_reference(task, Limits())
+    if entry["excluded"]:
+        raise TaskError(
+            f"built-in RTL problem {task.task_id}: {entry['reason']}; a built-in problem must be "
+            "verifiable, so fix its family's template in sandbox_data/rtl"
+        )
+    return dataclasses.replace(task, formal_s=entry["formal_s"])
 
 
 # --------------------------------------------------------------------------------------------

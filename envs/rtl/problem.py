@@ -9,10 +9,14 @@ is a pure function of (task, code) and :attr:`RTLTask.fingerprint` can key the c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from . import verilog
 from .verilog import Port
@@ -43,6 +47,10 @@ class RTLTask:
     testbench: str | None = None
     """A VerilogEval testbench (module ``tb``); ``None``: the verifier generates one."""
     source: str = "builtin"
+    formal_s: float | None = None
+    """The problem's proof budget in seconds, calibrated when it was imported or built (its
+    reference proven against its own re-synthesised netlist, see
+    :func:`hiergym.envs.rtl.oracle.check_reference`); ``None``: the env's ``Limits.formal_s``."""
 
     @property
     def fingerprint(self) -> str:
@@ -98,3 +106,35 @@ def infer_clocking(
         return "comb", None, None, 1
     reset = resets[0] if resets else None
     return "seq", clocks[0], reset, _reset_level(reset) if reset else 1
+
+
+# --------------------------------------------------------------------------------------------
+# Import records: what `hiergym data import verilog-eval|rtllm DIR` found, per problem
+
+
+def record_path(kind: str, root: Path) -> Path:
+    """Where ``hiergym data import KIND ROOT`` records its result, under ``HIERGYM_HOME``."""
+    from hiergym.envs.sandbox import hiergym_home
+
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return hiergym_home() / "imports" / f"{kind}-{key}.json"
+
+
+def apply_record(kind: str, root: Path, tasks: Iterable[RTLTask]) -> list[RTLTask]:
+    """``tasks`` as the import record of ``root`` left them: a problem it refused is dropped, a
+    problem it checked gets its calibrated proof budget. Only entries recorded for this exact
+    content (the task's fingerprint before calibration) count; with no record, ``tasks`` as
+    they are (uncalibrated: ``hiergym data import`` checks and calibrates them)."""
+    path = record_path(kind, root)
+    entries: dict[str, Any] = {}
+    if path.is_file():
+        record = json.loads(path.read_text())
+        entries = record.get("problems") or record.get("designs") or {}
+    out = []
+    for task in tasks:
+        entry = entries.get(task.task_id)
+        if entry is None or entry.get("fingerprint") != task.fingerprint:
+            out.append(task)
+        elif not entry.get("excluded"):
+            out.append(dataclasses.replace(task, formal_s=entry.get("formal_s")))
+    return out

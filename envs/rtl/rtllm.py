@@ -26,7 +26,6 @@ under ``HIERGYM_HOME``), so a broken design is refused at import, never at verdi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 from hiergym.errors import TaskError, ToolError
 
-from . import verilog
+from . import problem, verilog
 from .problem import DEFAULT_FORMAL_DEPTH, RTLTask, infer_clocking
 from .testbench import pass_text, rtllm_bench, safe_testbench
 
@@ -195,29 +194,16 @@ def load_designs(root: Path, split: str = "test", difficulty: str = "medium") ->
 
 def record_path(root: Path) -> Path:
     """Where ``hiergym data import rtllm ROOT`` records its result, under ``HIERGYM_HOME``."""
-    from hiergym.envs.sandbox import hiergym_home
-
-    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return hiergym_home() / "imports" / f"rtllm-{key}.json"
-
-
-def _fingerprints(designs: list[Design]) -> dict[str, str]:
-    return {d.task.task_id: d.task.fingerprint for d in designs if d.task is not None}
+    return problem.record_path("rtllm", root)
 
 
 def load_directory(root: Path, split: str = "test", difficulty: str = "medium") -> list[RTLTask]:
     """The designs under ``root`` that can be served: those that load, minus those the import
-    record (when there is one for this exact content) found broken."""
+    record (when there is one for this exact content) refused, each with the proof budget the
+    import calibrated."""
     designs = load_designs(root, split, difficulty)
-    excluded: set[str] = set()
-    path = record_path(root)
-    if path.is_file():
-        record = json.loads(path.read_text())
-        current = _fingerprints(designs)
-        for task_id, entry in record.get("designs", {}).items():
-            if current.get(task_id) == entry.get("fingerprint") and entry.get("excluded"):
-                excluded.add(task_id)
-    tasks = [d.task for d in designs if d.task is not None and d.task.task_id not in excluded]
+    loaded = [d.task for d in designs if d.task is not None]
+    tasks = problem.apply_record("rtllm", root, loaded)
     if not tasks:
         raise TaskError(f"none of the RTLLM designs under {root} can be served")
     return tasks
@@ -226,20 +212,14 @@ def load_directory(root: Path, split: str = "test", difficulty: str = "medium") 
 # --------------------------------------------------------------------------------------------
 # hiergym data import rtllm DIR
 
-STAGES = (
-    ("compiles", "syntax"),
-    ("passes_own_testbench", "function"),
-    ("proves", "formal"),
-    ("synthesises", "ppa"),
-)
+STAGES = ("compiles", "passes_own_testbench", "proves", "synthesises")
 
 
 def check_directory(root: Path) -> dict[str, Any]:
-    """Submit every reference through the env and record, per design, each stage's outcome;
-    designs whose reference does not reach 1.0 are excluded (with the reason) from then on."""
+    """Check every design's reference and calibrate its proof budget
+    (:func:`hiergym.envs.rtl.oracle.check_reference`, reached through the env); designs that
+    fail a stage are excluded (with the reason) from then on."""
     import gymnasium as gym
-
-    from hiergym.testing import oracle_actions, play
 
     designs = load_designs(root)
     report: dict[str, Any] = {"directory": str(root), "designs": {}}
@@ -260,31 +240,15 @@ def check_directory(root: Path) -> dict[str, Any]:
             for d in servable:
                 task = d.task
                 assert task is not None
-                env.reset(options={"task": task})
-                out = play(env, oracle_actions(env), options={"task": task})
-                verdict = out.verdict or {}
-                levels = {lv["name"]: lv for lv in verdict.get("levels", [])}
-                entry: dict[str, Any] = {"loads": True, "fingerprint": task.fingerprint}
-                for stage, level in STAGES:
-                    entry[stage] = bool(levels.get(level, {}).get("passed"))
-                entry["reward"] = verdict.get("reward")
-                ok = verdict.get("reward") == 1.0
-                entry["excluded"] = not ok
-                if not ok:
-                    failed = verdict.get("first_failed")
-                    findings = levels.get(failed, {}).get("findings", []) if failed else []
-                    detail = "; ".join(f"{f['code']}: {f['message']}" for f in findings[:2])
-                    entry["reason"] = f"the reference fails {failed}" + (
-                        f" ({detail[:400]})" if detail else ""
-                    )
-                report["designs"][task.task_id] = entry
+                entry = env.unwrapped.check_reference(task)
+                report["designs"][task.task_id] = {"loads": True, **entry}
         finally:
             env.close()
     entries = report["designs"].values()
     report["summary"] = {
         "designs": len(designs),
         "load": sum(1 for e in entries if e["loads"]),
-        **{stage: sum(1 for e in entries if e.get(stage)) for stage, _ in STAGES},
+        **{stage: sum(1 for e in entries if e.get(stage)) for stage in STAGES},
         "served": sum(1 for e in entries if not e["excluded"]),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ other sharing the ToolCache, costs a lookup instead of a toolchain run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,19 @@ DEFAULT_LIMITS = Limits()
 def limits_of(state: Any) -> Limits:
     return (
         state.memory.get("limits", DEFAULT_LIMITS) if hasattr(state, "memory") else DEFAULT_LIMITS
+    )
+
+
+def proof_limits(task: Any, limits: Limits) -> Limits:
+    """``limits`` with the problem's calibrated proof budget (``task.formal_s``, set when the
+    problem was imported or built) where it is larger, for the proofs and the synthesis of the
+    netlist that is proven. Cache keys keep ``limits``: a run stopped by a limit is never cached,
+    so a cached result does not depend on the budget it finished within."""
+    budget = getattr(task, "formal_s", None)
+    if budget is None or budget <= limits.formal_s:
+        return limits
+    return dataclasses.replace(
+        limits, formal_s=float(budget), synthesize_s=max(limits.synthesize_s, float(budget))
     )
 
 

@@ -86,7 +86,7 @@ def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, An
         return report
 
     def netlist() -> dict[str, Any]:
-        result = toolchain.synthesize_and_prove(task, code, limits)
+        result = toolchain.synthesize_and_prove(task, code, budget)
         ref = tools.reference_ppa(sandbox, task, limits)
         if ref.get("ok"):
             result["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}
@@ -102,9 +102,10 @@ def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, An
             result[toolchain.TRANSIENT] = True
         return result
 
+    budget = tools.proof_limits(task, limits)  # the problem's calibrated proof budget
     stages = {  # report key -> (cache name, the stage that computes it)
         "simulate": ("simulate", lambda: toolchain.simulate_design(task, code, limits)),
-        "formal": ("prove_equivalence", lambda: toolchain.prove_equivalence(task, code, limits)),
+        "formal": ("prove_equivalence", lambda: toolchain.prove_equivalence(task, code, budget)),
         "netlist": ("synthesize_and_prove", netlist),
     }
     missing = {}
@@ -320,7 +321,9 @@ class PPALevel(_ReportLevel):
             from hiergym.errors import VerifierError
 
             raise VerifierError(
-                f"the reference of {ctx.task.task_id} does not synthesize; the task is broken"
+                f"the reference of {ctx.task.task_id} does not synthesize; the task is broken. "
+                "Built-in problems are checked as they are built; check an imported directory "
+                "with `hiergym data import verilog-eval|rtllm DIR`, which refuses such problems"
             )
         area_ratio = (syn["area"] + AREA_FLOOR) / (ref["area"] + AREA_FLOOR)
         delay_ratio = (syn["delay_ps"] + DELAY_FLOOR_PS) / (ref["delay_ps"] + DELAY_FLOOR_PS)

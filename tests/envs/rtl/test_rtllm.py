@@ -100,8 +100,7 @@ def test_the_testbench_is_renamed_stamped_and_dump_free():
     assert '"===========Test completed' in safe  # the failure line is not stamped
 
 
-def test_import_reports_every_stage_and_excludes_broken_designs(tmp_path, monkeypatch):
-    monkeypatch.setenv("HIERGYM_HOME", str(tmp_path / "home"))
+def test_import_reports_every_stage_and_excludes_broken_designs(tmp_path):
     root = rtllm_problems.write(tmp_path / "rtllm", ["multi_4bit", "mux_ifdef"])
     broken = root / "Small" / "mux_ifdef" / "verified_mux_ifdef.v"
     broken.write_text(broken.read_text().replace("sel ? b : a", "sel ? a : b"))
