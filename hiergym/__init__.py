@@ -23,7 +23,7 @@ from hiergym.rewards import HierarchicalReward, HierarchicalVerifier, ProcessRew
 __version__ = "0.1.0"
 
 
-BUILTIN_DOMAINS = ("shopping", "travel", "geometry", "rtl")
+BUILTIN_DOMAINS = ("shopping", "travel", "geometry", "rtl", "dialogue")
 """Packages under hiergym.envs whose ``register()`` runs at import (string entry points: cheap)."""
 
 
@@ -32,6 +32,7 @@ def _register_builtins() -> None:
 
     for name in BUILTIN_DOMAINS:
         importlib.import_module(f"hiergym.envs.{name}").register()
+    importlib.import_module("hiergym.remote").register()  # hiergym/Remote-v0 (hiergym serve)
 
 
 _register_builtins()

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from pettingzoo import AECEnv
 
 from hiergym.envs.core import to_observation
@@ -33,6 +34,15 @@ from .tools import message_user
 from .user import RuleUser
 
 AGENTS = ("assistant", "user")
+
+
+class Utterance(str):
+    """An observation: a ``str`` that reports its space's dtype (``spaces.Text`` has
+    ``np.dtype("<U")``). PettingZoo's api_test compares every observation's ``dtype`` with its
+    space's, which a plain ``str`` has none of; everything else sees an ordinary string."""
+
+    __slots__ = ()
+    dtype = np.dtype("<U")
 
 
 def _messages_user(action: Any) -> bool:
@@ -114,8 +124,8 @@ class DialogueAEC(AECEnv):
         self._ended: tuple[float, bool, bool] | None = None
         self.agent_selection = "assistant"
 
-    def observe(self, agent: str) -> str:
-        return self._obs[agent]
+    def observe(self, agent: str) -> Utterance:
+        return Utterance(self._obs[agent])
 
     def step(self, action: Any) -> None:
         agent = self.agent_selection

@@ -11,13 +11,14 @@ normalised reward, under every aggregator:
   levels, so an ungrounded answer earns 0 there) nor after it: **0.4**.
 
 Mutants (each must fail first at its level): never asking -> elicitation; re-asking everything ->
-elicitation; recommending before knowing the budget (the user's budget lies below the oracle's
-answer, and nobody asked) -> correctness; a false price in the final message -> communication;
+elicitation; recommending before knowing the budget (asked only in the recommending action, and
+the user's budget lies just below the oracle's answer) -> correctness; a false price in the final message -> communication;
 no submit and malformed JSON -> format.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -67,7 +68,8 @@ def _reasks(task: Any, calls: list[Any], db: Any) -> tuple[Any, list[Any]]:
 
 
 def _before_budget(task: ChatTask, calls: list[Any], db: Any) -> tuple[Any, list[Any]]:
-    """Asks all but the budget, whose true value lies just below what the oracle recommends."""
+    """Asks the budget only in the action that recommends (so it never knows it), and the true
+    budget lies just below what the oracle recommends."""
     asks, rest = _split(calls)
     budget_q = task.slot("budget").question
     asks = [c for c in asks if c.arguments["text"] != budget_q]
@@ -81,7 +83,10 @@ def _before_budget(task: ChatTask, calls: list[Any], db: Any) -> tuple[Any, list
         base = replace(base, budget=round(price - 0.01, 2))
     else:
         base = replace(base, budget=round(base.oracle_cost * 0.9, 2))
-    return replace(task, base=base), [*asks, *rest]
+    last = json.dumps(
+        [{"name": c.name, "arguments": dict(c.arguments)} for c in (_ask(budget_q), rest[-1])]
+    )
+    return replace(task, base=base), [*asks, *rest[:-1], last]
 
 
 def _false_price(task: ChatTask, calls: list[Any], db: Any) -> tuple[Any, list[Any]]:

@@ -6,12 +6,13 @@ trajectory, and adds what only a conversation has:
 * format — the domain's format level (one valid submit; shopping: a catalog product; travel: an
   itinerary that parses);
 * elicitation — the assistant asked for what it needed and did not re-ask what it was told. Read
-  from its messages with the user simulator's own question reader (:func:`.slots.asked_slots`),
-  before the submitting action: score = share of the hidden requirements asked about, minus
-  :data:`PENALTY` for each re-ask (a slot asked again after it was answered, or one the opening
+  from its messages with the user simulator's own question reader (:func:`.slots.asked_slots`), up
+  to the submitting action: score = share of the hidden requirements asked about, minus
+  :data:`PENALTY` for each re-ask (a slot asked again after it was asked, or one the opening
   stated) and each off-task question (the brand, the airline). Passes at :data:`ELICITATION_PASS`
-  (one requirement left unasked of three or more still passes: what it costs then shows in
-  correctness). Requires format;
+  (one stray question is tolerated; two of two requirements must be asked). This level measures
+  *asking*; a question sent with the recommendation itself counts as asked, and recommending
+  before the answer arrived is judged where it shows, in correctness. Requires format;
 * correctness — the domain's answer levels as one (shopping: grounding, product; travel:
   feasibility, grounding, constraints, quality), each honouring its own ``requires``: score = the
   product of their scores (an AND: a not-applicable one counts 0, so an ungrounded answer earns
@@ -46,7 +47,7 @@ from hiergym.rewards.levels import (
 from .slots import ChatTask, asked_slots
 
 PENALTY = 0.25
-ELICITATION_PASS = 0.6
+ELICITATION_PASS = 0.75
 CALL_SLACK = {"easy": 1.5, "medium": 2.0, "hard": 2.5}
 EXTRA_MESSAGES = 2
 """Messages allowed beyond one per requirement (a confirmation, a proposal)."""
@@ -108,7 +109,7 @@ class ElicitationLevel(Level):
         asked_at: dict[str, int] = {}
         reasked: list[tuple[str, int]] = []
         off: list[tuple[str, int]] = []
-        for turn, text in messages_sent(traj, before=submitting_turn(traj)):
+        for turn, text in messages_sent(traj, before=submitting_turn(traj) + 1):
             for name in asked_slots(task, text):
                 kind = task.slot(name).kind
                 if kind == "off":
@@ -121,9 +122,7 @@ class ElicitationLevel(Level):
         missing = [n for n in needed if n not in asked_at]
         share = (len(needed) - len(missing)) / len(needed) if needed else 1.0
         score = max(0.0, share - PENALTY * (len(reasked) + len(off)))
-        findings = [
-            Finding("not_asked", f"never asked about the {n} before recommending") for n in missing
-        ]
+        findings = [Finding("not_asked", f"never asked about the {n}") for n in missing]
         findings += [
             Finding("re_asked", f"asked about the {n} again; the user had told it", turn=t)
             for n, t in reasked
