@@ -14,21 +14,20 @@ on ``close()`` and at interpreter exit, and a process fork never reuses its pare
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import select
 import shutil
 import signal
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hiergym.envs import execution
 
 WORKER = Path(__file__).with_name("pyworker.py")
 TIMEOUT_S = 5.0
@@ -41,6 +40,15 @@ LIFETIME_CPU_S = 600
 STARTUP_TIMEOUT_S = 60.0
 GRACE_S = 1.0
 """How long past its own timer a worker may take to answer before it is killed."""
+
+WORKER_ENV = {
+    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "LC_ALL": "C.UTF-8",
+}
+"""The workers' environment (each worker's HOME and TMPDIR are its own root)."""
 
 _LIVE: weakref.WeakSet[PythonRunner] = weakref.WeakSet()
 
@@ -69,6 +77,7 @@ class PythonRunner:
         *,
         disk_bytes: int = DISK_BYTES,
         os_layer_only: bool = False,
+        zygote: bool | None = None,
     ):
         """Args:
         timeout_s: wall-clock limit per call.
@@ -80,14 +89,20 @@ class PythonRunner:
             are removed when it ends, so this is also the worker's total.
         os_layer_only: for tests of the OS layer alone: no audit hook, no restricted builtins.
             Never use it for agent code.
+        zygote: fork the worker from the process's pre-warmed zygote (default, unless
+            ``HIERGYM_PYTHON_ZYGOTE=0``); ``False`` starts a fresh interpreter per worker (the
+            full import cost: the baseline, and the way out where forking cannot be used).
         """
+        if zygote is None:
+            zygote = os.environ.get("HIERGYM_PYTHON_ZYGOTE", "1").strip() not in ("0", "false")
         self.os_layer_only = os_layer_only
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.output_chars = output_chars
         self.file_bytes = file_bytes
         self.disk_bytes = disk_bytes
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.zygote = zygote
+        self._proc: execution.Child | None = None
         self._root: str | None = None
         self._pid_owner = 0
         self._ready = False
@@ -107,6 +122,7 @@ class PythonRunner:
             self.file_bytes,
             disk_bytes=self.disk_bytes,
             os_layer_only=self.os_layer_only,
+            zygote=self.zygote,
         )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PythonRunner:
@@ -126,40 +142,31 @@ class PythonRunner:
         return self._proc.pid if self._proc is not None else None
 
     def start(self) -> None:
-        """Start a worker in the background (the next ``run`` waits until it is ready)."""
+        """Start a worker (forked from the process's warm zygote: a few milliseconds; the next
+        ``run`` waits until its isolation is in place)."""
         if self._proc is not None and self._pid_owner != os.getpid():
             self._forget()  # inherited through os.fork(): the parent process owns that worker
         if self.alive:
             return
         self._discard()
         self._root = tempfile.mkdtemp(prefix="hiergym-py-")
-        limits = {
-            "memory_mb": self.memory_mb,
-            "output_chars": self.output_chars,
-            "file_bytes": self.file_bytes,
-            "disk_bytes": self.disk_bytes,
-            "lifetime_cpu_s": LIFETIME_CPU_S,
-            "os_layer_only": self.os_layer_only,
+        args = {
+            "root": self._root,
+            "limits": {
+                "memory_mb": self.memory_mb,
+                "output_chars": self.output_chars,
+                "file_bytes": self.file_bytes,
+                "disk_bytes": self.disk_bytes,
+                "lifetime_cpu_s": LIFETIME_CPU_S,
+                "timeout_s": self.timeout_s,
+                "os_layer_only": self.os_layer_only,
+            },
         }
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": self._root,
-            "TMPDIR": self._root,
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "LC_ALL": "C.UTF-8",
-        }
-        self._proc = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER), self._root, json.dumps(limits)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=self._root,
-            env=env,
-            close_fds=True,
-            start_new_session=True,  # its own process group: a kill takes everything it started
-        )
+        if self.zygote:
+            self._proc = execution.Zygote.shared(WORKER, WORKER_ENV).spawn(args)
+        else:
+            env = {**WORKER_ENV, "HOME": self._root, "TMPDIR": self._root}
+            self._proc = execution.start_fresh(WORKER, args, env, self._root)
         self._pid_owner = os.getpid()
         self._ready = False
         self._buffer = b""
@@ -222,17 +229,18 @@ class PythonRunner:
     # ---- internals ----------------------------------------------------------------------
 
     def _send(self, message: dict[str, Any]) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
+        assert self._proc is not None
         body = json.dumps(message).encode()
+        data = struct.pack(">I", len(body)) + body
         try:
-            self._proc.stdin.write(struct.pack(">I", len(body)) + body)
-            self._proc.stdin.flush()
-        except (BrokenPipeError, OSError) as e:
+            while data:
+                data = data[os.write(self._proc.to_child, data) :]
+        except OSError as e:
             raise WorkerFailure(self._death("could not send code to the python worker")) from e
 
     def _receive(self, deadline: float) -> dict[str, Any]:
-        assert self._proc is not None and self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
+        assert self._proc is not None
+        fd = self._proc.from_child
         limit = 4 + 4 * self.output_chars + 16_384  # JSON may escape every character
         while True:
             if len(self._buffer) >= 4:
@@ -269,9 +277,8 @@ class PythonRunner:
 
     def _death(self, what: str) -> str:
         assert self._proc is not None
-        try:
-            code = self._proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
+        code = self._proc.wait(1.0)
+        if code is None:
             return what
         if code < 0:
             name = signal.Signals(-code).name
@@ -293,17 +300,7 @@ class PythonRunner:
         proc, root = self._proc, self._root
         self._forget()
         if proc is not None and self._pid_owner == os.getpid():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5.0)
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    with contextlib.suppress(OSError):
-                        stream.close()
+            proc.kill()  # the whole process group, reaped before this returns
         if root is not None:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -35,11 +35,9 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
-import ctypes
 import gc
 import json
 import os
-import resource
 import shutil
 import signal
 import struct
@@ -48,6 +46,21 @@ import sysconfig
 import tempfile
 import traceback
 import types
+
+if __name__ in ("__main__", "hiergym_worker"):
+    # Run by the zygote or as a script: the execution layer by path, without importing hiergym.
+    execution = sys.modules.get("hiergym_execution")
+    if execution is None:
+        import importlib.util
+
+        _spec = importlib.util.spec_from_file_location(
+            "hiergym_execution", os.path.join(os.path.dirname(__file__), "..", "execution.py")
+        )
+        execution = importlib.util.module_from_spec(_spec)
+        sys.modules["hiergym_execution"] = execution
+        _spec.loader.exec_module(execution)
+else:
+    from hiergym.envs import execution
 
 ALLOWED_MODULES = frozenset(
     {
@@ -179,10 +192,6 @@ DENIED_EVENTS = frozenset(
 DENIED_PREFIXES = ("socket.", "ctypes.", "mmap.", "signal.", "winreg.", "msvcrt.")
 PATH_EVENT_PREFIXES = ("os.", "shutil.", "glob.", "tempfile.", "pathlib.", "open")
 
-NOBODY = 65534
-CLONE_NEWNET = 0x40000000
-PR_SET_NO_NEW_PRIVS = 38
-
 
 class CallTimeout(BaseException):  # noqa: N818 - mirrors TimeoutError, but agent code rarely catches it
     """The call ran past its time limit."""
@@ -275,96 +284,31 @@ def library_roots(modules: dict[str, types.ModuleType]) -> list[str]:
     return sorted(os.path.realpath(r) for r in roots if os.path.isdir(r))
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def open_paths(paths: list[str]) -> list[int]:
-    """``O_PATH`` handles for Landlock rules, taken while the worker may still traverse anything."""
-    fds = []
-    for path in paths:
-        try:
-            fds.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
-        except OSError:
-            fds.append(-1)
-    return fds
-
-
-def landlock(libc: ctypes.CDLL, read_only: list[int], read_write: int) -> str:
-    """Confine the filesystem (and TCP) with Landlock, given ``O_PATH`` handles; a short report."""
-    syscall = libc.syscall
-    syscall.restype = ctypes.c_long
-    abi = syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
-    if abi < 1:
-        return "landlock unavailable"
-    fs_all = (1 << 13) - 1
-    if abi >= 2:
-        fs_all |= 1 << 13  # REFER
-    if abi >= 3:
-        fs_all |= 1 << 14  # TRUNCATE
-    if abi >= 5:
-        fs_all |= 1 << 15  # IOCTL_DEV
-    net = 0b11 if abi >= 4 else 0  # BIND_TCP | CONNECT_TCP, with no rule: all denied
-    scoped = 0b11 if abi >= 6 else 0  # abstract unix sockets and signals stay inside the sandbox
-    attr = struct.pack("<QQQ", fs_all, net, scoped)
-    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
-    buf = ctypes.create_string_buffer(attr[:size], size)
-    ruleset = syscall(444, buf, ctypes.c_size_t(size), ctypes.c_uint32(0))
-    if ruleset < 0:
-        return f"landlock ruleset failed (errno {ctypes.get_errno()})"
-    read = (1 << 0) | (1 << 2) | (1 << 3)  # EXECUTE | READ_FILE | READ_DIR
-    for fd, access in [(fd, read) for fd in read_only] + [(read_write, fs_all)]:
-        if fd < 0:
-            continue
-        rule = ctypes.create_string_buffer(struct.pack("<Qi", access & fs_all, fd), 12)
-        syscall(445, ctypes.c_int(ruleset), ctypes.c_int(1), rule, ctypes.c_uint32(0))
-        os.close(fd)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        return "landlock skipped (no_new_privs failed)"
-    if syscall(446, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
-        return f"landlock restrict failed (errno {ctypes.get_errno()})"
-    os.close(ruleset)
-    return f"landlock abi {abi}"
+def worker_limits(limits: dict, read_roots: list[str]) -> execution.Limits:
+    """The worker's OS limits, as the shared execution layer's dataclass: address space and CPU
+    seconds on top of what the warm worker already uses, file size, 64 open files, no core
+    dumps, an empty network namespace, ``nobody``, and Landlock over the library roots."""
+    return execution.Limits(
+        wall_s=float(limits.get("timeout_s", 5.0)),
+        cpu_s=float(limits["lifetime_cpu_s"]),
+        memory_bytes=int(limits["memory_mb"]) * execution.MiB,
+        file_bytes=int(limits["file_bytes"]),
+        open_files=64,
+        processes=None,  # RLIMIT_NPROC=0 is set in each call's child (the worker forks them)
+        core_bytes=0,
+        output_bytes=int(limits["output_chars"]),
+        network=False,
+        landlock=True,
+        read_roots=tuple(read_roots),
+        drop_privileges=True,
+        relative=True,
+    )
 
 
 def harden(root: str, limits: dict, read_roots: list[str]) -> list[str]:
-    """The OS layer; each step is best effort and reported (the audit hook is always installed)."""
-    report = []
-    libc = _libc()
-    vm_kb = 0
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                vm_kb = int(line.split()[1])
-    rule_fds = open_paths([*read_roots, root])
-    if os.geteuid() == 0:
-        if libc.unshare(CLONE_NEWNET) == 0:
-            report.append("network namespace")
-        os.chown(root, NOBODY, NOBODY)
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-        report.append("uid nobody")
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    try:
-        report.append(landlock(libc, rule_fds[:-1], rule_fds[-1]))
-    except OSError as e:
-        report.append(f"landlock failed ({e})")
-    cpu_used = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_cap = int(cpu_used.ru_utime + cpu_used.ru_stime) + int(limits["lifetime_cpu_s"])
-    address_space = vm_kb * 1024 + int(limits["memory_mb"]) * 1024 * 1024
-    for name, value in [
-        ("RLIMIT_AS", address_space),
-        ("RLIMIT_CPU", cpu_cap),
-        ("RLIMIT_FSIZE", int(limits["file_bytes"])),
-        ("RLIMIT_NOFILE", 64),
-        ("RLIMIT_CORE", 0),
-    ]:
-        try:
-            resource.setrlimit(getattr(resource, name), (value, value))
-            report.append(name)
-        except (ValueError, OSError):
-            report.append(f"{name} refused")
+    """The OS layer (:func:`execution.isolate`); each step is best effort and reported (the audit
+    hook is always installed)."""
+    report = execution.isolate(worker_limits(limits, read_roots), root)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big write fails with EFBIG instead
     report.append("RLIMIT_NPROC per call")  # set in each call's child, which runs the code
     return report
@@ -770,10 +714,11 @@ def run_in_child(
     request: dict, call_dir: str, modules: dict[str, types.ModuleType], limits: dict, phase: Phase
 ) -> dict:
     timeout = float(request.get("timeout", 5.0))
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = int(used.ru_utime + used.ru_stime + timeout) + 2
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    call = execution.Limits(
+        wall_s=timeout, cpu_s=timeout + 2, processes=0, memory_bytes=None, file_bytes=None,
+        core_bytes=None, relative=True,
+    )  # fmt: skip
+    execution.apply_rlimits(call, vm_bytes=0)  # no new processes; CPU seconds for this call
     os.chdir(call_dir)
     phase.creations_left = max(1, int(limits["disk_bytes"]) // int(limits["file_bytes"]))
     phase.call_prefix = os.path.realpath(call_dir) + os.sep  # from here on, agent rules
@@ -829,16 +774,22 @@ def clean(root: str) -> None:
                 os.unlink(path)
 
 
-def main() -> None:
-    root, limits = sys.argv[1], json.loads(sys.argv[2])
-    limits.setdefault("disk_bytes", 8 << 20)
+def zygote_preload() -> tuple[dict[str, types.ModuleType], list[str]]:
+    """What every worker shares (run once, in the zygote or a fresh interpreter): the allowed
+    modules, imported and exercised, and the library roots Landlock will leave readable."""
     modules = preload()
-    fd_in, fd_out = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-    read_roots = library_roots(modules)
+    return modules, library_roots(modules)
+
+
+def worker_main(state: tuple, args: dict, fd_in: int, fd_out: int) -> None:
+    """One warm worker (forked from the zygote, or in a fresh interpreter): lock down, then serve
+    requests on ``fd_in`` / ``fd_out`` until ``fd_in`` closes."""
+    modules, read_roots = state
+    root, limits = args["root"], dict(args["limits"])
+    limits.setdefault("disk_bytes", 8 << 20)
+    os.environ.update(HOME=root, TMPDIR=root)
+    tempfile.tempdir = root
+    os.chdir(root)
     report = harden(root, limits, read_roots)
     phase = Phase()
     if not limits.get("os_layer_only"):
@@ -861,6 +812,18 @@ def main() -> None:
         write_message(fd_out, reply)
         retire(spare, root)
         spare = spawn(root, modules, limits, phase, (fd_in, fd_out))
+
+
+def main() -> None:
+    """A worker in a fresh interpreter (no zygote): ``python -I pyworker.py ARGS_JSON``."""
+    args = json.loads(sys.argv[1])
+    state = zygote_preload()
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    worker_main(state, args, fd_in, fd_out)
 
 
 if __name__ == "__main__":

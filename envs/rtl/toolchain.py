@@ -1,35 +1,33 @@
 """The sandboxed toolchain: iverilog/vvp for compilation and simulation, yosys (with ABC) for
 synthesis and formal equivalence.
 
-Every run happens in a fresh temp dir, in a subprocess with a wall-clock timeout and, through
-``prlimit``, CPU-time, address-space (RLIMIT_AS), file-size and process-count limits; its output is
-read back capped. Each stage is a pure function of (task, code, limits) returning a JSON-able dict,
+Every run happens in a fresh temp dir, through the shared execution layer
+(:mod:`hiergym.envs.execution`): a subprocess with a wall-clock timeout, CPU-time, address-space,
+file-size and process-count limits, a machine-wide cap on concurrent runs; its output is read back
+capped. Each stage is a pure function of (task, code, limits) returning a JSON-able dict,
 so the sandbox's ToolCache can key it by a hash of the source, the problem and the toolchain version
 (see :func:`scope`). Nothing here ever raises on a bad design: failures are data.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
 import math
-import os
 import re
 import secrets
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from hiergym.envs import execution
 from hiergym.errors import SandboxError, ToolError, did_you_mean
 from hiergym.sandbox_data import source_dir
 
@@ -81,19 +79,6 @@ def limits_from(value: Limits | dict[str, Any] | None) -> Limits:
             f"the fields are {sorted(known)}"
         )
     return Limits(**value)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    returncode: int
-    stdout: str
-    stderr: str
-    timed_out: bool
-    seconds: float
-
-    @property
-    def output(self) -> str:
-        return (self.stdout + "\n" + self.stderr).strip()
 
 
 def missing_programs() -> list[str]:
@@ -157,100 +142,39 @@ def scope(task: Any, limits: Limits) -> str:
 # Running one program
 
 
-def _read_capped(path: Path, limit: int) -> str:
-    """The file, or its first and last ``limit / 2`` bytes around a truncation mark: the stage
-    markers and reports that close a long yosys log are at its end."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            if size <= limit:
-                return f.read(limit).decode("utf-8", errors="replace")
-            head = f.read(limit // 2)
-            f.seek(size - limit // 2)
-            tail = f.read(limit // 2)
-    except FileNotFoundError:
-        return ""
-    return (
-        head.decode("utf-8", errors="replace")
-        + "\n... [output truncated] ...\n"
-        + tail.decode("utf-8", errors="replace")
+_read_capped = execution.read_capped
+"""The file, or its head and tail around a truncation mark (see :func:`execution.read_capped`)."""
+RunResult = execution.RunResult
+
+
+class Workdir(execution.Workdir):
+    """A fresh temp dir for one run (``hiergym-rtl-*``), removed afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__("hiergym-rtl-")
+
+
+def process_limits(timeout: float, limits: Limits) -> execution.Limits:
+    """One toolchain run's limits in the shared execution layer's terms: the stage's wall clock,
+    CPU seconds just past it, the address space, file size and process count of ``limits``, no
+    core dumps, 64 kB of stdout and of stderr read back, the run's dir as HOME and TMPDIR."""
+    return execution.Limits(
+        wall_s=timeout,
+        cpu_s=max(1, math.ceil(timeout) + 1),
+        memory_bytes=limits.memory_mb * execution.MiB,
+        file_bytes=limits.file_mb * execution.MiB,
+        processes=limits.processes,
+        core_bytes=0,
+        output_bytes=64_000,
+        private_tmp=True,  # yosys puts ABC's files in TMPDIR; a killed run cannot clean up
     )
 
 
 def run(argv: Sequence[str], cwd: Path, timeout: float, limits: Limits) -> RunResult:
-    """Run ``argv`` in ``cwd`` under the limits; stdout and stderr go to files, read back capped.
-
-    The process gets its own session so a timeout kills it with every child (yosys runs ABC as
-    one). ``prlimit`` sets the limits before exec, which is safe from any thread (unlike a
-    ``preexec_fn``).
-    """
-    cpu = max(1, math.ceil(timeout) + 1)
-    wrapped = [
-        "prlimit",
-        f"--as={limits.memory_mb * 1024 * 1024}",
-        f"--cpu={cpu}",
-        f"--fsize={limits.file_mb * 1024 * 1024}",
-        f"--nproc={limits.processes}",
-        "--core=0",
-        "--",
-        *argv,
-    ]
-    out_path, err_path = cwd / ".stdout", cwd / ".stderr"
-    start = time.perf_counter()
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            wrapped,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            # TMPDIR: yosys puts ABC's files there and a killed run cannot clean up after itself;
-            # inside the run's directory they go with it.
-            env={
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "LC_ALL": "C",
-                "HOME": str(cwd),
-                "TMPDIR": str(cwd),
-            },
-        )
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-    elapsed = time.perf_counter() - start
-    cap = 64_000
-    returncode = proc.returncode
-    if returncode is not None and returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
-        timed_out = True  # the CPU limit hit before the wall clock
-    return RunResult(
-        returncode, _read_capped(out_path, cap), _read_capped(err_path, cap), timed_out, elapsed
-    )
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):  # it may have exited meanwhile
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-class Workdir:
-    """A fresh temp dir for one run, removed afterwards; files go in by name only."""
-
-    def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="hiergym-rtl-"))
-
-    def write(self, name: str, text: str) -> str:
-        (self.path / name).write_text(text)
-        return name
-
-    def __enter__(self) -> Workdir:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+    """Run ``argv`` in ``cwd`` under the limits (:func:`execution.run`: its own session, killed
+    with every child at the deadline, a pidfd wait, one of the machine's process slots);
+    stdout and stderr go to files, read back capped."""
+    return execution.run(argv, cwd, process_limits(timeout, limits), env={"LC_ALL": "C"})
 
 
 def _scrub(text: str, nonce: str, limit: int = MAX_MESSAGE_CHARS) -> str:

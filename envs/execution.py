@@ -1,0 +1,827 @@
+"""The one sandboxed-process layer: limits, deadlines, temp dirs, warm workers, a machine-wide cap.
+
+Every domain that runs something it does not trust (an agent's Python, a toolchain fed an agent's
+design) runs it through this module, so each gets the same guarantees by calling it:
+
+- :class:`Limits`: one documented dataclass for everything a run may use (wall clock, CPU seconds,
+  address space, file size, open files, processes, core dumps, output read back, a private temp
+  dir, the network, the filesystem through Landlock, privileges). :meth:`Limits.rlimits` is the
+  only table of resource limits in hiergym; :func:`prlimit_argv` applies it to a program before
+  exec (safe from any thread), :func:`apply_rlimits` inside a forked child, :func:`isolate` adds
+  the network namespace, the privilege drop, ``no_new_privs`` and Landlock where the machine has
+  them (each step reported, none fatal).
+- :func:`run`: one program in its own session, with the limits, stdout/stderr to files read back
+  capped, and a deadline that kills the whole process group. The wait blocks on a pidfd (no
+  polling loop: a 20 ms process costs about 20 ms, not the 32 ms ``Popen.wait(timeout)``'s
+  doubling sleeps round it to).
+- :func:`slot`: a machine-wide cap on concurrent runs, across processes: ``flock``-ed slot files
+  under ``HIERGYM_HOME/execution-slots``, waited on by blocking (a slot is released when its
+  holder exits, however it exits). The number is ``HIERGYM_MAX_PROCESSES`` (``0``: no cap), by
+  default :func:`default_max_processes` (memory-aware).
+- :class:`Zygote`: a pre-warmed fork server for Python workers. It imports a worker script's
+  modules once (``zygote_preload()``), then forks a worker per request; the worker applies its
+  own isolation after the fork (``worker_main(state, args, fd_in, fd_out)``), so a worker is
+  ready in milliseconds and shares the zygote's pages copy-on-write. The zygote reaps its
+  children and reports each exit status on a pipe of the caller's, so the caller waits on a file
+  descriptor, never on a timer.
+
+This file uses the standard library only: the zygote runs it as a script (``python -I``) without
+importing hiergym.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import gc
+import importlib.util
+import itertools
+import json
+import math
+import os
+import resource
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_PROCESSES_ENV = "HIERGYM_MAX_PROCESSES"
+"""The machine-wide cap on concurrent :func:`run` processes (an integer; ``0`` means no cap)."""
+NOBODY = 65534
+CLONE_NEWNET = 0x40000000
+PR_SET_NO_NEW_PRIVS = 38
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one sandboxed run may use. ``None`` leaves a limit as the parent has it.
+
+    Attributes:
+        wall_s: wall-clock deadline of the run; at it the whole process group is killed.
+        cpu_s: CPU seconds (``RLIMIT_CPU``; SIGXCPU at the limit). ``None``: ``wall_s`` rounded
+            up, plus one.
+        memory_bytes: address space (``RLIMIT_AS``).
+        file_bytes: the largest file the run may write (``RLIMIT_FSIZE``).
+        open_files: open file descriptors (``RLIMIT_NOFILE``).
+        processes: processes of the user (``RLIMIT_NPROC``; ``0``: the run may not fork).
+        core_bytes: core dump size (``RLIMIT_CORE``; ``0``: none).
+        output_bytes: how much of stdout and of stderr is read back (its head and tail).
+        private_tmp: HOME and TMPDIR point at the run's own directory (removed with it).
+        network: ``False`` puts the run in a new, empty network namespace (root only; forked
+            workers, see :func:`isolate`).
+        landlock: confine the filesystem with Landlock where the kernel has it: read-only access
+            to ``read_roots``, read-write to the run's directory, no TCP (forked workers).
+        read_roots: what a Landlock-confined run may read.
+        drop_privileges: switch to ``nobody`` when running as root (forked workers).
+        relative: ``memory_bytes`` and ``cpu_s`` are added to what the process already uses when
+            applied in-process (a forked worker that has imported numpy keeps its pages).
+    """
+
+    wall_s: float = 10.0
+    cpu_s: float | None = None
+    memory_bytes: int | None = 2048 * MiB
+    file_bytes: int | None = 16 * MiB
+    open_files: int | None = None
+    processes: int | None = None
+    core_bytes: int | None = 0
+    output_bytes: int = 64_000
+    private_tmp: bool = True
+    network: bool = True
+    landlock: bool = False
+    read_roots: tuple[str, ...] = ()
+    drop_privileges: bool = False
+    relative: bool = False
+
+    def rlimits(self, *, cpu_used_s: float = 0.0, vm_bytes: int = 0) -> dict[str, int]:
+        """The resource limits by ``RLIMIT_*`` name: the one table hiergym sets limits from."""
+        cpu = self.cpu_s if self.cpu_s is not None else math.ceil(self.wall_s) + 1
+        base_cpu, base_vm = (cpu_used_s, vm_bytes) if self.relative else (0.0, 0)
+        table = {
+            "RLIMIT_AS": None if self.memory_bytes is None else base_vm + self.memory_bytes,
+            "RLIMIT_CPU": max(1, int(base_cpu) + math.ceil(cpu)),
+            "RLIMIT_FSIZE": self.file_bytes,
+            "RLIMIT_NOFILE": self.open_files,
+            "RLIMIT_NPROC": self.processes,
+            "RLIMIT_CORE": self.core_bytes,
+        }
+        return {k: int(v) for k, v in table.items() if v is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Limits:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "read_roots" in values:
+            values["read_roots"] = tuple(values["read_roots"])
+        return cls(**values)
+
+
+_PRLIMIT_FLAGS = {
+    "RLIMIT_AS": "--as",
+    "RLIMIT_CPU": "--cpu",
+    "RLIMIT_FSIZE": "--fsize",
+    "RLIMIT_NOFILE": "--nofile",
+    "RLIMIT_NPROC": "--nproc",
+    "RLIMIT_CORE": "--core",
+}
+
+
+def prlimit_argv(limits: Limits) -> list[str]:
+    """``prlimit`` (util-linux) options that set ``limits`` on a program before it execs."""
+    return ["prlimit", *(f"{_PRLIMIT_FLAGS[k]}={v}" for k, v in limits.rlimits().items()), "--"]
+
+
+def apply_rlimits(
+    limits: Limits, names: Sequence[str] | None = None, *, vm_bytes: int | None = None
+) -> list[str]:
+    """Set ``limits`` (those in ``names``, default all) on this process, a forked child; what was
+    set or refused, by name. ``vm_bytes``: the address space a relative memory limit adds to
+    (default: read from ``/proc/self/status`` now)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    if vm_bytes is None:
+        vm_bytes = _vm_bytes() if limits.relative and limits.memory_bytes is not None else 0
+    table = limits.rlimits(cpu_used_s=used.ru_utime + used.ru_stime, vm_bytes=vm_bytes)
+    report = []
+    for name, value in table.items():
+        if names is not None and name not in names:
+            continue
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+            report.append(name)
+        except (ValueError, OSError):
+            report.append(f"{name} refused")
+    return report
+
+
+def _vm_bytes() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Isolation of a forked child: network namespace, privileges, Landlock
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def open_paths(paths: Sequence[str]) -> list[int]:
+    """``O_PATH`` handles for Landlock rules, taken while the process may still traverse anything."""
+    fds = []
+    for path in paths:
+        try:
+            fds.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
+        except OSError:
+            fds.append(-1)
+    return fds
+
+
+def landlock(libc: ctypes.CDLL, read_only: Sequence[int], read_write: int) -> str:
+    """Confine the filesystem (and TCP) with Landlock, given ``O_PATH`` handles; a short report."""
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+    abi = syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 1:
+        return "landlock unavailable"
+    fs_all = (1 << 13) - 1
+    if abi >= 2:
+        fs_all |= 1 << 13  # REFER
+    if abi >= 3:
+        fs_all |= 1 << 14  # TRUNCATE
+    if abi >= 5:
+        fs_all |= 1 << 15  # IOCTL_DEV
+    net = 0b11 if abi >= 4 else 0  # BIND_TCP | CONNECT_TCP, with no rule: all denied
+    scoped = 0b11 if abi >= 6 else 0  # abstract unix sockets and signals stay inside the sandbox
+    attr = struct.pack("<QQQ", fs_all, net, scoped)
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    buf = ctypes.create_string_buffer(attr[:size], size)
+    ruleset = syscall(444, buf, ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        return f"landlock ruleset failed (errno {ctypes.get_errno()})"
+    read = (1 << 0) | (1 << 2) | (1 << 3)  # EXECUTE | READ_FILE | READ_DIR
+    for fd, access in [(fd, read) for fd in read_only] + [(read_write, fs_all)]:
+        if fd < 0:
+            continue
+        rule = ctypes.create_string_buffer(struct.pack("<Qi", access & fs_all, fd), 12)
+        syscall(445, ctypes.c_int(ruleset), ctypes.c_int(1), rule, ctypes.c_uint32(0))
+        os.close(fd)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return "landlock skipped (no_new_privs failed)"
+    if syscall(446, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+        return f"landlock restrict failed (errno {ctypes.get_errno()})"
+    os.close(ruleset)
+    return f"landlock abi {abi}"
+
+
+def isolate(limits: Limits, root: str) -> list[str]:
+    """Apply ``limits`` to this process (a child forked for one sandboxed job), ``root`` being its
+    only writable directory: the network namespace, the privilege drop, ``no_new_privs``,
+    Landlock, then the rlimits. Each step is best effort and reported by name."""
+    report: list[str] = []
+    libc = _libc()
+    vm_bytes = _vm_bytes()  # before Landlock hides /proc
+    rule_fds = open_paths([*limits.read_roots, root]) if limits.landlock else []
+    if os.geteuid() == 0:
+        if not limits.network and libc.unshare(CLONE_NEWNET) == 0:
+            report.append("network namespace")
+        if limits.drop_privileges:
+            os.chown(root, NOBODY, NOBODY)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            report.append("uid nobody")
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if limits.landlock:
+        try:
+            report.append(landlock(libc, rule_fds[:-1], rule_fds[-1]))
+        except OSError as e:
+            report.append(f"landlock failed ({e})")
+    report.extend(apply_rlimits(limits, vm_bytes=vm_bytes))
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Running one program
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return (self.stdout + "\n" + self.stderr).strip()
+
+
+def read_capped(path: Path, limit: int) -> str:
+    """The file, or its first and last ``limit / 2`` bytes around a truncation mark (the reports
+    that close a long log are at its end)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if size <= limit:
+                return f.read(limit).decode("utf-8", errors="replace")
+            head = f.read(limit // 2)
+            f.seek(size - limit // 2)
+            tail = f.read(limit // 2)
+    except FileNotFoundError:
+        return ""
+    return (
+        head.decode("utf-8", errors="replace")
+        + "\n... [output truncated] ...\n"
+        + tail.decode("utf-8", errors="replace")
+    )
+
+
+def wait(proc: subprocess.Popen[Any], timeout: float | None) -> bool:
+    """Wait for ``proc`` to exit, at most ``timeout`` seconds; whether it has exited (and been
+    reaped). Blocks on a pidfd where the kernel has one (Linux 5.3+): no sleep loop."""
+    if proc.returncode is not None:
+        return True
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd: Popen's own wait
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    if not ready:
+        return proc.poll() is not None
+    proc.wait()
+    return True
+
+
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """Kill ``proc`` and everything in its process group, and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # it may have exited
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
+
+
+def run(
+    argv: Sequence[str],
+    cwd: Path,
+    limits: Limits,
+    *,
+    env: Mapping[str, str] | None = None,
+    capped: bool = True,
+) -> RunResult:
+    """Run ``argv`` in ``cwd`` under ``limits``; stdout and stderr go to files, read back capped.
+
+    The program gets its own session, so the deadline kills it with every child it started.
+    ``prlimit`` sets the rlimits before exec, which is safe from any thread (unlike a
+    ``preexec_fn``). The run waits for a machine-wide :func:`slot` first (``capped``); the
+    deadline starts when it has one. A run the CPU limit stopped is reported as timed out.
+    """
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    if limits.private_tmp:
+        base.update(HOME=str(cwd), TMPDIR=str(cwd))
+    base.update(env or {})
+    out_path, err_path = cwd / ".stdout", cwd / ".stderr"
+    with slot() if capped else contextlib.nullcontext():
+        start = time.perf_counter()
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [*prlimit_argv(limits), *argv],
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                env=base,
+            )
+            timed_out = not wait(proc, limits.wall_s)
+            if timed_out:
+                kill_group(proc)
+        elapsed = time.perf_counter() - start
+    returncode = proc.returncode
+    if returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+        timed_out = True  # the CPU limit hit before the wall clock
+    cap = limits.output_bytes
+    return RunResult(
+        returncode, read_capped(out_path, cap), read_capped(err_path, cap), timed_out, elapsed
+    )
+
+
+class Workdir:
+    """A fresh temp dir for one run, removed afterwards; files go in by name only."""
+
+    def __init__(self, prefix: str = "hiergym-run-") -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+
+    def write(self, name: str, text: str) -> str:
+        (self.path / name).write_text(text)
+        return name
+
+    def __enter__(self) -> Workdir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The machine-wide cap
+
+
+def default_max_processes() -> int:
+    """Concurrent runs per machine by default: two per CPU, at most as many 2 GiB runs (the
+    toolchain's address-space limit; a big yosys run takes 1.7-1.8 GB) as fit in three quarters
+    of the memory, and at least two."""
+    cpus = os.cpu_count() or 1
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 0
+    by_memory = int(total * 0.75) // (2048 * MiB) if total else 2 * cpus
+    return max(2, min(2 * cpus, by_memory))
+
+
+def max_processes() -> int:
+    """The cap in force: ``HIERGYM_MAX_PROCESSES`` if set (``0``: none), else the default."""
+    raw = os.environ.get(MAX_PROCESSES_ENV, "").strip()
+    if not raw:
+        return default_max_processes()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(
+            f"{MAX_PROCESSES_ENV} must be a whole number of concurrent processes (0: no cap), "
+            f"not {raw!r}"
+        ) from None
+    if value < 0:
+        raise ValueError(f"{MAX_PROCESSES_ENV} must be 0 (no cap) or more, not {value}")
+    return value
+
+
+def slot_dir() -> Path:
+    from hiergym.envs.sandbox import hiergym_home
+
+    path = hiergym_home() / "execution-slots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_turn = itertools.count()
+
+
+@contextlib.contextmanager
+def slot(n: int | None = None) -> Iterator[int | None]:
+    """Hold one of the machine's ``n`` (default :func:`max_processes`) run slots while the block
+    runs; yields its number (``None`` without a cap). Slots are ``flock``-ed files under
+    ``HIERGYM_HOME``, shared by every process on the machine that uses the same home, and released
+    by the kernel when the holder exits. A free slot is taken at once; when none is, the caller
+    blocks on one (in turn), without polling."""
+    n = max_processes() if n is None else n
+    if n <= 0:
+        yield None
+        return
+    import fcntl
+
+    folder = slot_dir()
+    first = next(_turn) % n
+    order = [(first + i) % n for i in range(n)]
+    handle = None
+    for index in order:
+        f = open(folder / f"slot-{index}.lock", "a+b")  # noqa: SIM115 - held across the yield
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            continue
+        handle = (index, f)
+        break
+    if handle is None:
+        f = open(folder / f"slot-{first}.lock", "a+b")  # noqa: SIM115
+        fcntl.flock(f, fcntl.LOCK_EX)
+        handle = (first, f)
+    try:
+        yield handle[0]
+    finally:
+        handle[1].close()  # closing the file releases the lock
+
+
+# --------------------------------------------------------------------------------------------
+# Warm workers: the zygote
+
+
+class Child:
+    """A sandboxed worker started for the caller: a process group leader with two pipes.
+
+    ``to_child`` / ``from_child`` are the caller's ends of the worker's request and reply pipes.
+    """
+
+    def __init__(self, pid: int, to_child: int, from_child: int):
+        self.pid, self.to_child, self.from_child = pid, to_child, from_child
+        self.returncode: int | None = None
+        self.owner = os.getpid()
+
+    def poll(self) -> int | None:
+        return self.wait(0.0)
+
+    def wait(self, timeout: float | None) -> int | None:
+        """The exit code (negative: the signal), or ``None`` if it still runs after ``timeout``."""
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """Kill the worker's process group and wait (a few seconds at most) until it is reaped."""
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.wait(5.0)
+        self.close_fds()
+
+    def close_fds(self) -> None:
+        for fd in (self.to_child, self.from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.to_child = self.from_child = -1
+
+
+class _ForkedChild(Child):
+    """A child of the zygote: the zygote reaps it and writes its wait status to ``status``."""
+
+    def __init__(self, pid: int, to_child: int, from_child: int, status: int):
+        super().__init__(pid, to_child, from_child)
+        self.status = status
+
+    def wait(self, timeout: float | None) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        ready, _, _ = select.select([self.status], [], [], timeout)
+        if not ready:
+            return None
+        data = b""
+        with contextlib.suppress(OSError):
+            data = os.read(self.status, 4)
+        os.close(self.status)
+        self.status = -1
+        if len(data) == 4:
+            self.returncode = os.waitstatus_to_exitcode(struct.unpack("<i", data)[0])
+        else:  # the zygote died before reaping it: it is init's now; say it was killed
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def close_fds(self) -> None:
+        super().close_fds()
+        if self.status >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.status)
+            self.status = -1
+
+
+class _PopenChild(Child):
+    """A worker started as a fresh interpreter (no zygote)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]):
+        assert proc.stdin is not None and proc.stdout is not None
+        super().__init__(proc.pid, proc.stdin.fileno(), proc.stdout.fileno())
+        self.proc = proc
+
+    def wait(self, timeout: float | None) -> int | None:
+        if wait(self.proc, timeout):
+            self.returncode = self.proc.returncode
+        return self.returncode
+
+    def close_fds(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.to_child = self.from_child = -1
+
+
+def _send_message(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    body = json.dumps(message).encode()
+    data = struct.pack(">I", len(body)) + body
+    if fds:
+        sent = socket.send_fds(sock, [data], list(fds))
+        data = data[sent:]
+    if data:
+        sock.sendall(data)
+
+
+def _recv_message(sock: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
+    """One length-prefixed message and the descriptors that came with it (``None`` at EOF)."""
+    buf, fds = b"", []
+    while len(buf) < 4:
+        if max_fds and not fds:
+            chunk, got, _, _ = socket.recv_fds(sock, 65536, max_fds)
+            fds.extend(got)
+        else:
+            chunk = sock.recv(65536)
+        if not chunk:
+            return None, fds
+        buf += chunk
+    (size,) = struct.unpack(">I", buf[:4])
+    while len(buf) < 4 + size:
+        chunk = sock.recv(4 + size - len(buf))
+        if not chunk:
+            return None, fds
+        buf += chunk
+    return json.loads(buf[4 : 4 + size]), fds
+
+
+def start_fresh(script: Path, args: Mapping[str, Any], env: Mapping[str, str], cwd: str) -> Child:
+    """A worker in a fresh interpreter (``python -I script ARGS``): no zygote, the full import
+    cost. The baseline the zygote is measured against, and the fallback where it cannot run."""
+    proc = subprocess.Popen(
+        [sys.executable, "-I", str(script), json.dumps(dict(args))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=dict(env),
+        close_fds=True,
+        start_new_session=True,  # its own process group: a kill takes everything it started
+    )
+    return _PopenChild(proc)
+
+
+class Zygote:
+    """A fork server that has imported a worker script's modules, one per (script, process).
+
+    ``script`` defines ``zygote_preload() -> state`` (run once, in the zygote) and
+    ``worker_main(state, args, fd_in, fd_out)`` (run in each forked worker, which applies its own
+    isolation first and serves until ``fd_in`` closes). :meth:`spawn` returns a :class:`Child`
+    in milliseconds. The zygote itself runs no one's code but the script's; it exits when its
+    owner closes it or dies. A process fork gets a zygote of its own on first use.
+    """
+
+    _instances: dict[tuple[str, int], Zygote] = {}
+    _class_lock = threading.Lock()
+
+    def __init__(self, script: Path, env: Mapping[str, str]):
+        self.script, self.env = Path(script), dict(env)
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self.owner = os.getpid()
+        self.starts = 0
+
+    @classmethod
+    def shared(cls, script: Path, env: Mapping[str, str]) -> Zygote:
+        """The zygote of ``script`` for this process (created on first use)."""
+        key = (str(script), os.getpid())
+        with cls._class_lock:
+            zygote = cls._instances.get(key)
+            if zygote is None:
+                zygote = cls._instances[key] = cls(script, env)
+            return zygote
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", __file__, "--zygote", str(child.fileno()), str(self.script)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd="/",
+                env=self.env,
+                pass_fds=(child.fileno(),),
+                start_new_session=True,
+            )
+        finally:
+            child.close()
+        self._sock = parent
+        self.starts += 1
+
+    def spawn(self, args: Mapping[str, Any]) -> Child:
+        """Fork a worker with ``args`` (JSON); it is ready to read requests when this returns
+        (its first message comes once its isolation is in place)."""
+        with self._lock:
+            for attempt in (0, 1):
+                if self._sock is None:
+                    self._start()
+                try:
+                    return self._spawn(args)
+                except (OSError, ValueError, EOFError):
+                    self._stop()  # a dead or broken zygote: start a fresh one, once
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _spawn(self, args: Mapping[str, Any]) -> Child:
+        assert self._sock is not None
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        st_r, st_w = os.pipe()
+        try:
+            _send_message(self._sock, {"args": dict(args)}, [req_r, rep_w, st_w])
+            reply, _ = _recv_message(self._sock)
+        except BaseException:
+            for fd in (req_w, rep_r, st_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (req_r, rep_w, st_w):
+                os.close(fd)
+        if reply is None or "pid" not in reply:
+            for fd in (req_w, rep_r, st_r):
+                os.close(fd)
+            raise EOFError(f"the zygote did not fork a worker: {reply}")
+        return _ForkedChild(int(reply["pid"]), req_w, rep_r, st_r)
+
+    def _stop(self) -> None:
+        sock, proc = self._sock, self._proc
+        self._sock = self._proc = None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        if proc is not None:
+            try:
+                proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+
+    def close(self) -> None:
+        """Stop the zygote (its live workers keep running until their owner closes them)."""
+        with self._lock:
+            if self.owner == os.getpid():
+                self._stop()
+
+    def _forget_in_child(self) -> None:
+        """After os.fork(): the parent's zygote is not ours (close our copy of its socket)."""
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._sock.detach())
+        self._sock = self._proc = None
+        self._lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    Zygote._class_lock = threading.Lock()
+    for zygote in list(Zygote._instances.values()):
+        zygote._forget_in_child()
+    Zygote._instances.clear()
+
+
+def _close_zygotes() -> None:
+    for zygote in list(Zygote._instances.values()):
+        zygote.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+import atexit  # noqa: E402 - next to its one use
+
+atexit.register(_close_zygotes)
+
+
+def _load_script(script: str) -> Any:
+    spec = importlib.util.spec_from_file_location("hiergym_worker", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["hiergym_worker"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _zygote_main(control_fd: int, script: str) -> None:
+    """The zygote's loop: fork a worker per request; reap workers, reporting each exit status on
+    the status pipe that came with its request."""
+    sys.modules.setdefault("hiergym_execution", sys.modules[__name__])
+    sock = socket.socket(fileno=control_fd)
+    module = _load_script(script)
+    state = module.zygote_preload()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    os.set_blocking(wake_r, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    status_fds: dict[int, int] = {}
+    gc.freeze()  # workers never run a collection over the zygote's objects (no copy on write)
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            fd = status_fds.pop(pid, None)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.write(fd, struct.pack("<i", status))
+                os.close(fd)
+
+    while True:
+        ready, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wake_r, 4096):
+                    pass
+            reap()
+        if sock not in ready:
+            continue
+        message, fds = _recv_message(sock, max_fds=3)
+        if message is None or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            if message is None:
+                return  # the owner closed its end or died
+            _send_message(sock, {"error": "a spawn request needs three descriptors"})
+            continue
+        fd_in, fd_out, status_w = fds
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for fd in (sock.detach(), wake_r, wake_w, status_w, *status_fds.values()):
+                    os.close(fd)
+                os.setsid()
+                module.worker_main(state, message["args"], fd_in, fd_out)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(fd_in)
+        os.close(fd_out)
+        status_fds[pid] = status_w
+        _send_message(sock, {"pid": pid})
+        reap()
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--zygote":
+    _zygote_main(int(sys.argv[2]), sys.argv[3])
