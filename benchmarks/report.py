@@ -369,8 +369,13 @@ def write_outputs(
     out: Path,
     config: dict[str, Any] | None = None,
     comparison: list[dict[str, Any]] | None = None,
+    html: bool = True,
+    runs: Sequence[tuple[str, Path]] | None = None,
 ) -> dict[str, Any]:
-    """summary.json, report.md and the funnel PNGs of ``rows`` into ``out``."""
+    """summary.json, report.md, the funnel PNGs and (``html``) report.html of ``rows`` into
+    ``out``; ``runs`` (name, folder) are where report.html reads the transcripts (default
+    ``out``), a row's ``run`` field naming its run when there are several."""
+    from .html_report import write_html
     from .plots import funnel_pngs
 
     summary = summarize(rows)
@@ -380,6 +385,9 @@ def write_outputs(
         summary["comparison"] = comparison
     pngs = funnel_pngs(summary, out)
     summary["funnel_pngs"] = pngs
+    if html:
+        page = write_html(summary, rows, out, runs)
+        summary["report_html"] = {"file": page.name, "bytes": page.stat().st_size}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(summary, out, pngs)
     return summary

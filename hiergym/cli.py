@@ -224,7 +224,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         runs.append((d.name, found))
         for r in found:
             if len(dirs) > 1:  # comparing runs: the same agent in two runs is two entries
-                r = {**r, "agent": f"{r['agent']} ({d.name})"}
+                r = {**r, "agent": f"{r['agent']} ({d.name})", "run": d.name}
             rows.append(r)
     out = (
         Path(args.out) if args.out else dirs[0] if len(dirs) == 1 else dirs[0].parent / "comparison"
@@ -235,9 +235,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
         # rebuilding one run's report keeps the configuration it was run with
         with contextlib.suppress(ValueError, KeyError):
             config = json.loads((dirs[0] / "summary.json").read_text())["config"]
-    summary = write_outputs(rows, out, config, paired_comparison(runs))
+    summary = write_outputs(
+        rows,
+        out,
+        config,
+        paired_comparison(runs),
+        html=args.html,
+        runs=[(d.name, d) for d in dirs],
+    )
     print_table(summary)
     print(f"wrote {out / 'summary.json'} and {out / 'report.md'}")
+    if args.html:
+        from hiergym.benchmarks.html_report import human_size
+
+        size = summary["report_html"]["bytes"]
+        print(f"wrote {out / 'report.html'} ({human_size(size)}, {len(rows)} episodes)")
     return 0
 
 
@@ -464,6 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default=None,
         help="where to write (default: the folder itself, or DIR/../comparison)",
+    )
+    r.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html: one self-contained page (tables, funnels, every episode's "
+        "transcript and verdict tree) that opens offline",
     )
     r.set_defaults(fn=_cmd_report)
 
