@@ -141,6 +141,7 @@ class LLMAgent:
             seed=seed, temperature=temperature, model=getattr(backend, "name", "")
         )
         self._chats: dict[int, list[dict[str, Any]]] = {}
+        self.last_completions: list[Completion] = []
 
     def bind(self, env: Any) -> None:
         pass
@@ -184,9 +185,19 @@ class LLMAgent:
         )
         return self._record(completion)
 
-    def act_batch(self, infos: Sequence[dict[str, Any]]) -> list[str | dict[str, Any]]:
-        """One step of several episodes in one backend call (batched generation where supported)."""
-        requests = [self.request(info, slot) for slot, info in enumerate(infos)]
+    def act_batch(
+        self, infos: Sequence[dict[str, Any]], slots: Sequence[int] | None = None
+    ) -> list[str | dict[str, Any]]:
+        """One step of several episodes in one backend call (batched generation where supported).
+
+        ``slots`` names the episode of each info (default: its position), so a group whose
+        finished episodes drop out of the batch keeps each chat apart. The step's completions
+        (with their token counts) stay in :attr:`last_completions`.
+        """
+        slots = list(range(len(infos))) if slots is None else list(slots)
+        if len(slots) != len(infos):
+            raise ValueError(f"act_batch: {len(infos)} infos but {len(slots)} slots")
+        requests = [self.request(info, slot) for slot, info in zip(slots, infos, strict=True)]
         if hasattr(self.backend, "complete_batch"):
             completions = self.backend.complete_batch(
                 requests,
@@ -205,6 +216,7 @@ class LLMAgent:
                 )
                 for m, t in requests
             ]
+        self.last_completions = list(completions)
         return [self._record(c) for c in completions]
 
     def _record(self, completion: Completion) -> str | dict[str, Any]:
