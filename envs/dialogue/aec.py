@@ -94,12 +94,15 @@ class DialogueAEC(AECEnv):
             f"{task.opening}\nWhat you want (say each only when asked):\n{needs}"
         )
 
-    def rule_reply(self) -> str:
-        """What the rule-based user would answer to the message waiting for the user."""
-        if self._held is None:
-            return "Okay."
-        sim = RuleUser(self.base.task, dict(self.base.user.told), self.base.user.changed)
-        text = self._held_text()
+    def rule_reply(self, text: str | None = None) -> str:
+        """What the rule-based user would answer now to ``text`` (default: the message waiting
+        for the user; "Okay." when none is)."""
+        if text is None:
+            if self._held is None:
+                return "Okay."
+            text = self._held_text()
+        now = self.base.user
+        sim = RuleUser(self.base.task, dict(now.told), now.changed)
         return sim.answer(text, self.base.sandbox.db)
 
     def _held_text(self) -> str:

@@ -56,9 +56,7 @@ class ChatEnvMixin:
     # ---- hooks ---------------------------------------------------------------------------
 
     def make_toolbox(self) -> Toolbox:
-        cached = not isinstance(self.user_kind, str | type(None)) and not isinstance(
-            self.user_kind, users.RuleUser
-        )
+        cached = users.caches_replies(self.user_kind)
         return tools.chat_toolbox(super().make_toolbox(), self.domain, cached=cached)
 
     def chat_task(self, base: Any) -> slots.ChatTask:

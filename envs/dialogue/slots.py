@@ -150,8 +150,13 @@ SHOPPING_OPTION_NAMES = (
     "pack",
     "capacity",
     "count",
+    "voltage",
+    "kit",
+    "form",
+    "metal",
 )
-"""Every option dimension of the catalog: one the target product lacks is off the task."""
+"""Every option dimension of the catalog (the target's own are added if new): one the target product
+lacks is off the task."""
 _OPTION_PATTERNS = {"color": _w("colou?rs?"), "flavor": _w("flavou?rs?"), "pack": _w("packs?")}
 _SHOPPING_OFF = {
     "brand": (_w("brands?", "manufacturer"), "brand"),
@@ -199,7 +204,7 @@ def shopping_task(base: Any, doc: dict[str, Any]) -> ChatTask:
             tuple(base.attributes),
         ),
     ]
-    for name in SHOPPING_OPTION_NAMES:
+    for name in dict.fromkeys([*SHOPPING_OPTION_NAMES, *doc["options"], *goal]):
         patterns = _OPTION_PATTERNS.get(name, _w(f"{name}s?"))
         if name in goal:
             slots.append(

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hiergym.errors import ToolError
+from hiergym.errors import HiergymError, SandboxError, ToolError
 
 from .slots import ChatTask, asked_slots, question_sentences
 
@@ -175,9 +175,12 @@ class LLMUser(RuleUser):
             {"role": "user", "content": text},
         ]
         seed = int(hashlib.sha256(self.task.task_id.encode()).hexdigest()[:8], 16)
-        completion = self.backend.complete(
-            messages, None, seed=seed, temperature=self.temperature, max_tokens=self.max_tokens
-        )
+        try:
+            completion = self.backend.complete(
+                messages, None, seed=seed, temperature=self.temperature, max_tokens=self.max_tokens
+            )
+        except HiergymError as e:  # the user's model is down: infrastructure, not the agent's call
+            raise SandboxError(f"the simulated user's model failed: {e}") from e
         reply = (completion.text or "").strip()
         if not reply or len(reply) > self.max_reply_chars or self._reveals(text, reply):
             return fallback
@@ -200,15 +203,34 @@ class LLMUser(RuleUser):
 
 
 def make_user(kind: Any, task: ChatTask) -> RuleUser:
-    """``"rule"``, ``"external"``, a Backend (an LLM user), or a ready user (returned as is)."""
-    if isinstance(kind, RuleUser):
-        return kind
+    """``"rule"``, ``"external"``, an agent spec of an LLM (``"openai:MODEL@URL"``, ``"hf:PATH"``,
+    as :func:`hiergym.agents.load` reads it) or a Backend: a new user for each episode."""
     if kind in (None, "rule"):
         return RuleUser(task)
     if kind == "external":
         return ExternalUser(task)
+    if isinstance(kind, str) and kind.startswith(("openai:", "hf:")):
+        return LLMUser(task, backend=_backend(kind))
     if hasattr(kind, "complete"):
         return LLMUser(task, backend=kind)
     raise ValueError(
-        f"user must be 'rule', 'external' or an LLM backend with complete(), got {kind!r}"
+        "user must be 'rule', 'external', 'openai:MODEL@URL', 'hf:PATH' or an LLM backend with "
+        f"complete(), got {kind!r}"
     )
+
+
+_BACKENDS: dict[str, Any] = {}
+
+
+def _backend(spec: str) -> Any:
+    """One backend per spec and process (its client is reused across episodes)."""
+    if spec not in _BACKENDS:
+        from hiergym.agents import load
+
+        _BACKENDS[spec] = load(spec).backend
+    return _BACKENDS[spec]
+
+
+def caches_replies(kind: Any) -> bool:
+    """Whether a user of this kind gets its replies from a model (cached like tool results)."""
+    return kind not in (None, "rule", "external")
