@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +105,10 @@ class Limits:
     drop_privileges: bool = False
     relative: bool = False
 
-    def rlimits(self, *, cpu_used_s: float = 0.0, vm_bytes: int = 0) -> dict[str, int]:
-        """The resource limits by ``RLIMIT_*`` name: the one table hiergym sets limits from."""
+    def rlimits(self, *, cpu_used_s: float = 0.0, vm_bytes: int = 0) -> dict[str, tuple[int, int]]:
+        """The resource limits by ``RLIMIT_*`` name, as (soft, hard): the one table hiergym sets
+        limits from. The CPU limit's hard value is a second past its soft one, so the program
+        gets SIGXCPU (reported as a timeout), not the SIGKILL a hard limit sends."""
         cpu = self.cpu_s if self.cpu_s is not None else math.ceil(self.wall_s) + 1
         base_cpu, base_vm = (cpu_used_s, vm_bytes) if self.relative else (0.0, 0)
         table = {
@@ -116,7 +119,10 @@ class Limits:
             "RLIMIT_NPROC": self.processes,
             "RLIMIT_CORE": self.core_bytes,
         }
-        return {k: int(v) for k, v in table.items() if v is not None}
+        limits = {k: (int(v), int(v)) for k, v in table.items() if v is not None}
+        soft, _ = limits["RLIMIT_CPU"]
+        limits["RLIMIT_CPU"] = (soft, soft + 1)
+        return limits
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,7 +148,8 @@ _PRLIMIT_FLAGS = {
 
 def prlimit_argv(limits: Limits) -> list[str]:
     """``prlimit`` (util-linux) options that set ``limits`` on a program before it execs."""
-    return ["prlimit", *(f"{_PRLIMIT_FLAGS[k]}={v}" for k, v in limits.rlimits().items()), "--"]
+    table = limits.rlimits().items()
+    return ["prlimit", *(f"{_PRLIMIT_FLAGS[k]}={soft}:{hard}" for k, (soft, hard) in table), "--"]
 
 
 def apply_rlimits(
@@ -160,7 +167,7 @@ def apply_rlimits(
         if names is not None and name not in names:
             continue
         try:
-            resource.setrlimit(getattr(resource, name), (value, value))
+            resource.setrlimit(getattr(resource, name), value)
             report.append(name)
         except (ValueError, OSError):
             report.append(f"{name} refused")
@@ -187,7 +194,7 @@ def _libc() -> ctypes.CDLL:
 
 
 def open_paths(paths: Sequence[str]) -> list[int]:
-    """``O_PATH`` handles for Landlock rules, taken while the process may still traverse anything."""
+    """``O_PATH`` handles for Landlock rules, taken while the process may still read anything."""
     fds = []
     for path in paths:
         try:
@@ -623,6 +630,7 @@ class Zygote:
     """
 
     _instances: dict[tuple[str, int], Zygote] = {}
+    _all: weakref.WeakSet[Zygote] = weakref.WeakSet()
     _class_lock = threading.Lock()
 
     def __init__(self, script: Path, env: Mapping[str, str]):
@@ -632,6 +640,7 @@ class Zygote:
         self._sock: socket.socket | None = None
         self.owner = os.getpid()
         self.starts = 0
+        Zygote._all.add(self)
 
     @classmethod
     def shared(cls, script: Path, env: Mapping[str, str]) -> Zygote:
@@ -669,6 +678,8 @@ class Zygote:
         """Fork a worker with ``args`` (JSON); it is ready to read requests when this returns
         (its first message comes once its isolation is in place)."""
         with self._lock:
+            if self.owner != os.getpid():  # inherited through os.fork(): not this process's
+                self._forget_in_child()
             for attempt in (0, 1):
                 if self._sock is None:
                     self._start()
@@ -725,18 +736,19 @@ class Zygote:
             with contextlib.suppress(OSError):
                 os.close(self._sock.detach())
         self._sock = self._proc = None
-        self._lock = threading.Lock()
+        self.owner = os.getpid()
 
 
 def _after_fork_in_child() -> None:
     Zygote._class_lock = threading.Lock()
-    for zygote in list(Zygote._instances.values()):
+    for zygote in list(Zygote._all):
+        zygote._lock = threading.Lock()  # a thread of the parent may have held it
         zygote._forget_in_child()
     Zygote._instances.clear()
 
 
 def _close_zygotes() -> None:
-    for zygote in list(Zygote._instances.values()):
+    for zygote in list(Zygote._all):
         zygote.close()
 
 
