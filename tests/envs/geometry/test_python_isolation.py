@@ -120,3 +120,43 @@ def test_nothing_a_call_sets_is_visible_to_the_next(runner, setter, reader, fres
     runner.run(setter)
     result = runner.run(reader)
     assert result.ok and result.stdout == fresh, result
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_workers_are_forked_from_one_warm_zygote_and_locked_down_alike():
+    """Issue 12: a worker is a fork of a zygote that imported numpy and scipy once; each applies
+    the same isolation after the fork as a worker in a fresh interpreter does."""
+    warm = [PythonRunner(timeout_s=5.0) for _ in range(2)]
+    fresh = PythonRunner(timeout_s=5.0, zygote=False)
+    try:
+        for r in (*warm, fresh):
+            assert r.run("import scipy.optimize\nprint(1)").stdout == "1\n"
+        zygotes = {parent_of(r.pid) for r in warm}
+        assert len(zygotes) == 1 and os.getpid() not in zygotes
+        assert parent_of(fresh.pid) == os.getpid()
+        assert warm[0].hardening == warm[1].hardening == fresh.hardening
+        assert {"audit hook", "RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NOFILE"} <= set(fresh.hardening)
+    finally:
+        for r in (*warm, fresh):
+            r.close()
+
+
+def test_a_worker_cannot_reach_another_workers_directory():
+    """Workers share the zygote's pages, never each other's files: below the audit hook, Landlock
+    confines each to its own root."""
+    first = PythonRunner(timeout_s=5.0)
+    escaped = PythonRunner(timeout_s=5.0, os_layer_only=True)
+    try:
+        assert first.run("print(1)").ok and escaped.run("print(1)").ok
+        if not any(h.startswith("landlock abi") for h in escaped.hardening):
+            pytest.skip(f"no Landlock on this kernel: {escaped.hardening}")
+        for code in (f"import os\nos.listdir({first.root!r})", f"open({first.root!r} + '/x', 'w')"):
+            result = escaped.run(code)
+            assert not result.ok and result.error.startswith("PermissionError"), (code, result)
+    finally:
+        first.close()
+        escaped.close()
