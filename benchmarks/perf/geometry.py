@@ -1,7 +1,9 @@
 """Geometry speed: geometric tool calls/s, python-tool latency (warm and cold), verdicts/s.
 
 Targets (issue 5): >= 20,000 calls/s for the geometric tools, <= 50 ms per python call (a warm
-worker), and verdicts/s reported. Uncached figures call the tool function with distinct arguments
+worker), and verdicts/s reported. A process's first python worker starts the zygote (the imports,
+``python_cold_start_ms``); every further one is forked from it (``python_next_worker_ms``; issue
+12, see ``perf execution``). Uncached figures call the tool function with distinct arguments
 (depth_at ray-casts a new pixel every call); "env step" figures go through ToolEnv.step, whose
 sandbox memoizes repeated calls.
 """
@@ -77,7 +79,12 @@ def run() -> dict[str, float]:
     runner = PythonRunner()
     start = time.perf_counter()
     runner.run("print(1)")
-    figures["python_cold_start_ms"] = (time.perf_counter() - start) * 1000
+    figures["python_cold_start_ms"] = (time.perf_counter() - start) * 1000  # the zygote's too
+    second = PythonRunner()
+    start = time.perf_counter()
+    second.run("print(1)")
+    figures["python_next_worker_ms"] = (time.perf_counter() - start) * 1000  # forked from it
+    second.close()
     figures["python_warm_call_ms"] = per_call_ms(lambda: runner.run("print(1)"), min_calls=20)
     kabsch = solvers.program(
         "pose_json(kabsch([[0,0,0],[1,0,0],[0,1,0],[0,0,1]], [[1,2,3],[1,3,3],[0,2,3],[1,2,4]]))"

@@ -1,7 +1,9 @@
 """The parent side of the ``python`` tool: a warm, locked-down worker process per env.
 
 Starting Python with numpy and scipy costs most of a second, so each env keeps one worker
-(``pyworker.py``) warm and sends it code over a pipe (a few milliseconds per call). The worker
+(``pyworker.py``) warm and sends it code over a pipe (a few milliseconds per call). Workers are
+forked from a zygote that imported those modules once per process (the shared execution layer,
+:mod:`hiergym.envs.execution`): a worker is ready in milliseconds and shares the zygote's pages. The worker
 never runs agent code itself: it forks a child per call, so every call starts from the same
 pristine state, in its own temp dir, removed when the call ends (what persists between calls:
 nothing the code did; see ``pyworker.spawn``). The worker enforces per-call limits (see its

@@ -1,9 +1,14 @@
-"""The warm worker behind the geometry ``python`` tool (run as a script, never imported by hiergym).
+"""The warm worker behind the geometry ``python`` tool (run by the zygote or as a script).
 
-It imports numpy and scipy once, then locks itself down and serves one request at a time over a
-length-prefixed JSON protocol on the fds it was started with. Defence in depth, outermost first:
+The shared execution layer's zygote (:class:`hiergym.envs.execution.Zygote`) loads this file,
+imports and exercises numpy and scipy once (:func:`zygote_preload`), and forks a worker per
+runner; each worker (:func:`worker_main`) locks itself down after the fork and serves one request
+at a time over a length-prefixed JSON protocol on the fds it was given. Run as a script
+(``python -I pyworker.py ARGS``) it is the same worker in a fresh interpreter (the baseline,
+``PythonRunner(zygote=False)``). Defence in depth, outermost first:
 
-1. OS: a new network namespace (when root), privileges dropped to ``nobody`` (when root), Landlock
+1. OS (:func:`hiergym.envs.execution.isolate`, limits in :func:`worker_limits`): a new network
+   namespace (when root), privileges dropped to ``nobody`` (when root), Landlock
    (when the kernel has it: read-only access to the interpreter's libraries, read-write to the
    worker's temp dir, no TCP), ``no_new_privs``, and rlimits: address space, CPU seconds over the
    worker's life, file size, open files, no core dumps, no new processes (``RLIMIT_NPROC=0``).

@@ -160,3 +160,23 @@ def test_a_worker_cannot_reach_another_workers_directory():
     finally:
         first.close()
         escaped.close()
+
+
+def test_a_forked_worker_inherits_no_descriptor_but_its_two_pipes():
+    """What the zygote holds (its control socket, other workers' status pipes) never reaches a
+    worker, and the zygote forks from a single thread (no lock held by a thread that is gone)."""
+    from hiergym.envs.execution import Zygote
+
+    runner = PythonRunner(timeout_s=5.0)
+    try:
+        assert runner.run("print(1)").ok
+        fds = {int(fd): os.readlink(f"/proc/{runner.pid}/fd/{fd}") for fd in os.listdir(
+            f"/proc/{runner.pid}/fd")}  # fmt: skip
+        assert all(fds[fd] == "/dev/null" for fd in (0, 1, 2)), fds
+        others = [target for fd, target in fds.items() if fd > 2]
+        assert len(others) == 2 and all(t.startswith("pipe:") for t in others), fds
+        zygote = parent_of(runner.pid)
+        assert zygote in {z.pid for z in Zygote._all}
+        assert len(os.listdir(f"/proc/{zygote}/task")) == 1
+    finally:
+        runner.close()
