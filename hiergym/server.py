@@ -130,9 +130,13 @@ class ApiError(Exception):
 def _env_error(e: Exception) -> ApiError:
     import gymnasium as gym
 
+    from hiergym.errors import TaskError, ToolError
+
     name = type(e).__name__
     if isinstance(e, gym.error.ResetNeeded):
         return ApiError(409, "SESSION_ERROR", f"{e}; call reset first", "ResetNeeded")
+    if isinstance(e, TaskError | ToolError):  # the client asked for something that is not there
+        return ApiError(400, "VALIDATION_ERROR", f"{name}: {e}", name)
     return ApiError(500, "EXECUTION_ERROR", f"the env raised {name}: {e}", name)
 
 
@@ -327,7 +331,9 @@ def _make(env_id: str, kwargs: dict[str, Any]) -> Any:
     from hiergym.errors import HiergymError
 
     try:
-        return gym.make(env_id, **kwargs)
+        # Gymnasium's passive checker wrapper only warns, and after a reset that raised (an
+        # unknown task_id) it breaks the next step; the client's own gym.make checks anyway.
+        return gym.make(env_id, disable_env_checker=True, **kwargs)
     except (TypeError, ValueError, HiergymError) as e:
         raise ApiError(
             400, "FACTORY_ERROR", f"gym.make({env_id!r}, ...) failed: {e}", type(e).__name__
@@ -566,6 +572,7 @@ def create_app(config: ServeConfig | None = None) -> Any:
 
     app = FastAPI(title="hiergym serve", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.store = store
+    app.add_middleware(Guard, token=config.token, max_bytes=config.max_request_bytes)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Any, e: ApiError) -> Any:
