@@ -29,7 +29,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 SLOT_KINDS = ("need", "open", "stated", "off")
@@ -49,7 +49,7 @@ class Slot:
     guarded LLM user must not say before the slot was asked."""
 
     def asked_in(self, sentence: str) -> bool:
-        return any(_compiled(p).search(sentence) for p in self.patterns)
+        return _compiled("|".join(f"(?:{p})" for p in self.patterns)).search(sentence) is not None
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,16 @@ def question_sentences(text: str) -> list[str]:
 
 def asked_slots(task: ChatTask, text: str) -> tuple[str, ...]:
     """The slots a message asks about, in the task's slot order (each at most once)."""
-    sentences = question_sentences(text)
-    return tuple(s.name for s in task.slots if any(s.asked_in(q) for q in sentences))
+    return _asked(task.slots, text)
+
+
+@lru_cache(maxsize=4096)
+def _asked(slots: tuple[Slot, ...], text: str) -> tuple[str, ...]:
+    # the user answers, records and the verifier reads each message: read it once
+    questions = " ?\n".join(question_sentences(text))  # "?" ends every pattern's reach
+    if not questions:
+        return ()
+    return tuple(s.name for s in slots if s.asked_in(questions))
 
 
 def _w(*words: str) -> tuple[str, ...]:
