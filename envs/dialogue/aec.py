@@ -89,9 +89,16 @@ class DialogueAEC(AECEnv):
     def user_brief(self) -> str:
         task = self.base.task
         needs = "\n".join(f"- {s.name}: {s.answer}" for s in task.of_kind("need"))
+        change = ""
+        if task.change is not None:
+            c = task.change
+            change = (
+                f"\nWhen first asked about the {c.slot}, say: {c.before} In your next reply, "
+                f"correct it: {c.after}"
+            )
         return to_observation(
             "You are the user. You opened with: "
-            f"{task.opening}\nWhat you want (say each only when asked):\n{needs}"
+            f"{task.opening}\nWhat you want (say each only when asked):\n{needs}{change}"
         )
 
     def rule_reply(self, text: str | None = None) -> str:

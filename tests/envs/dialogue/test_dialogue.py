@@ -246,3 +246,25 @@ def test_dialogue_attacks_stay_under_their_ceilings(env_id):
     for r in rows:
         assert not r.breaches(), (r.name, r.rewards, r.ceiling)
         assert r.first_failed in ("elicitation", "correctness"), (r.name, r.first_failed)
+
+
+def test_fork_mid_conversation_copies_the_user():
+    env = gym.make("hiergym/ShoppingChat-v0", split="dev", difficulty="hard")
+    env.reset(seed=0)
+    task = env.unwrapped.task
+    plan = oracle_actions(env)
+    env.step(plan[0])  # the changing slot, answered with its decoy
+    clone = env.unwrapped.fork()
+    rest = [env.step(a)[0] for a in plan[1:3]]
+    assert [clone.step(a)[0] for a in plan[1:3]] == rest
+    assert task.change.after in rest[0]  # each copy's user corrected itself once
+    assert env.unwrapped.user is not clone.user and clone.user.changed
+
+
+def test_the_user_agent_brief_holds_its_requirements_and_its_change():
+    env = dialogue.make("hiergym/TravelChat-v0", split="test", difficulty="hard")
+    env.reset(seed=0)
+    brief = env.observe("user")
+    task = env.base.task
+    assert "You are the user" in brief and task.change.after in brief
+    assert all(task.slot(n).answer in brief for n in task.needed)
