@@ -199,6 +199,8 @@ def run() -> dict[str, float]:
 
 
 def _fidelity_entry(base: Any, task: Any, limits: Limits) -> dict[str, Any]:
+    import dataclasses
+
     start = time.perf_counter()
     own = toolchain.run_testbench(task, task.reference, limits)
     entry: dict[str, Any] = {
@@ -207,23 +209,32 @@ def _fidelity_entry(base: Any, task: Any, limits: Limits) -> dict[str, Any]:
         "passes_own_testbench": bool(own.get("ok")),
         "own_testbench": {k: own.get(k) for k in ("status", "samples", "matching")},
     }
-    verdict = base.verifier.verify(_trajectory(task, task.reference), task)
-    entry["reward"] = verdict.reward
-    entry["levels"] = {
-        r.name: {
-            "passed": r.passed,
-            "score": round(r.score, 6),
-            "findings": [f"{f.code}: {f.message[:300]}" for f in r.findings[:3]],
+    # The import check (what `hiergym data import` records): refused, or the calibrated budgets.
+    check = base.check_reference(task)
+    entry["import"] = {k: v for k, v in check.items() if k != "fingerprint"}
+    if check["excluded"]:
+        entry["reward"] = None
+        entry["why"] = f"refused at import: {check['reason']}"
+    else:
+        calibrated = dataclasses.replace(
+            task, formal_s=check["formal_s"], simulate_s=check["simulate_s"]
+        )
+        verdict = base.verifier.verify(_trajectory(calibrated, calibrated.reference), calibrated)
+        entry["reward"] = verdict.reward
+        entry["levels"] = {
+            r.name: {
+                "passed": r.passed,
+                "score": round(r.score, 6),
+                "findings": [f"{f.code}: {f.message[:300]}" for f in r.findings[:3]],
+            }
+            for r in verdict.levels
         }
-        for r in verdict.levels
-    }
-    if verdict.reward < 1.0:
-        failed = verdict.first_failed or next(
-            (r.name for r in verdict.levels if r.score < 1.0), None
-        )
-        entry["why"] = f"{failed}: " + "; ".join(
-            entry["levels"].get(failed, {}).get("findings", [])
-        )
+        if verdict.reward < 1.0:
+            failed = verdict.first_failed or next(
+                (r.name for r in verdict.levels if r.score < 1.0), None
+            )
+            found = entry["levels"].get(failed, {}).get("findings", [])
+            entry["why"] = f"{failed}: " + "; ".join(found)
     entry["seconds"] = round(time.perf_counter() - start, 2)
     return entry
 
@@ -242,12 +253,15 @@ def fidelity(sources: list[str], out: Any) -> dict[str, Any]:
         src = importer.parse_source(source)
         if src is None:
             raise SystemExit(f"{source!r} is not a verilog-eval:DIR or rtllm:DIR source")
+        # Every problem as it loads, whatever an earlier import recorded.
         if src.kind == "rtllm":
             designs = rtllm.load_designs(src.path)
             loaded = [d.task for d in designs if d.task is not None]
             broken = {f"rtllm-{d.name}": "; ".join(d.problems) for d in designs if d.task is None}
         else:
-            loaded, broken = importer.load_directory(src), {}
+            names = importer.problem_names(src.path)
+            loaded = [importer.load_problem(src.path, n, "test", "medium") for n in names]
+            broken = {}
         env = gym.make("hiergym/RTL-v0", tasks=source)
         base = env.unwrapped
         entries: dict[str, Any] = {
@@ -267,6 +281,7 @@ def fidelity(sources: list[str], out: Any) -> dict[str, Any]:
                 "load": sum(1 for e in values if e["loads"]),
                 "pass_own_testbench": len(own),
                 "of_those_reward_1": sum(1 for e in own if e.get("reward") == 1.0),
+                "refused_at_import": sum(1 for e in values if e.get("import", {}).get("excluded")),
                 "below_1_despite_own_testbench": sorted(
                     k
                     for k, e in entries.items()

@@ -27,7 +27,7 @@ from hiergym.sandbox_data import source_dir
 from .problem import REQUIRED_MODULE, RTLTask
 from .verilog import parse_module
 
-GENERATOR_VERSION = "rtl-3"  # rtl-3: every problem checked and calibrated at build
+GENERATOR_VERSION = "rtl-4"  # rtl-4: every problem checked, its budgets calibrated at build
 SPLITS = ("train", "dev", "test")
 DIFFICULTIES = ("easy", "medium", "hard")
 DEFAULT_FORMAL_DEPTH = 20

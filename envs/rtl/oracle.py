@@ -51,6 +51,8 @@ DECIDED = ("proven", "simulated")  # simulated: an open proof decided by the doc
 
 
 def _budget(seconds: float, default: float) -> float:
+    """``default`` doubled until it covers :data:`BUDGET_FACTOR` times ``seconds`` (at most
+    :data:`MAX_FORMAL_S`)."""
     wanted = BUDGET_FACTOR * seconds
     budget = default
     while budget < wanted and budget < MAX_FORMAL_S:
@@ -70,8 +72,8 @@ def check_reference(task: RTLTask, limits: Limits) -> dict[str, Any]:
     RTLLM's, or the generated one), is proven equivalent to itself as written and to its own
     re-synthesised netlist (or decided by :data:`toolchain.DECISION_RULE`, recorded as such),
     and synthesises onto the library with no unmapped cell. The proofs' time sets the budget
-    (``formal_s``, see :data:`BUDGET_FACTOR`); a proof stopped by a limit is retried once under
-    :data:`MAX_FORMAL_S`. Returns the import-record entry: the four stage flags, ``proof``
+    (``formal_s``, see :data:`BUDGET_FACTOR`), the testbench's time the simulation budget
+    (``simulate_s``); a run stopped by a limit is retried once under :data:`MAX_FORMAL_S`. Returns the import-record entry: the four stage flags, ``proof``
     (statuses, seconds, whether the rule decided), ``formal_s``, ``fingerprint`` (of the task as
     given), ``excluded`` and, when excluded, ``reason`` (``the reference fails <level> (...)``)."""
     entry: dict[str, Any] = {
@@ -93,7 +95,11 @@ def check_reference(task: RTLTask, limits: Limits) -> dict[str, Any]:
     if not compiled.get("ok"):
         return refuse("syntax", compiled.get("messages"))
     entry["compiles"] = True
-    own = toolchain.run_testbench(task, code, limits)
+    own, sim_seconds = _timed(toolchain.run_testbench, task, code, limits)
+    if toolchain.is_transient(own):  # a limit, not the design: once more under the largest
+        big = dataclasses.replace(limits, simulate_s=max(limits.simulate_s, MAX_FORMAL_S))
+        own, sim_seconds = _timed(toolchain.run_testbench, task, code, big)
+    entry["simulate_s"] = _budget(sim_seconds, limits.simulate_s)
     if not own.get("ok"):
         return refuse("function", own.get("messages") or own.get("hints") or own.get("status"))
     entry["passes_own_testbench"] = True
@@ -149,7 +155,7 @@ def prove(task: RTLTask) -> RTLTask:
             f"built-in RTL problem {task.task_id}: {entry['reason']}; a built-in problem must be "
             "verifiable, so fix its family's template in sandbox_data/rtl"
         )
-    return dataclasses.replace(task, formal_s=entry["formal_s"])
+    return dataclasses.replace(task, formal_s=entry["formal_s"], simulate_s=entry["simulate_s"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,6 +51,9 @@ class RTLTask:
     """The problem's proof budget in seconds, calibrated when it was imported or built (its
     reference proven against its own re-synthesised netlist, see
     :func:`hiergym.envs.rtl.oracle.check_reference`); ``None``: the env's ``Limits.formal_s``."""
+    simulate_s: float | None = None
+    """The problem's simulation budget in seconds (its own testbench's time, calibrated the same
+    way); ``None``: the env's ``Limits.simulate_s``."""
 
     @property
     def fingerprint(self) -> str:
@@ -136,5 +139,6 @@ def apply_record(kind: str, root: Path, tasks: Iterable[RTLTask]) -> list[RTLTas
         if entry is None or entry.get("fingerprint") != task.fingerprint:
             out.append(task)
         elif not entry.get("excluded"):
-            out.append(dataclasses.replace(task, formal_s=entry.get("formal_s")))
+            budgets = {k: entry.get(k) for k in ("formal_s", "simulate_s")}
+            out.append(dataclasses.replace(task, **budgets))
     return out

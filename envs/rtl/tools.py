@@ -28,17 +28,21 @@ def limits_of(state: Any) -> Limits:
     )
 
 
-def proof_limits(task: Any, limits: Limits) -> Limits:
-    """``limits`` with the problem's calibrated proof budget (``task.formal_s``, set when the
-    problem was imported or built) where it is larger, for the proofs and the synthesis of the
-    netlist that is proven. Cache keys keep ``limits``: a run stopped by a limit is never cached,
-    so a cached result does not depend on the budget it finished within."""
-    budget = getattr(task, "formal_s", None)
-    if budget is None or budget <= limits.formal_s:
-        return limits
-    return dataclasses.replace(
-        limits, formal_s=float(budget), synthesize_s=max(limits.synthesize_s, float(budget))
-    )
+def task_limits(task: Any, limits: Limits) -> Limits:
+    """``limits`` with the problem's calibrated budgets where they are larger (``task.formal_s``
+    for the proofs and the synthesis of the netlist that is proven, ``task.simulate_s`` for the
+    simulation; set when the problem was imported or built). Cache keys keep ``limits``: a run
+    stopped by a limit is never cached, so a cached result does not depend on the budget it
+    finished within."""
+    changes: dict[str, float] = {}
+    formal = getattr(task, "formal_s", None)
+    if formal is not None and formal > limits.formal_s:
+        changes["formal_s"] = float(formal)
+        changes["synthesize_s"] = max(limits.synthesize_s, float(formal))
+    simulate = getattr(task, "simulate_s", None)
+    if simulate is not None and simulate > limits.simulate_s:
+        changes["simulate_s"] = float(simulate)
+    return dataclasses.replace(limits, **changes) if changes else limits
 
 
 def scope_of(state: Any) -> str:
@@ -163,7 +167,8 @@ def simulate(state: Any, code: str) -> dict[str, Any]:
     Args:
         code: the complete Verilog source.
     """
-    return uncached_if_transient(toolchain.simulate_design(state.task, code, limits_of(state)))
+    limits = task_limits(state.task, limits_of(state))
+    return uncached_if_transient(toolchain.simulate_design(state.task, code, limits))
 
 
 @tool(cache="persistent", scope=scope_of)

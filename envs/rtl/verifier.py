@@ -41,8 +41,12 @@
 
 The toolchain runs once per (code, task, limits, toolchain version): every stage goes through the
 sandbox's cache under the same keys as the agent's tool calls, so a submission the agent already
-simulated only pays for the proofs (the verifier synthesizes again, with the netlist proof); the
-stages run in parallel. A result that hit a time or resource limit is never cached.
+simulated only pays for the proofs (the verifier synthesizes again, with the netlist proof). The
+stages run lazily, in the levels' order (:class:`Evaluation`): each level ``requires`` the one
+before it (syntax format, function syntax, formal function, ppa function and formal), so a design
+that fails a gate pays only for the stages up to it and the later levels are not applicable
+(score 0 under every aggregator); the design is compiled once per verdict, and the two proofs run
+in parallel. A result that hit a time or resource limit is never cached.
 """
 
 from __future__ import annotations
@@ -70,23 +74,81 @@ DELAY_FLOOR_PS = ppa.DELAY_FLOOR_PS
 PPA_TOLERANCE = 0.02
 
 
-def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, Any]:
-    """Every toolchain stage for one submission, each cached (except transient results: a run that
-    hit a time or resource limit is reported, never cached). Once the design compiles, the stages
-    the cache does not hold run in parallel (a thread each, waiting on its subprocess)."""
-    scope = toolchain.scope(task, limits)
-    args = {"code": code}
+class Evaluation:
+    """The toolchain stages of one submission, run lazily, in the levels' order, each at most
+    once per verdict and each through the sandbox's cache under the same key as the agent's tool
+    call (a transient result, a run that hit a time or resource limit, is reported but never
+    cached). The levels ask for what they need: syntax the compilation, function the simulation
+    (the compiled design's testbench run, without compiling it again), formal and ppa the proofs
+    and the synthesized netlist (both run in parallel, a thread each waiting on its subprocess).
+    A level whose gate failed is not applicable and never asks, so its stages never run."""
 
-    def memo(name: str, compute: Any) -> dict[str, Any]:
-        return tools.memo_unless_transient(sandbox, name, args, compute, scope)
+    def __init__(self, sandbox: Any, task: Any, code: str, limits: Limits):
+        self.sandbox, self.task, self.code, self.limits = sandbox, task, code, limits
+        self.scope = toolchain.scope(task, limits)
+        self.budget = tools.task_limits(task, limits)  # the problem's calibrated budgets
+        self.report: dict[str, Any] = {}
 
-    compiled = memo("compile", lambda: toolchain.compile_design(task, code, limits))
-    report: dict[str, Any] = {"compile": compiled}
-    if not compiled["ok"]:
-        return report
+    def _memo(self, name: str, compute: Any) -> dict[str, Any]:
+        return tools.memo_unless_transient(
+            self.sandbox, name, {"code": self.code}, compute, self.scope
+        )
 
-    def netlist() -> dict[str, Any]:
-        result = toolchain.synthesize_and_prove(task, code, budget)
+    def compile(self) -> dict[str, Any]:
+        if "compile" not in self.report:
+            self.report["compile"] = self._memo(
+                "compile", lambda: toolchain.compile_design(self.task, self.code, self.limits)
+            )
+        return self.report["compile"]
+
+    def simulate(self) -> dict[str, Any]:
+        """The simulation of a design that compiled: what ``simulate_design`` returns for it
+        (the same cache entry as the ``simulate`` tool), without its second compilation."""
+        if "simulate" not in self.report:
+            if not self.compile()["ok"]:
+                raise SkipLevel("the design does not compile")
+            self.report["simulate"] = self._memo(
+                "simulate",
+                lambda: toolchain.run_testbench(self.task, extract_code(self.code), self.budget),
+            )
+        return self.report["simulate"]
+
+    def proofs(self) -> dict[str, Any]:
+        """``{"formal": the RTL proof, "netlist": synthesis with the netlist proof}``."""
+        if "formal" in self.report:
+            return self.report
+        if not self.compile()["ok"]:
+            raise SkipLevel("the design does not compile")
+        task, code, budget = self.task, self.code, self.budget
+        stages = {  # report key -> (cache name, the stage that computes it)
+            "formal": (
+                "prove_equivalence",
+                lambda: toolchain.prove_equivalence(task, code, budget),
+            ),
+            "netlist": ("synthesize_and_prove", self._netlist),
+        }
+        missing = {}
+        found = {}
+        for key, (name, compute) in stages.items():
+            hit = self.sandbox.lookup(name, {"code": code}, self.scope)
+            if hit is None:
+                missing[key] = (name, compute)
+            else:
+                found[key] = hit
+        if len(missing) == 1:
+            ((key, (name, compute)),) = missing.items()
+            found[key] = self._memo(name, compute)
+        elif missing:
+            with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+                jobs = {key: pool.submit(self._memo, n, c) for key, (n, c) in missing.items()}
+                for key, job in jobs.items():
+                    found[key] = job.result()
+        self.report.update(found)
+        return self.report
+
+    def _netlist(self) -> dict[str, Any]:
+        sandbox, task, limits = self.sandbox, self.task, self.limits
+        result = toolchain.synthesize_and_prove(task, self.code, self.budget)
         ref = tools.reference_ppa(sandbox, task, limits)
         if ref.get("ok"):
             result["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}
@@ -102,30 +164,18 @@ def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, An
             result[toolchain.TRANSIENT] = True
         return result
 
-    budget = tools.proof_limits(task, limits)  # the problem's calibrated proof budget
-    stages = {  # report key -> (cache name, the stage that computes it)
-        "simulate": ("simulate", lambda: toolchain.simulate_design(task, code, limits)),
-        "formal": ("prove_equivalence", lambda: toolchain.prove_equivalence(task, code, budget)),
-        "netlist": ("synthesize_and_prove", netlist),
-    }
-    missing = {}
-    for key, (name, compute) in stages.items():
-        hit = sandbox.lookup(name, args, scope)
-        if hit is None:
-            missing[key] = (name, compute)
-        else:
-            report[key] = hit
-    if len(missing) == 1:
-        ((key, (name, compute)),) = missing.items()
-        report[key] = memo(name, compute)
-    elif missing:
-        with ThreadPoolExecutor(max_workers=len(missing)) as pool:
-            jobs = {
-                key: pool.submit(memo, name, compute) for key, (name, compute) in missing.items()
-            }
-            for key, job in jobs.items():
-                report[key] = job.result()
-    return report
+    def everything(self) -> dict[str, Any]:
+        """Every stage a passing design needs (``compile``, ``simulate``, ``formal``,
+        ``netlist``); only ``compile`` when it does not compile."""
+        if self.compile()["ok"]:
+            self.simulate()
+            self.proofs()
+        return self.report
+
+
+def evaluate(sandbox: Any, task: Any, code: str, limits: Limits) -> dict[str, Any]:
+    """Every toolchain stage for one submission (see :class:`Evaluation`)."""
+    return Evaluation(sandbox, task, code, limits).everything()
 
 
 class FormatLevel(Level):
@@ -145,27 +195,29 @@ class FormatLevel(Level):
 
 
 class _ReportLevel(Level):
-    """A level that reads the cached toolchain report of the submission."""
+    """A level that reads the submission's toolchain stages (one :class:`Evaluation` per
+    verdict, shared by the levels through the context's scratch)."""
 
     def __init__(self, sandbox: Any, limits: Limits):
         self.sandbox = sandbox
         self.limits = limits
 
-    def report(self, ctx: VerifyContext) -> dict[str, Any]:
+    def runs(self, ctx: VerifyContext) -> Evaluation:
         if "code" not in ctx.scratch:
             raise SkipLevel("no well-formed submission to run")
-        if "report" not in ctx.scratch:
-            ctx.scratch["report"] = evaluate(
+        if "runs" not in ctx.scratch:
+            ctx.scratch["runs"] = Evaluation(
                 self.sandbox, ctx.task, ctx.scratch["code"], self.limits
             )
-        return ctx.scratch["report"]
+        return ctx.scratch["runs"]
 
 
 class SyntaxLevel(_ReportLevel):
     name = "syntax"
+    requires = ("format",)
 
     def check(self, ctx: VerifyContext) -> LevelResult:
-        compiled = self.report(ctx)["compile"]
+        compiled = self.runs(ctx).compile()
         metrics = {"warnings": compiled.get("warnings", 0), "category": compiled["category"]}
         if compiled["ok"]:
             return self.result(1.0, metrics=metrics)
@@ -175,12 +227,10 @@ class SyntaxLevel(_ReportLevel):
 
 class FunctionLevel(_ReportLevel):
     name = "function"
+    requires = ("syntax",)
 
     def check(self, ctx: VerifyContext) -> LevelResult:
-        report = self.report(ctx)
-        if "simulate" not in report:
-            raise SkipLevel("the design does not compile")
-        sim = report["simulate"]
+        sim = self.runs(ctx).simulate()
         findings: list[Finding] = []
         status = sim.get("status")
         if status != "completed":
@@ -215,11 +265,10 @@ class FormalLevel(_ReportLevel):
     a proof the rule could not decide either (``inconclusive``: never a pass)."""
 
     name = "formal"
+    requires = ("function",)  # a design the simulation refutes cannot be proven equivalent
 
     def check(self, ctx: VerifyContext) -> LevelResult:
-        report = self.report(ctx)
-        if "formal" not in report:
-            raise SkipLevel("the design does not compile")
+        report = self.runs(ctx).proofs()
         rtl = report["formal"]
         net = report["netlist"]["netlist_proof"]
         metrics = {
@@ -283,10 +332,7 @@ class PPALevel(_ReportLevel):
         """Estimate power too: True, False, or None (RTLLM tasks only, where it is reported)."""
 
     def check(self, ctx: VerifyContext) -> LevelResult:
-        report = self.report(ctx)
-        if "netlist" not in report:
-            raise SkipLevel("the design does not compile")
-        syn = report["netlist"]
+        syn = self.runs(ctx).proofs()["netlist"]
         if syn.get("reference_unavailable"):
             return self.result(
                 0.0,

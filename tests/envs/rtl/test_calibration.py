@@ -12,7 +12,9 @@ import pytest
 
 from hiergym.envs.rtl import importer, oracle, rtllm, tasks
 from hiergym.envs.rtl.toolchain import Limits
+from hiergym.envs.tools import ToolCall
 from hiergym.errors import TaskError
+from hiergym.testing import play
 
 from . import fidelity_problems as fp
 from . import rtllm_problems
@@ -49,6 +51,7 @@ def test_a_verilog_eval_import_calibrates_and_refuses_what_it_cannot_verify(home
     assert good["excluded"] is False
     assert good["compiles"] and good["passes_own_testbench"] and good["synthesises"]
     assert good["proves"] and good["formal_s"] >= Limits().formal_s
+    assert good["simulate_s"] >= Limits().simulate_s
     bad = record["problems"]["verilog-eval-Prob301_count_ones_loop"]
     assert bad["excluded"] is True and bad["reason"]
     assert record["summary"] == {**record["summary"], "problems": 2, "served": 1}
@@ -57,7 +60,8 @@ def test_a_verilog_eval_import_calibrates_and_refuses_what_it_cannot_verify(home
     try:
         served = list(env.unwrapped.tasks)
         assert [t.task_id for t in served] == ["verilog-eval-Prob201_fsm_areset"]
-        assert served[0].formal_s == good["formal_s"]  # the calibrated budget is served
+        assert served[0].formal_s == good["formal_s"]  # the calibrated budgets are served
+        assert served[0].simulate_s == good["simulate_s"]
     finally:
         env.close()
 
@@ -101,3 +105,21 @@ def test_every_built_in_problem_carries_its_calibrated_budget():
         env.close()
     assert len(built) == 68
     assert all(t.formal_s is not None and t.formal_s >= Limits().formal_s for t in built)
+    assert all(t.simulate_s is not None and t.simulate_s >= Limits().simulate_s for t in built)
+
+
+def test_the_verdict_runs_under_the_problems_calibrated_budgets(tmp_path):
+    """A problem whose own testbench or proofs take longer than the env's default limits (the
+    budgets set when it was imported or built are larger) is still verified, not timed out."""
+    env = gym.make("hiergym/RTL-v0", limits={"simulate_s": 0.001, "formal_s": 0.001})
+    try:
+        task = tasks.find_task(env.unwrapped.sandbox.db, "rtl-counter-w8")
+        task = task.__class__(**{**task.__dict__, "simulate_s": 60.0, "formal_s": 60.0})
+        code = task.reference + f"\n// {tmp_path}\n"
+        env.unwrapped.reset(options={"task": task})
+        out = play(env, [ToolCall("submit", {"code": code})], options={"task": task})
+        found = {lv["name"]: lv for lv in out.verdict["levels"]}
+        assert found["function"]["passed"], found["function"]
+        assert found["formal"]["passed"], found["formal"]
+    finally:
+        env.close()
