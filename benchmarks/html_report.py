@@ -67,7 +67,10 @@ def _finite(value: Any) -> Any:
 
 def pack(value: Any) -> str:
     """``value`` as JSON, gzip-compressed (deterministically) and base64-encoded."""
-    raw = json.dumps(_finite(value), separators=(",", ":"), default=str, allow_nan=False)
+    try:
+        raw = json.dumps(value, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:  # a NaN or an infinity somewhere (a mean of nothing): null instead
+        raw = json.dumps(_finite(value), separators=(",", ":"), default=str, allow_nan=False)
     return base64.b64encode(gzip.compress(raw.encode(), compresslevel=9, mtime=0)).decode("ascii")
 
 

@@ -319,6 +319,8 @@ def test_thousands_of_episodes_load_lazily(run, browser, tmp_path):
             many.append({**r, "seed": r["seed"] + 1000 * copy, "key": key})
             lines.append(json.dumps({**transcripts[r["key"]], "key": key}))
     many = many[:3000]
+    broken = {"reward": None, "success": False, "verdict": None, "error": "RuntimeError: boom"}
+    many[7] = {**many[7], **broken, "traceback": "Traceback ...\nRuntimeError: boom"}
     (big / "transcripts.jsonl").write_text("\n".join(lines) + "\n")
     summary = json.loads((run / "summary.json").read_text())
     page_file = html_report.write_html(summary, many, big)
@@ -335,4 +337,14 @@ def test_thousands_of_episodes_load_lazily(run, browser, tmp_path):
     ready(page, "episode")
     assert page.inner_text("#ep-title").startswith("Episode 105:")
     assert page.evaluate("window.hgStats.decoded") == 1
+
+    # an episode that raised: found by the errors filter, its page shows why
+    page.click("#nav-episodes")
+    ready(page, "episodes")
+    page.select_option("#f-errors", "yes")
+    assert page.inner_text("#ep-count") == "1 of 3000 episodes"
+    page.click("tr.ep-row")
+    ready(page, "episode")
+    assert "RuntimeError: boom" in page.inner_text("#ep-error")
+    assert page.locator("#verdict").count() == 0
     assert page.errors == []
