@@ -1,6 +1,7 @@
 """Domain-free verifier machinery: levels, verdicts, aggregators and reward wrappers."""
 
 from .aggregate import AGGREGATORS
+from .lagrangian import LagrangianReward
 from .levels import (
     Finding,
     HierarchicalVerifier,
@@ -17,6 +18,7 @@ __all__ = [
     "Finding",
     "HierarchicalReward",
     "HierarchicalVerifier",
+    "LagrangianReward",
     "Level",
     "LevelResult",
     "ProcessReward",
