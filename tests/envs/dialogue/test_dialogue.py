@@ -268,3 +268,17 @@ def test_the_user_agent_brief_holds_its_requirements_and_its_change():
     task = env.base.task
     assert "You are the user" in brief and task.change.after in brief
     assert all(task.slot(n).answer in brief for n in task.needed)
+
+
+def test_hiergym_bench_runs_both_conversational_envs(tmp_path):
+    import json
+
+    from hiergym.cli import main
+
+    args = ["bench", "--agents", "oracle", "--envs", "shoppingchat,travelchat"]
+    args += ["--episodes", "1", "--difficulties", "hard", "--out", str(tmp_path)]
+    assert main(args) == 0
+    rows = [json.loads(x) for x in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    by = {(r["env_id"], r["agent"]): r["reward"] for r in rows}
+    assert by[("hiergym/ShoppingChat-v0", "oracle")] == 1.0
+    assert by[("hiergym/TravelChat-v0", "oracle")] == 1.0
