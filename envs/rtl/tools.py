@@ -68,7 +68,7 @@ def reference_ppa(sandbox: Any, task: Any, limits: Limits) -> dict[str, Any]:
         sandbox,
         "synthesize_design",
         {"code": task.reference},
-        lambda: toolchain.synthesize_design(task, task.reference, limits),
+        lambda: toolchain.synthesize_design(task, task.reference, task_limits(task, limits)),
         toolchain.scope(task, limits),
     )
     if report.get("ok"):
@@ -108,7 +108,7 @@ def calibrate(sandbox: Any, task: Any, limits: Any) -> dict[str, Any]:
             sandbox,
             "synthesize_design",
             {"code": code},
-            lambda: toolchain.synthesize_design(task, code, limits),
+            lambda: toolchain.synthesize_design(task, code, task_limits(task, limits)),
             scope,
         )
 
@@ -183,7 +183,7 @@ def synthesize(state: Any, code: str) -> dict[str, Any]:
     compiled = toolchain.compile_design(state.task, code, limits)
     if not compiled["ok"]:
         return {"ok": False, "status": "compile_failed", "compile": compiled}
-    report = toolchain.synthesize_design(state.task, code, limits)
+    report = toolchain.synthesize_design(state.task, code, task_limits(state.task, limits))
     ref = reference_ppa(state.sandbox, state.task, limits)
     if ref.get("ok"):
         report["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}

@@ -111,7 +111,8 @@ def test_every_built_in_problem_carries_its_calibrated_budget():
 def test_the_verdict_runs_under_the_problems_calibrated_budgets(tmp_path):
     """A problem whose own testbench or proofs take longer than the env's default limits (the
     budgets set when it was imported or built are larger) is still verified, not timed out."""
-    env = gym.make("hiergym/RTL-v0", limits={"simulate_s": 0.001, "formal_s": 0.001})
+    tiny = {"simulate_s": 0.001, "formal_s": 0.001, "synthesize_s": 0.001}
+    env = gym.make("hiergym/RTL-v0", limits=tiny)
     try:
         task = tasks.find_task(env.unwrapped.sandbox.db, "rtl-counter-w8")
         task = task.__class__(**{**task.__dict__, "simulate_s": 60.0, "formal_s": 60.0})
@@ -121,5 +122,6 @@ def test_the_verdict_runs_under_the_problems_calibrated_budgets(tmp_path):
         found = {lv["name"]: lv for lv in out.verdict["levels"]}
         assert found["function"]["passed"], found["function"]
         assert found["formal"]["passed"], found["formal"]
+        assert found["ppa"]["passed"], found["ppa"]  # the reference's synthesis too
     finally:
         env.close()
