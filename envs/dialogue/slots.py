@@ -324,7 +324,12 @@ def travel_task(base: Any) -> ChatTask:
             "origin",
             "need",
             f"We're leaving from {base.origin}.",
-            _w("origin", "(leaving|departing|starting|travel+ing|coming|flying) from", "home city")
+            _w(
+                "origin",
+                "(leaving|departing|starting|travel+ing|coming|flying) from",
+                "home city",
+                "starting (city|point)",
+            )
             + (r"\bwhere\b[^?]*\bfrom\b",),
             "Which city are you leaving from?",
             (base.origin,),
@@ -342,7 +347,8 @@ def travel_task(base: Any) -> ChatTask:
             "need",
             f"We are {people_phrase(base.people)}.",
             _w(
-                "how many (people|travel+ers|persons|guests|of you)",
+                "how many (people|travel+ers|persons|guests|adults|of you)",
+                "how many in your (party|group)",
                 "people",
                 "travel+ers",
                 "group size",

@@ -8,7 +8,9 @@ and a live one leave the user in the same state.
 
 * :class:`RuleUser` — holds the task's hidden slots (:mod:`.slots`); answers exactly the slots a
   message asks about, truthfully (a hard task's changed slot first with its decoy, corrected in the
-  next reply); rejects a proposed product that does not fit with the first reason it does not;
+  next reply); rejects a proposed product that does not fit with the first reason it does not
+  (one product per message: a message proposing several gets "Please suggest one product at a
+  time.");
   says "Yes, go ahead." to a question it has nothing to answer about.
 * :class:`LLMUser` — a persona prompt over any :class:`hiergym.agents.llm.Backend`
   (OpenAI-compatible, transformers), guarded: a reply that states the value of a hidden
@@ -33,6 +35,7 @@ from .slots import ChatTask, asked_slots, question_sentences
 PRODUCT_ID = re.compile(r"\bB0[A-Z0-9]{8}\b")
 NOTHING_TO_ANSWER = "Yes, go ahead."
 NOT_A_QUESTION = "Okay."
+ONE_AT_A_TIME = "Please suggest one product at a time."
 
 
 @dataclass
@@ -70,7 +73,11 @@ class RuleUser:
         if self._change_due():
             parts.append(change.after)
         if task.domain == "shopping" and db is not None:
-            parts += [self._judge(pid, db) for pid in dict.fromkeys(PRODUCT_ID.findall(text))]
+            proposed = list(dict.fromkeys(PRODUCT_ID.findall(text)))
+            if len(proposed) == 1:
+                parts.append(self._judge(proposed[0], db))
+            elif proposed:  # the user is no free verifier of a whole result page
+                parts.append(ONE_AT_A_TIME)
         if not parts:
             parts.append(NOTHING_TO_ANSWER if question_sentences(text) else NOT_A_QUESTION)
         return " ".join(parts)

@@ -101,6 +101,8 @@ def test_user_rejects_a_wrong_recommendation_with_a_reason():
     )
     obs, *_ = env.step(ask(f"How about {base.target_id}?"))
     assert obs == f"{base.target_id} sounds good to me."
+    obs, *_ = env.step(ask(f"Or {base.sibling_id}, or {base.target_id}?"))
+    assert obs == "Please suggest one product at a time."  # no free verifier of a page
 
 
 def _verdict(env_id, actions, seed=0, **kw):
