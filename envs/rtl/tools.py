@@ -132,6 +132,13 @@ def calibrate(sandbox: Any, task: Any, limits: Any) -> dict[str, Any]:
         for name, r in reports.items()
         if r.get("ok") and not r.get("unmapped_cells")
     }
+    if not variants:  # the reference's circuit has cells outside the library: nothing to measure
+        return {
+            "ok": False,
+            "status": "unmapped_cells",
+            "messages": "the reference and its rewrites synthesize with unmapped cells "
+            f"{reports['reference'].get('unmapped_cells')}: no area or delay to measure",
+        }
     ranked = sorted(
         variants.values(), key=lambda f: (ppa.cost(f["area"], f["delay_ps"]), f["area"])
     )

@@ -125,3 +125,26 @@ def test_the_verdict_runs_under_the_problems_calibrated_budgets(tmp_path):
         assert found["ppa"]["passed"], found["ppa"]  # the reference's synthesis too
     finally:
         env.close()
+
+
+class _CachedReports:
+    """A sandbox whose cache holds the same synthesis report for every design."""
+
+    def __init__(self, report):
+        self.report = report
+
+    def lookup(self, name, arguments, scope=""):
+        return dict(self.report)
+
+
+def test_an_envelope_with_no_measurable_variant_is_a_failure_not_a_crash():
+    """Every rewrite of the reference synthesizes with cells outside the library (RTLLM's
+    multi_booth_8bit once raised IndexError in the verdict here): the envelope says so."""
+    from hiergym.envs.rtl import data, tools
+
+    task = data.generate_tasks()[0]
+    report = {"ok": True, "cells": 3, "area": 1.0, "delay_ps": 5.0, "depth": 1}
+    envelope = tools.calibrate(
+        _CachedReports({**report, "unmapped_cells": ["$mul"]}), task, Limits()
+    )
+    assert envelope["ok"] is False and "unmapped" in envelope["messages"]
