@@ -69,17 +69,18 @@ def _no_progress(description: str, total: int | None = None) -> Callable[[int], 
 
 
 def best_ms(variants: dict[str, Callable[[], object]], calls: int, rounds: int = 5) -> dict:
-    """Per-call ms of each variant: the best of ``rounds`` batches of ``calls``, the variants
+    """Per-call CPU ms of each variant (SQLite runs in this thread; CPU time does not count the
+    waits of a loaded machine): the best of ``rounds`` batches of ``calls``, the variants
     interleaved round by round so a change in machine load hits them alike."""
     for fn in variants.values():
         fn()
     best = dict.fromkeys(variants, math.inf)
     for _ in range(rounds):
         for name, fn in variants.items():
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(calls):
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - start) * 1000 / calls)
+            best[name] = min(best[name], (time.process_time() - start) * 1000 / calls)
     return best
 
 
