@@ -66,7 +66,29 @@ DEFAULT_TIMEOUT = 600.0
 
 def encode(value: Any) -> Any:
     """``value`` as JSON-ready data; hiergym records, tuples and non-finite floats are tagged."""
-    if value is None or isinstance(value, bool | str | int):
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is dict:
+        if TAG not in value:
+            out = {}
+            for k, v in value.items():
+                if type(k) is not str:
+                    break
+                tv = type(v)
+                out[k] = v if tv is str or tv is int or tv is bool or v is None else encode(v)
+            else:
+                return out
+        return {TAG: "dict", "items": [[encode(k), encode(v)] for k, v in value.items()]}
+    if t is list:
+        return [v if type(v) is str else encode(v) for v in value]
+    if t is float:
+        return value if math.isfinite(value) else {TAG: "float", "v": repr(value)}
+    return _encode_other(value)
+
+
+def _encode_other(value: Any) -> Any:
+    if isinstance(value, bool | str | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {TAG: "float", "v": repr(value)}
@@ -75,9 +97,7 @@ def encode(value: Any) -> Any:
     if isinstance(value, tuple):
         return {TAG: "tuple", "items": [encode(v) for v in value]}
     if isinstance(value, Mapping):
-        if all(isinstance(k, str) for k in value) and TAG not in value:
-            return {k: encode(v) for k, v in value.items()}
-        return {TAG: "dict", "items": [[encode(k), encode(v)] for k, v in value.items()]}
+        return encode(dict(value))
     kind = type(value).__name__
     if kind in _RECORDS and type(value).__module__.startswith("hiergym."):
         return {TAG: kind, **{f: encode(getattr(value, f)) for f in _RECORDS[kind]}}
@@ -103,10 +123,8 @@ def encode(value: Any) -> Any:
         if isinstance(value, np.generic):
             return encode(value.item())
     if isinstance(value, set | frozenset):
-        return {
-            TAG: "frozenset" if isinstance(value, frozenset) else "set",
-            "items": encode(sorted(value, key=repr)),
-        }
+        kind = "frozenset" if isinstance(value, frozenset) else "set"
+        return {TAG: kind, "items": encode(sorted(value, key=repr))}
     return {TAG: "repr", "v": repr(value)}
 
 

@@ -91,6 +91,9 @@ log = logging.getLogger("hiergym.server")
 TOKEN_ENV = "HIERGYM_SERVE_TOKEN"
 
 
+INLINE = ("hiergym/Shopping-v0", "hiergym/Travel-v0", "hiergym/TravelPlanner-v0")
+
+
 @dataclass
 class ServeConfig:
     """What ``hiergym serve`` is configured with (its command-line flags)."""
@@ -104,7 +107,12 @@ class ServeConfig:
     """Largest request body or WebSocket message; an action over the env's own cap (32,000
     characters) still reaches the env and comes back as an error observation."""
     threads: int = 16
-    """Env calls run in a thread pool of this size (a slow tool never stalls other sessions)."""
+    """Env calls run in a thread pool of this size (a slow tool never stalls other sessions);
+    0 runs every call on the event loop."""
+    inline: tuple[str, ...] = INLINE
+    """Ids whose calls run on the event loop instead: their tools are in-process lookups of a
+    millisecond or less, and a thread hop (GIL hand-offs of up to 5 ms under load) would cost
+    more than the call. Envs whose tools start processes (RTL, Geometry) are never listed."""
 
 
 class ApiError(Exception):
@@ -160,6 +168,7 @@ class Session:
     closed: str | None = None
     tools_sent: Any = None
     ws: Any = None
+    inline: bool = False
 
 
 class Metrics:
@@ -217,11 +226,13 @@ class SessionStore:
         self.pending = 0
         self.recent: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.metrics = Metrics()
-        self.limiter = anyio.CapacityLimiter(config.threads)
+        self.limiter = anyio.CapacityLimiter(max(1, config.threads))
 
-    async def call(self, fn: Any, *args: Any) -> Any:
+    async def call(self, fn: Any, *args: Any, inline: bool = False) -> Any:
         import anyio
 
+        if inline or self.config.threads <= 0:
+            return fn(*args)
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     def resolve(self, name: str | None) -> str:
@@ -262,6 +273,7 @@ class SessionStore:
             self.pending -= 1
         sid = secrets.token_urlsafe(16)
         session = Session(sid, resolved, kwargs, env, transport)
+        session.inline = resolved in self.config.inline
         self.sessions[sid] = session
         self.metrics.counts["created"] += 1
         return session
@@ -286,7 +298,7 @@ class SessionStore:
                 raise ApiError(404, "SESSION_ERROR", f"session was closed: {session.closed}")
             session.last_active = time.monotonic()
             try:
-                return await self.call(fn, *args)
+                return await self.call(fn, *args, inline=session.inline)
             finally:
                 session.last_active = time.monotonic()
 
@@ -696,7 +708,7 @@ def create_app(config: ServeConfig | None = None) -> Any:
             pass
         finally:
             await store.close(session, "the client disconnected")
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
 
     @app.websocket("/ws")

@@ -39,6 +39,11 @@ def _serve(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     try:
+        if args.inline is not None:
+            from hiergym.envs.registry import resolve_env_id
+
+            names = [e for part in args.inline for e in part.split(",") if e]
+            config.inline = tuple(resolve_env_id(e) for e in names)
         serve(args.host, args.port, config, preload=not args.no_preload, log_level=args.log_level)
     except HiergymError as e:  # an unknown --envs name, say
         print(f"hiergym serve: {e}", file=sys.stderr)
@@ -82,7 +87,20 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         default=1 << 20,
         help="largest request body or WebSocket message (default 1 MiB)",
     )
-    p.add_argument("--threads", type=int, default=16, help="threads that run env calls")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=16,
+        help="threads that run env calls (0: all on the event loop)",
+    )
+    p.add_argument(
+        "--inline",
+        nargs="*",
+        default=None,
+        metavar="ENV",
+        help="ids whose (cheap, in-process) calls run on the event loop; default: "
+        "Shopping, Travel, TravelPlanner",
+    )
     p.add_argument(
         "--no-preload",
         action="store_true",
