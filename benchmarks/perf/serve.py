@@ -112,6 +112,26 @@ def _memory(pid: int) -> dict[str, float]:
     }
 
 
+def _cpu(pid: int) -> tuple[float, float, float]:
+    """(server CPU s, this process's CPU s, load average) now."""
+    import psutil
+
+    server = psutil.Process(pid).cpu_times()
+    me = psutil.Process().cpu_times()
+    return server.user + server.system, me.user + me.system, os.getloadavg()[0]
+
+
+def _cpu_per_step(before: tuple, after: tuple, steps: int) -> dict[str, float]:
+    """CPU per step of the server and of this load generator: what the figures cost whatever
+    else the machine runs (the latencies depend on it; the load average says how busy it was)."""
+    n = max(steps, 1)
+    return {
+        "server_cpu_ms_per_step": round((after[0] - before[0]) * 1e3 / n, 3),
+        "client_cpu_ms_per_step": round((after[1] - before[1]) * 1e3 / n, 3),
+        "load_average": round(after[2], 1),
+    }
+
+
 class _Client:
     def __init__(self, ws: Any):
         self.ws = ws
@@ -119,6 +139,12 @@ class _Client:
     async def call(self, message: dict[str, Any]) -> dict[str, Any]:
         await self.ws.send(json.dumps(message))
         return json.loads(await self.ws.recv())
+
+    async def step(self, text: str) -> bool:
+        """Send a prepared step message; True when an observation came back (not parsed, so the
+        load generator spends its CPU on the protocol, not on reading the answers)."""
+        await self.ws.send(text)
+        return (await self.ws.recv()).startswith('{"type":"observation"')
 
 
 async def _connect(url: str, n: int, query: str, seed0: int = 0) -> list[_Client]:
@@ -147,7 +173,7 @@ async def _paced(
 ) -> dict[str, Any]:
     """Each session steps every len(clients)/rate seconds (random phase); client-side latency."""
     interval = len(clients) / rate
-    msg = {"type": "step", "data": {"action": action}}
+    msg = json.dumps({"type": "step", "data": {"action": action}})
     latencies: list[float] = []
     errors = 0
     rng = random.Random(0)
@@ -163,9 +189,9 @@ async def _paced(
             if time.perf_counter() >= t_end:
                 return
             t = time.perf_counter()
-            reply = await c.call(msg)
+            ok = await c.step(msg)
             latencies.append((time.perf_counter() - t) * 1e3)
-            errors += reply["type"] != "observation"
+            errors += not ok
             next_at += interval
 
     start = time.perf_counter()
@@ -181,14 +207,14 @@ async def _paced(
 
 
 async def _saturate(clients: list[_Client], action: str, seconds: float) -> dict[str, Any]:
-    msg = {"type": "step", "data": {"action": action}}
+    msg = json.dumps({"type": "step", "data": {"action": action}})
     latencies: list[float] = []
     t_end = time.perf_counter() + seconds
 
     async def run(c: _Client) -> None:
         while time.perf_counter() < t_end:
             t = time.perf_counter()
-            await c.call(msg)
+            await c.step(msg)
             latencies.append((time.perf_counter() - t) * 1e3)
 
     start = time.perf_counter()
@@ -196,6 +222,7 @@ async def _saturate(clients: list[_Client], action: str, seconds: float) -> dict
     elapsed = time.perf_counter() - start
     return {
         "concurrency": len(clients),
+        "steps": len(latencies),
         "steps_per_s": round(len(latencies) / elapsed, 1),
         "latency_ms": _quantiles(latencies),
     }
@@ -228,12 +255,16 @@ async def _load(url: str, pid: int, action: str, sessions: int) -> dict[str, Any
         (after["pss_mb"] - before["pss_mb"]) / (sessions - WARM), 3
     )
     _say(f"{len(clients)} sessions held; paced load at {RATE:g} steps/s for {SECONDS:g} s")
+    cpu = _cpu(pid)
     out["paced"] = await _paced(clients, action, RATE, SECONDS)
+    out["paced"].update(_cpu_per_step(cpu, _cpu(pid), out["paced"]["steps"]))
     out["paced"]["server_latency_ms"] = httpx.get(f"{url}/metrics", timeout=30).json()[
         "latency_ms"
     ]["step"]
     _say("saturation")
+    cpu = _cpu(pid)
     out["saturated_all"] = await _saturate(clients, action, min(SECONDS, 8.0))
+    out["saturated_all"].update(_cpu_per_step(cpu, _cpu(pid), out["saturated_all"]["steps"]))
     out["saturated_32"] = await _saturate(clients[:32], action, min(SECONDS, 8.0))
     out["after_load_rss_mb"] = round(_memory(pid)["rss_mb"], 1)
     _say("every client drops its connection")
