@@ -148,7 +148,7 @@ def test_a_changed_or_new_file_is_noticed(tmp_path, home, monkeypatch):
     assert second != first and len(hashed) == 1
     conn = sqlite3.connect(second)
     assert conn.execute("SELECT number FROM flights").fetchall() == [("F2",)]
-    (folder / "notes.txt").write_text("a new file in the folder")
+    _write(folder / "notes.txt", "a new file in the folder", age_s=-60)  # mtime: "just now"
     assert import_travelplanner(folder) != second and len(hashed) == 2
     assert import_travelplanner(folder) and len(hashed) == 3  # a file this new is hashed again
 
