@@ -83,11 +83,28 @@ class Evaluation:
     and the synthesized netlist (both run in parallel, a thread each waiting on its subprocess).
     A level whose gate failed is not applicable and never asks, so its stages never run."""
 
-    def __init__(self, sandbox: Any, task: Any, code: str, limits: Limits):
+    def __init__(
+        self,
+        sandbox: Any,
+        task: Any,
+        code: str,
+        limits: Limits,
+        report: dict[str, Any] | None = None,
+    ):
+        """``report``: stages already run (a level checked on a hand-made context)."""
         self.sandbox, self.task, self.code, self.limits = sandbox, task, code, limits
-        self.scope = toolchain.scope(task, limits)
-        self.budget = tools.task_limits(task, limits)  # the problem's calibrated budgets
-        self.report: dict[str, Any] = {}
+        self.report: dict[str, Any] = dict(report or {})
+        self._scope: str | None = None
+
+    @property
+    def scope(self) -> str:
+        if self._scope is None:
+            self._scope = toolchain.scope(self.task, self.limits)
+        return self._scope
+
+    @property
+    def budget(self) -> Limits:
+        return tools.task_limits(self.task, self.limits)  # the problem's calibrated budgets
 
     def _memo(self, name: str, compute: Any) -> dict[str, Any]:
         return tools.memo_unless_transient(
@@ -115,7 +132,7 @@ class Evaluation:
 
     def proofs(self) -> dict[str, Any]:
         """``{"formal": the RTL proof, "netlist": synthesis with the netlist proof}``."""
-        if "formal" in self.report:
+        if "formal" in self.report and "netlist" in self.report:
             return self.report
         if not self.compile()["ok"]:
             raise SkipLevel("the design does not compile")
@@ -145,6 +162,12 @@ class Evaluation:
                     found[key] = job.result()
         self.report.update(found)
         return self.report
+
+    def netlist(self) -> dict[str, Any]:
+        """Synthesis with the netlist proof (what the PPA level measures)."""
+        if "netlist" in self.report:
+            return self.report["netlist"]
+        return self.proofs()["netlist"]
 
     def _netlist(self) -> dict[str, Any]:
         sandbox, task, limits = self.sandbox, self.task, self.limits
@@ -207,7 +230,7 @@ class _ReportLevel(Level):
             raise SkipLevel("no well-formed submission to run")
         if "runs" not in ctx.scratch:
             ctx.scratch["runs"] = Evaluation(
-                self.sandbox, ctx.task, ctx.scratch["code"], self.limits
+                self.sandbox, ctx.task, ctx.scratch["code"], self.limits, ctx.scratch.get("report")
             )
         return ctx.scratch["runs"]
 
@@ -332,7 +355,7 @@ class PPALevel(_ReportLevel):
         """Estimate power too: True, False, or None (RTLLM tasks only, where it is reported)."""
 
     def check(self, ctx: VerifyContext) -> LevelResult:
-        syn = self.runs(ctx).proofs()["netlist"]
+        syn = self.runs(ctx).netlist()
         if syn.get("reference_unavailable"):
             return self.result(
                 0.0,
