@@ -216,7 +216,6 @@ def build_payload(
 ) -> dict[str, Any]:
     """The page's data: ``rows`` (each tagged with its run's name in ``row["run"]`` when there are
     several runs) and the transcripts of ``runs`` (name, folder)."""
-    dirs = dict(runs)
     default = runs[0][0] if runs else ""
     transcripts = {name: read_transcripts(d) for name, d in runs}
     index, pages = [], []
@@ -235,7 +234,7 @@ def build_payload(
     shown = {k: v for k, v in summary.items() if k != "funnel_pngs"}
     return {
         "version": 1,
-        "runs": [name for name, _ in runs] or sorted(dirs),
+        "runs": [name for name, _ in runs],
         "summary": pack(shown),
         "index": pack(index),
         "episodes": pages,
