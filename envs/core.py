@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import string
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
@@ -37,6 +38,7 @@ from .tools import (
     error_result,
     parse_action,
     render_result,
+    render_text,
 )
 
 log = logging.getLogger("hiergym")
@@ -46,16 +48,26 @@ CHARSET = string.printable
 Anything else in an observation is escaped (``\\u00e9``), so observations always lie in the space."""
 MAX_OBSERVATION_CHARS = 100_000
 _CONTROL = {c: "?" for c in range(32) if chr(c) not in "\t\n\r\x0b\x0c"} | {127: "?"}
+_HAS_CONTROL = re.compile("[" + "".join(re.escape(chr(c)) for c in _CONTROL) + "]")
 
 
 def to_observation(text: str) -> str:
     """Escape characters outside :data:`CHARSET` and cap the length."""
     if not text.isascii():
         text = text.encode("ascii", "backslashreplace").decode("ascii")
-    text = text.translate(_CONTROL)
+    if _HAS_CONTROL.search(text) is not None:  # one C scan; translating is the rare case
+        text = text.translate(_CONTROL)
     if len(text) > MAX_OBSERVATION_CHARS:
         text = text[: MAX_OBSERVATION_CHARS - 40] + "... [observation truncated]"
     return text
+
+
+def _is_json_rendered(result: ToolResult) -> bool:
+    """A successful result whose content is ``json.dumps`` of its data (ensure_ascii: printable
+    ASCII, control characters escaped) within MAX_RESULT_CHARS: already an observation, which
+    :func:`to_observation` would return unchanged (eight of them stay under the length cap)."""
+    data = result.data
+    return result.ok and data is not None and not isinstance(data, str)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +393,9 @@ class ToolEnv(gym.Env[str, str]):
         self.trajectory.turns.append(turn)
         known = len(self._messages)
         self._record_messages(action, turn)
-        obs = to_observation(self._observation(turn))
+        obs = self._observation(turn)
+        if not all(_is_json_rendered(r) for r in turn.results):
+            obs = to_observation(obs)
         self._last_obs = obs
         terminated = self.trajectory.submission is not None
         truncated = not terminated and len(self.trajectory.turns) >= self._episode_max_turns
@@ -455,7 +469,7 @@ class ToolEnv(gym.Env[str, str]):
         raw = action if isinstance(action, str) else repr(action)
         try:
             calls = [
-                c if c.id else replace(c, id=f"call_{index}_{i}")
+                c if c.id else c.with_id(f"call_{index}_{i}")
                 for i, c in enumerate(parse_action(action))
             ]
         except ActionParseError as e:
@@ -482,9 +496,9 @@ class ToolEnv(gym.Env[str, str]):
         compute = (lambda: tool.fn(state, **call.arguments)) if tool.fn is not None else None
         try:
             if tool.scope is None:
-                data = self.sandbox.call(tool, call, compute)
+                data, text = self.sandbox.call_text(tool, call, compute)
             else:  # a task-dependent tool: the task's scope joins the cache key
-                data = self.sandbox.call(tool, call, compute, scope=tool.scope(state))
+                data, text = self.sandbox.call_text(tool, call, compute, scope=tool.scope(state))
         except (ToolError, SandboxError) as e:
             return error_result("tool_error", f"{call.name}: {e}", call.name, call.id)
         except Exception as e:  # a tool bug must not kill the agent's episode; it is logged loudly
@@ -495,7 +509,11 @@ class ToolEnv(gym.Env[str, str]):
                 call.name,
                 call.id,
             )
-        return render_result(call, data)
+        if text is None:
+            return render_result(call, data)
+        # The JSON text the sandbox keeps is the rendered content (the same json.dumps), so a
+        # cached answer is shown without encoding it again; a string result is shown as is.
+        return render_text(call, data, data if isinstance(data, str) else text)
 
     def _observation(self, turn: Turn) -> str:
         if len(turn.results) == 1:

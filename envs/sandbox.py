@@ -9,6 +9,10 @@
 * Modes: ``replay`` (cache, else local data; an answer that needs the outside world is a
   :class:`ReplayMiss`), ``record`` (a miss goes to the live backend and is stored), ``live`` (always
   the backend, and stored).
+
+SQLAlchemy and httpx are imported on first need (a ToolCache opened, a live backend made), never
+by ``import hiergym`` or by opening the read-only domain DB, which is a plain ``sqlite3``
+connection.
 """
 
 from __future__ import annotations
@@ -23,15 +27,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
-
-import httpx
-import sqlalchemy as sa
-from filelock import FileLock
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from hiergym.errors import ReplayMiss, SandboxError, ToolError
 
 from .tools import Tool, ToolCall, canonical_json
+
+if TYPE_CHECKING:
+    import httpx
+    import sqlalchemy as sa
 
 Mode = Literal["replay", "record", "live"]
 MEMORY_ENTRIES = 200_000
@@ -112,6 +116,8 @@ def build_database(
     path = hiergym_home() / f"{domain}-{version}.sqlite"
     if path.exists():
         return path
+    from filelock import FileLock
+
     lock_path = path.with_suffix(".lock")
     with FileLock(str(lock_path)):  # portable (fcntl is POSIX-only)
         if path.exists():
@@ -152,18 +158,38 @@ def build_database(
 # Tool cache
 
 
-_metadata = sa.MetaData()
-tool_cache_table = sa.Table(
-    "tool_cache",
-    _metadata,
-    sa.Column("domain", sa.String(64), primary_key=True),
-    sa.Column("data_version", sa.String(64), primary_key=True),
-    sa.Column("tool", sa.String(64), primary_key=True),
-    sa.Column("args_hash", sa.String(64), primary_key=True),
-    sa.Column("arguments", sa.Text, nullable=False),
-    sa.Column("result", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
+_TABLE: list[Any] = []  # [MetaData, Table] once built
+
+
+def _tool_cache_table() -> sa.Table:
+    """The ``tool_cache`` table (SQLAlchemy is imported here, on the first cache opened)."""
+    if not _TABLE:
+        import sqlalchemy as sa
+
+        metadata = sa.MetaData()
+        table = sa.Table(
+            "tool_cache",
+            metadata,
+            sa.Column("domain", sa.String(64), primary_key=True),
+            sa.Column("data_version", sa.String(64), primary_key=True),
+            sa.Column("tool", sa.String(64), primary_key=True),
+            sa.Column("args_hash", sa.String(64), primary_key=True),
+            sa.Column("arguments", sa.Text, nullable=False),
+            sa.Column("result", sa.Text, nullable=False),
+            sa.Column("created_at", sa.Float, nullable=False),
+        )
+        _TABLE[:] = [metadata, table]
+    return _TABLE[1]
+
+
+def __getattr__(name: str) -> Any:
+    # ``tool_cache_table`` and ``_metadata`` stay importable names, built on first access.
+    if name == "tool_cache_table":
+        return _tool_cache_table()
+    if name == "_metadata":
+        _tool_cache_table()
+        return _TABLE[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
@@ -208,7 +234,10 @@ class ToolCache:
     _engines: dict[str, sa.Engine] = {}
 
     def __init__(self, url: str | None = None):
+        import sqlalchemy as sa
+
         self.url = url or cache_url()
+        self.table = _tool_cache_table()
         engine = ToolCache._engines.get(self.url)
         if engine is None:
             try:
@@ -221,7 +250,7 @@ class ToolCache:
             if engine.dialect.name == "sqlite":
                 sa.event.listen(engine, "connect", _sqlite_wal)
             try:
-                _metadata.create_all(engine)
+                _TABLE[0].create_all(engine)
             except sa.exc.OperationalError as e:
                 raise SandboxError(
                     f"cannot reach the tool cache database {self.url!r}: {e.orig}"
@@ -230,7 +259,14 @@ class ToolCache:
         self.engine = engine
 
     def get(self, key: CacheKey) -> Any | None:
-        t = tool_cache_table
+        text = self.get_text(key)
+        return None if text is None else json.loads(text)
+
+    def get_text(self, key: CacheKey) -> str | None:
+        """The stored result as its JSON text, or ``None``."""
+        import sqlalchemy as sa
+
+        t = self.table
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(t.c.result).where(
@@ -240,24 +276,32 @@ class ToolCache:
                     t.c.args_hash == key.args_hash,
                 )
             ).first()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else row[0]
 
     def put(self, key: CacheKey, result: Any) -> None:
         """Store a result; a concurrent writer of the same key wins quietly (results are equal)."""
+        self.put_text(key, json.dumps(result, default=str))
+
+    def put_text(self, key: CacheKey, text: str) -> None:
+        """Store a result given as its JSON text (``json.dumps(result, default=str)``)."""
+        import sqlalchemy as sa
+
         values = {
             "domain": key.domain,
             "data_version": key.data_version,
             "tool": key.tool,
             "args_hash": key.args_hash,
             "arguments": key.arguments,
-            "result": json.dumps(result, default=str),
+            "result": text,
             "created_at": time.time(),
         }
         with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
-            conn.execute(tool_cache_table.insert().values(**values))
+            conn.execute(self.table.insert().values(**values))
 
     def has_entries(self, domain: str, data_version: str) -> bool:
-        t = tool_cache_table
+        import sqlalchemy as sa
+
+        t = self.table
         stmt = (
             sa.select(t.c.tool)
             .where(t.c.domain == domain, t.c.data_version == data_version)
@@ -267,15 +311,17 @@ class ToolCache:
             return conn.execute(stmt).first() is not None
 
     def count(self, domain: str | None = None) -> int:
-        stmt = sa.select(sa.func.count()).select_from(tool_cache_table)
+        import sqlalchemy as sa
+
+        stmt = sa.select(sa.func.count()).select_from(self.table)
         if domain:
-            stmt = stmt.where(tool_cache_table.c.domain == domain)
+            stmt = stmt.where(self.table.c.domain == domain)
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
     def clear(self, domain: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(tool_cache_table.delete().where(tool_cache_table.c.domain == domain))
+            conn.execute(self.table.delete().where(self.table.c.domain == domain))
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; elsewhere processes spawn and share nothing
@@ -314,12 +360,16 @@ class HttpBackend:
         headers: Mapping[str, str] | None = None,
         name: str = "http",
     ):
+        import httpx
+
         self.name = name
         self.client = httpx.Client(
             base_url=base_url, transport=transport, timeout=timeout, headers=dict(headers or {})
         )
 
     def call(self, tool: str, arguments: Mapping[str, Any]) -> Any:
+        import httpx
+
         try:
             response = self.client.post(f"/{tool}", json=dict(arguments))
         except httpx.HTTPError as e:
@@ -391,19 +441,22 @@ class Sandbox:
         self.backend = backend
         self._cache = cache
         self.db: sqlite3.Connection | None = None
-        self.engine: sa.Engine | None = None
+        self._engine: sa.Engine | None = None
         if db_path is not None:
-            # Read-only: an env can never modify the sandbox data, whatever its tools do.
-            self.engine = sa.create_engine(
-                f"sqlite+pysqlite:///file:{db_path}?mode=ro&uri=true", poolclass=sa.pool.StaticPool
-            )
-            self.db = self.engine.raw_connection().driver_connection
+            # Read-only: an env can never modify the sandbox data, whatever its tools do. A plain
+            # sqlite3 connection (usable from any thread, as the SQLAlchemy one it replaces).
+            uri = Path(db_path).resolve().as_uri() + "?mode=ro"
+            try:
+                self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            except sqlite3.OperationalError as e:
+                raise SandboxError(f"cannot open the sandbox database {db_path}: {e}") from e
             self.db.row_factory = sqlite3.Row
         if data_version is None:
             data_version = self._read_version()
         self.data_version = data_version
-        # Results live here as JSON text and every hit is parsed afresh: a caller that edits the
-        # value it was given cannot change what the next env in this process sees.
+        # Results live here as their JSON text (``json.dumps(result, default=str)``, which is also
+        # the text an agent is shown) and every hit is parsed afresh: a caller that edits the value
+        # it was given cannot change what the next env in this process sees.
         self._memory: dict[tuple[str, ...], str] = {}
         # Local tools skip the SQL cache in plain replay (the data answers faster); an explicit
         # cache, or recording, makes every cacheable call go through it.
@@ -411,19 +464,42 @@ class Sandbox:
         self._has_recordings: bool | None = None  # replay: does the cache hold answers? (lazy)
         self.stats = {"memory": 0, "cache": 0, "computed": 0, "backend": 0}
 
+    @property
+    def engine(self) -> sa.Engine | None:
+        """A SQLAlchemy engine over the read-only domain DB (made on first access; the env's own
+        queries use :attr:`db`)."""
+        if self._engine is None and self.db is not None:
+            import sqlalchemy as sa
+
+            db = self.db
+            self._engine = sa.create_engine(
+                "sqlite+pysqlite://", creator=lambda: db, poolclass=sa.pool.StaticPool
+            )
+        return self._engine
+
     def _recall(self, key: tuple[str, ...]) -> Any | None:
         text = self._memory.get(key)
         return None if text is None else json.loads(text)
 
+    def _recall_text(self, key: tuple[str, ...]) -> tuple[Any, str] | None:
+        """A remembered result, parsed afresh, and its JSON text."""
+        text = self._memory.get(key)
+        return None if text is None else (json.loads(text), text)
+
+    def _remember_text(self, key: tuple[str, ...], text: str) -> None:
+        """Keep a result's JSON text in process memory; past MEMORY_ENTRIES the oldest half is
+        dropped, so a long training run's distinct calls cannot grow the process without bound."""
+        memory = self._memory
+        if len(memory) >= MEMORY_ENTRIES:
+            for old in list(itertools.islice(memory, MEMORY_ENTRIES // 2)):
+                del memory[old]
+        memory[key] = text
+
     def _remember(self, key: tuple[str, ...], value: Any) -> Any:
-        """Keep a result in process memory; past MEMORY_ENTRIES the oldest half is dropped, so a
-        long training run's distinct calls cannot grow the process without bound."""
-        if len(self._memory) >= MEMORY_ENTRIES:
-            for old in list(itertools.islice(self._memory, MEMORY_ENTRIES // 2)):
-                del self._memory[old]
+        """Keep a result in process memory; returns the caller's copy, never the stored one."""
         text = json.dumps(value, default=str)
-        self._memory[key] = text
-        return json.loads(text)  # the caller's copy, never the stored one
+        self._remember_text(key, text)
+        return json.loads(text)
 
     def _read_version(self) -> str:
         if self.db is None:
@@ -451,6 +527,14 @@ class Sandbox:
         ``compute`` runs the tool on local data; ``None`` means the tool exists only remotely.
         ``scope`` (see :attr:`Tool.scope`) keys answers that depend on more than the arguments.
         """
+        return self.call_text(tool, call, compute, scope)[0]
+
+    def call_text(
+        self, tool: Tool, call: ToolCall, compute: Callable[[], Any] | None, scope: str = ""
+    ) -> tuple[Any, str | None]:
+        """:meth:`call`'s result and its JSON text (``None`` for a ``cache="none"`` tool, whose
+        result is handed over as computed). The value is always the caller's own: parsed from
+        the text, never an object another caller holds."""
         stats = self.stats
         if tool.cache == "none":
             if compute is None:
@@ -458,24 +542,28 @@ class Sandbox:
                     f"tool {tool.name!r} has neither a local implementation nor a cache"
                 )
             stats["computed"] += 1
-            return compute()
+            return compute(), None
         mem_key = (tool.name, scope, call.canonical_arguments())
+        if self.mode != "live":
+            text = self._memory.get(mem_key)
+            if text is not None:
+                stats["memory"] += 1
+                return json.loads(text), text
         persistent = (
             tool.cache == "persistent"
             or compute is None
             or self.persist_all
             or self._replays_recordings()
         )
-        if self.mode != "live":
-            hit = self._recall(mem_key)
-            if hit is not None:
-                stats["memory"] += 1
-                return hit
-            if persistent:
-                hit = self.cache.get(self.key(call, scope))
-                if hit is not None:
-                    stats["cache"] += 1
-                    return self._remember(mem_key, hit)
+        if self.mode != "live" and persistent:
+            text = self.cache.get_text(self.key(call, scope))
+            if text is not None:
+                stats["cache"] += 1
+                value = json.loads(text)
+                if not text.isascii():  # stored by another writer: keep the text we render
+                    text = json.dumps(value)
+                self._remember_text(mem_key, text)
+                return value, text
         if self.mode == "replay" or self.backend is None:
             if compute is None:
                 raise ReplayMiss(
@@ -489,11 +577,12 @@ class Sandbox:
             stats["backend"] += 1
             result = self.backend.call(tool.name, call.arguments)
             Sandbox._recorded.add((self.cache.url, self.domain, self.data_version))
-        # Round-trip through JSON so a cached and a fresh answer are the same value.
-        result = self._remember(mem_key, result)
+        # Through JSON text, so a cached and a fresh answer are the same value.
+        text = json.dumps(result, default=str)
+        self._remember_text(mem_key, text)
         if persistent:
-            self.cache.put(self.key(call, scope), result)
-        return result
+            self.cache.put_text(self.key(call, scope), text)
+        return json.loads(text), text
 
     def _replays_recordings(self) -> bool:
         """In replay, recorded answers win over the local implementation (what record -> replay
@@ -526,9 +615,10 @@ class Sandbox:
             return hit
         call = ToolCall(name, dict(arguments))
         self.stats["computed"] += 1
-        result = self._remember((name, scope, call.canonical_arguments()), compute())
-        self.cache.put(self.key(call, scope), result)
-        return result
+        text = json.dumps(compute(), default=str)
+        self._remember_text((name, scope, call.canonical_arguments()), text)
+        self.cache.put_text(self.key(call, scope), text)
+        return json.loads(text)
 
     def lookup(self, name: str, arguments: Mapping[str, Any], scope: str = "") -> Any | None:
         """What :meth:`memo` would return without computing: memory, then the ToolCache, else
@@ -539,8 +629,9 @@ class Sandbox:
         if hit is not None:
             self.stats["memory"] += 1
             return hit
-        hit = self.cache.get(self.key(call, scope))
-        if hit is not None:
+        text = self.cache.get_text(self.key(call, scope))
+        if text is not None:
             self.stats["cache"] += 1
-            return self._remember(mem_key, hit)
+            self._remember_text(mem_key, text)
+            return json.loads(text)
         return None

@@ -45,7 +45,13 @@ ErrorKind = Literal[
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One call an agent asked for: a tool name and its JSON arguments."""
+    """One call an agent asked for: a tool name and its JSON arguments.
+
+    A call is a value: its arguments are not to be changed once it is made. Their two JSON forms
+    (:meth:`canonical_arguments`, and the plain one of :meth:`to_openai`) are computed once per
+    call and kept on it, since a step needs them several times (cache key, message log, the
+    repeat detector over the whole episode).
+    """
 
     name: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
@@ -53,17 +59,39 @@ class ToolCall:
 
     def canonical_arguments(self) -> str:
         """Arguments as canonical JSON: the cache key and the repeat detector use it."""
-        return canonical_json(self.arguments)
+        try:
+            return self.__dict__["_canonical"]
+        except KeyError:
+            text = canonical_json(self.arguments)
+            object.__setattr__(self, "_canonical", text)
+            return text
+
+    def arguments_json(self) -> str:
+        """Arguments as plain JSON (``json.dumps``), as an OpenAI tool call carries them."""
+        try:
+            return self.__dict__["_json"]
+        except KeyError:
+            text = json.dumps(self.arguments)
+            object.__setattr__(self, "_json", text)
+            return text
 
     def to_openai(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "type": "function",
-            "function": {"name": self.name, "arguments": json.dumps(self.arguments)},
+            "function": {"name": self.name, "arguments": self.arguments_json()},
         }
 
     def to_json(self) -> str:
         return json.dumps({"name": self.name, "arguments": self.arguments})
+
+    def with_id(self, call_id: str) -> ToolCall:
+        """The same call under another id (its JSON forms carried over, not recomputed)."""
+        clone = ToolCall(self.name, self.arguments, call_id)
+        for cached in ("_canonical", "_json"):
+            if cached in self.__dict__:
+                object.__setattr__(clone, cached, self.__dict__[cached])
+        return clone
 
 
 @dataclass(frozen=True)
@@ -630,17 +658,41 @@ def _as_json_call(call: ToolCall) -> ToolCall:
         raise ActionParseError(
             f"the arguments of {call.name[:80]!r} are not JSON ({type(e).__name__}: {str(e)[:80]})"
         ) from e
-    return ToolCall(call.name, arguments, call.id)
+    fresh = ToolCall(call.name, arguments, call.id)
+    object.__setattr__(fresh, "_json", text)  # json.dumps(arguments) is this text again
+    return fresh
 
 
 def _index(calls: list[ToolCall], block: int) -> list[ToolCall]:
-    return [
-        c if c.id != "call_0" else ToolCall(c.name, c.arguments, f"call_{block}") for c in calls
-    ]
+    return [c if c.id != "call_0" else c.with_id(f"call_{block}") for c in calls]
 
 
 # --------------------------------------------------------------------------------------------
 # A domain's tools
+
+
+CHECKED_ENTRIES = 4096
+"""Argument checks a Toolbox remembers (by tool and canonical arguments) before starting afresh."""
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _is_json_value(value: Any) -> bool:
+    """Whether ``value`` is made of JSON types only (dict with str keys, list, scalars), the values
+    whose canonical JSON names them exactly (a tuple, say, would share a list's text)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if not isinstance(k, str):
+                    return False
+                stack.append(v)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif not isinstance(item, _JSON_SCALARS):
+            return False
+    return True
 
 
 class Toolbox:
@@ -653,6 +705,9 @@ class Toolbox:
                 raise ValueError(f"two tools are named {t.name!r}")
             self.tools[t.name] = t
         self._schemas = [t.schema() for t in self.tools.values()]
+        # (tool, canonical arguments) -> the problems found: a check is a pure function of the
+        # schema and of JSON arguments, and an agent repeats calls.
+        self._checked: dict[tuple[str, str], list[str]] = {}
 
     def schemas(self) -> list[dict[str, Any]]:
         return self._schemas
@@ -674,13 +729,29 @@ class Toolbox:
                 call.name[:80],
                 call.id,
             )
-        problems = validate_arguments(t, call.arguments)
+        problems = self._problems(t, call)
         if problems:
             shown = "; ".join(problems[:5]) + (
                 f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
             )
             return error_result("invalid_arguments", f"{call.name}: {shown}", call.name, call.id)
         return None
+
+    def _problems(self, t: Tool, call: ToolCall) -> list[str]:
+        arguments = call.arguments
+        if not isinstance(arguments, dict) or not _is_json_value(arguments):
+            return validate_arguments(t, arguments)
+        try:
+            key = (t.name, call.canonical_arguments())
+        except (ValueError, TypeError, RecursionError):  # no JSON text: check it as it is
+            return validate_arguments(t, arguments)
+        problems = self._checked.get(key)
+        if problems is None:
+            problems = validate_arguments(t, arguments)
+            if len(self._checked) >= CHECKED_ENTRIES:
+                self._checked.clear()
+            self._checked[key] = problems
+        return problems
 
     def run(self, call: ToolCall, state: Any) -> ToolResult:
         """Run a checked call; a ToolError becomes an error observation."""
@@ -696,6 +767,12 @@ def render_result(call: ToolCall, data: Any) -> ToolResult:
     content = (
         data if isinstance(data, str) else json.dumps(data, separators=(", ", ": "), default=str)
     )
+    return render_text(call, data, content)
+
+
+def render_text(call: ToolCall, data: Any, content: str) -> ToolResult:
+    """The result of ``call`` given its ``content`` already rendered (what :func:`render_result`
+    shows for ``data``), capped at MAX_RESULT_CHARS."""
     if len(content) > MAX_RESULT_CHARS:
         content = (
             content[:MAX_RESULT_CHARS]

@@ -1,15 +1,23 @@
-"""Harness speed: episodes/s of the oracle and random agents on the smoke suite with 1 and 2
-workers, and the harness's overhead per episode against stepping the envs directly in a loop.
+"""Harness speed: the cost of one cached step over a no-op Gymnasium env, ``import hiergym``
+against ``import gymnasium``, episodes/s of the oracle and random agents with 1 and 2 workers
+(the smoke suite and a bounded slice of the standard one), and the harness's overhead per
+episode against stepping the envs directly in a loop.
 
-Target (issue 6): overhead <= 10%.
+Targets: overhead <= 10% (issue 6); a cached cheap step <= 15 us over the no-op env, ``import
+hiergym`` <= 1.3x ``import gymnasium``, 2 workers >= 1.7x one worker on the standard suite and
+never slower on smoke (issue 12). Step and import figures are CPU time (``time.process_time``),
+measured side by side and interleaved, so a busy machine inflates both sides alike.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
@@ -20,6 +28,151 @@ from hiergym.benchmarks.runner import SUITES, plan_episodes, run_episodes
 from hiergym.envs.registry import missing_data
 
 REPEATS = 5
+STEP_ROUNDS = 7
+STEP_CALLS = 3000
+IMPORT_ROUNDS = 5
+
+
+class NoopEnv(gym.Env):
+    """The baseline a step is measured against: a Gymnasium env that does nothing."""
+
+    observation_space = gym.spaces.Text(16)
+    action_space = gym.spaces.Text(16)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
+        super().reset(seed=seed)
+        return "", {}
+
+    def step(self, action: Any) -> tuple[str, float, bool, bool, dict]:
+        return "", 0.0, False, False, {}
+
+
+EPISODE_TURNS = 30
+"""Steps per episode in the step figures (an env's default max_turns): episodes of a real length,
+so the trajectory, chat and garbage collector see what they see in a rollout."""
+
+
+def _cpu_step_us(env: gym.Env, action: Any, calls: int) -> float:
+    """CPU time per ``env.step(action)``, over episodes of EPISODE_TURNS steps (resets untimed)."""
+    spent, done = 0.0, 0
+    while done < calls:
+        env.reset(seed=0)
+        start = time.process_time()
+        for _ in range(EPISODE_TURNS):
+            env.step(action)
+        spent += time.process_time() - start
+        done += EPISODE_TURNS
+    return spent / done * 1e6
+
+
+def step_figures() -> dict[str, float]:
+    """CPU time of a cached cheap step (Shopping ``view_product`` of one product, answered from the
+    sandbox's memory) through ``gym.make``'s wrapper stack, over the same stack around a no-op env;
+    interleaved rounds, the minimum of each side. Both the agent's JSON text and a ``ToolCall``."""
+    from hiergym.envs.tools import ToolCall
+
+    if "hiergym-perf/Noop-v0" not in gym.registry:
+        gym.register("hiergym-perf/Noop-v0", entry_point=NoopEnv)
+    noop = gym.make("hiergym-perf/Noop-v0", disable_env_checker=True)
+    env = gym.make(
+        "hiergym/Shopping-v0",
+        split="test",
+        difficulty="easy",
+        max_turns=EPISODE_TURNS + 1,  # no verdict inside the timed steps
+        disable_env_checker=True,
+    )
+    env.reset(seed=0)
+    product = env.unwrapped.sandbox.db.execute("SELECT id FROM products LIMIT 1").fetchone()[0]
+    text = json.dumps({"name": "view_product", "arguments": {"product_id": product}})
+    call = ToolCall("view_product", {"product_id": product})
+    figures: dict[str, float] = {}
+    for kind, action in (("text", text), ("toolcall", call)):
+        env.step(action)  # fills the memory cache
+        base, step = [], []
+        for _ in range(STEP_ROUNDS):
+            base.append(_cpu_step_us(noop, "x", STEP_CALLS))
+            step.append(_cpu_step_us(env, action, STEP_CALLS))
+        figures[f"noop_step_us_{kind}"] = min(base)
+        figures[f"cached_step_us_{kind}"] = min(step)
+        figures[f"cached_step_us_over_noop_{kind}"] = min(step) - min(base)
+    env.close()
+    return figures
+
+
+_TIMED_IMPORT = (
+    "import time; t = time.process_time(); import {module}; print(time.process_time() - t)"
+)
+
+
+def import_figures() -> dict[str, float]:
+    """CPU time of ``import hiergym`` and of ``import gymnasium``, each in a fresh interpreter,
+    interleaved; the ratio of the medians. Both read compiled bytecode, as an installed package
+    does: the interpreters write it under a temporary ``PYTHONPYCACHEPREFIX`` (a first, untimed
+    import fills it), whatever ``PYTHONDONTWRITEBYTECODE`` says here."""
+    import os
+
+    times: dict[str, list[float]] = {"hiergym": [], "gymnasium": []}
+    with tempfile.TemporaryDirectory() as prefix:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = prefix
+        for round_ in range(IMPORT_ROUNDS + 1):
+            for module in times:
+                out = subprocess.run(
+                    [sys.executable, "-c", _TIMED_IMPORT.format(module=module)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=env,
+                ).stdout
+                if round_:  # the first round compiles
+                    times[module].append(float(out.strip().splitlines()[-1]))
+    med = {m: sorted(v)[len(v) // 2] for m, v in times.items()}
+    return {
+        "import_gymnasium_ms": med["gymnasium"] * 1000,
+        "import_hiergym_ms": med["hiergym"] * 1000,
+        "import_hiergym_over_gymnasium": med["hiergym"] / med["gymnasium"],
+    }
+
+
+STANDARD_SLICE_EPISODES = 6
+"""Episodes per (env, difficulty, agent) of the bounded slice of the standard suite (it has 20)."""
+
+
+def _cli_bench_s(args: list[str], out: Path) -> float:
+    """Wall time of ``hiergym bench ARGS`` in a fresh interpreter, as a user runs it."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "hiergym.cli", "bench", "--quiet", "--keep-going", "--out", str(out)]
+        + args,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def parallel_figures(
+    agents: str = "random,oracle", slice_episodes: int = STANDARD_SLICE_EPISODES
+) -> dict[str, float]:
+    """``hiergym bench --workers 2`` against ``--workers 1`` on every available env: the smoke
+    suite and a slice of the standard suite (``slice_episodes`` episodes per env, difficulty and
+    agent instead of 20), each a fresh CLI process, 1 and 2 workers interleaved. A first smoke
+    run warms the sandboxes and the persistent tool caches for both."""
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, args in (
+            ("smoke", ["--suite", "smoke"]),
+            ("standard_slice", ["--suite", "standard", "--episodes", str(slice_episodes)]),
+        ):
+            args = ["--agents", agents, *args]
+            _cli_bench_s(args, Path(tmp) / "warm")
+            one = _cli_bench_s([*args, "--workers", "1"], Path(tmp) / f"{name}1")
+            two = _cli_bench_s([*args, "--workers", "2"], Path(tmp) / f"{name}2")
+            rows = len((Path(tmp) / f"{name}1" / "episodes.jsonl").read_text().splitlines())
+            figures[f"{name}_episodes"] = rows
+            figures[f"{name}_s_1_worker"] = one
+            figures[f"{name}_s_2_workers"] = two
+            figures[f"{name}_speedup_2_workers"] = one / two
+    return figures
 
 
 def _direct_loop(specs: list) -> float:
