@@ -89,7 +89,7 @@ class HiergymEnv(vf.MultiTurnEnv):
                     for i, c in enumerate(calls)
                 ],
             }
-            session.step(action)
+            observation = session.step(action)
             reply = [
                 {"role": "tool", "content": m["content"], "tool_call_id": m["tool_call_id"]}
                 for m in session.info.get("new_messages", [])
@@ -97,7 +97,7 @@ class HiergymEnv(vf.MultiTurnEnv):
             ]
             if not reply:  # the env answered the action as a whole (it could not be parsed)
                 reply = [
-                    {"role": "tool", "content": session.base._last_obs, "tool_call_id": a["id"]}
+                    {"role": "tool", "content": observation, "tool_call_id": a["id"]}
                     for a in action["tool_calls"]
                 ]
         else:

@@ -1,0 +1,33 @@
+"""examples/train_grpo.py end to end with the tiny model: SFT warm start, two GRPO steps."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_grpo.py"
+
+
+@pytest.mark.slow
+def test_example_trains_and_reports_levels_before_and_after(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("train_grpo", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(
+        ["--sft-tasks", "2", "--sft-steps", "4", "--grpo-steps", "2", "--eval-tasks", "1",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    levels = ["format", "grounding", "product", "process", "response"]
+    for side in ("before", "after"):
+        assert set(result[side]) == {"reward", *levels}
+        assert all(0.0 <= v <= 1.0 for v in result[side].values())
+    assert len(result["train_log"]) == 2  # one log per GRPO step, each with every level
+    for log in result["train_log"]:
+        assert {f"rewards/level_{n}/mean" for n in levels} <= set(log)
+    assert (tmp_path / "data" / "sft.jsonl").read_text().strip()
+    printed = capsys.readouterr().out
+    assert "before" in printed and "after" in printed
