@@ -46,8 +46,11 @@ class RTLEnv(ToolEnv):
 
     ## Arguments
     split ("train" | "dev" | "test"; problem families are disjoint between splits), difficulty
-    ("easy" | "medium" | "hard"), tasks ("builtin" or "verilog-eval:DIR": every problem of the
-    directory, whatever the split and difficulty), limits (a :class:`~hiergym.envs.rtl.toolchain.Limits`
+    ("easy" | "medium" | "hard"), tasks ("builtin", "verilog-eval:DIR" or "rtllm:DIR": every
+    problem of the directory, whatever the split and difficulty; after ``hiergym data import
+    verilog-eval|rtllm DIR``, which checks each reference and calibrates its proof and simulation
+    budgets, without the problems it refused and with those budgets; built-in problems are checked
+    and calibrated when the sandbox is built), limits (a :class:`~hiergym.envs.rtl.toolchain.Limits`
     or a dict of its fields: per-stage timeouts, memory, file size, processes), ppa_target (in
     (0, 1]: the cost ratio to the reference that earns the full PPA score; below 1 asks for an
     improvement), power (estimate the design's and the reference's power from switching activity
