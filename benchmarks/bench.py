@@ -15,7 +15,6 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +48,190 @@ def _run_in_worker(
     return _WORKER.run(spec)
 
 
+def _worker_main(
+    worker: int, conn: Any, agent_options: dict[str, Any], env_kwargs: dict[str, Any]
+) -> None:
+    """One bench worker: runs the chunks it receives on ``conn`` with one EpisodeRunner (its envs
+    and agents live as long as the worker), answering ``("row", row)`` per episode and
+    ``("done", None)`` per chunk; ``None`` ends it."""
+    try:
+        while True:
+            chunk = conn.recv()
+            if chunk is None:
+                break
+            for spec in chunk:
+                conn.send(("row", _run_in_worker(spec, agent_options, env_kwargs)))
+            conn.send(("done", None))
+    except Exception as e:  # a set-up failure (a shadowed package) stops the run
+        with contextlib.suppress(Exception):
+            conn.send(("fatal", f"{type(e).__name__}: {e}"))
+    finally:
+        if _WORKER is not None:
+            _WORKER.close()
+
+
+def _group(spec: EpisodeSpec) -> tuple[str, str, str]:
+    """Episodes of one group share one env in a worker."""
+    return (spec.env_id, spec.split, spec.difficulty)
+
+
+class _Chunks:
+    """The episodes to run, cut into chunks that each hold episodes of one env, handed out with
+    affinity: a worker gets more of the env it already made while any is left, else the group
+    with the most episodes that no worker is on, so envs are made once per worker that needs them
+    and the work still spreads over every worker."""
+
+    def __init__(self, todo: Sequence[EpisodeSpec], workers: int) -> None:
+        groups: dict[tuple[str, str, str], list[EpisodeSpec]] = defaultdict(list)
+        for spec in todo:
+            groups[_group(spec)].append(spec)
+        # chunks small enough to balance the tail, large enough to keep messages few
+        size = max(1, min(8, len(todo) // (workers * 4) or 1))
+        self.left: dict[tuple[str, str, str], list[list[EpisodeSpec]]] = {
+            g: [specs[i : i + size] for i in range(0, len(specs), size)]
+            for g, specs in groups.items()
+        }
+        self.on: dict[int, tuple[str, str, str] | None] = {}
+
+    def next(self, worker: int) -> list[EpisodeSpec] | None:
+        current = self.on.get(worker)
+        if current is not None and self.left.get(current):
+            return self._take(worker, current)
+        busy = {g for w, g in self.on.items() if w != worker}
+        free = [g for g, chunks in self.left.items() if chunks and g not in busy]
+        rest = free or [g for g, chunks in self.left.items() if chunks]
+        if not rest:
+            self.on[worker] = None
+            return None
+        return self._take(worker, max(rest, key=lambda g: sum(map(len, self.left[g]))))
+
+    def _take(self, worker: int, group: tuple[str, str, str]) -> list[EpisodeSpec]:
+        self.on[worker] = group
+        return self.left[group].pop(0)
+
+
+def _start_method() -> str:
+    """forkserver where the platform has it (workers fork from a server that imported hiergym
+    once, never from this process, whose threads and connections a fork would copy); spawn
+    elsewhere."""
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+PRELOAD = ["hiergym", "hiergym.benchmarks.runner", "hiergym.agents"]
+"""Modules the forkserver imports before it forks workers (the envs' own modules are added)."""
+
+
+def _preload(todo: Sequence[EpisodeSpec]) -> list[str]:
+    from hiergym.envs.registry import _ENVS
+
+    modules = list(PRELOAD)
+    for env_id in dict.fromkeys(s.env_id for s in todo):
+        entry = _ENVS.get(env_id)
+        if entry is not None:
+            modules.append(entry.env_class.partition(":")[0])
+    return modules
+
+
 def _pool_rows(
     todo: list[EpisodeSpec],
     workers: int,
     agent_options: dict[str, Any],
     env_kwargs: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        chunk = max(1, len(todo) // (workers * 4))
-        n = len(todo)
-        yield from pool.map(
-            _run_in_worker, todo, [agent_options] * n, [env_kwargs] * n, chunksize=chunk
+    """Rows of ``todo`` run by ``workers`` long-lived processes, as they finish (the caller puts
+    them in plan order). Each worker has its own pipe, so one that dies takes no lock with it:
+    its unfinished episodes become error rows and the others go on."""
+    from multiprocessing.connection import wait
+
+    method = _start_method()
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(_preload(todo))
+    workers = min(workers, len(todo))
+    conns, procs = [], []
+    for w in range(workers):
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(
+            target=_worker_main,
+            args=(w, theirs, agent_options, env_kwargs),
+            daemon=True,
+            name=f"hiergym-bench-{w}",
         )
+        proc.start()
+        theirs.close()
+        conns.append(ours)
+        procs.append(proc)
+    chunks = _Chunks(todo, workers)
+    pending: dict[int, list[EpisodeSpec]] = {}
+
+    def hand_out(w: int) -> None:
+        chunk = chunks.next(w)
+        if chunk is None:
+            pending.pop(w, None)
+            with contextlib.suppress(OSError):
+                conns[w].send(None)
+        else:
+            pending[w] = list(chunk)
+            with contextlib.suppress(OSError):  # a dead worker: its pipe says so next
+                conns[w].send(chunk)
+
+    try:
+        for w in range(workers):
+            hand_out(w)
+        while pending:
+            by_conn = {conns[w]: w for w in pending}
+            for conn in wait(list(by_conn)):
+                w = by_conn[conn]
+                try:
+                    kind, payload = conn.recv()
+                except (EOFError, OSError):
+                    procs[w].join(timeout=5)
+                    reason = f"the bench worker died (exit code {procs[w].exitcode})"
+                    for spec in pending.pop(w):
+                        yield _lost_row(spec, reason)
+                    continue
+                if kind == "row":
+                    pending[w] = [s for s in pending[w] if s.key != payload["key"]]
+                    yield payload
+                elif kind == "done":
+                    hand_out(w)
+                else:  # fatal: every episode would fail the same way
+                    from hiergym.errors import PluginError
+
+                    raise PluginError(payload)
+        # left only when every worker died: say so for each episode
+        while (chunk := chunks.next(-1)) is not None:
+            for spec in chunk:
+                yield _lost_row(spec, "no bench worker left alive")
+    finally:
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        for conn in conns:
+            conn.close()
+
+
+def _lost_row(spec: EpisodeSpec, reason: str) -> dict[str, Any]:
+    return {
+        "env_id": spec.env_id,
+        "split": spec.split,
+        "difficulty": spec.difficulty,
+        "agent": spec.agent,
+        "seed": spec.seed,
+        "trial": spec.trial,
+        "key": spec.key,
+        "reward": None,
+        "success": False,
+        "verdict": None,
+        "error": f"WorkerError: {reason}",
+        "wall_s": 0.0,
+    }
 
 
 def _ray_rows(
@@ -175,6 +345,7 @@ def bench(
     )
     task = progress.add_task("episodes", total=len(todo))
     seen: list[dict[str, Any]] = list(kept)
+    transcripts_from: int | None = None
     last_flush = [time.monotonic()]
     with (
         path.open("a") as sink,
@@ -209,12 +380,15 @@ def bench(
             for row in _ray_rows(todo, ray_address, agent_options, env_kwargs):
                 record(row)
         elif workers > 1 and len(todo) > 1:
+            transcripts_from = transcript_sink.tell()
             for row in _pool_rows(todo, workers, agent_options, env_kwargs):
                 record(row)
         else:
             run_episodes(todo, record, agent_options, env_kwargs)
 
     order = {s.key: i for i, s in enumerate(specs)}
+    if transcripts_from is not None:  # workers finish out of order: this run's part in plan order
+        _sort_tail(transcripts, transcripts_from, order)
     latest = {r["key"]: r for r in read_rows(path) if r.get("key") in wanted}
     rows = sorted(latest.values(), key=lambda r: order[r["key"]])
     path.write_text(
@@ -234,6 +408,24 @@ def bench(
         "env_kwargs": env_kwargs,
     }
     return write_outputs(rows, out, config)
+
+
+def _sort_tail(path: Path, offset: int, order: dict[str, int]) -> None:
+    """Put the JSON lines of ``path`` past ``offset`` in plan order (by their ``key``)."""
+    with path.open("rb+") as f:
+        f.seek(offset)
+        lines = f.read().splitlines(keepends=True)
+        keyed = []
+        for line in lines:
+            try:
+                key = json.loads(line).get("key")
+            except (json.JSONDecodeError, AttributeError):
+                key = None
+            keyed.append((order.get(key, len(order)), line))
+        keyed.sort(key=lambda kl: kl[0])  # stable: equal keys keep their order
+        f.seek(offset)
+        f.write(b"".join(line for _, line in keyed))
+        f.truncate()
 
 
 def comparable(row: dict[str, Any]) -> dict[str, Any]:

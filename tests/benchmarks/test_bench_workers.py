@@ -1,0 +1,97 @@
+"""Parallel bench workers (issue 12): long-lived workers that keep their envs, episodes handed out
+by env, the same rows in the same order as one worker, and a worker that dies costs only its
+own unfinished episodes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+
+from hiergym.benchmarks.bench import _Chunks, bench, comparable
+from hiergym.benchmarks.runner import plan_episodes
+
+ENVS = ["hiergym/Shopping-v0", "hiergym/Travel-v0"]
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_two_workers_write_the_same_rows_and_transcripts_in_the_same_order(tmp_path):
+    kwargs = {"episodes": 2, "difficulties": ["easy", "medium"], "show_progress": False}
+    bench(ENVS, ["random", "oracle"], out=tmp_path / "one", workers=1, **kwargs)
+    bench(ENVS, ["random", "oracle"], out=tmp_path / "two", workers=2, **kwargs)
+    one, two = (
+        _lines(tmp_path / "one" / "episodes.jsonl"),
+        _lines(tmp_path / "two" / "episodes.jsonl"),
+    )
+    assert len(one) == 16 and [comparable(r) for r in one] == [comparable(r) for r in two]
+    t1 = _lines(tmp_path / "one" / "transcripts.jsonl")
+    t2 = _lines(tmp_path / "two" / "transcripts.jsonl")
+    assert [t["key"] for t in t1] == [t["key"] for t in t2] == [r["key"] for r in one]
+    assert t1 == t2
+
+
+def test_chunks_keep_a_worker_on_its_env_and_hand_out_every_episode_once():
+    todo = plan_episodes(ENVS, ["random", "oracle"], 5, "test", ["easy", "hard"])
+    chunks = _Chunks(todo, 2)
+    seen = {0: [], 1: []}
+    first = {w: chunks.next(w) for w in (0, 1)}
+    assert (
+        first[0][0].env_id != first[1][0].env_id or first[0][0].difficulty != first[1][0].difficulty
+    )
+    for w, chunk in first.items():
+        seen[w] += chunk
+    switches = {0: 0, 1: 0}
+    while True:
+        progressed = False
+        for w in (0, 1):
+            chunk = chunks.next(w)
+            if chunk is None:
+                continue
+            progressed = True
+            groups = {(s.env_id, s.difficulty) for s in chunk}
+            assert len(groups) == 1  # a chunk never mixes envs
+            if groups != {(seen[w][-1].env_id, seen[w][-1].difficulty)}:
+                switches[w] += 1
+            seen[w] += chunk
+        if not progressed:
+            break
+    handed = [s.key for w in seen for s in seen[w]]
+    assert sorted(handed) == sorted(s.key for s in todo)  # each once
+    n_groups = 4
+    assert switches[0] + switches[1] <= n_groups  # a worker leaves an env only when it is done
+
+
+def test_a_worker_that_dies_costs_only_its_unfinished_episodes(tmp_path):
+    killed = []
+
+    def kill_one(row):
+        if not killed:
+            workers = [
+                p for p in multiprocessing.active_children() if p.name.startswith("hiergym-bench-")
+            ]
+            os.kill(workers[0].pid, signal.SIGKILL)
+            killed.append(workers[0].pid)
+
+    bench(
+        ["hiergym/Shopping-v0"],
+        ["random"],
+        episodes=6,
+        difficulties=["easy", "medium"],
+        out=tmp_path,
+        workers=2,
+        show_progress=False,
+        on_row=kill_one,
+    )
+    rows = _lines(tmp_path / "episodes.jsonl")
+    planned = [
+        s.key
+        for s in plan_episodes(["hiergym/Shopping-v0"], ["random"], 6, "test", ["easy", "medium"])
+    ]
+    assert killed and [r["key"] for r in rows] == planned  # every episode has its row, in order
+    lost = [r for r in rows if r["error"]]
+    assert lost and all(r["error"].startswith("WorkerError: the bench worker died") for r in lost)
+    assert any(r["error"] is None for r in rows)  # the other worker finished the rest
