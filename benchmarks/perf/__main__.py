@@ -1,4 +1,6 @@
-"""``python -m hiergym.benchmarks.perf <domain> [...]`` or ``all``: print each domain's figures as JSON."""
+"""``python -m hiergym.benchmarks.perf <domain> [...]`` or ``all``: print each domain's figures as JSON.
+
+Options (``--quick``, say) go to the modules named, as ``run(options)``."""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ def main(argv: list[str]) -> int:
     available = sorted(
         m.name for m in pkgutil.iter_modules(perf.__path__) if not m.name.startswith("_")
     )
+    options = [a for a in argv if a.startswith("--")]  # e.g. scale --quick
+    argv = [a for a in argv if not a.startswith("--")]
     wanted = available if not argv or argv == ["all"] else argv
     unknown = [w for w in wanted if w not in available]
     if unknown:
         print(f"unknown perf module(s) {unknown}; available: {available}", file=sys.stderr)
         return 2
     for name in wanted:
-        figures = importlib.import_module(f"hiergym.benchmarks.perf.{name}").run()
+        module = importlib.import_module(f"hiergym.benchmarks.perf.{name}")
+        figures = module.run(options) if options else module.run()
         print(json.dumps({name: figures}, indent=2))
     return 0
 
