@@ -244,4 +244,7 @@ def run() -> dict[str, float]:
             figures[f"{agent}_shopping_episodes_per_s_harness"] = n / r
             figures[f"{agent}_per_episode_overhead_ms"] = (r - d) / n * 1000
             figures[f"{agent}_per_episode_overhead_pct"] = (r - d) / d * 100
+    figures |= step_figures()
+    figures |= import_figures()
+    figures |= parallel_figures()
     return {k: round(v, 3) for k, v in figures.items()}
