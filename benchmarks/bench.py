@@ -49,11 +49,23 @@ def _run_in_worker(
 
 
 def _worker_main(
-    worker: int, conn: Any, agent_options: dict[str, Any], env_kwargs: dict[str, Any]
+    worker: int,
+    conn: Any,
+    agent_options: dict[str, Any],
+    env_kwargs: dict[str, Any],
+    environ: dict[str, str] | None = None,
+    cwd: str | None = None,
 ) -> None:
     """One bench worker: runs the chunks it receives on ``conn`` with one EpisodeRunner (its envs
     and agents live as long as the worker), answering ``("row", row)`` per episode and
-    ``("done", None)`` per chunk; ``None`` ends it."""
+    ``("done", None)`` per chunk; ``None`` ends it. ``environ`` and ``cwd`` are the parent's at
+    the start of the run (a forkserver was started earlier, perhaps with other ones)."""
+    if environ is not None:
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        os.environ.update(environ)
+    if cwd is not None:
+        os.chdir(cwd)
     try:
         while True:
             chunk = conn.recv()
@@ -154,7 +166,7 @@ def _pool_rows(
         ours, theirs = ctx.Pipe()
         proc = ctx.Process(
             target=_worker_main,
-            args=(w, theirs, agent_options, env_kwargs),
+            args=(w, theirs, agent_options, env_kwargs, dict(os.environ), os.getcwd()),
             daemon=True,
             name=f"hiergym-bench-{w}",
         )

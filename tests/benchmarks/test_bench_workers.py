@@ -95,3 +95,15 @@ def test_a_worker_that_dies_costs_only_its_unfinished_episodes(tmp_path):
     lost = [r for r in rows if r["error"]]
     assert lost and all(r["error"].startswith("WorkerError: the bench worker died") for r in lost)
     assert any(r["error"] is None for r in rows)  # the other worker finished the rest
+
+
+def test_workers_see_the_environment_of_the_run_not_of_the_forkserver(tmp_path, monkeypatch):
+    # The forkserver may have started in an earlier run with another HIERGYM_HOME.
+    kwargs = {"episodes": 1, "difficulties": ["easy"], "show_progress": False, "workers": 2}
+    bench(["hiergym/Shopping-v0"], ["random", "oracle"], out=tmp_path / "first", **kwargs)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HIERGYM_HOME", str(home))
+    bench(["hiergym/Shopping-v0"], ["random", "oracle"], out=tmp_path / "second", **kwargs)
+    rows = _lines(tmp_path / "second" / "episodes.jsonl")
+    assert all(r["error"] is None for r in rows)
+    assert list(home.glob("shopping-*.sqlite"))  # the workers built their sandbox there
