@@ -889,6 +889,8 @@ def uvicorn_config(app: Any, host: str, port: int, config: ServeConfig, **kwargs
         host=host,
         port=port,
         ws_max_size=config.max_request_bytes,
+        # Compression costs both ends CPU on every message; a compressing client can't ask for it.
+        ws_per_message_deflate=kwargs.pop("ws_per_message_deflate", False),
         backlog=max(2048, config.max_sessions * 2),
         log_level=kwargs.pop("log_level", "warning"),
         **kwargs,
