@@ -193,7 +193,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(
         f"wrote {out / 'episodes.jsonl'}, {out / 'transcripts.jsonl'}, {out / 'summary.json'}, "
-        f"{out / 'report.md'}" + "".join(f", {out / p}" for p in summary["funnel_pngs"].values())
+        f"{out / 'report.md'}"
+        + (f", {out / 'report.html'}" if summary.get("report_html") else "")
+        + "".join(f", {out / p}" for p in summary["funnel_pngs"].values())
     )
     errors = [g for g in summary["groups"] if g["errors"]]
     if errors:
