@@ -183,6 +183,7 @@ def episode_page(row: Row, transcript: Mapping[str, Any] | None) -> dict[str, An
     messages = (transcript or {}).get("messages") or []
     prompt = _prompt(messages)
     checks = process_checks(turns) if turns else []
+    paid = (transcript or {}).get("process_rewards") or []
     page_turns = []
     for i, t in enumerate(turns):
         page_turns.append(
@@ -196,6 +197,8 @@ def episode_page(row: Row, transcript: Mapping[str, Any] | None) -> dict[str, An
                     for r in t.get("results") or []
                 ],
                 "process": checks[i] if i < len(checks) else {},
+                # what ProcessReward paid on this step (settlement included), when the run had it
+                "paid": paid[i] if i < len(paid) else None,
             }
         )
     return {

@@ -194,11 +194,13 @@ class EpisodeRunner:
             obs, info = env.reset(seed=spec.seed)
             row["task_id"] = info["task_id"]
             reward, done, tool_time = 0.0, False, 0.0
+            paid: list[float | None] = []  # per step, what ProcessReward added (when it wraps)
             while not done:
                 action = agent.act(obs, info)
                 t0 = time.perf_counter()
                 obs, reward, terminated, truncated, info = env.step(action)
                 tool_time += time.perf_counter() - t0
+                paid.append(info.get("process_reward"))
                 done = terminated or truncated
             traj = env.unwrapped.trajectory
             verdict = info["verdict"]
@@ -211,6 +213,8 @@ class EpisodeRunner:
                     "messages": env.unwrapped.messages,
                     "trajectory": trajectory_record(traj),
                 }
+                if any(p is not None for p in paid):
+                    row["transcript"]["process_rewards"] = paid
             row.update(
                 reward=float(reward),
                 success=bool(verdict.passed),

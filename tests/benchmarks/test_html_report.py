@@ -348,3 +348,24 @@ def test_thousands_of_episodes_load_lazily(run, browser, tmp_path):
     assert "RuntimeError: boom" in page.inner_text("#ep-error")
     assert page.locator("#verdict").count() == 0
     assert page.errors == []
+
+
+def test_the_process_rewards_paid_per_step_reach_the_episode_page() -> None:
+    from hiergym.benchmarks.html_report import episode_page
+    from hiergym.benchmarks.runner import EpisodeRunner, EpisodeSpec
+
+    runner = EpisodeRunner(env_kwargs={"process_reward": True})
+    row = runner.run(EpisodeSpec("hiergym/Shopping-v0", "test", "easy", "oracle", 0, 0))
+    runner.close()
+    assert row["error"] is None, row.get("traceback")
+    paid = row["transcript"]["process_rewards"]
+    assert len(paid) == row["turns"] and all(isinstance(p, float) for p in paid)
+    assert any(p != 0.0 for p in paid)  # the oracle's searches are new information
+    page = episode_page(row, row["transcript"])
+    assert [t["paid"] for t in page["turns"]] == paid
+    # without ProcessReward there is nothing to show, and nothing is made up
+    plain = EpisodeRunner()
+    row = plain.run(EpisodeSpec("hiergym/Shopping-v0", "test", "easy", "oracle", 0, 0))
+    plain.close()
+    assert "process_rewards" not in row["transcript"]
+    assert all(t["paid"] is None for t in episode_page(row, row["transcript"])["turns"])
