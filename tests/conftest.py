@@ -25,3 +25,19 @@ def shopping():
     env = gym.make("hiergym/Shopping-v0", split="test", difficulty="medium")
     yield env
     env.close()
+
+
+@pytest.fixture(scope="session")
+def rmbench_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An rm-bench dataset of Shopping and Geometry (two tasks of train and of test each), built
+    once per session for the rm-bench and PRM tests."""
+    from hiergym.benchmarks.rmbench import build_dataset
+
+    out = tmp_path_factory.mktemp("rmbench")
+    build_dataset(
+        ["hiergym/Shopping-v0", "hiergym/Geometry-v0"],
+        out,
+        tasks_per_split=2,
+        splits=("train", "test"),
+    )
+    return out

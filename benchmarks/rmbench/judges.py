@@ -255,6 +255,24 @@ class SequenceClassifierJudge(Judge):
         return Judgement(float(self.torch.softmax(logits, -1)[-1]))
 
 
+class PRMJudge(Judge):
+    """A process reward model (:mod:`hiergym.rewards.prm`): an episode scores its weakest step's
+    P(good); the per-step scores ride along."""
+
+    def __init__(self, prm: Any, name: str = "prm"):
+        self.prm, self.name = prm, name
+
+    @classmethod
+    def load(cls, path: str) -> PRMJudge:
+        from hiergym.rewards.prm import ProcessRewardModel
+
+        return cls(ProcessRewardModel.load(path), f"prm:{path}")
+
+    def score(self, row: dict[str, Any]) -> Judgement:
+        steps = self.prm.score_steps(row)
+        return Judgement(min(steps) if steps else 0.0, None, tuple(steps))
+
+
 def load_judge(spec: str, *, mode: str = "pointwise", seed: int = 0) -> Judge:
     """The judge a spec names (see the module docstring)."""
     if spec == "verifier":
@@ -287,8 +305,6 @@ def load_judge(spec: str, *, mode: str = "pointwise", seed: int = 0) -> Judge:
     if spec.startswith("hf:"):
         return SequenceClassifierJudge(spec[len("hf:") :])
     if spec.startswith("prm:"):
-        from hiergym.rewards.prm import PRMJudge
-
         return PRMJudge.load(spec[len("prm:") :])
     raise HiergymError(
         f"unknown judge {spec!r}: expected verifier, random[:SEED], python:MODULE:NAME, "

@@ -71,6 +71,10 @@ def _spearman(pairs: list[tuple[float, float]]) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
+def _prefer(a: float, b: float) -> float:
+    return 1.0 if a > b else 0.0 if a < b else 0.5
+
+
 def _task(row: dict[str, Any]) -> str:
     return f"{row['env_id']}|{row['task_id']}"
 
@@ -95,7 +99,12 @@ def evaluate(
 
     ci = {"n_boot": n_boot, "seed": seed}
     pairs = [p for p in data["pairs"] if p["chosen"] in rows and p["rejected"] in rows]
-    pair_values = [judge.compare(rows[p["chosen"]], rows[p["rejected"]]) for p in pairs]
+    pair_values = [
+        judge.compare(rows[p["chosen"]], rows[p["rejected"]])
+        if judge.pairwise
+        else _prefer(scores[p["chosen"]].score, scores[p["rejected"]].score)
+        for p in pairs
+    ]
     pair_values = [1.0 if v > 0.5 else 0.0 if v < 0.5 else 0.5 for v in pair_values]
     metrics: dict[str, Any] = {
         "judge": judge.name,

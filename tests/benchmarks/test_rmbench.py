@@ -17,15 +17,8 @@ from hiergym.errors import HiergymError
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rmbench")
-    build_dataset(
-        ["hiergym/Shopping-v0", "hiergym/Geometry-v0"],
-        out,
-        tasks_per_split=1,
-        splits=("train", "test"),
-    )
-    return out
+def dataset(rmbench_dir: Path) -> Path:
+    return rmbench_dir  # Shopping and Geometry, two tasks of train and test (tests/conftest.py)
 
 
 def test_rows_carry_exact_labels_and_splits_are_disjoint_by_task(dataset: Path) -> None:
@@ -64,9 +57,9 @@ def test_rows_carry_exact_labels_and_splits_are_disjoint_by_task(dataset: Path) 
 
 
 def test_the_build_is_deterministic(dataset: Path, tmp_path: Path) -> None:
-    build_dataset(["hiergym/Shopping-v0"], tmp_path, tasks_per_split=1, splits=("train",))
+    build_dataset(["hiergym/Shopping-v0"], tmp_path, tasks_per_split=2, splits=("train",))
     again = tmp_path.parent / (tmp_path.name + "-again")
-    build_dataset(["hiergym/Shopping-v0"], again, tasks_per_split=1, splits=("train",))
+    build_dataset(["hiergym/Shopping-v0"], again, tasks_per_split=2, splits=("train",))
     for name in ("rows.jsonl", "pairs.jsonl", "groups.jsonl", "manifest.json"):
         assert (tmp_path / name).read_bytes() == (again / name).read_bytes(), name
     # ... and the shopping rows of the module's build (same task, same seed) are the same
