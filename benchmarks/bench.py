@@ -231,13 +231,7 @@ def _pool_rows(
 
 def _lost_row(spec: EpisodeSpec, reason: str) -> dict[str, Any]:
     return {
-        "env_id": spec.env_id,
-        "split": spec.split,
-        "difficulty": spec.difficulty,
-        "agent": spec.agent,
-        "seed": spec.seed,
-        "trial": spec.trial,
-        "key": spec.key,
+        **spec.row(),
         "reward": None,
         "success": False,
         "verdict": None,

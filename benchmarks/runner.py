@@ -38,6 +38,18 @@ class EpisodeSpec:
     def key(self) -> str:
         return f"{self.env_id}|{self.split}|{self.difficulty}|{self.agent}|{self.seed}|{self.trial}"
 
+    def row(self) -> dict[str, Any]:
+        """The fields of an episode row that name the episode (the start of every row)."""
+        return {
+            "env_id": self.env_id,
+            "split": self.split,
+            "difficulty": self.difficulty,
+            "agent": self.agent,
+            "seed": self.seed,
+            "trial": self.trial,
+            "key": self.key,
+        }
+
     @property
     def agent_seed(self) -> int:
         """The seed the agent samples with: the same task gets a different one on each trial."""
@@ -176,15 +188,7 @@ class EpisodeRunner:
 
     def run(self, spec: EpisodeSpec) -> dict[str, Any]:
         start = time.perf_counter()
-        row: dict[str, Any] = {
-            "env_id": spec.env_id,
-            "split": spec.split,
-            "difficulty": spec.difficulty,
-            "agent": spec.agent,
-            "seed": spec.seed,
-            "trial": spec.trial,
-            "key": spec.key,
-        }
+        row = spec.row()
         try:
             env = self.env(spec)
             agent = self.agent(spec.agent)
