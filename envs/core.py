@@ -201,6 +201,20 @@ def missing_submission(trajectory: Trajectory) -> Finding:
     )
 
 
+@dataclass(frozen=True)
+class Subgoal:
+    """A milestone on the way to the answer (HiPER / ArCHer subgoal boundaries): ``reached(turn,
+    trajectory, task)`` says whether ``turn`` (the latest, already in ``trajectory``) completes
+    it. Each subgoal counts once per episode, at the first turn that reaches it, so repeating the
+    work never reaches it again. The env reports them in ``info``; nothing pays them unless a
+    wrapper chooses to (``weight`` is the reward such a wrapper would pay)."""
+
+    name: str
+    reached: Callable[[Any, Any, Any], bool]
+    weight: float = 1.0
+    description: str = ""
+
+
 @dataclass
 class EpisodeState:
     """What a tool sees: the sandbox, the task, and per-episode mutable ``memory`` (a cart, say)."""
@@ -292,6 +306,8 @@ class ToolEnv(gym.Env[str, str]):
         self.trajectory: Trajectory | None = None
         self.verdict: Verdict | None = None
         self._messages: list[dict[str, Any]] = []
+        self._subgoal_list: list[Subgoal] = []
+        self._subgoals_done: dict[str, int] = {}
         self._last_obs = ""
         self._episode_max_turns = self.max_turns
 
@@ -342,6 +358,13 @@ class ToolEnv(gym.Env[str, str]):
         """The domain's harmless twins of the oracle's answer (:class:`hiergym.testing.Twin`)."""
         return []
 
+    def subgoals(self) -> list[Subgoal]:
+        """The domain's subgoal boundaries (:class:`Subgoal`): when the env has any, each step's
+        ``info["subgoals"]`` holds ``reached`` (the names this turn completed), ``done`` (name ->
+        the turn that first completed it) and ``total``, and ``info["subgoal_rewards"]`` the
+        weights of the subgoals this turn completed."""
+        return []
+
     def turn_checks(self) -> list[Any]:
         """Extra per-turn checks for :class:`~hiergym.rewards.wrappers.ProcessReward`."""
         return []
@@ -364,6 +387,8 @@ class ToolEnv(gym.Env[str, str]):
         self.state = EpisodeState(self.sandbox, task)
         self.trajectory = Trajectory(task)
         self.verdict = None
+        self._subgoal_list = self.subgoals()
+        self._subgoals_done: dict[str, int] = {}
         prompt = to_observation(self.render_prompt(task))
         self._messages = [
             {"role": "system", "content": self.system_prompt()},
@@ -391,6 +416,7 @@ class ToolEnv(gym.Env[str, str]):
             )
         turn = self._play(action)
         self.trajectory.turns.append(turn)
+        reached = self._reach_subgoals(turn)
         known = len(self._messages)
         self._record_messages(action, turn)
         obs = self._observation(turn)
@@ -407,11 +433,28 @@ class ToolEnv(gym.Env[str, str]):
         info = self._info()
         info["results"] = turn.results
         info["new_messages"] = self._messages[known:]
+        if self._subgoal_list:
+            info["subgoals"] = {
+                "reached": [g.name for g in reached],
+                "done": dict(self._subgoals_done),
+                "total": len(self._subgoal_list),
+            }
+            info["subgoal_rewards"] = {g.name: float(g.weight) for g in reached}
         if terminated or truncated:
             info["messages"] = list(self._messages)
         if self.render_mode == "human":
             print(self.render())
         return obs, reward, terminated, truncated, info
+
+    def _reach_subgoals(self, turn: Turn) -> list[Subgoal]:
+        reached = []
+        for goal in self._subgoal_list:
+            if goal.name not in self._subgoals_done and goal.reached(
+                turn, self.trajectory, self.task
+            ):
+                self._subgoals_done[goal.name] = turn.index
+                reached.append(goal)
+        return reached
 
     def render(self) -> str | None:
         if self.render_mode is None:
@@ -438,6 +481,7 @@ class ToolEnv(gym.Env[str, str]):
         clone = copy.copy(self)
         clone._np_random = copy.deepcopy(self._np_random)
         clone._messages = list(self._messages)
+        clone._subgoals_done = dict(self._subgoals_done)
         if self.trajectory is not None:
             clone.trajectory = self.trajectory.copy()
         if self.state is not None:

@@ -128,6 +128,9 @@ class RTLEnv(ToolEnv):
     def make_oracle(self) -> Any:
         return oracle.RTLOracle()
 
+    def subgoals(self) -> list[Any]:
+        return verifier.subgoals()
+
     def mutants(self) -> list[Any]:
         return oracle.mutants()
 

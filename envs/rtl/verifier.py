@@ -487,3 +487,24 @@ def build_verifier(
         aggregate,
         **params,
     )
+
+
+def subgoals() -> list[Any]:
+    """RTL's subgoal boundaries: ``compiles`` (a ``compile`` call whose design iverilog accepts)
+    and ``matches_reference`` (a ``simulate`` call whose design matches the reference on every
+    sample of the verifier's stimulus)."""
+    from hiergym.envs.core import Subgoal
+
+    def tool_ok(name: str) -> Any:
+        def reached(turn: Any, trajectory: Any, task: Any) -> bool:
+            return any(
+                c.name == name and r.ok and isinstance(r.data, dict) and r.data.get("ok") is True
+                for c, r in zip(turn.calls, turn.results, strict=False)
+            )
+
+        return reached
+
+    return [
+        Subgoal("compiles", tool_ok("compile"), 0.25, "a design that compiles"),
+        Subgoal("matches_reference", tool_ok("simulate"), 0.75, "a design that simulates right"),
+    ]

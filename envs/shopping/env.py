@@ -83,6 +83,9 @@ class ShoppingEnv(ToolEnv):
     def make_oracle(self) -> Any:
         return oracle.ShoppingOracle(self.sandbox)
 
+    def subgoals(self) -> list[Any]:
+        return verifier.subgoals(self.sandbox.db)
+
     def mutants(self) -> list[Any]:
         return oracle.mutants()
 

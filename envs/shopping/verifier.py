@@ -418,3 +418,46 @@ def build_verifier(
         aggregate,
         **params,
     )
+
+
+def subgoals(db: Any) -> list[Any]:
+    """Shopping's subgoal boundaries: ``found_product`` (a product page opened that is of the asked
+    type and category and has every asked attribute) and ``chose_variant`` (``select_options`` on a
+    product and options that earn the full WebShop reward: type, attributes, options, in stock and
+    within budget). Read from the tools' results and the catalog, with the product level's rule."""
+    from hiergym.envs.core import Subgoal
+
+    def calls(turn: Any, name: str) -> list[tuple[Any, Any]]:
+        return [
+            (c, r)
+            for c, r in zip(turn.calls, turn.results, strict=False)
+            if c.name == name and r.ok
+        ]
+
+    def found(turn: Any, trajectory: Any, task: Any) -> bool:
+        task = getattr(task, "base", task)  # a conversational task wraps the shopping one
+        for _, result in calls(turn, "view_product"):
+            doc = load_product(db, str(result.data["product_id"]))
+            if (
+                doc is not None
+                and doc["product_type"] == task.product_type
+                and doc["category"] == task.category
+                and all(a in doc["attributes"] for a in task.attributes)
+            ):
+                return True
+        return False
+
+    def chose(turn: Any, trajectory: Any, task: Any) -> bool:
+        task = getattr(task, "base", task)
+        for _, result in calls(turn, "select_options"):
+            doc = load_product(db, str(result.data["product_id"]))
+            if doc is not None and product_match(task, doc, result.data["options"])[0] >= 1.0:
+                return True
+        return False
+
+    return [
+        Subgoal(
+            "found_product", found, 0.5, "opened a product of the asked type with every attribute"
+        ),
+        Subgoal("chose_variant", chose, 0.5, "selected options that earn the full product reward"),
+    ]
