@@ -40,6 +40,11 @@ class Judgement:
     """Why the judge's answer could not be read (the score is then 0.5: undecided)."""
 
 
+def prefer(a: float, b: float) -> float:
+    """A pairwise preference from two scores: 1 when ``a`` is higher, 0 when lower, 0.5 on a tie."""
+    return 1.0 if a > b else 0.0 if a < b else 0.5
+
+
 class Judge:
     name = "judge"
     threshold = 0.5
@@ -50,8 +55,7 @@ class Judge:
 
     def compare(self, a: dict[str, Any], b: dict[str, Any]) -> float:
         """P(a is better than b); by default from the two pointwise scores."""
-        sa, sb = self.score(a).score, self.score(b).score
-        return 1.0 if sa > sb else 0.0 if sa < sb else 0.5
+        return prefer(self.score(a).score, self.score(b).score)
 
     def close(self) -> None:
         pass

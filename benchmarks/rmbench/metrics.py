@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from hiergym.benchmarks.stats import _groups
+
 from .build import load_dataset
-from .judges import Judge, Judgement
+from .judges import Judge, Judgement, prefer
 
 
 def _cluster_ci(
@@ -38,10 +40,7 @@ def _cluster_ci(
     out: dict[str, Any] = {"value": value, "ci95": [None, None], "n": len(items)}
     if value is None or not items:
         return out
-    index: dict[str, list[int]] = {}
-    for i, c in enumerate(clusters):
-        index.setdefault(c, []).append(i)
-    groups = list(index.values())
+    groups = _groups(clusters, len(items))
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_boot):
@@ -71,10 +70,6 @@ def _spearman(pairs: list[tuple[float, float]]) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
-def _prefer(a: float, b: float) -> float:
-    return 1.0 if a > b else 0.0 if a < b else 0.5
-
-
 def _task(row: dict[str, Any]) -> str:
     return f"{row['env_id']}|{row['task_id']}"
 
@@ -102,7 +97,7 @@ def evaluate(
     pair_values = [
         judge.compare(rows[p["chosen"]], rows[p["rejected"]])
         if judge.pairwise
-        else _prefer(scores[p["chosen"]].score, scores[p["rejected"]].score)
+        else prefer(scores[p["chosen"]].score, scores[p["rejected"]].score)
         for p in pairs
     ]
     pair_values = [1.0 if v > 0.5 else 0.0 if v < 0.5 else 0.5 for v in pair_values]
