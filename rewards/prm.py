@@ -108,16 +108,29 @@ def examples_from_row(
 
 
 def _tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A WordPiece tokenizer whose vocabulary is built here, deterministically: the special
+    tokens, every character seen (alone and as a ``##`` continuation, so no word is unknown),
+    then the most frequent words, ties broken alphabetically. (The tokenizers library's own
+    WordPiece trainer breaks ties by hash order, so it gave a different vocabulary, hence a
+    different model, in each process for the same seed.)"""
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
-    )
-    tok.train_from_iterator(texts, trainer)
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", *chars, *(f"##{c}" for c in chars)]
+    known = set(vocab)
+    ranked = sorted((w for w in words if w not in known), key=lambda w: (-words[w], w))
+    vocab += ranked[: max(0, vocab_size - len(vocab))]
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="[UNK]",

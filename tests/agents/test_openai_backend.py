@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gymnasium as gym
 import httpx
@@ -14,23 +13,7 @@ import pytest
 from hiergym.agents import LLMAgent, LLMError, load
 from hiergym.agents.openai_compatible import OpenAICompatible
 
-
-def completion(content="", tool_calls=None, prompt=11, completion_tokens=7):
-    message = {"role": "assistant", "content": content}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    return {
-        "choices": [{"message": message}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens},
-    }
-
-
-def call(name, args, cid="c1"):
-    return {
-        "id": cid,
-        "type": "function",
-        "function": {"name": name, "arguments": json.dumps(args)},
-    }
+from ..fake_openai import call, completion, fake_openai
 
 
 def backend(handler, **kw):
@@ -174,42 +157,25 @@ def test_concurrency_cap():
     assert state["max"] == 2
 
 
-class ScriptedLLM(BaseHTTPRequestHandler):
-    """A real HTTP server speaking the OpenAI protocol: looks around twice, then submits."""
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        tools_done = sum(m["role"] == "tool" for m in body["messages"])
-        if tools_done < 2:
-            reply = completion(
-                tool_calls=[call("search", {"query": f"item {tools_done}"}, f"c{tools_done}")]
-            )
-        else:
-            reply = completion(
-                tool_calls=[
-                    call(
-                        "submit", {"product_id": "B0NOSUCH00", "options": {}, "message": "this one"}
-                    )
-                ]
-            )
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+def _scripted(body):
+    """Looks around twice, then submits."""
+    tools_done = sum(m["role"] == "tool" for m in body["messages"])
+    if tools_done < 2:
+        return completion(
+            tool_calls=[call("search", {"query": f"item {tools_done}"}, f"c{tools_done}")]
+        )
+    return completion(
+        tool_calls=[
+            call("submit", {"product_id": "B0NOSUCH00", "options": {}, "message": "this one"})
+        ]
+    )
 
 
 @pytest.fixture
 def llm_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    """A real HTTP server speaking the OpenAI protocol."""
+    with fake_openai(_scripted) as server:
+        yield server.url
 
 
 def test_bench_with_an_openai_agent_over_real_http(llm_server, tmp_path):

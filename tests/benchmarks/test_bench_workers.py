@@ -8,9 +8,12 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 
 from hiergym.benchmarks.bench import _Chunks, bench, comparable
 from hiergym.benchmarks.runner import plan_episodes
+
+from ..fake_openai import call, completion, fake_openai
 
 ENVS = ["hiergym/Shopping-v0", "hiergym/Travel-v0"]
 
@@ -65,6 +68,15 @@ def test_chunks_keep_a_worker_on_its_env_and_hand_out_every_episode_once():
     assert switches[0] + switches[1] <= n_groups  # a worker leaves an env only when it is done
 
 
+def _slow_model(body):
+    """A model that takes 0.2 s a reply (so a worker is inside an episode whenever a row comes
+    back): one search, then a submit of nothing in particular."""
+    time.sleep(0.2)
+    if not any(m["role"] == "tool" for m in body["messages"]):
+        return completion(tool_calls=[call("search", {"query": "mug"})])
+    return completion(tool_calls=[call("submit", {"product_id": "B0NOSUCH00", "options": {}})])
+
+
 def test_a_worker_that_dies_costs_only_its_unfinished_episodes(tmp_path):
     killed = []
 
@@ -76,24 +88,28 @@ def test_a_worker_that_dies_costs_only_its_unfinished_episodes(tmp_path):
             os.kill(workers[0].pid, signal.SIGKILL)
             killed.append(workers[0].pid)
 
-    bench(
-        ["hiergym/Shopping-v0"],
-        ["random"],
-        episodes=6,
-        difficulties=["easy", "medium"],
-        out=tmp_path,
-        workers=2,
-        show_progress=False,
-        on_row=kill_one,
-    )
+    with fake_openai(_slow_model) as model:
+        agent = f"openai:slow@{model.url}"
+        bench(
+            ["hiergym/Shopping-v0"],
+            [agent],
+            episodes=4,
+            difficulties=["easy", "medium"],
+            out=tmp_path,
+            workers=2,
+            show_progress=False,
+            on_row=kill_one,
+        )
     rows = _lines(tmp_path / "episodes.jsonl")
     planned = [
         s.key
-        for s in plan_episodes(["hiergym/Shopping-v0"], ["random"], 6, "test", ["easy", "medium"])
+        for s in plan_episodes(["hiergym/Shopping-v0"], [agent], 4, "test", ["easy", "medium"])
     ]
     assert killed and [r["key"] for r in rows] == planned  # every episode has its row, in order
     lost = [r for r in rows if r["error"]]
+    # the killed worker was inside an episode (each reply takes 0.2 s): that one is lost, no other
     assert lost and all(r["error"].startswith("WorkerError: the bench worker died") for r in lost)
+    assert len(lost) == 1
     assert any(r["error"] is None for r in rows)  # the other worker finished the rest
 
 

@@ -4,8 +4,6 @@ random judge scores chance, and LLM / callable judges are scored on the same met
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,8 @@ from hiergym.benchmarks.rmbench import build_dataset, evaluate, load_dataset, lo
 from hiergym.benchmarks.rmbench.judges import RandomJudge
 from hiergym.cli import main
 from hiergym.errors import HiergymError
+
+from ..fake_openai import fake_openai
 
 
 @pytest.fixture(scope="module")
@@ -120,39 +120,21 @@ def test_a_python_callable_is_a_judge(dataset: Path) -> None:
     assert 0.4 < m["pairwise_accuracy"] < 1.0
 
 
-class _FakeJudgeServer(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint whose 'model' scores 9 when the episode submitted something
-    and 2 otherwise (naming format as the failed level), and answers pairwise prompts with A."""
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body["messages"][-1]["content"]
-        if "Episode A:" in prompt:
-            reply = {"better": "A"}
-        elif '"name": "submit' in prompt:
-            reply = {"score": 9, "first_failed_level": None}
-        else:
-            reply = {"score": 2, "first_failed_level": "format"}
-        payload = {"choices": [{"message": {"role": "assistant", "content": json.dumps(reply)}}]}
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _fake_judge(body: dict) -> str:
+    """A 'model' that scores 9 when the episode submitted something and 2 otherwise (naming
+    format as the failed level), and answers pairwise prompts with A."""
+    prompt = body["messages"][-1]["content"]
+    if "Episode A:" in prompt:
+        return json.dumps({"better": "A"})
+    if '"name": "submit' in prompt:
+        return json.dumps({"score": 9, "first_failed_level": None})
+    return json.dumps({"score": 2, "first_failed_level": "format"})
 
 
 @pytest.fixture()
 def fake_llm() -> str:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeJudgeServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with fake_openai(_fake_judge) as server:
+        yield server.url
 
 
 def test_an_llm_judge_pointwise_and_pairwise(dataset: Path, fake_llm: str, capsys) -> None:

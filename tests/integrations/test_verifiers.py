@@ -7,74 +7,30 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from ..fake_openai import completion
+from ..fake_openai import fake_openai as serve_openai
 from .fakes import ENV_ID, ScriptedBackend, oracle_plans
 
 pytest.importorskip("verifiers")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    backend: ScriptedBackend
-    requests: list[dict]
+@pytest.fixture
+def fake_openai():
+    backend = ScriptedBackend(oracle_plans(ENV_ID, "test", "easy"))
 
-    def log_message(self, *args):  # quiet
-        pass
-
-    def do_GET(self):  # /v1/models
-        self._send({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(body)
+    def respond(body):
         messages = body["messages"]
         # the first request of each rollout decides its role: even rollouts play the oracle
         prompt = next(m["content"] for m in messages if m["role"] == "user")
-        c = self.backend._one(messages, 0 if "beach" not in prompt else 1)
-        self._send(
-            {
-                "id": "cmpl-1",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "tool_calls",
-                        "message": {
-                            "role": "assistant",
-                            "content": c.text,
-                            "tool_calls": c.tool_calls,
-                        },
-                    }
-                ],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
-            }
-        )
+        c = backend._one(messages, 0 if "beach" not in prompt else 1)
+        return completion(c.text, c.tool_calls, prompt=5, completion_tokens=3, model=body["model"])
 
-    def _send(self, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-@pytest.fixture
-def fake_openai():
-    _Handler.backend = ScriptedBackend(oracle_plans(ENV_ID, "test", "easy"))
-    _Handler.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", _Handler.requests
-    server.shutdown()
-    server.server_close()
+    with serve_openai(respond, models=("scripted",)) as server:
+        yield server.url, server.requests
 
 
 def test_vf_eval_runs_a_hiergym_env(fake_openai, tmp_path):

@@ -7,48 +7,27 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gymnasium as gym
 import pytest
 
 from hiergym.envs.tools import ToolCall
 
+from ...fake_openai import fake_openai
 
-class PersonaEcho(BaseHTTPRequestHandler):
+
+def persona_echo(body):
     """Answers every message with the persona's budget line (the hidden budget), whatever was
     asked: right for a budget question, a leak for any other."""
-
-    requests: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        PersonaEcho.requests.append(body)
-        system = body["messages"][0]["content"]
-        line = next(x for x in system.splitlines() if x.startswith("- budget: "))
-        reply = "Let me think. " + line.removeprefix("- budget: ")
-        payload = {"choices": [{"message": {"role": "assistant", "content": reply}}], "usage": {}}
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+    system = body["messages"][0]["content"]
+    line = next(x for x in system.splitlines() if x.startswith("- budget: "))
+    return "Let me think. " + line.removeprefix("- budget: ")
 
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), PersonaEcho)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    PersonaEcho.requests = []
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with fake_openai(persona_echo) as fake:
+        yield fake
 
 
 QUESTIONS = ("Which features does it need to have?", "What is your budget?")
@@ -67,7 +46,7 @@ print(json.dumps(out))
 
 def test_llm_user_replies_are_guarded_and_cached_for_replay(server, tmp_path, monkeypatch):
     monkeypatch.setenv("HIERGYM_DB_URL", f"sqlite:///{tmp_path}/cache.sqlite")
-    spec = f"openai:persona-echo@http://127.0.0.1:{server.server_address[1]}/v1"
+    spec = f"openai:persona-echo@{server.url}"
     env = gym.make("hiergym/ShoppingChat-v0", split="test", user=spec)
     _, info = env.reset(seed=5)
     assert info["user"] == "llm"
@@ -77,14 +56,13 @@ def test_llm_user_replies_are_guarded_and_cached_for_replay(server, tmp_path, mo
     assert first == task.slot("features").answer  # the model leaked the budget: guarded
     second = env.step(ToolCall("message_user", {"text": QUESTIONS[1]}))[0]
     assert second == f"Let me think. {budget}"  # asked: the model's own words
-    assert len(PersonaEcho.requests) == 2
-    assert "hidden" in PersonaEcho.requests[0]["messages"][0]["content"]
-    assert PersonaEcho.requests[1]["messages"][-2]["content"] == first  # it sees the history
+    assert len(server.requests) == 2
+    assert "hidden" in server.requests[0]["messages"][0]["content"]
+    assert server.requests[1]["messages"][-2]["content"] == first  # it sees the history
     third = env.step(ToolCall("message_user", {"text": "Which features again?"}))[0]
     assert third == f"Let me think. {budget}"  # the budget is no secret once asked
-    port = server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    port = server.port
+    server.stop()
     replay = subprocess.run(
         [sys.executable, "-c", REPLAY, spec, json.dumps(QUESTIONS)],
         capture_output=True,
