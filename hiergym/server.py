@@ -920,3 +920,77 @@ def serve(
             except Exception as e:  # noqa: BLE001 - reported; sessions of it will say why
                 log.warning("preloading %s failed: %s", env_id, e)
     uvicorn.Server(uvicorn_config(app, host, port, config, log_level=log_level)).run()
+
+
+@dataclass
+class Served:
+    """A ``hiergym serve`` subprocess started by :func:`served`: its base ``url``, the process, and
+    its log so far (``log_text()``)."""
+
+    url: str
+    process: Any
+    log: Any
+    final_log: str = ""
+    """The whole log, kept when the server stopped (the file is gone then)."""
+
+    def log_text(self) -> str:
+        if self.log.closed:
+            return self.final_log
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served(*args: str, startup_s: float = 90.0, log_level: str = "warning") -> Any:
+    """Run ``hiergym serve ARGS`` in a subprocess on a free loopback port until the block ends
+    (for tests, benchmarks and notebooks): waits for ``/health``, yields a :class:`Served`, then
+    terminates the server (killing it after 30 s). The server's output goes to a temporary file, never
+    to a pipe nobody reads (which blocks a server once full)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hiergym.cli", "serve", "--port", str(port)]
+            + ["--log-level", log_level, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        server = Served(url, proc, out)
+        try:
+            deadline = time.monotonic() + startup_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the server exited: {server.log_text()[-2000:]}")
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not come up in {startup_s:.0f} s")
+                time.sleep(0.2)
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            server.final_log = server.log_text()

@@ -210,13 +210,20 @@ def check_mutants(env_id: str, seeds: Sequence[int] = (0, 1), **kwargs: Any) -> 
 
 
 def check_cache_round_trip(env_id: str, seed: int = 3) -> None:
-    """A recorded episode replays from the tool cache alone with identical observations."""
+    """A recorded episode replays from the tool cache alone with identical observations.
+
+    A served env (``RemoteEnv``, whose sandbox lives on the server) is checked through the server
+    instead: the oracle's episode played twice gives the same observations, the second answered
+    from the server's memory or tool cache."""
     import tempfile
 
     from hiergym.envs.sandbox import Sandbox, ToolCache
 
     env = gym.make(env_id)
     base = env.unwrapped
+    if getattr(base, "remote", False):
+        _check_remote_cache_round_trip(env, seed)
+        return
     base.reset(seed=seed)
     actions = oracle_actions(env)
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,6 +248,21 @@ def check_cache_round_trip(env_id: str, seed: int = 3) -> None:
             ToolCache._engines.pop(cache.url, None)
     assert recorded.observations == replayed.observations, "replay differs from the recording"
     env.close()
+
+
+def _check_remote_cache_round_trip(env: Any, seed: int) -> None:
+    base = env.unwrapped
+    env.reset(seed=seed)
+    actions = oracle_actions(env)
+    first = play(env, actions, seed=seed)
+    before = base.state()["sandbox_stats"]
+    second = play(env, actions, seed=seed)
+    after = base.state()["sandbox_stats"]
+    env.close()
+    assert first == second, "a served env's replay differs from its first play"
+    assert after["memory"] + after["cache"] > before["memory"] + before["cache"], (
+        f"the server did not answer the replay from its cache: {before} -> {after}"
+    )
 
 
 class _LocalBackend:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -25,61 +24,17 @@ from hiergym import testing  # noqa: E402
 from hiergym.errors import TaskError  # noqa: E402
 from hiergym.remote import AsyncRemoteEnv, RemoteEnv, RemoteError, ServerBusy  # noqa: E402
 from hiergym.rewards import Verdict  # noqa: E402
+from hiergym.server import served  # noqa: E402
 from hiergym.testing import oracle_actions  # noqa: E402
 
 SHOPPING = "hiergym/Shopping-v0"
 TOKEN = "s3cret-token"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _server(*args: str):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hiergym.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--no-preload",
-            "--log-level",
-            "warning",
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the server did not come up in 90 s")
-        time.sleep(0.2)
-    try:
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with served("--no-preload", *args) as server:
+        yield server.url, server.process
 
 
 @pytest.fixture(scope="module")
@@ -165,31 +120,12 @@ def test_remote_episode_is_identical_to_in_process(server):
 
 def test_check_domain_against_the_served_env_matches_in_process(server, monkeypatch):
     """hiergym.testing.check_domain on hiergym/Remote-v0 (a served Shopping) reports what it
-    reports in-process: the same oracle episodes, mutants caught and hack matrix.
-
-    check_cache_round_trip swaps the env's sandbox for a recording one in this process; a served
-    env's sandbox lives on the server, so here it is replaced by its remote counterpart: the
-    oracle's episode played twice gives the same observations, the second answered from the
-    server's tool cache."""
+    reports in-process: the same oracle episodes, mutants caught and hack matrix (the cache
+    round trip runs through the server, as check_cache_round_trip does for a RemoteEnv)."""
     url, _ = server
     monkeypatch.setenv("HIERGYM_REMOTE_URL", url)
     monkeypatch.setenv("HIERGYM_REMOTE_ENV", SHOPPING)
-
-    def remote_round_trip(env_id: str, seed: int = 3) -> None:
-        env = gym.make(env_id)
-        assert env.unwrapped.remote
-        env.reset(seed=seed)
-        actions = oracle_actions(env)
-        first = testing.play(env, actions, seed=seed)
-        before = env.unwrapped.state()["sandbox_stats"]
-        second = testing.play(env, actions, seed=seed)
-        after = env.unwrapped.state()["sandbox_stats"]
-        env.close()
-        assert first == second
-        assert after["memory"] + after["cache"] > before["memory"] + before["cache"]
-
     local = testing.check_domain(SHOPPING)
-    monkeypatch.setattr(testing, "check_cache_round_trip", remote_round_trip)
     remote = testing.check_domain("hiergym/Remote-v0")
     for row in remote["hack_matrix"]:
         assert row.pop("env_id") == "hiergym/Remote-v0"

@@ -28,10 +28,7 @@ import contextlib
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -53,12 +50,6 @@ _T0 = time.perf_counter()
 
 def _say(msg: str) -> None:
     print(f"[perf serve {time.perf_counter() - _T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _quantiles(ms: list[float]) -> dict[str, float]:
@@ -321,51 +312,24 @@ async def _geometry(url: str, pid: int) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    import httpx
 
     action = _cheap_call()
     figures: dict[str, Any] = {"sessions_target": SESSIONS, "cheap_tool": "view_product"}
     figures["in_process_step_ms"] = _in_process(action)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hiergym.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--envs",
-            "shopping",
-            "geometry",
-            "--max-sessions",
-            str(SESSIONS + 64),
-            "--idle-timeout",
-            "3600",
-            "--log-level",
-            "warning",
-            *os.environ.get("HIERGYM_PERF_SERVE_ARGS", "").split(),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,  # a file: a pipe nobody reads would block the server once full
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"the server exited: {log.read()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not come up in 300 s")
-            time.sleep(0.3)
+    from hiergym.server import served
+
+    with served(
+        "--envs",
+        "shopping",
+        "geometry",
+        "--max-sessions",
+        str(SESSIONS + 64),
+        "--idle-timeout",
+        "3600",
+        *os.environ.get("HIERGYM_PERF_SERVE_ARGS", "").split(),
+        startup_s=300,
+    ) as server:
+        url, proc = server.url, server.process
         _say(f"server up; opening {SESSIONS} sessions")
         figures["load"] = asyncio.run(_load(url, proc.pid, action, SESSIONS))
         _say("geometry sessions")
@@ -381,17 +345,8 @@ def run() -> dict[str, Any]:
             "mb_per_idle_session<=2": figures["load"]["mb_per_idle_session_rss"] <= 2,
             "no_leaked_processes": figures["geometry"]["leaked_processes"] == 0,
         }
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.seek(0)
-        errors = [line for line in log.read().splitlines() if "Traceback" in line]
-        figures["server_tracebacks"] = len(errors)
-        log.close()
+    # read after the server stopped, so its last lines are in
+    figures["server_tracebacks"] = sum("Traceback" in x for x in server.log_text().splitlines())
     return figures
 
 
