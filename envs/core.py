@@ -13,7 +13,6 @@ domain's tools.py and verifier.py.
 from __future__ import annotations
 
 import copy
-import logging
 import re
 import string
 from collections.abc import Callable, Iterator, Sequence
@@ -40,8 +39,6 @@ from .tools import (
     render_result,
     render_text,
 )
-
-log = logging.getLogger("hiergym")
 
 CHARSET = string.printable
 """Observation and action characters: printable ASCII with whitespace (Text's default has no space).
@@ -546,7 +543,11 @@ class ToolEnv(gym.Env[str, str]):
         except (ToolError, SandboxError) as e:
             return error_result("tool_error", f"{call.name}: {e}", call.name, call.id)
         except Exception as e:  # a tool bug must not kill the agent's episode; it is logged loudly
-            log.exception("tool %s crashed on %s", call.name, call.canonical_arguments()[:200])
+            import logging  # imported here: a crash is rare, and logging costs import hiergym time
+
+            logging.getLogger("hiergym").exception(
+                "tool %s crashed on %s", call.name, call.canonical_arguments()[:200]
+            )
             return error_result(
                 "tool_crash",
                 f"{call.name} failed internally ({type(e).__name__})",

@@ -10,8 +10,9 @@ never stops the others or the built-ins.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
-import logging
+import importlib.machinery
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,6 @@ import gymnasium as gym
 from hiergym.errors import PluginError, did_you_mean
 
 ENTRY_POINT_GROUP = "hiergym.domains"
-log = logging.getLogger("hiergym")
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,6 @@ def shadowing_problem() -> str | None:
     ``gym.make("hiergym/...")`` fails with "Namespace hiergym not found" (in Ray or pool workers
     too, whose working directory is the driver's).
     """
-    import sys
-
     module = sys.modules.get("hiergym")
     if module is None or getattr(module, "__file__", None) is not None:
         return None
@@ -176,9 +174,51 @@ def _check_kwargs(cls: Any, kwargs: dict[str, Any]) -> None:
         )
 
 
+def declares_plugins() -> bool:
+    """Whether any installed distribution may declare a ``hiergym.domains`` entry point.
+
+    A cheap look before ``importlib.metadata``'s full scan (importing it and parsing every
+    distribution's metadata is about a third of ``import hiergym``): read the ``entry_points.txt``
+    of each ``*.dist-info`` / ``*.egg-info`` folder on ``sys.path`` for the group's name. Anything
+    this look cannot see through (a zip or egg on the path, a custom distribution finder) answers
+    True, so the full scan decides.
+    """
+    if any(
+        hasattr(finder, "find_distributions") and finder is not importlib.machinery.PathFinder
+        for finder in sys.meta_path
+    ):
+        return True
+    needle = ENTRY_POINT_GROUP.encode()
+    for entry in sys.path:
+        folder = entry or "."
+        if folder.lower().endswith(".egg") or (
+            os.path.exists(folder) and not os.path.isdir(folder)
+        ):
+            return True  # an egg or a zip: its metadata sits where this look does not read
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if not name.lower().endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(os.path.join(folder, name, "entry_points.txt"), "rb") as f:
+                    if needle in f.read():
+                        return True
+            except OSError:
+                continue  # no entry points (or an .egg-info file, which has none)
+    return False
+
+
 def load_plugins() -> None:
     """Call every ``hiergym.domains`` entry point once; record failures instead of raising."""
     global _current_source
+    if not declares_plugins():
+        return
+    import importlib.metadata
+    import logging
+
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _BROKEN or any(e.source == ep.name for e in _ENVS.values()):
             continue
@@ -187,7 +227,9 @@ def load_plugins() -> None:
             ep.load()()
         except Exception as e:  # a broken plugin must never break the built-ins
             _BROKEN[ep.name] = BrokenPlugin(ep.name, ep.value, f"{type(e).__name__}: {e}")
-            log.warning("hiergym plugin %r (%s) failed to load: %s", ep.name, ep.value, e)
+            logging.getLogger("hiergym").warning(
+                "hiergym plugin %r (%s) failed to load: %s", ep.name, ep.value, e
+            )
         finally:
             _current_source = "builtin"
 

@@ -79,3 +79,45 @@ def test_broken_plugin_is_reported_by_name_and_builtins_still_work(tmp_path):
         in proc.stdout
     )
     assert "shopping ok" in proc.stdout and "broken" in proc.stdout
+
+
+def test_plugin_look_finds_declared_group_and_skips_full_scan_without(tmp_path, monkeypatch):
+    from hiergym.envs import registry
+
+    bare = tmp_path / "bare"
+    (bare / "other-1.0.dist-info").mkdir(parents=True)
+    (bare / "other-1.0.dist-info" / "entry_points.txt").write_text(
+        "[console_scripts]\nother = other:main\n"
+    )
+    (bare / "noeps-1.0.dist-info").mkdir()
+    (bare / "legacy.egg-info").write_text("Metadata-Version: 1.0\n")  # an egg-info file
+    monkeypatch.setattr(sys, "path", [str(bare), str(tmp_path / "missing")])
+    assert registry.declares_plugins() is False
+
+    plug = tmp_path / "plug"
+    (plug / "myplug-0.1.dist-info").mkdir(parents=True)
+    (plug / "myplug-0.1.dist-info" / "entry_points.txt").write_text(
+        "[hiergym.domains]\nmyplug = myplug:register\n"
+    )
+    monkeypatch.setattr(sys, "path", [str(bare), str(plug)])
+    assert registry.declares_plugins() is True
+
+    zipped = tmp_path / "lib.zip"
+    zipped.write_bytes(b"PK\x05\x06" + bytes(18))  # an (empty) zip on the path: full scan decides
+    monkeypatch.setattr(sys, "path", [str(bare), str(zipped)])
+    assert registry.declares_plugins() is True
+
+
+def test_import_hiergym_without_plugins_skips_importlib_metadata(tmp_path):
+    from hiergym.envs import registry
+
+    if registry.declares_plugins():
+        pytest.skip("a hiergym plugin is installed here: the full entry-point scan is due")
+    proc = run(
+        "import sys, hiergym\n"
+        "print('importlib.metadata' in sys.modules, 'logging' in sys.modules)\n"
+        "print(len(hiergym.list_envs()) > 0, hiergym.broken_plugins())\n",
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False", "True", "[]"]
