@@ -43,10 +43,19 @@ FILTERS: dict[str, dict[str, Any]] = {  # the oracle's search is "category_budge
 SWEEP_PER_CATEGORY = (230, 460, 920, 2084)  # 24 categories: 5,520 (shipped) ... 50,016 products
 
 
-def legacy_ranked_sql(filters: str) -> str:
+LEGACY_ATTRIBUTE = (
+    "EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.attribute = ?)"
+)
+
+
+def legacy_ranked_sql(filters: str, rowids: str = "") -> str:
     """The ranked search SQL before issue 12, as the reference for tools.ranked_sql (same
     parameters and columns): the filters became ``rowid IN (subquery)`` inside the FTS query,
-    which SQLite pushes into FTS5, evaluating the MATCH once per candidate row."""
+    which SQLite pushes into FTS5, evaluating the MATCH once per candidate row; the attribute
+    filter (``rowids``: tools.ATTRIBUTE_ROWIDS) was an ``EXISTS`` per candidate, last."""
+    if rowids:
+        assert rowids == tools.ATTRIBUTE_ROWIDS, rowids
+        filters = " AND ".join(f for f in (filters, LEGACY_ATTRIBUTE) if f)
     return (
         "SELECT p.id, p.title, p.price_min, p.price_max, p.rating, hits.score FROM ("
         "SELECT rowid, bm25(products_fts, 10.0, 5.0, 2.0, 1.0) AS score FROM products_fts "

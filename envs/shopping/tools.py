@@ -73,22 +73,35 @@ def _price(value: float | None, name: str) -> float | None:
 _BM25 = "bm25(products_fts, 10.0, 5.0, 2.0, 1.0)"
 
 
-def ranked_sql(filters: str) -> str:
-    """The BM25-ranked page of matches that pass ``filters`` (SQL over ``products p``).
+ATTRIBUTE_ROWIDS = (
+    "SELECT p2.rowid FROM product_attributes a JOIN products p2 ON p2.id = a.product_id"
+    " WHERE a.attribute = ?"
+)
+"""The rowids of the products with one attribute (its parameter): the attribute filter, built once
+per query from the attribute index rather than looked up for every candidate."""
 
-    Parameters: the MATCH expression, the filters' parameters, then LIMIT and OFFSET. Columns: id,
-    title, price_min, price_max, rating and the BM25 score (lower is better). Ranking happens
-    inside the FTS query (bm25 is only valid there) and stops at the page.
+
+def ranked_sql(filters: str, rowids: str = "") -> str:
+    """The BM25-ranked page of matches that pass ``filters`` (SQL over ``products p``) and whose
+    rowid is in ``rowids`` (a subquery selecting product rowids, e.g. :data:`ATTRIBUTE_ROWIDS`).
+
+    Parameters: the MATCH expression, the filters' parameters, the rowids' parameters, then LIMIT
+    and OFFSET. Columns: id, title, price_min, price_max, rating and the BM25 score (lower is
+    better). Ranking happens inside the FTS query (bm25 is only valid there) and stops at the page.
+    The products are joined only when ``filters`` reads them; the rowid set is tested as
+    ``+rowid IN (...)``: the unary plus keeps SQLite from pushing it into FTS5 (which would run
+    the MATCH once per candidate), so the set is built once and each match is one lookup.
     """
+    where = [f for f in (filters, rowids and f"+products_fts.rowid IN ({rowids})") if f]
     hits = (
         f"SELECT rowid, {_BM25} AS score FROM products_fts WHERE products_fts MATCH ?"
         " ORDER BY score, rowid LIMIT ? OFFSET ?"
     )
-    if filters:
+    if where:
+        join = "CROSS JOIN products p ON p.rowid = products_fts.rowid " if filters else ""
         hits = (
-            f"SELECT products_fts.rowid AS rowid, {_BM25} AS score FROM products_fts "
-            "CROSS JOIN products p ON p.rowid = products_fts.rowid "
-            f"WHERE products_fts MATCH ? AND {filters} "
+            f"SELECT products_fts.rowid AS rowid, {_BM25} AS score FROM products_fts {join}"
+            f"WHERE products_fts MATCH ? AND {' AND '.join(where)} "
             "ORDER BY score, products_fts.rowid LIMIT ? OFFSET ?"
         )
     return (
@@ -119,18 +132,18 @@ def search_query(
     if max_price is not None:
         where.append("p.price_min <= ?")
         params.append(max_price)
+    rowids = ""
     if attribute:
-        where.append(
-            "EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.attribute = ?)"
-        )
+        rowids = ATTRIBUTE_ROWIDS
         params.append(attribute.strip().lower())
     filters = " AND ".join(where)
     if match:
-        sql, params = ranked_sql(filters), [match, *params]
-    elif where:
+        sql, params = ranked_sql(filters, rowids), [match, *params]
+    elif where or rowids:
+        conditions = " AND ".join(where + ([f"p.rowid IN ({rowids})"] if rowids else []))
         sql = (
             "SELECT p.id, p.title, p.price_min, p.price_max, p.rating FROM products p "
-            f"WHERE {filters} ORDER BY p.rating DESC, p.rowid LIMIT ? OFFSET ?"
+            f"WHERE {conditions} ORDER BY p.rating DESC, p.rowid LIMIT ? OFFSET ?"
         )
     else:
         raise ToolError(

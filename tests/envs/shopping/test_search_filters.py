@@ -71,6 +71,22 @@ def test_the_filters_stay_out_of_the_fts_query():
     assert tools.ranked_sql("") == legacy_ranked_sql("")  # the unfiltered search is unchanged
 
 
+def test_the_attribute_filter_is_one_rowid_set_outside_fts5(base):
+    """The attribute's rowid set is not pushed into FTS5 (its scan is the unfiltered one's) and
+    an attribute-only search does not join the products for every match."""
+    db = base.sandbox.db
+
+    def fts_scan(**kwargs) -> list[str]:
+        sql, params = search_query(**{"category": None, "min_price": None, "max_price": None,
+                                      "attribute": None, "page": 1, "query": QUERIES[0], **kwargs})  # fmt: skip
+        return [
+            r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params) if "products_fts" in r[3]
+        ]
+
+    assert fts_scan(attribute="waterproof") == fts_scan() == fts_scan(category="Clothing")
+    assert "CROSS JOIN" not in tools.ranked_sql("", tools.ATTRIBUTE_ROWIDS)
+
+
 def test_every_filter_returns_the_legacy_rows_order_and_scores(base):
     db = base.sandbox.db
     compared = nonempty = 0
