@@ -107,6 +107,10 @@ class GeometryEnv(ToolEnv):
 
         return list(TWINS)
 
+    def subgoals(self) -> list[Any]:
+        # Called at every reset, once the task is drawn: one subgoal per measurement it needs.
+        return verifier.subgoals(self.task)
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:

@@ -457,3 +457,46 @@ def build_verifier(aggregate: Any = "gated", **params: Any) -> HierarchicalVerif
     return HierarchicalVerifier(
         [FormatLevel(), GroundingLevel(), PrecisionLevel(), ToolUseLevel()], aggregate, **params
     )
+
+
+def need_name(need: tuple[Any, ...]) -> str:
+    """A subgoal's name for one evidence need: ``anchor:cam_front:mug``, ``frames:cam_front+world``,
+    ``objects``, ``camera:cam_front``, ``correspondences:cam_front:mug:2d-3d``."""
+    kind = need[0]
+    if kind == "anchor":
+        return f"anchor:{need[1]}:{need[2]}"
+    if kind == "frames":
+        return "frames:" + "+".join(need[1:])
+    return ":".join(str(x) for x in need)
+
+
+def subgoals(task: GeometryTask) -> list[Any]:
+    """Geometry's subgoal boundaries, built at reset from the task's evidence needs: one per need
+    (the right tool result obtained: an anchor's depth at its centroid, the transforms linking the
+    frames, the sizes, the intrinsics, the correspondences), reached at the turn whose result meets
+    it under the grounding level's own rule (:meth:`Observed.support`), so the turn that earns a
+    share of the grounding score is the turn marked. Results of the submitting action count for
+    nothing, as at the grounding level; repeats meet nothing new. Each pays ``1 / needs``."""
+    from hiergym.envs.core import Subgoal
+
+    memo: list[Any] = [None, None, None]  # the trajectory and last turn seen (held), Observed
+
+    def observed(trajectory: Any) -> Observed:
+        turns = turns_before_submit(trajectory)
+        last = turns[-1] if turns else None
+        if memo[0] is not trajectory or memo[1] is not last:  # once per turn, not per subgoal
+            memo[:] = [trajectory, last, Observed.from_turns(turns, task.scene_id)]
+        return memo[2]
+
+    needs = task.evidence
+    return [
+        Subgoal(
+            need_name(need),
+            lambda turn, trajectory, _task, need=need: (
+                observed(trajectory).support(need) is not None
+            ),
+            1.0 / len(needs),
+            describe(need),
+        )
+        for need in needs
+    ]

@@ -84,6 +84,10 @@ class TravelEnv(ToolEnv):
     def turn_checks(self) -> list[Any]:
         return turn_checks()
 
+    def subgoals(self) -> list[Any]:
+        # Called at every reset, once the task is drawn: one subgoal per day of this trip.
+        return verifier.subgoals(self.sandbox.db, self.task)
+
     def attacks(self) -> list[Any]:
         from .attacks import attacks
 

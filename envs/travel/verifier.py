@@ -633,3 +633,93 @@ def build_verifier(db: Any, aggregate: Any = "gated", **params: Any) -> Hierarch
         aggregate,
         **params,
     )
+
+
+def _trip_cities(world: World, task: TravelTask) -> frozenset[str]:
+    """The cities the trip may stay in: the destination, or the region's cities but the origin."""
+    if not task.is_region:
+        return frozenset([task.destination])
+    return frozenset(c for c in world.regions.get(task.destination, ()) if c != task.origin)
+
+
+def planned_days(world: World, task: TravelTask, turns: Any) -> int:
+    """How many days of the trip ``turns`` hold the grounding for, the rule of the ``day_k_planned``
+    subgoals (:func:`subgoals`).
+
+    A day is planned by one ``get_distance`` result (the travel times its transfers are grounded
+    by) whose places include a bed, a hotel a ``search_hotels`` result showed in a city the trip
+    may stay in that meets the task's room type and house rule, and what that day owes there
+    (:func:`needs`): a meal place a ``search_restaurants`` result showed in the bed's city that no
+    earlier planned day used (a restaurant is never repeated), or, for a day of travel (a journey
+    exempts its hours from meals), legs to or from the trip's other cities (the origin, the other
+    cities of the trip) or the bed city's airport or station, not asked in that direction before.
+    The city is the agent's pick: any city of the trip counts. Only places the agent was shown
+    count (a hotel or restaurant id it never saw plans nothing), a result plans at most one day,
+    and asking the same distances again plans nothing new.
+    """
+    cities = _trip_cities(world, task)
+    beds: set[str] = set()
+    meals: set[str] = set()
+    used: set[str] = set()
+    journeys: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    days = 0
+    for turn in turns:
+        for r in turn.results:
+            if not r.ok or not isinstance(r.data, dict):
+                continue
+            if r.name == "search_hotels":
+                beds.update(
+                    h["id"]
+                    for h in r.data["results"]
+                    if room_type_ok(task.room_type, h["room_type"])
+                    and house_rule_ok(task.house_rule, house_rules_of(h["house_rules"]))
+                )
+            elif r.name == "search_restaurants":
+                meals.update(x["id"] for x in r.data["results"])
+            elif r.name == "get_distance":
+                ends = {(p[end], end) for p in r.data["pairs"] for end in ("from", "to")}
+                places = {p for p, _ in ends}
+                for city in sorted({world.places[h].city for h in places & beds} & cities):
+                    new = {p for p in (places & meals) - used if world.places[p].city == city}
+                    others = ({task.origin} | cities) - {city}
+                    hubs = {world.hub("airport", city), world.hub("station", city)}
+                    legs = frozenset(
+                        (p, end) for p, end in ends if world.places[p].city in others or p in hubs
+                    )
+                    journey = (city, legs) if legs and (city, legs) not in journeys else None
+                    if new or journey:  # what it plans is spent: asking again plans nothing
+                        used |= new
+                        journeys.add((city, legs))
+                        days += 1
+                        break
+    return days
+
+
+def subgoals(db: Any, task: TravelTask) -> list[Any]:
+    """Travel's subgoal boundaries, one per day of the task (built at reset: a 3-day trip has three,
+    a 7-day one seven): ``day_k_planned`` is reached at the turn after which the agent holds the
+    grounding for k days (:func:`planned_days`), in whichever cities of the trip it picked. Results
+    of the submitting action count for nothing (as at the grounding level). Each pays
+    ``1 / days``."""
+    from hiergym.envs.core import Subgoal
+    from hiergym.envs.evidence import turns_before_submit
+
+    world = world_of(db)
+    memo: list[Any] = [None, None, 0]  # the trajectory and last turn counted (held), the count
+
+    def count(trajectory: Any) -> int:
+        turns = turns_before_submit(trajectory)
+        last = turns[-1] if turns else None
+        if memo[0] is not trajectory or memo[1] is not last:  # once per turn, not per subgoal
+            memo[:] = [trajectory, last, planned_days(world, task, turns)]
+        return memo[2]
+
+    return [
+        Subgoal(
+            f"day_{k}_planned",
+            lambda turn, trajectory, _task, k=k: count(trajectory) >= k,
+            1.0 / task.days,
+            f"holds the beds, meals and travel times of {k} day(s) of the trip",
+        )
+        for k in range(1, task.days + 1)
+    ]

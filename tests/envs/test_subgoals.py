@@ -94,7 +94,189 @@ def test_rtl_marks_a_compiling_and_a_matching_design() -> None:
 
 
 def test_an_env_without_subgoals_adds_nothing_to_info() -> None:
-    env = gym.make("hiergym/Travel-v0")
+    from hiergym.envs.travel.env import TravelEnv
+
+    class Plain(TravelEnv):
+        def subgoals(self) -> list:
+            return []
+
+    env = Plain(split="test", difficulty="easy")
     env.reset(seed=0)
-    _, _, _, _, info = env.step(oracle_actions(env)[0])
+    _, _, _, _, info = env.step(env.make_oracle().plan(env.task)[0])
     assert "subgoals" not in info and "subgoal_rewards" not in info
+
+
+# ---- Travel: one subgoal per day of the drawn trip (built at reset) ---------------------------
+
+
+def _travel(task_id: str) -> tuple[gym.Env, list]:
+    env = gym.make("hiergym/Travel-v0", split="test", difficulty="easy")
+    task = env.unwrapped.tasks.get(task_id)
+    env.reset(seed=0, options={"task": task})
+    oracle = oracle_actions(env)
+    env.reset(seed=0, options={"task": task})
+    return env, oracle
+
+
+def test_travel_subgoals_are_built_per_episode_one_per_day() -> None:
+    env = gym.make("hiergym/Travel-v0", split="test", difficulty="easy")
+    base = env.unwrapped
+    names = {}
+    for task_id in ("travel-test-easy-0002", "travel-test-easy-0003"):  # 3 and 7 days
+        env.reset(seed=0, options={"task": base.tasks.get(task_id)})
+        _, _, _, _, info = env.step(ToolCall("search_hotels", {"city": base.task.destination}))
+        names[task_id] = [g.name for g in base._subgoal_list]
+        assert info["subgoals"]["total"] == base.task.days
+    assert names["travel-test-easy-0002"] == ["day_1_planned", "day_2_planned", "day_3_planned"]
+    assert names["travel-test-easy-0003"] == [f"day_{k}_planned" for k in range(1, 8)]
+
+
+def test_travel_marks_each_day_at_the_oracles_travel_times_for_it() -> None:
+    # Charlotte -> 2 cities in Florida, 5 days: the oracle asks one get_distance per day (hotel,
+    # meals and rides of that day), after the searches that showed those places.
+    env, oracle = _travel("travel-test-easy-0010")
+    names = [c.name for c in oracle]
+    distances = [i for i, n in enumerate(names) if n == "get_distance"]
+    assert len(distances) == 5
+    infos = _steps(env, oracle)
+    assert infos[-1]["verdict"].reward == 1.0
+    assert infos[-1]["subgoals"]["done"] == {
+        f"day_{k + 1}_planned": turn for k, turn in enumerate(distances)
+    }
+    assert infos[distances[0]]["subgoal_rewards"] == {"day_1_planned": 0.2}
+    assert all(not infos[i]["subgoals"]["reached"] for i in range(len(infos)) if i not in distances)
+
+
+def test_travel_repeating_a_days_travel_times_plans_no_second_day() -> None:
+    env, oracle = _travel("travel-test-easy-0010")
+    first = [c.name for c in oracle].index("get_distance")
+    infos = _steps(env, [*oracle[:first], oracle[first], oracle[first], oracle[first]])
+    assert [i["subgoals"]["reached"] for i in infos[first:]] == [["day_1_planned"], [], []]
+
+
+def test_travel_irrelevant_padding_and_stuffing_plan_nothing() -> None:
+    env, oracle = _travel("travel-test-easy-0010")  # Charlotte -> Florida
+    base = env.unwrapped
+    distances = [c for c in oracle if c.name == "get_distance"]
+    # keyword stuffing: every place id of the oracle's plan, never shown by a search
+    places = sorted(
+        {p for c in distances for k in ("origins", "destinations") for p in c.arguments[k]}
+    )
+    stuffed = [ToolCall("get_distance", {"origins": places[:6], "destinations": places[6:12]})]
+    # padding: another trip's whole work (Dallas -> California), then the stuffed call again
+    other = base.tasks.get("travel-test-easy-0000")
+    env.reset(seed=0, options={"task": other})
+    padding = oracle_actions(env)[:-1]
+    env.reset(seed=0, options={"task": base.tasks.get("travel-test-easy-0010")})
+    infos = _steps(env, [*stuffed, *padding, *stuffed])
+    assert all(i["results"][0].ok for i in infos)
+    assert all(i["subgoals"]["reached"] == [] for i in infos)
+    # the right searches but distances that touch no bed of the trip plan nothing either
+    searches = [c for c in oracle if c.name.startswith("search_")]
+    restaurants = [p for p in places if p.startswith("R-")]
+    infos = _steps(
+        env,
+        [
+            *searches,
+            ToolCall(
+                "get_distance", {"origins": restaurants[:3], "destinations": restaurants[3:6]}
+            ),
+        ],
+    )
+    assert all(i["subgoals"]["reached"] == [] for i in infos)
+
+
+def test_travel_a_hotel_that_breaks_the_room_or_house_rule_is_no_bed() -> None:
+    from hiergym.envs.travel.rules import HOUSE_RULES, house_rules_of, room_type_ok
+
+    env = gym.make("hiergym/Travel-v0", split="test", difficulty="hard")
+    base = env.unwrapped
+    task = next(t for t in base.tasks if t.house_rule and not t.is_region)
+    env.reset(seed=0, options={"task": task})
+    oracle_search = next(c for c in oracle_actions(env) if c.name == "search_hotels")
+    env.reset(seed=0, options={"task": task})
+
+    def ok(h: dict) -> bool:
+        return HOUSE_RULES[task.house_rule] not in house_rules_of(
+            h["house_rules"]
+        ) and room_type_ok(task.room_type, h["room_type"])
+
+    _, _, _, _, info = env.step(ToolCall("search_hotels", {"city": task.destination}))
+    banned = next(h for h in info["results"][0].data["results"] if not ok(h))
+    _, _, _, _, info = env.step(ToolCall("search_restaurants", {"city": task.destination}))
+    meal = info["results"][0].data["results"][0]["id"]
+    _, _, _, _, info = env.step(
+        ToolCall("get_distance", {"origins": [banned["id"]], "destinations": [meal]})
+    )
+    assert info["results"][0].ok and info["subgoals"]["reached"] == []
+    _, _, _, _, info = env.step(oracle_search)
+    fine = next(h for h in info["results"][0].data["results"] if ok(h))
+    _, _, _, _, info = env.step(
+        ToolCall("get_distance", {"origins": [fine["id"]], "destinations": [meal]})
+    )
+    assert info["subgoals"]["reached"] == ["day_1_planned"]
+
+
+# ---- Geometry: one subgoal per measurement the task needs (the grounding level's rule) --------
+
+
+def _geometry(family: str) -> tuple[gym.Env, list]:
+    env = gym.make("hiergym/Geometry-v0", split="test", difficulty="hard")
+    task = next(t for t in env.unwrapped.tasks if t.family == family)
+    env.reset(seed=0, options={"task": task})
+    oracle = oracle_actions(env)
+    env.reset(seed=0, options={"task": task})
+    return env, oracle
+
+
+def test_geometry_marks_each_measurement_at_the_turn_that_obtains_it() -> None:
+    # distance_angle, hard: three anchors in three cameras and the frames linking them. The oracle
+    # detects, measures the depth (the anchor need), lifts the pixel and transforms it to world.
+    env, oracle = _geometry("distance_angle")
+    task = env.unwrapped.task
+    assert [n[0] for n in task.evidence] == ["anchor", "anchor", "anchor", "frames"]
+    names = [c.name for c in oracle]
+    depths = [i for i, n in enumerate(names) if n == "depth_at"]
+    transforms = [i for i, n in enumerate(names) if n == "transform"]
+    infos = _steps(env, oracle)
+    assert infos[-1]["verdict"].reward == 1.0
+    anchors = [f"anchor:{cam}:{obj}" for _, cam, obj, _, _ in task.evidence[:3]]
+    frames = "frames:" + "+".join(task.evidence[3][1:])
+    # each camera's transform to world joins one more frame: the chain is whole at the last one
+    assert infos[-1]["subgoals"]["done"] == {
+        **dict(zip(anchors, depths, strict=True)),
+        frames: transforms[-1],
+    }
+    assert infos[depths[0]]["subgoal_rewards"] == {anchors[0]: 0.25}
+    assert infos[-1]["subgoals"]["reached"] == []  # the submit itself measures nothing
+
+
+def test_geometry_a_wrong_pixel_a_repeat_or_another_scene_reaches_nothing() -> None:
+    env, oracle = _geometry("distance_angle")
+    depth = next(c for c in oracle if c.name == "depth_at")
+    off = ToolCall("depth_at", {**depth.arguments, "u": depth.arguments["u"] + 5})
+    infos = _steps(env, [off, depth, depth, depth])
+    assert all(i["results"][0].ok for i in infos)
+    assert [i["subgoals"]["reached"] for i in infos] == [
+        [],
+        [infos[1]["subgoals"]["reached"][0]],
+        [],
+        [],
+    ]
+    assert infos[1]["subgoals"]["reached"][0].startswith("anchor:")
+    # another scene's measurements (padding) meet none of this task's needs
+    env2, other = _geometry("area_volume")
+    task = env.unwrapped.task
+    env.reset(seed=0, options={"task": task})
+    padding = [c for c in other[:-1] if c.arguments.get("scene") != task.scene_id]
+    assert padding
+    infos = _steps(env, padding)
+    assert all(i["subgoals"]["reached"] == [] for i in infos)
+
+
+def test_geometry_measurements_inside_the_submit_reach_nothing() -> None:
+    env, oracle = _geometry("point_transform")
+    action = json.dumps([{"name": c.name, "arguments": dict(c.arguments)} for c in oracle])
+    _, _, terminated, _, info = env.step(action)
+    assert terminated and all(r.ok for r in info["results"])
+    assert info["subgoals"]["reached"] == [] and info["subgoals"]["done"] == {}
