@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -603,7 +603,9 @@ def _shape(reference: str, module: str, ports: tuple[str, ...]) -> dict[str, Any
     return {"ok": True, "clocks": sorted(clocks), "latches": latches, "flip_flops": flops}
 
 
-def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
+def prove_equivalence(
+    task: Any, code: str, limits: Limits, memo: Memo | None = None
+) -> dict[str, Any]:
     """Prove the design equivalent to the reference; decide an open proof by the rule.
 
     The engines, in order (see :func:`_miter_proof`): yosys's SAT miter after merging the
@@ -619,14 +621,50 @@ def prove_equivalence(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     ``proven``, ``simulated`` (decided by the rule), ``counterexample``, ``not_synthesizable``,
     ``not_combinational`` (state in a problem whose reference has none) or ``inconclusive``
     (the rule's own simulation gave no result: never a pass).
+
+    ``memo`` (the sandbox's cache): the engines see only the design as yosys reads it, so their
+    answer is kept under a hash of that (:func:`elaborated_digest`: the RTLIL after
+    ``read_verilog`` and ``hierarchy``, every name and source position in it) and of whether the
+    source has x constants (``prove_equivalence_elaborated``): another source text that yosys
+    reads as the same design (other comments, say) reuses it. The rule's simulation, which
+    reads the source itself, always runs on the source.
     """
     code = verilog.extract_code(code)
     nonce = secrets.token_hex(8)
     read = ["read_verilog -sv design.v"]
     with Workdir() as wd:
         wd.write("design.v", for_yosys(code))
-        proof = _miter_proof(task, wd, nonce, read, limits, check_state=True)
+
+        def engines() -> dict[str, Any]:
+            return _miter_proof(task, wd, nonce, read, limits, check_state=True)
+
+        digest = elaborated_digest(task, wd, limits) if memo is not None else None
+        if memo is None or digest is None:
+            proof = engines()
+        else:
+            no_x = not has_undefined_constants(for_yosys(code))
+            proof = memo("prove_equivalence_elaborated", {"rtlil": digest, "no_x": no_x}, engines)
     return decide_open(task, proof, code, limits)
+
+
+def elaborated_digest(task: Any, wd: Workdir, limits: Limits) -> str | None:
+    """sha256 of ``design.v`` in ``wd`` as yosys reads it (``read_verilog -sv``, ``hierarchy
+    -check -top``, written with ``write_rtlil``: every module, cell, wire, process, attribute and
+    name, source positions included); ``None`` when yosys does not read it (the proof then runs
+    and reports why)."""
+    wd.write(
+        "elaborate.ys",
+        "read_verilog -sv design.v\n"
+        f"hierarchy -check -top {task.module}\n"
+        "write_rtlil elaborated.il\n",
+    )
+    result = run(
+        ["yosys", "-Q", "-T", "-q", "-s", "elaborate.ys"], wd.path, limits.compile_s, limits
+    )
+    path = wd.path / "elaborated.il"
+    if result.returncode != 0 or result.timed_out or not path.exists():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 DECISION_RULE = (
@@ -997,14 +1035,43 @@ _ABC_LEVELS = re.compile(r"\blev\s*=\s*(\d+)")
 _CELL_LINE = re.compile(r"^\s{5,}(\S+)\s+(\d+)\s*$")
 
 
-def synthesize_design(task: Any, code: str, limits: Limits) -> dict[str, Any]:
+Memo = Callable[[str, dict[str, Any], Callable[[], dict[str, Any]]], dict[str, Any]]
+"""``memo(name, args, compute)``: ``compute()``, or what an earlier call with the same name and
+args returned (the sandbox's cache; a transient result is never kept)."""
+
+
+def no_memo(
+    name: str, args: dict[str, Any], compute: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    return compute()
+
+
+def synthesize_design(
+    task: Any, code: str, limits: Limits, memo: Memo | None = None
+) -> dict[str, Any]:
     """Synthesize with yosys, map flip-flops and logic to the shipped liberty library with ABC,
-    and report cell count, area (``stat -liberty``), delay (ABC ``stime``) and logic depth."""
+    and report cell count, area (``stat -liberty``), delay (ABC ``stime``) and logic depth.
+
+    ``memo`` (the sandbox's cache): the flow after the canonical netlist (:mod:`ppa`) is a
+    function of that netlist alone (a fresh yosys reads nothing else), so it is kept under the
+    netlist's hash (``synthesize_canonical``): a design that elaborates to a circuit already
+    synthesized for this problem (the reference with other comments, names or order, a
+    rewrite of it) pays only for reading and canonicalising it."""
+    nonce = secrets.token_hex(8)
     with Workdir() as wd:
-        return _synthesize(task, code, limits, wd, secrets.token_hex(8), netlist=False)
+        front = _synthesis_front(task, code, limits, wd, nonce)
+        if "canonical" not in front:
+            return front
+        return (memo or no_memo)(
+            "synthesize_canonical",
+            {"canonical": front["canonical"]},
+            lambda: _synthesis_back(task, limits, wd, nonce, front, netlist=False),
+        )
 
 
-def synthesize_and_prove(task: Any, code: str, limits: Limits) -> dict[str, Any]:
+def synthesize_and_prove(
+    task: Any, code: str, limits: Limits, memo: Memo | None = None
+) -> dict[str, Any]:
     """:func:`synthesize_design`, then a proof that the **synthesized netlist** (the cells whose
     area and delay are reported) is equivalent to the reference: the same miter as
     :func:`prove_equivalence`, on the netlist read back with the library's cell functions.
@@ -1015,32 +1082,53 @@ def synthesize_and_prove(task: Any, code: str, limits: Limits) -> dict[str, Any]
     ABC's equivalence checker (the SAT miter alone takes minutes on a 32-bit popcount netlist);
     the others use the SAT miter, bounded from reset for sequential problems. The report is the
     synthesis report with ``netlist_proof`` (``status`` as in :func:`prove_equivalence`).
+
+    ``memo``: synthesis after the canonical netlist and the netlist's proof are a function of
+    that netlist and the problem, kept under its hash (``synthesize_and_prove_canonical``; see
+    :func:`synthesize_design`).
     """
     nonce = secrets.token_hex(8)
     with Workdir() as wd:
-        report = _synthesize(task, code, limits, wd, nonce, netlist=True)
-        if not report.get("ok"):
-            return {
-                **report,
-                "netlist_proof": {
-                    "status": "not_synthesizable",
-                    "method": "none",
-                    "depth": 0,
-                    "messages": "the design does not synthesize",
-                },
-            }
-        netlist = _read_capped(wd.path / "netlist.v", 8_000_000)
-        abc = (
-            task.kind == "comb"
-            and not has_undefined_constants(task.reference)
-            and not has_undefined_constants(netlist)
+        front = _synthesis_front(task, code, limits, wd, nonce)
+        if "canonical" not in front:
+            return _with_unsynthesizable_proof(front)
+        return (memo or no_memo)(
+            "synthesize_and_prove_canonical",
+            {"canonical": front["canonical"]},
+            lambda: _synthesize_and_prove_back(task, limits, wd, nonce, front),
         )
-        read = [f"read_liberty -ignore_miss_func {liberty_path()}", "read_verilog netlist.v"]
-        proof = _miter_proof(task, wd, nonce, read, limits, check_state=False, abc=abc)
-        if proof.get("status") == "inconclusive":
-            model = netlist_model(task, wd, limits)
-            if model is not None:
-                proof = decide_open(task, proof, model, limits)
+
+
+def _with_unsynthesizable_proof(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **report,
+        "netlist_proof": {
+            "status": "not_synthesizable",
+            "method": "none",
+            "depth": 0,
+            "messages": "the design does not synthesize",
+        },
+    }
+
+
+def _synthesize_and_prove_back(
+    task: Any, limits: Limits, wd: Workdir, nonce: str, front: dict[str, Any]
+) -> dict[str, Any]:
+    report = _synthesis_back(task, limits, wd, nonce, front, netlist=True)
+    if not report.get("ok"):
+        return _with_unsynthesizable_proof(report)
+    netlist = _read_capped(wd.path / "netlist.v", 8_000_000)
+    abc = (
+        task.kind == "comb"
+        and not has_undefined_constants(task.reference)
+        and not has_undefined_constants(netlist)
+    )
+    read = [f"read_liberty -ignore_miss_func {liberty_path()}", "read_verilog netlist.v"]
+    proof = _miter_proof(task, wd, nonce, read, limits, check_state=False, abc=abc)
+    if proof.get("status") == "inconclusive":
+        model = netlist_model(task, wd, limits)
+        if model is not None:
+            proof = decide_open(task, proof, model, limits)
     return {**report, "netlist_proof": proof}
 
 
@@ -1063,12 +1151,13 @@ def netlist_model(task: Any, wd: Workdir, limits: Limits) -> str | None:
     return _read_capped(wd.path / "netlist_model.v", 8_000_000)
 
 
-def _synthesize(
-    task: Any, code: str, limits: Limits, wd: Workdir, nonce: str, *, netlist: bool
+def _synthesis_front(
+    task: Any, code: str, limits: Limits, wd: Workdir, nonce: str
 ) -> dict[str, Any]:
+    """Read and elaborate the design and write its canonical netlist (``canonical.json``, see
+    :mod:`ppa`) in ``wd``: ``{"canonical": its sha256, "log": ..., "started": ...}``, or the
+    failure report."""
     code = verilog.extract_code(code)
-    lib = liberty_path()
-    abc_script = "+strash;dc2;&get -n;&dch -f;&nf;&put;topo;print_stats;stime -p"
     script = "\n".join(
         [
             f"log {_marker(nonce, 'read')}",
@@ -1078,13 +1167,60 @@ def _synthesize(
             # `synth -flatten`, with the flattened netlist put in a canonical order and naming
             # between its first passes and the rest (see ppa.py), so the figures are the
             # circuit's, not those of the order it was written in. The rest runs in a fresh
-            # yosys (its names and hash order must not depend on what this one read), started
-            # here so that it runs under this run's limits and its log joins this log.
+            # yosys (:func:`_synthesis_back`: its names and hash order must not depend on what
+            # this one read), so it is a function of canonical.json alone.
             *ppa.FRONT_PASSES,
             "write_json front.json",
             "exec -expect-return 0 -- sh canonical.sh",
         ]
     )
+    wd.write("design.v", for_yosys(code))
+    wd.write("canonical.py", Path(ppa.__file__).read_text())
+    wd.write(
+        "canonical.sh",
+        f"set -e\n{shlex.quote(sys.executable)} -I -S canonical.py front.json canonical.json "
+        f"{task.module}\n",
+    )
+    wd.write("script.ys", script + "\n")
+    started = time.perf_counter()
+    result = run(["yosys", "-Q", "-T", "-s", "script.ys"], wd.path, limits.synthesize_s, limits)
+    canonical = wd.path / "canonical.json"
+    if result.timed_out:
+        return _synthesis_timeout(limits)
+    if result.returncode != 0 or not canonical.exists():
+        return _synthesis_failed(result, result.output, nonce)
+    digest = hashlib.sha256(canonical.read_bytes()).hexdigest()
+    return {"canonical": digest, "log": result.output, "started": started}
+
+
+def _synthesis_timeout(limits: Limits) -> dict[str, Any]:
+    return _transient(
+        {
+            "ok": False,
+            "status": "timeout",
+            "messages": f"synthesis did not finish within {limits.synthesize_s:g} s",
+        }
+    )
+
+
+def _synthesis_failed(result: RunResult, log: str, nonce: str) -> dict[str, Any]:
+    stage, errors = _stage_of_error(log, nonce)
+    failed = {
+        "ok": False,
+        "status": "not_synthesizable" if stage in ("read", "synth") else "failed",
+        "messages": _scrub(errors or log[-800:], ""),
+    }
+    return _transient(failed) if _machine_failure(result) else failed
+
+
+def _synthesis_back(
+    task: Any, limits: Limits, wd: Workdir, nonce: str, front: dict[str, Any], *, netlist: bool
+) -> dict[str, Any]:
+    """The rest of the flow on ``canonical.json`` in a fresh yosys: mapping on the library and
+    the figures (with ``netlist``, the mapped netlist in ``netlist.v``), within what is left of
+    the synthesis budget."""
+    lib = liberty_path()
+    abc_script = "+strash;dc2;&get -n;&dch -f;&nf;&put;topo;print_stats;stime -p"
     back = "\n".join(
         [
             "read_json canonical.json",
@@ -1100,37 +1236,20 @@ def _synthesize(
             *(["write_verilog -noattr netlist.v"] if netlist else []),
         ]
     )
-    wd.write("design.v", for_yosys(code))
     wd.write("latch_map.v", LATCH_MAP)
-    wd.write("canonical.py", Path(ppa.__file__).read_text())
-    wd.write(
-        "canonical.sh",
-        f"set -e\n{shlex.quote(sys.executable)} -I -S canonical.py front.json canonical.json "
-        f"{task.module}\nexec yosys -Q -T -s back.ys\n",
-    )
     wd.write("back.ys", back + "\n")
-    wd.write("script.ys", script + "\n")
-    result = run(["yosys", "-Q", "-T", "-s", "script.ys"], wd.path, limits.synthesize_s, limits)
-    log = result.output
+    left = limits.synthesize_s - (time.perf_counter() - front["started"])
+    if left <= 0:
+        return _synthesis_timeout(limits)
+    result = run(["yosys", "-Q", "-T", "-s", "back.ys"], wd.path, left, limits)
+    log = front["log"] + "\n" + result.output
     if result.timed_out:
-        return _transient(
-            {
-                "ok": False,
-                "status": "timeout",
-                "messages": f"synthesis did not finish within {limits.synthesize_s:g} s",
-            }
-        )
+        return _synthesis_timeout(limits)
     # The figures come from stat's own output (a long log, or one a design filled with $display
     # while yosys read it, cannot push them out of what is read back).
     stat = _read_capped(wd.path / "stat.log", 256_000) if _marker(nonce, "stat") in log else ""
     if result.returncode != 0 or "Number of cells" not in stat:
-        stage, errors = _stage_of_error(log, nonce)
-        failed = {
-            "ok": False,
-            "status": "not_synthesizable" if stage in ("read", "synth") else "failed",
-            "messages": _scrub(errors or log[-800:], ""),
-        }
-        return _transient(failed) if _machine_failure(result) else failed
+        return _synthesis_failed(result, log, nonce)
     area = _AREA.findall(stat)  # stat prints no area line for a design with no cells at all
     cells: dict[str, int] = {}
     for line in stat.split("Number of cells:", 1)[-1].splitlines()[1:]:

@@ -68,12 +68,23 @@ def reference_ppa(sandbox: Any, task: Any, limits: Limits) -> dict[str, Any]:
         sandbox,
         "synthesize_design",
         {"code": task.reference},
-        lambda: toolchain.synthesize_design(task, task.reference, task_limits(task, limits)),
+        lambda: toolchain.synthesize_design(
+            task,
+            task.reference,
+            task_limits(task, limits),
+            sandbox_memo(sandbox, toolchain.scope(task, limits)),
+        ),
         toolchain.scope(task, limits),
     )
     if report.get("ok"):
         calibrate(sandbox, task, limits)
     return report
+
+
+def sandbox_memo(sandbox: Any, scope: str) -> toolchain.Memo:
+    """A :data:`toolchain.Memo` over the sandbox's cache, in ``scope``, that keeps no transient
+    result (the toolchain's inner stages, e.g. synthesis after the canonical netlist)."""
+    return lambda name, args, compute: memo_unless_transient(sandbox, name, args, compute, scope)
 
 
 def memo_unless_transient(
@@ -108,7 +119,9 @@ def calibrate(sandbox: Any, task: Any, limits: Any) -> dict[str, Any]:
             sandbox,
             "synthesize_design",
             {"code": code},
-            lambda: toolchain.synthesize_design(task, code, task_limits(task, limits)),
+            lambda: toolchain.synthesize_design(
+                task, code, task_limits(task, limits), sandbox_memo(sandbox, scope)
+            ),
             scope,
         )
 
@@ -190,7 +203,12 @@ def synthesize(state: Any, code: str) -> dict[str, Any]:
     compiled = toolchain.compile_design(state.task, code, limits)
     if not compiled["ok"]:
         return {"ok": False, "status": "compile_failed", "compile": compiled}
-    report = toolchain.synthesize_design(state.task, code, task_limits(state.task, limits))
+    report = toolchain.synthesize_design(
+        state.task,
+        code,
+        task_limits(state.task, limits),
+        sandbox_memo(state.sandbox, scope_of(state)),
+    )
     ref = reference_ppa(state.sandbox, state.task, limits)
     if ref.get("ok"):
         report["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}

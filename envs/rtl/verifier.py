@@ -140,7 +140,9 @@ class Evaluation:
         stages = {  # report key -> (cache name, the stage that computes it)
             "formal": (
                 "prove_equivalence",
-                lambda: toolchain.prove_equivalence(task, code, budget),
+                lambda: toolchain.prove_equivalence(
+                    task, code, budget, tools.sandbox_memo(self.sandbox, self.scope)
+                ),
             ),
             "netlist": ("synthesize_and_prove", self._netlist),
         }
@@ -171,7 +173,9 @@ class Evaluation:
 
     def _netlist(self) -> dict[str, Any]:
         sandbox, task, limits = self.sandbox, self.task, self.limits
-        result = toolchain.synthesize_and_prove(task, self.code, self.budget)
+        result = toolchain.synthesize_and_prove(
+            task, self.code, self.budget, tools.sandbox_memo(sandbox, self.scope)
+        )
         ref = tools.reference_ppa(sandbox, task, limits)
         if ref.get("ok"):
             result["reference"] = {k: ref[k] for k in ("cells", "area", "delay_ps", "depth")}

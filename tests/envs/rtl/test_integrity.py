@@ -192,15 +192,15 @@ def test_a_netlist_synthesis_made_differently_from_the_rtl_fails_formal(env):
 def test_the_netlist_proof_catches_a_netlist_that_differs(env, monkeypatch):
     """The proof reads the netlist synthesis wrote, not the design: swap it for a wrong one."""
     task = task_of(env, "rtl-adder-w4")
-    real = toolchain._synthesize
+    real = toolchain._synthesis_back
 
-    def sabotaged(task, code, limits, wd, nonce, *, netlist):
-        report = real(task, code, limits, wd, nonce, netlist=netlist)
+    def sabotaged(task, limits, wd, nonce, front, *, netlist):
+        report = real(task, limits, wd, nonce, front, netlist=netlist)
         assert (wd.path / "netlist.v").read_text().strip()
         (wd.path / "netlist.v").write_text(attacks.constant_output(task))
         return report
 
-    monkeypatch.setattr(toolchain, "_synthesize", sabotaged)
+    monkeypatch.setattr(toolchain, "_synthesis_back", sabotaged)
     report = toolchain.synthesize_and_prove(task, task.reference, Limits())
     assert report["netlist_proof"]["status"] == "counterexample"
 
