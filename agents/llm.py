@@ -113,6 +113,18 @@ class EpisodeUsage:
         }
 
 
+def member_seed(seed: int | None, slot: int) -> int | None:
+    """The sampling seed of group member ``slot`` of an episode seeded ``seed``: ``seed`` itself
+    for slot 0 (a group of one samples as a lone episode does), else a value drawn from
+    ``numpy.random.SeedSequence([seed, slot])`` in [0, 2**31), so it repeats neither another
+    member's seed nor (in practice) the seed of a neighbouring group (``seed + 1``, ...)."""
+    if seed is None or slot == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(slot)]).generate_state(1)[0] >> 1)
+
+
 class LLMAgent:
     """An agent that asks a backend for the next assistant message.
 
@@ -191,13 +203,18 @@ class LLMAgent:
         """One step of several episodes in one backend call (batched generation where supported).
 
         ``slots`` names the episode of each info (default: its position), so a group whose
-        finished episodes drop out of the batch keeps each chat apart. The step's completions
-        (with their token counts) stay in :attr:`last_completions`.
+        finished episodes drop out of the batch keeps each chat apart. Each slot samples with its
+        own seed, :func:`member_seed` of the episode seed and the slot (slot 0 keeps the episode
+        seed), so a server that honours seeds does not answer a group's identical first requests
+        identically; a backend with ``complete_batch`` gets the episode seed for its one batched
+        generation, whose rows already draw different samples. The step's completions (with
+        their token counts) stay in :attr:`last_completions`.
         """
         slots = list(range(len(infos))) if slots is None else list(slots)
         if len(slots) != len(infos):
             raise ValueError(f"act_batch: {len(infos)} infos but {len(slots)} slots")
         requests = [self.request(info, slot) for slot, info in zip(slots, infos, strict=True)]
+        seeds = [member_seed(self.usage.seed, slot) for slot in slots]
         if hasattr(self.backend, "complete_batch"):
             completions = self.backend.complete_batch(
                 requests,
@@ -210,11 +227,11 @@ class LLMAgent:
                 self.backend.complete(
                     m,
                     t,
-                    seed=self.usage.seed,
+                    seed=member_seed_,
                     temperature=self.temperature,
                     max_tokens=self.max_tokens,
                 )
-                for m, t in requests
+                for (m, t), member_seed_ in zip(requests, seeds, strict=True)
             ]
         self.last_completions = list(completions)
         return [self._record(c) for c in completions]
