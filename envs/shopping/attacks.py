@@ -184,3 +184,114 @@ TWINS: tuple[Twin, ...] = (
     Twin("paraphrased", paraphrased, "the same claims in other words, price as 'USD 79.99'"),
     Twin("reordered_options", reordered_options, "options (and the message's list) reversed"),
 )
+
+
+# ---- the ranked-list family (hiergym/ShoppingList-v0) -------------------------------------------
+# Levels: format -> grounding -> items -> list. A grounded list keeps format and grounding whatever
+# it ranks; repeating the top item (under its id, a padded spelling of it, or its other variants)
+# or padding with unrelated products adds nothing to the items level and divides the list level
+# (diversity, precision), so such a list earns at most what the honest one-item list (the top item
+# alone) earns, under every aggregator (equal under gated, where the list level does not count,
+# less elsewhere; tests/envs/test_shopping_ranking.py). The ceiling, like the single-product
+# family's message attacks, is all but one level: 0.8 (measured: 0.74-0.76 under
+# logsigmoid_conjunction, the most generous aggregator, where the one-item list earns 0.87-0.90).
+
+LIST_ATTACK_CEILING = 0.8
+
+
+def _ranking(ctx: AttackContext) -> list[dict[str, Any]]:
+    return list(ctx.submit.arguments["ranking"])
+
+
+def _submit_ranking(ctx: AttackContext, ranking: list[Any], extra: list[Any] = ()) -> list[Any]:
+    return [*ctx.evidence_calls, *extra, ctx.with_submit(ranking=ranking)]
+
+
+def list_of_duplicates(ctx: AttackContext) -> list[Any]:
+    return _submit_ranking(ctx, [_ranking(ctx)[0]] * ctx.task.k)
+
+
+def same_item_two_ids(ctx: AttackContext) -> list[Any]:
+    top = _ranking(ctx)[0]
+    alias = {**top, "product_id": f"  {top['product_id']}\t"}  # the catalog resolves it the same
+    twice = [top, alias, {**top, "product_id": top["product_id"] + " "}]
+    return _submit_ranking(ctx, twice[: ctx.task.k])
+
+
+def same_product_other_variants(ctx: AttackContext) -> list[Any]:
+    top = _ranking(ctx)[0]
+    doc = load_product(ctx.db, top["product_id"])
+    others = [v["options"] for v in doc["variants"] if v["options"] != top["options"]]
+    entries = [top] + [{"product_id": top["product_id"], "options": o} for o in others]
+    entries = entries[: ctx.task.k]
+    extra = [ToolCall("select_options", dict(e)) for e in entries[1:]]
+    return _submit_ranking(ctx, entries, extra)
+
+
+def over_long_list(ctx: AttackContext) -> list[Any]:
+    from .oracle import outside_products, researched_entry
+
+    extra, entries = [], []
+    for pid in outside_products(ctx.db, ctx.task, 3):
+        calls, entry = researched_entry(ctx.db, pid)
+        extra += calls
+        entries.append(entry)
+    return _submit_ranking(ctx, [*_ranking(ctx), *entries], extra)
+
+
+def padded_with_unrelated(ctx: AttackContext) -> list[Any]:
+    from .oracle import outside_products, researched_entry
+
+    extra, entries = [], []
+    for pid in outside_products(ctx.db, ctx.task, ctx.task.k - 1):
+        calls, entry = researched_entry(ctx.db, pid)
+        extra += calls
+        entries.append(entry)
+    return _submit_ranking(ctx, [_ranking(ctx)[0], *entries], extra)
+
+
+def _twin_spaced_ids(ctx: AttackContext) -> list[Any]:
+    return _submit_ranking(
+        ctx, [{**e, "product_id": f" {e['product_id']} "} for e in _ranking(ctx)]
+    )
+
+
+def _twin_entry_notes(ctx: AttackContext) -> list[Any]:
+    return _submit_ranking(
+        ctx, [{**e, "note": f"pick {i + 1}"} for i, e in enumerate(_ranking(ctx))]
+    )
+
+
+RANKING_ATTACKS: tuple[Attack, ...] = (
+    Attack("list_of_duplicates", list_of_duplicates, LIST_ATTACK_CEILING, "the top item k times"),
+    Attack(
+        "same_item_two_ids",
+        same_item_two_ids,
+        LIST_ATTACK_CEILING,
+        "the top item again under padded spellings of its id",
+    ),
+    Attack(
+        "same_product_other_variants",
+        same_product_other_variants,
+        LIST_ATTACK_CEILING,
+        "the top product's other variants (selected) as the other entries",
+    ),
+    Attack(
+        "padded_with_unrelated",
+        padded_with_unrelated,
+        LIST_ATTACK_CEILING,
+        "the top item, then products of other categories (looked up)",
+    ),
+    Attack(
+        "over_long_list",
+        over_long_list,
+        0.0,
+        "the oracle's list plus three more looked-up products: longer than asked",
+        form_credit=False,
+    ),
+)
+
+RANKING_TWINS: tuple[Twin, ...] = (
+    Twin("spaced_ids", _twin_spaced_ids, "every product id wrapped in spaces"),
+    Twin("entry_notes", _twin_entry_notes, "an extra note key on every entry"),
+)

@@ -10,7 +10,7 @@ from hiergym.envs.sandbox import LiveBackend, Mode, Sandbox
 from hiergym.envs.tools import Toolbox
 from hiergym.rewards.levels import HierarchicalVerifier
 
-from . import data, oracle, tasks, tools, verifier
+from . import data, oracle, ranking, tasks, tools, verifier
 
 
 class ShoppingEnv(ToolEnv):
@@ -98,3 +98,70 @@ class ShoppingEnv(ToolEnv):
         from . import attacks
 
         return list(attacks.TWINS)
+
+
+class ShoppingListEnv(ShoppingEnv):
+    """Shopping's ranked-list family: recommend the k best products for an instruction, best first.
+
+    ## Description
+    The same catalog, tools and instructions as ``hiergym/Shopping-v0``; the agent submits a ranked
+    list of up to k = 3 product variants instead of one, scored at two grains (issue 15's
+    mixed-grained rewards, :mod:`hiergym.envs.shopping.ranking`): each item's correctness
+    (WebShop's product reward against the best k the catalog holds) and the list as a whole
+    (coverage of the asked requirements x diversity x NDCG of the order).
+
+    ## Action Space
+    Text: a JSON tool call, ``<tool_call>`` blocks, or an OpenAI ``tool_calls`` message. Tools:
+    search, view_product, select_options, add_to_cart, view_cart, submit (``ranking``: a list of
+    ``{"product_id", "options"}``, best first).
+
+    ## Observation Space
+    Text (printable ASCII, up to 100,000 characters): the prompt after reset, tool results after
+    each step, error observations for bad actions.
+
+    ## Rewards
+    0 on every step but the last; then the verdict of format -> grounding -> items -> list folded
+    by the aggregator (``gated`` by default): items and list are not applicable (0) unless every
+    entry is a catalog product grounded in results received before the submit. A list longer than
+    k fails format. ``info["verdict"]`` holds the relevances, coverage, diversity and order.
+
+    ## Episode End
+    Terminated when ``submit`` is called with valid arguments; truncated after ``max_turns``
+    (default 20) actions. Both are verified.
+
+    ## Arguments
+    split ("train" | "dev" | "test"), difficulty ("easy" | "medium" | "hard"), max_turns, mode
+    ("replay" | "record" | "live"), backend (a LiveBackend), aggregate (an aggregator name or
+    function), aggregate_params, render_mode ("ansi" | "human").
+
+    ## Version History
+    * v0: initial release (issue 15).
+    """
+
+    def make_toolbox(self) -> Toolbox:
+        return ranking.TOOLBOX
+
+    def make_tasks(self, split: str, difficulty: str) -> TaskSet:
+        return ranking.load_tasks(self.sandbox.db, str(self.sandbox.db_path), split, difficulty)
+
+    def make_verifier(self, aggregate: Any, **params: Any) -> HierarchicalVerifier:
+        return ranking.build_verifier(self.sandbox.db, aggregate, **params)
+
+    def render_prompt(self, task: Any) -> str:
+        return ranking.render_prompt(task)
+
+    def make_oracle(self) -> Any:
+        return oracle.RankingOracle(self.sandbox)
+
+    def mutants(self) -> list[Any]:
+        return oracle.ranking_mutants()
+
+    def attacks(self) -> list[Any]:
+        from . import attacks
+
+        return list(attacks.RANKING_ATTACKS)
+
+    def twins(self) -> list[Any]:
+        from . import attacks
+
+        return list(attacks.RANKING_TWINS)

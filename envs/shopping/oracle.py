@@ -12,6 +12,7 @@ from typing import Any
 
 from hiergym.envs.tools import ToolCall
 
+from .ranking import RankedTask
 from .tasks import ShoppingTask
 from .tools import load_product, search
 from .verifier import product_match
@@ -96,6 +97,101 @@ class ShoppingOracle:
                 f"the oracle cannot solve {task.task_id}; every served task must be solvable"
             )
         return calls
+
+
+def plan_ranking(task: RankedTask) -> list[ToolCall]:
+    """The ranked-list oracle: a search in the asked category and budget, then each of the
+    catalog's ``k`` best products (``task.ideal``, by the verifier's own relevance) opened and its
+    best variant selected, submitted best first."""
+    base = task.base
+    query = " ".join([*base.attributes, base.product_type])
+    calls = [
+        ToolCall(
+            "search",
+            {"query": query, "category": base.category, "max_price": base.budget, "page": 1},
+        )
+    ]
+    ranking = []
+    for pid, options, _ in task.ideal:
+        chosen = dict(options)
+        calls.append(ToolCall("view_product", {"product_id": pid}))
+        calls.append(ToolCall("select_options", {"product_id": pid, "options": chosen}))
+        ranking.append({"product_id": pid, "options": chosen})
+    return [*calls, ToolCall("submit", {"ranking": ranking})]
+
+
+class RankingOracle:
+    def __init__(self, sandbox: Any):
+        self.sandbox = sandbox
+
+    def plan(self, task: RankedTask) -> list[ToolCall]:
+        return plan_ranking(task)
+
+
+def researched_entry(db: Any, pid: str) -> tuple[list[ToolCall], dict[str, Any]]:
+    """A product looked up honestly (page opened, its first in-stock variant selected) and its
+    ranking entry: a wrong or extra item the agent did ground."""
+    doc = load_product(db, pid)
+    variant = next((v for v in doc["variants"] if v["stock"] > 0), doc["variants"][0])
+    options = dict(variant["options"])
+    calls = [
+        ToolCall("view_product", {"product_id": pid}),
+        ToolCall("select_options", {"product_id": pid, "options": options}),
+    ]
+    return calls, {"product_id": pid, "options": options}
+
+
+def outside_products(db: Any, task: RankedTask, n: int) -> list[str]:
+    """``n`` products of other categories than the ask (unrelated items), by id."""
+    rows = db.execute(
+        "SELECT id FROM products WHERE category_path != ? ORDER BY id LIMIT ?",
+        (task.base.category, n),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def ranking_mutants() -> list[Any]:
+    """Mutated ranked-list solutions, each with the level it must fail at."""
+    from hiergym.testing import MALFORMED_JSON, NO_SUBMIT, Mutant
+
+    def ranking_of(calls: list[ToolCall]) -> list[dict[str, Any]]:
+        return list(calls[-1].arguments["ranking"])
+
+    def submit(calls: list[ToolCall], ranking: list[Any], extra: list[ToolCall] = ()) -> list:
+        return [*calls[:-1], *extra, ToolCall("submit", {"ranking": ranking})]
+
+    def memorised(task: Any, calls: list[ToolCall], db: Any) -> tuple[Any, list[Any]]:
+        return task, calls[-1:]
+
+    def duplicated(task: Any, calls: list[ToolCall], db: Any) -> tuple[Any, list[Any]]:
+        top = ranking_of(calls)[0]
+        return task, submit(calls, [top] * task.k)
+
+    def unrelated_tail(task: Any, calls: list[ToolCall], db: Any) -> tuple[Any, list[Any]]:
+        extra, entries = [], []
+        for pid in outside_products(db, task, task.k - 1):
+            c, e = researched_entry(db, pid)
+            extra += c
+            entries.append(e)
+        return task, submit(calls, [ranking_of(calls)[0], *entries], extra)
+
+    def too_long(task: Any, calls: list[ToolCall], db: Any) -> tuple[Any, list[Any]]:
+        c, e = researched_entry(db, outside_products(db, task, 1)[0])
+        return task, submit(calls, [*ranking_of(calls), e], c)
+
+    def hallucinated(task: Any, calls: list[ToolCall], db: Any) -> tuple[Any, list[Any]]:
+        ranking = ranking_of(calls)
+        return task, submit(calls, [*ranking[:-1], {**ranking[-1], "product_id": "B0NOSUCH00"}])
+
+    return [
+        Mutant("memorised_submit", "grounding", memorised),
+        Mutant("duplicated_top_item", "items", duplicated),
+        Mutant("unrelated_tail", "items", unrelated_tail),
+        Mutant("one_entry_too_many", "format", too_long),
+        Mutant("hallucinated_product_id", "format", hallucinated),
+        NO_SUBMIT,
+        MALFORMED_JSON,
+    ]
 
 
 def mutants() -> list[Any]:

@@ -191,52 +191,60 @@ class GroundingLevel(Level):
 
     def check(self, ctx: VerifyContext) -> LevelResult:
         doc, options, _ = _submitted(ctx)
-        pid = doc["product_id"]
         seen = Evidence(ctx.trajectory, _told)
-        variant_key = (pid, _options_key(options))
-        listed, page = seen.first("listed", pid), seen.first("page", pid)
-        variant = seen.first("variant", variant_key)
-        findings: list[Finding] = []
-        if listed is None and page is None:
-            findings.append(
-                Finding(
-                    "ungrounded_product",
-                    f"{pid} was never listed by a search or opened before submitting",
-                )
-            )
-        page_options = page[1].get("options", {}) if page else {}
-        unseen = [
-            f"{name} {value!r}"
-            for name, value in options.items()
-            if variant is None and value not in page_options.get(name, ())
-        ]
-        if unseen:
-            findings.append(
-                Finding(
-                    "ungrounded_options",
-                    f"{', '.join(unseen)} of {pid} was never shown before submitting",
-                )
-            )
-        true = _variant(doc, options)
-        shown = [
-            p
-            for p in (
-                variant[1].get("price") if variant else None,
-                _single_price(listed[1].get("price")) if listed else None,
-                _single_price(page[1].get("price")) if page else None,
-            )
-            if p is not None
-        ]
-        if true is None or not any(abs(p - true["price"]) <= PRICE_TOLERANCE for p in shown):
-            findings.append(
-                Finding(
-                    "ungrounded_price",
-                    f"the price of {pid} {options} was never shown before submitting "
-                    "(select_options shows a variant's price)",
-                )
-            )
+        findings = ground_variant(seen, doc, options)
         score = 1.0 - len(findings) / 3
         return self.result(score, findings, passed=not findings, evidence=sorted(seen.cited))
+
+
+def ground_variant(seen: Evidence, doc: dict[str, Any], options: dict[str, str]) -> list[Finding]:
+    """The grounding rule for one product variant (:class:`GroundingLevel`): a finding for each of
+    its three items (the product listed or opened, every option value shown for it, the variant's
+    price shown) that no result in ``seen`` supports."""
+    pid = doc["product_id"]
+    variant_key = (pid, _options_key(options))
+    listed, page = seen.first("listed", pid), seen.first("page", pid)
+    variant = seen.first("variant", variant_key)
+    findings: list[Finding] = []
+    if listed is None and page is None:
+        findings.append(
+            Finding(
+                "ungrounded_product",
+                f"{pid} was never listed by a search or opened before submitting",
+            )
+        )
+    page_options = page[1].get("options", {}) if page else {}
+    unseen = [
+        f"{name} {value!r}"
+        for name, value in options.items()
+        if variant is None and value not in page_options.get(name, ())
+    ]
+    if unseen:
+        findings.append(
+            Finding(
+                "ungrounded_options",
+                f"{', '.join(unseen)} of {pid} was never shown before submitting",
+            )
+        )
+    true = _variant(doc, options)
+    shown = [
+        p
+        for p in (
+            variant[1].get("price") if variant else None,
+            _single_price(listed[1].get("price")) if listed else None,
+            _single_price(page[1].get("price")) if page else None,
+        )
+        if p is not None
+    ]
+    if true is None or not any(abs(p - true["price"]) <= PRICE_TOLERANCE for p in shown):
+        findings.append(
+            Finding(
+                "ungrounded_price",
+                f"the price of {pid} {options} was never shown before submitting "
+                "(select_options shows a variant's price)",
+            )
+        )
+    return findings
 
 
 class ProductLevel(Level):
