@@ -18,6 +18,8 @@ in its order from what they import and what imports them:
 * travel's ``process`` (turn checks for process rewards; imports data) sits after the verifier,
   ``recorder`` (plays a planner's calls and proves them against a verifier it is given) just before
   the oracle;
+* shopping's ``ranking`` (the ranked-list family's tasks, submit and levels, built on the
+  verifier's product rule) sits after the verifier, before the oracle that solves it;
 * ``mutants`` and ``attacks`` (built from the oracle's solutions) sit after the oracle, before env;
 * RTL: ``verilog`` (the slang front-end: ports, the construct scan) and ``problem`` (the task
   record every source of problems builds, and the clocking read from a reference) sit first;
@@ -44,7 +46,9 @@ ENVS = Path(hiergym.envs.__file__).parent
 CHAIN = ("data", "tools", "tasks", "verifier", "oracle", "env")
 
 ORDERS: dict[str, tuple[str, ...]] = {
-    "shopping": ("data", "tools", "tasks", "claims", "verifier", "oracle", "attacks", "env"),
+    "shopping": (
+        *("data", "tools", "tasks", "claims", "verifier", "ranking", "oracle", "attacks", "env"),
+    ),
     "travel": (
         *("clock", "geo", "rules"),
         *("data", "world", "tools", "tasks", "itinerary", "levels", "verifier", "process"),
