@@ -68,34 +68,48 @@ def _cpu_step_us(env: gym.Env, action: Any, calls: int) -> float:
 def step_figures() -> dict[str, float]:
     """CPU time of a cached cheap step (Shopping ``view_product`` of one product, answered from the
     sandbox's memory) through ``gym.make``'s wrapper stack, over the same stack around a no-op env;
-    interleaved rounds, the minimum of each side. Both the agent's JSON text and a ``ToolCall``."""
+    interleaved rounds, the minimum of each side. Both the agent's JSON text and a ``ToolCall``.
+    The same step in an env with no subgoals (``ToolEnv.subgoals()`` empty, so none is checked
+    per turn) runs beside them: ``*_no_subgoals`` and ``subgoal_check_us_*`` (their difference)
+    show what the per-turn subgoal checks add."""
     from hiergym.envs.tools import ToolCall
 
     if "hiergym-perf/Noop-v0" not in gym.registry:
         gym.register("hiergym-perf/Noop-v0", entry_point=NoopEnv)
     noop = gym.make("hiergym-perf/Noop-v0", disable_env_checker=True)
-    env = gym.make(
-        "hiergym/Shopping-v0",
-        split="test",
-        difficulty="easy",
-        max_turns=EPISODE_TURNS + 1,  # no verdict inside the timed steps
-        disable_env_checker=True,
-    )
+
+    def shopping() -> gym.Env:
+        return gym.make(
+            "hiergym/Shopping-v0",
+            split="test",
+            difficulty="easy",
+            max_turns=EPISODE_TURNS + 1,  # no verdict inside the timed steps
+            disable_env_checker=True,
+        )
+
+    env, bare = shopping(), shopping()
+    bare.unwrapped.subgoals = list  # an env with no milestones: an empty list each reset
     env.reset(seed=0)
     product = env.unwrapped.sandbox.db.execute("SELECT id FROM products LIMIT 1").fetchone()[0]
     text = json.dumps({"name": "view_product", "arguments": {"product_id": product}})
     call = ToolCall("view_product", {"product_id": product})
     figures: dict[str, float] = {}
     for kind, action in (("text", text), ("toolcall", call)):
-        env.step(action)  # fills the memory cache
-        base, step = [], []
+        for e in (env, bare):
+            e.reset(seed=0)
+            e.step(action)  # fills the memory cache
+        base, step, plain = [], [], []
         for _ in range(STEP_ROUNDS):
             base.append(_cpu_step_us(noop, "x", STEP_CALLS))
             step.append(_cpu_step_us(env, action, STEP_CALLS))
+            plain.append(_cpu_step_us(bare, action, STEP_CALLS))
         figures[f"noop_step_us_{kind}"] = min(base)
         figures[f"cached_step_us_{kind}"] = min(step)
         figures[f"cached_step_us_over_noop_{kind}"] = min(step) - min(base)
+        figures[f"cached_step_us_over_noop_{kind}_no_subgoals"] = min(plain) - min(base)
+        figures[f"subgoal_check_us_{kind}"] = min(step) - min(plain)
     env.close()
+    bare.close()
     return figures
 
 
