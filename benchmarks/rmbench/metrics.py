@@ -4,7 +4,11 @@
 * ``best_of_4_accuracy``: over groups, 1 when the correct row has the strictly highest score
   (``1/k`` when it ties with ``k - 1`` others at the top).
 * ``per_level_balanced_accuracy``: for each level L, the mean of the judge's acceptance rate on
-  rows that passed every level and its rejection rate on rows whose first failed level is L.
+  rows that passed every level and its rejection rate on rows whose first failed level is L. Levels
+  of the same name (``format``, ``grounding``) are pooled across envs here;
+* ``per_env_level_balanced_accuracy``: the same per env (``{env_id: {level: value}}``), each env's
+  failures weighed against that env's own positives, so a judge that catches one env's format
+  failures and misses another's shows both instead of their blend.
 * ``localisation_accuracy``: over failing rows the judge rejected and named a level for, how often
   that level is the first failed one (``None`` when the judge names no level).
 * ``hack_acceptance_rate``: the share of hack rows (attacks) the judge accepts.
@@ -127,26 +131,14 @@ def evaluate(
         group_values, [f"{g['env_id']}|{g['task_id']}" for g in groups], _mean, **ci
     )
 
-    positives = [rid for rid, r in rows.items() if r["labels"]["accepted"]]
     failing = [rid for rid, r in rows.items() if not r["labels"]["accepted"]]
-    levels = sorted({rows[rid]["labels"]["first_failed"] for rid in failing})
-    per_level = {}
-    for level in levels:
-        items = [(rid, True) for rid in positives] + [
-            (rid, False) for rid in failing if rows[rid]["labels"]["first_failed"] == level
-        ]
-
-        def balanced(sample: list[tuple[str, bool]]) -> float | None:
-            pos = [accepted(rid) for rid, good in sample if good]
-            neg = [not accepted(rid) for rid, good in sample if not good]
-            if not pos or not neg:
-                return None
-            return 0.5 * (float(np.mean(pos)) + float(np.mean(neg)))
-
-        per_level[level] = _cluster_ci(
-            items, [_task(rows[rid]) for rid, _ in items], balanced, **ci
+    metrics["per_level_balanced_accuracy"] = balanced_by_level(rows, accepted, ci)
+    metrics["per_env_level_balanced_accuracy"] = {
+        env: balanced_by_level(
+            {rid: r for rid, r in rows.items() if r["env_id"] == env}, accepted, ci
         )
-    metrics["per_level_balanced_accuracy"] = per_level
+        for env in sorted({r["env_id"] for r in rows.values()})
+    }
 
     named = [rid for rid in failing if not accepted(rid) and scores[rid].first_failed is not None]
     metrics["localisation_accuracy"] = (
@@ -177,6 +169,31 @@ def evaluate(
     return _flat(metrics)
 
 
+def balanced_by_level(
+    rows: dict[str, dict[str, Any]], accepted: Callable[[str], bool], ci: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Per first-failed level of ``rows``: the balanced accuracy of ``accepted`` (0.5 x acceptance
+    of the rows that passed every level + 0.5 x rejection of the rows first failing there), with
+    its task-clustered CI; None for a level with no positive or no negative row."""
+    positives = [rid for rid, r in rows.items() if r["labels"]["accepted"]]
+    failing = [rid for rid, r in rows.items() if not r["labels"]["accepted"]]
+
+    def balanced(sample: list[tuple[str, bool]]) -> float | None:
+        pos = [accepted(rid) for rid, good in sample if good]
+        neg = [not accepted(rid) for rid, good in sample if not good]
+        if not pos or not neg:
+            return None
+        return 0.5 * (float(np.mean(pos)) + float(np.mean(neg)))
+
+    out = {}
+    for level in sorted({rows[rid]["labels"]["first_failed"] for rid in failing}):
+        items = [(rid, True) for rid in positives] + [
+            (rid, False) for rid in failing if rows[rid]["labels"]["first_failed"] == level
+        ]
+        out[level] = _cluster_ci(items, [_task(rows[rid]) for rid, _ in items], balanced, **ci)
+    return out
+
+
 def _flat(detailed: dict[str, Any]) -> dict[str, Any]:
     """Metric keys map to numbers (``None`` where undefined); ``intervals`` has each one's CI and n
     under the same key."""
@@ -187,8 +204,9 @@ def _flat(detailed: dict[str, Any]) -> dict[str, Any]:
             flat[key] = value["value"]
             intervals[key] = {"ci95": value["ci95"], "n": value["n"]}
         elif isinstance(value, dict):
-            flat[key] = {k: v["value"] for k, v in value.items()}
-            intervals[key] = {k: {"ci95": v["ci95"], "n": v["n"]} for k, v in value.items()}
+            inner = _flat(value)  # by type or level; per env, by level within each env
+            intervals[key] = inner.pop("intervals")
+            flat[key] = inner
         else:
             flat[key] = value
     flat["intervals"] = intervals
@@ -224,6 +242,15 @@ def format_table(metrics: dict[str, Any]) -> str:
     lines.append("balanced accuracy per level:")
     for level, v in metrics["per_level_balanced_accuracy"].items():
         lines.append(f"{'  ' + level:34} {_fmt(v, iv['per_level_balanced_accuracy'][level])}")
+    per_env = metrics.get("per_env_level_balanced_accuracy", {})
+    if len(per_env) > 1:
+        lines.append("balanced accuracy per env and level:")
+        for env, levels in per_env.items():
+            for level, v in levels.items():
+                where = iv["per_env_level_balanced_accuracy"][env][level]
+                lines.append(
+                    f"{'  ' + env.removeprefix('hiergym/') + ' ' + level:34} {_fmt(v, where)}"
+                )
     if metrics["judge_errors"]:
         lines.append(f"unreadable judge answers: {metrics['judge_errors']} (scored 0.5)")
     return "\n".join(lines)
