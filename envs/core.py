@@ -359,7 +359,9 @@ class ToolEnv(gym.Env[str, str]):
         """The domain's subgoal boundaries (:class:`Subgoal`): when the env has any, each step's
         ``info["subgoals"]`` holds ``reached`` (the names this turn completed), ``done`` (name ->
         the turn that first completed it) and ``total``, and ``info["subgoal_rewards"]`` the
-        weights of the subgoals this turn completed."""
+        weights of the subgoals this turn completed. Called at every ``reset``, once the task is
+        drawn (``self.task``), so they may be per episode: Travel has one per day of the trip,
+        Geometry one per measurement the task needs; a fork keeps its episode's list."""
         return []
 
     def turn_checks(self) -> list[Any]:
