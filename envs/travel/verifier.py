@@ -642,9 +642,9 @@ def _trip_cities(world: World, task: TravelTask) -> frozenset[str]:
     return frozenset(c for c in world.regions.get(task.destination, ()) if c != task.origin)
 
 
-def planned_days(world: World, task: TravelTask, turns: Any) -> int:
-    """How many days of the trip ``turns`` hold the grounding for, the rule of the ``day_k_planned``
-    subgoals (:func:`subgoals`).
+class DayPlanner:
+    """The rule of the ``day_k_planned`` subgoals (:func:`subgoals`), fed one turn at a time:
+    :attr:`days` is how many days of the trip the turns fed so far hold the grounding for.
 
     A day is planned by one ``get_distance`` result (the travel times its transfers are grounded
     by) whose places include a bed, a hotel a ``search_hotels`` result showed in a city the trip
@@ -657,62 +657,84 @@ def planned_days(world: World, task: TravelTask, turns: Any) -> int:
     count (a hotel or restaurant id it never saw plans nothing), a result plans at most one day,
     and asking the same distances again plans nothing new.
     """
-    cities = _trip_cities(world, task)
-    beds: set[str] = set()
-    meals: set[str] = set()
-    used: set[str] = set()
-    journeys: set[tuple[str, frozenset[tuple[str, str]]]] = set()
-    days = 0
-    for turn in turns:
+
+    def __init__(self, world: World, task: TravelTask):
+        self.world, self.task = world, task
+        self.cities = _trip_cities(world, task)
+        self.beds: set[str] = set()
+        self.meals: set[str] = set()
+        self.used: set[str] = set()
+        self.journeys: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+        self.days = 0
+
+    def feed(self, turn: Any) -> None:
+        task = self.task
         for r in turn.results:
             if not r.ok or not isinstance(r.data, dict):
                 continue
             if r.name == "search_hotels":
-                beds.update(
+                self.beds.update(
                     h["id"]
                     for h in r.data["results"]
                     if room_type_ok(task.room_type, h["room_type"])
                     and house_rule_ok(task.house_rule, house_rules_of(h["house_rules"]))
                 )
             elif r.name == "search_restaurants":
-                meals.update(x["id"] for x in r.data["results"])
+                self.meals.update(x["id"] for x in r.data["results"])
             elif r.name == "get_distance":
-                ends = {(p[end], end) for p in r.data["pairs"] for end in ("from", "to")}
-                places = {p for p, _ in ends}
-                for city in sorted({world.places[h].city for h in places & beds} & cities):
-                    new = {p for p in (places & meals) - used if world.places[p].city == city}
-                    others = ({task.origin} | cities) - {city}
-                    hubs = {world.hub("airport", city), world.hub("station", city)}
-                    legs = frozenset(
-                        (p, end) for p, end in ends if world.places[p].city in others or p in hubs
-                    )
-                    journey = (city, legs) if legs and (city, legs) not in journeys else None
-                    if new or journey:  # what it plans is spent: asking again plans nothing
-                        used |= new
-                        journeys.add((city, legs))
-                        days += 1
-                        break
-    return days
+                self._distances(r.data["pairs"])
+
+    def _distances(self, pairs: list[dict[str, Any]]) -> None:
+        world = self.world
+        ends = {(p[end], end) for p in pairs for end in ("from", "to")}
+        places = {p for p, _ in ends}
+        for city in sorted({world.places[h].city for h in places & self.beds} & self.cities):
+            new = {p for p in (places & self.meals) - self.used if world.places[p].city == city}
+            others = ({self.task.origin} | self.cities) - {city}
+            hubs = {world.hub("airport", city), world.hub("station", city)}
+            legs = frozenset(
+                (p, end) for p, end in ends if world.places[p].city in others or p in hubs
+            )
+            journey = legs and (city, legs) not in self.journeys
+            if new or journey:  # what it plans is spent: asking again plans nothing
+                self.used |= new
+                self.journeys.add((city, legs))
+                self.days += 1
+                return
+
+
+def planned_days(world: World, task: TravelTask, turns: Any) -> int:
+    """How many days of the trip ``turns`` hold the grounding for (:class:`DayPlanner`)."""
+    planner = DayPlanner(world, task)
+    for turn in turns:
+        planner.feed(turn)
+    return planner.days
 
 
 def subgoals(db: Any, task: TravelTask) -> list[Any]:
     """Travel's subgoal boundaries, one per day of the task (built at reset: a 3-day trip has three,
     a 7-day one seven): ``day_k_planned`` is reached at the turn after which the agent holds the
-    grounding for k days (:func:`planned_days`), in whichever cities of the trip it picked. Results
+    grounding for k days (:class:`DayPlanner`), in whichever cities of the trip it picked. Results
     of the submitting action count for nothing (as at the grounding level). Each pays
     ``1 / days``."""
     from hiergym.envs.core import Subgoal
-    from hiergym.envs.evidence import turns_before_submit
 
     world = world_of(db)
-    memo: list[Any] = [None, None, 0]  # the trajectory and last turn counted (held), the count
+    memo: dict[str, Any] = {"planner": DayPlanner(world, task), "fed": 0, "last": None}
 
     def count(trajectory: Any) -> int:
-        turns = turns_before_submit(trajectory)
-        last = turns[-1] if turns else None
-        if memo[0] is not trajectory or memo[1] is not last:  # once per turn, not per subgoal
-            memo[:] = [trajectory, last, planned_days(world, task, turns)]
-        return memo[2]
+        turns = trajectory.turns
+        n = len(turns) - (trajectory.submission is not None and bool(turns))  # before the submit
+        fed = memo["fed"]
+        if fed == n and (not n or turns[n - 1] is memo["last"]):
+            return memo["planner"].days  # this turn is counted (the other subgoals ask too)
+        if fed > n or (fed and turns[fed - 1] is not memo["last"]):
+            # another trajectory (a fork went its own way): start over from its first turn
+            memo["planner"], fed = DayPlanner(world, task), 0
+        for i in range(fed, n):  # turns are only appended: feed the new ones (held: `is` is safe)
+            memo["planner"].feed(turns[i])
+        memo["fed"], memo["last"] = n, turns[n - 1] if n else None
+        return memo["planner"].days
 
     return [
         Subgoal(

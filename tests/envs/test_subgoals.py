@@ -280,3 +280,20 @@ def test_geometry_measurements_inside_the_submit_reach_nothing() -> None:
     _, _, terminated, _, info = env.step(action)
     assert terminated and all(r.ok for r in info["results"])
     assert info["subgoals"]["reached"] == [] and info["subgoals"]["done"] == {}
+
+
+def test_travel_a_fork_plans_its_own_days() -> None:
+    env, oracle = _travel("travel-test-easy-0010")
+    names = [c.name for c in oracle]
+    first, second = [i for i, n in enumerate(names) if n == "get_distance"][:2]
+    _steps(env, oracle[: first + 1])
+    clone = env.unwrapped.fork()
+    # the clone goes on to the second day; the original repeats the first (plans nothing new)
+    for action in oracle[first + 1 : second + 1]:
+        _, _, _, _, clone_info = clone.step(action)
+    _, _, _, _, info = env.step(oracle[first])
+    assert clone_info["subgoals"]["reached"] == ["day_2_planned"]
+    assert info["subgoals"]["reached"] == [] and set(info["subgoals"]["done"]) == {"day_1_planned"}
+    _, _, _, _, clone_info = clone.step(oracle[first])
+    assert clone_info["subgoals"]["reached"] == []
+    assert set(clone_info["subgoals"]["done"]) == {"day_1_planned", "day_2_planned"}
