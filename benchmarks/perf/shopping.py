@@ -179,11 +179,17 @@ def catalog(per_category: int) -> sqlite3.Connection:
 
 
 def catalog_sweep() -> dict[str, float]:
-    """Unfiltered and filtered search (new and legacy SQL) against the catalog's size; the growth
+    """Unfiltered, filtered (category and budget; attribute) search, and the legacy SQL of the
+    filtered one, against the catalog's size; the growth
     exponent is the slope of log(time) over log(products) from the smallest to the largest."""
     figures: dict[str, float] = {}
-    points: dict[str, list[tuple[int, float]]] = {"unfiltered": [], "filtered": [], "legacy": []}
-    kw = FILTERS["category_budget"]
+    points: dict[str, list[tuple[int, float]]] = {
+        "unfiltered": [],
+        "filtered": [],
+        "attribute": [],
+        "legacy": [],
+    }
+    kw, attribute = FILTERS["category_budget"], FILTERS["attribute"]
     for per_category in SWEEP_PER_CATEGORY:
         conn = catalog(per_category)
         n = conn.execute("SELECT count(*) FROM products").fetchone()[0]
@@ -192,6 +198,7 @@ def catalog_sweep() -> dict[str, float]:
             {
                 "unfiltered": lambda s=state: search.fn(s, query=QUERY),
                 "filtered": lambda s=state: search.fn(s, query=QUERY, **kw),
+                "attribute": lambda s=state: search.fn(s, query=QUERY, **attribute),
             },
             calls=10,
         )
@@ -202,6 +209,7 @@ def catalog_sweep() -> dict[str, float]:
             points[name].append((n, value))
             figures[f"sweep_{n}_{name}_ms"] = value
         figures[f"sweep_{n}_filtered_over_unfiltered_ratio"] = ms["filtered"] / ms["unfiltered"]
+        figures[f"sweep_{n}_attribute_over_unfiltered_ratio"] = ms["attribute"] / ms["unfiltered"]
         figures[f"sweep_{n}_legacy_over_filtered_ratio"] = ms["legacy"] / ms["filtered"]
     for name, pts in points.items():
         (n0, t0), (n1, t1) = pts[0], pts[-1]
