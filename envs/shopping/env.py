@@ -145,6 +145,11 @@ class ShoppingListEnv(ShoppingEnv):
         return ranking.load_tasks(self.sandbox.db, str(self.sandbox.db_path), split, difficulty)
 
     def make_verifier(self, aggregate: Any, **params: Any) -> HierarchicalVerifier:
+        if self.judge is not None:
+            raise ValueError(
+                "hiergym/ShoppingList-v0 submits no message for a judge to read; drop judge= "
+                "(it blends into hiergym/Shopping-v0's response level)"
+            )
         return ranking.build_verifier(self.sandbox.db, aggregate, **params)
 
     def render_prompt(self, task: Any) -> str:

@@ -238,3 +238,8 @@ def test_list_attacks_hold_and_never_beat_the_honest_one_item_list() -> None:
             assert value <= honest[agg] + 1e-9, (name, agg, value, honest[agg])
             if agg in ("weighted", "logsigmoid_conjunction", "product"):  # the list level counts
                 assert value < honest[agg] - 1e-3, (name, agg, value, honest[agg])
+
+
+def test_a_judge_is_refused_there_is_no_message_to_read() -> None:
+    with pytest.raises(ValueError, match="no message for a judge"):
+        gym.make(ENV_ID, judge=lambda task, product, message: 1.0)
