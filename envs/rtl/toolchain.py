@@ -33,7 +33,7 @@ from hiergym.sandbox_data import source_dir
 
 from . import ppa, testbench, verilog
 
-RUNNER_VERSION = "rtl-runner-12"
+RUNNER_VERSION = "rtl-runner-13"
 """Bump when a stage's output for the same inputs changes meaning: it is part of every cache key."""
 LIBERTY_NAME = "hiergym_generic.lib"
 REQUIRED_PROGRAMS = ("iverilog", "vvp", "yosys", "yosys-abc", "prlimit")
@@ -122,6 +122,40 @@ module \\$_DLATCH_N_ (input E, input D, output Q);
 endmodule
 """
 """yosys's latches on the library's DLH_X1 (``dfflibmap`` maps flip-flops only)."""
+
+
+def _aldff_map() -> str:
+    """yosys's async-load flip-flops (``$_ALDFF_*``, ``$_ALDFFE_*``: a register loaded from a
+    signal, not a constant, while an asynchronous control is active, as in ``if (reset) q <= a``
+    under ``posedge reset``) on cells the library has, since it has no async-load cell: a latch
+    holds the loaded value, a plain flop the clocked one, and a flop with asynchronous set (one
+    per clock and load signal, shared) remembers whether a load came after the last clock edge;
+    a multiplexer picks. The same behaviour at every instant, not only at clock edges."""
+    out = []
+    for c in "PN":
+        for ld in "PN":
+            for e in ("", "P", "N"):
+                name = f"$_ALDFF{'E' if e else ''}_{c}{ld}{e}_"
+                enable = "input E, " if e else ""
+                if e:
+                    hold, take = ("Q", "D") if e == "P" else ("D", "Q")
+                    d = f"  \\$_MUX_ hg_en (.A({hold}), .B({take}), .S(E), .Y(hg_d));\n"
+                else:
+                    d = "  assign hg_d = D;\n"
+                out.append(
+                    f"module \\{name} (input C, input L, input AD, input D, {enable}output Q);\n"
+                    "  wire hg_loaded, hg_held, hg_stored, hg_d;\n"
+                    f"  (* hg_aldff_loaded *) \\$_DFF_{c}{ld}1_ hg_load "
+                    "(.C(C), .R(L), .D(1'b0), .Q(hg_loaded));\n"
+                    f"  \\$_DLATCH_{ld}_ hg_hold (.E(L), .D(AD), .Q(hg_held));\n"
+                    f"  \\$_DFF_{c}_ hg_store (.C(C), .D(hg_d), .Q(hg_stored));\n"
+                    "  \\$_MUX_ hg_out (.A(hg_stored), .B(hg_held), .S(hg_loaded), .Y(Q));\n"
+                    f"{d}endmodule\n"
+                )
+    return "".join(out)
+
+
+ALDFF_MAP = _aldff_map()
 
 
 @functools.lru_cache(maxsize=1)
@@ -1226,6 +1260,10 @@ def _synthesis_back(
             "read_json canonical.json",
             f"hierarchy -top {task.module}",
             *ppa.BACK_PASSES,
+            # Async-load flops onto library cells (a no-op for designs without one), their
+            # load-tracking flops shared per clock and load signal.
+            "techmap -map aldff_map.v",
+            "opt_merge a:hg_aldff_loaded",
             f"dfflibmap -liberty {lib}",
             "techmap -map latch_map.v",
             f"log {_marker(nonce, 'abc')}",
@@ -1237,6 +1275,7 @@ def _synthesis_back(
         ]
     )
     wd.write("latch_map.v", LATCH_MAP)
+    wd.write("aldff_map.v", ALDFF_MAP)
     wd.write("back.ys", back + "\n")
     left = limits.synthesize_s - (time.perf_counter() - front["started"])
     if left <= 0:

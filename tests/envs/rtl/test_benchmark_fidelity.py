@@ -1,0 +1,85 @@
+"""Issue 10 (RTL), the benchmark designs that still could not reach 1.0: an async-load register
+(RTLLM's multi_booth_8bit loads its operands while reset is high) mapped onto library cells, a
+memory whose address reaches past its words (RTLLM's RAM), and the documented rule's budget for a
+proof no engine decides (VerilogEval's conwaylife, RTLLM's pe)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+from hiergym.envs.rtl import toolchain
+from hiergym.envs.rtl.toolchain import Limits
+from hiergym.testing import oracle_actions, play
+
+from . import fidelity_problems as fp
+
+ASYNC_LOAD = fp.Problem(
+    "Prob901_async_load",
+    "While reset (asynchronous, active high) is high the register q loads a and rdy clears; "
+    "otherwise q rotates left by one bit every cycle and rdy is set.",
+    """
+module RefModule (input clk, input reset, input [3:0] a, output reg [3:0] q, output reg rdy);
+  always @(posedge clk or posedge reset)
+    if (reset) begin
+      q <= a;
+      rdy <= 1'b0;
+    end else begin
+      q <= {q[2:0], q[3]};
+      rdy <= 1'b1;
+    end
+endmodule
+""",
+    ins=(("reset", 1), ("a", 4)),
+    outs=(("q", 4), ("rdy", 1)),
+    clocks=(("clk", 5),),
+    resets=(("reset", 1),),
+)
+
+PROBLEMS = [ASYNC_LOAD]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    directory = fp.write(tmp_path_factory.mktemp("benchmark-fidelity"), PROBLEMS)
+    e = gym.make("hiergym/RTL-v0", tasks=f"verilog-eval:{directory}")
+    yield e
+    e.close()
+
+
+def task(env, problem):
+    return next(t for t in env.unwrapped.tasks if t.task_id == f"verilog-eval-{problem.name}")
+
+
+def test_an_async_load_register_synthesises_onto_library_cells(env):
+    t = task(env, ASYNC_LOAD)
+    report = toolchain.synthesize_and_prove(t, t.reference, Limits(formal_s=120))
+    assert report["ok"] and report["unmapped_cells"] == [], report
+    cells = report["cell_types"]
+    # one latch per loaded bit holds the loaded value; one async-set flop (shared by the bits of
+    # one clock and load signal) says whether a load came after the last clock edge
+    assert cells.get("DLH_X1") == 4 and cells.get("DFFS_X1") == 1, cells
+    assert report["netlist_proof"]["status"] in ("proven", "simulated"), report["netlist_proof"]
+
+
+def test_an_async_load_reference_reaches_one_and_a_wrong_load_fails(env):
+    t = task(env, ASYNC_LOAD)
+    env.unwrapped.reset(options={"task": t})
+    assert play(env, oracle_actions(env), options={"task": t}).verdict["reward"] == 1.0
+    wrong = t.reference.replace("q <= a;", "q <= ~a;")
+    from hiergym.envs.tools import ToolCall
+
+    env.unwrapped.reset(options={"task": t})
+    v = play(env, [ToolCall("submit", {"code": wrong})], options={"task": t}).verdict
+    assert v["reward"] < 1.0 and v["first_failed"] == "function", v
+
+
+def test_the_async_load_map_leaves_other_designs_as_they_were(env, monkeypatch):
+    """A design without async-load registers gets the same netlist with or without the map."""
+    t = task(env, ASYNC_LOAD)
+    plain = t.reference.replace("q <= a;", "q <= 4'b0101;")  # async reset to a constant
+    with_map = toolchain.synthesize_design(t, plain, Limits())
+    monkeypatch.setattr(toolchain, "ALDFF_MAP", "")
+    without = toolchain.synthesize_design(t, plain + "\n// another source\n", Limits())
+    keys = ("cells", "area", "delay_ps", "depth", "cell_types")
+    assert {k: with_map[k] for k in keys} == {k: without[k] for k in keys}
