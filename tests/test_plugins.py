@@ -114,8 +114,11 @@ def test_import_hiergym_without_plugins_skips_importlib_metadata(tmp_path):
     if registry.declares_plugins():
         pytest.skip("a hiergym plugin is installed here: the full entry-point scan is due")
     proc = run(
-        "import sys, hiergym\n"
-        "print('importlib.metadata' in sys.modules, 'logging' in sys.modules)\n"
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import hiergym\n"
+        "new = set(sys.modules) - before\n"
+        "print('importlib.metadata' in new, 'logging' in new)\n"
         "print(len(hiergym.list_envs()) > 0, hiergym.broken_plugins())\n",
         tmp_path,
     )
