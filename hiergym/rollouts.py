@@ -130,6 +130,7 @@ def collect(
     process_reward: bool = True,
     env_kwargs: dict[str, Any] | None = None,
     out: str | Path | None = None,
+    groups_per_batch: int = 1,
 ) -> list[dict[str, Any]]:
     """``group_size`` rollouts of each task, stepped together; one row per rollout.
 
@@ -142,10 +143,17 @@ def collect(
         backend: ``"local"`` (envs in this process) or ``"ray"`` (each env a Ray actor).
         split, difficulty: which tasks.
         seed: the env seed of group ``g`` is ``seed + g``; an LLM agent samples with
-            ``seed + g`` too, and the group's members differ by their place in the batch.
+            ``seed + g`` too, each member with its own seed derived from it
+            (:func:`hiergym.agents.llm.member_seed`; a batched backend draws the rows of its
+            one generation from one generator).
         process_reward: wrap the envs in ProcessReward (per-turn rewards in ``step_rewards``).
         env_kwargs: more ``gym.make`` arguments.
         out: a folder to write ``rollouts.jsonl`` into.
+        groups_per_batch: how many groups step together (``group_size * groups_per_batch``
+            envs, one ``act_batch`` call per step for all of them: e.g. a greedy evaluation,
+            ``group_size=1``, of many tasks in one batched generation). The agent is reset
+            once per batch with its first group's seed, so with more than one group a member's
+            sampling seed is ``member_seed(that seed, its place in the batch)``.
 
     Returns:
         Rows with ``group`` (task index), ``member``, ``task_id``, ``seed``, ``reward``,
@@ -159,7 +167,11 @@ def collect(
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
     kwargs = {"split": split, "difficulty": difficulty, "process_reward": process_reward}
     kwargs.update(env_kwargs or {})
-    pool: Any = (_Local if backend == "local" else _Ray)(env_id, kwargs, group_size)
+    if groups_per_batch < 1:
+        raise ValueError(f"groups_per_batch must be at least 1, got {groups_per_batch}")
+    pool: Any = (_Local if backend == "local" else _Ray)(
+        env_id, kwargs, group_size * groups_per_batch
+    )
     rows: list[dict[str, Any]] = []
     sink = None
     if out is not None:
@@ -171,10 +183,14 @@ def collect(
             task_ids = pool.call("task_ids", [(tasks, seed)], [0])[0]
         else:
             task_ids = [str(t) for t in tasks]
-        for g, task_id in enumerate(task_ids):
-            group = _run_group(pool, agent, env_id, task_id, seed + g, members)
-            for row in group:
-                row.update(group=g, split=split, difficulty=difficulty)
+        for start in range(0, len(task_ids), groups_per_batch):
+            batch = [
+                (g, task_id, seed + g, m)
+                for g, task_id in enumerate(task_ids[start : start + groups_per_batch], start)
+                for m in members
+            ]
+            for row in _run_group(pool, agent, env_id, batch):
+                row.update(split=split, difficulty=difficulty)
                 rows.append(row)
                 if sink is not None:
                     sink.write(json.dumps(row, default=str) + "\n")
@@ -188,20 +204,23 @@ def collect(
 
 
 def _run_group(
-    pool: Any, agent: Any, env_id: str, task_id: str, seed: int, members: list[int]
+    pool: Any, agent: Any, env_id: str, batch: list[tuple[int, str, int, int]]
 ) -> list[dict[str, Any]]:
-    k = len(members)
+    """Episodes stepped together: ``batch`` holds (group, task id, seed, member) per env of the
+    pool (env ``i`` plays ``batch[i]``)."""
+    k = len(batch)
+    members = list(range(k))
     copies = _member_agents(agent, k)
     if copies is not None:
         for c, w in zip(copies, members, strict=True):
             if hasattr(c, "bind"):
                 c.bind(_worker_env(pool, w))
             if hasattr(c, "reset"):
-                c.reset(seed)
+                c.reset(batch[w][2])
     else:
         if hasattr(agent, "reset"):
-            agent.reset(seed)
-    starts = pool.call("reset", [(seed, task_id)] * k, members)
+            agent.reset(batch[0][2])
+    starts = pool.call("reset", [(seed, task_id) for _, task_id, seed, _ in batch], members)
     obs = [s[0] for s in starts]
     infos = [s[1] for s in starts]
     step_rewards: list[list[float]] = [[] for _ in members]
@@ -237,13 +256,15 @@ def _run_group(
     for i in members:
         verdict = verdicts[i]
         rec = records[i]
+        group, task_id, seed, member = batch[i]
         rows.append(
             {
                 "env_id": env_id,
                 "agent": name,
+                "group": group,
                 "task_id": task_id,
                 "seed": seed,
-                "member": i,
+                "member": member,
                 "reward": float(verdict.reward),
                 "return": float(sum(step_rewards[i])),
                 "success": bool(verdict.passed),

@@ -164,3 +164,20 @@ def test_export_command_on_a_bench_run(tmp_path, capsys):
     assert main(["export", str(run), "--format", "sft"]) == 0
     assert main(["export", str(tmp_path), "--format", "sft"]) == 2  # not a run folder: a message
     assert "neither rollouts.jsonl" in capsys.readouterr().err
+
+
+def test_groups_per_batch_step_several_groups_in_one_call(plans):
+    one, _ = _collect(plans, tasks=2, k=2)
+    fake = ScriptedBackend(plans)
+    rows = collect(
+        ENV_ID, LLMAgent(fake, temperature=1.0), tasks=2, group_size=2, split=SPLIT,
+        difficulty=DIFFICULTY, groups_per_batch=2,
+    )  # fmt: skip
+    # the scripted backend plays the oracle at batch position 0 only: group 1's members are junk
+    assert [(r["group"], r["member"]) for r in rows] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [(r["task_id"], r["seed"]) for r in rows] == [(r["task_id"], r["seed"]) for r in one]
+    assert fake.batch_sizes[0] == 4  # both groups in one backend call
+    assert fake.batch_calls == max(r["turns"] for r in rows)
+    assert [r["reward"] for r in rows][:1] == [1.0] and all(r["reward"] < 1 for r in rows[1:])
+    with pytest.raises(ValueError, match="groups_per_batch"):
+        collect(ENV_ID, OracleAgent(), tasks=1, groups_per_batch=0)
