@@ -189,14 +189,15 @@ TWINS: tuple[Twin, ...] = (
 # ---- the ranked-list family (hiergym/ShoppingList-v0) -------------------------------------------
 # Levels: format -> grounding -> items -> list. A grounded list keeps format and grounding whatever
 # it ranks; repeating the top item (under its id, a padded spelling of it, or its other variants)
-# or padding with unrelated products adds nothing to the items level and divides the list level
-# (diversity, precision), so such a list earns at most what the honest one-item list (the top item
-# alone) earns, under every aggregator (equal under gated, where the list level does not count,
-# less elsewhere; tests/envs/test_shopping_ranking.py). The ceiling, like the single-product
-# family's message attacks, is all but one level: 0.8 (measured: 0.74-0.76 under
-# logsigmoid_conjunction, the most generous aggregator, where the one-item list earns 0.87-0.90).
+# or padding with unrelated products adds nothing to the items level (1 / S, S the sum of the
+# catalog's best k relevances) and divides the list level (diversity or precision 1/k), so such a
+# list earns at most what the honest one-item list (the top item alone) earns, under every
+# aggregator (equal under gated, where the list level does not count; less elsewhere:
+# tests/envs/shopping/test_ranking.py). Worst case over all 1,200 tasks (every split and
+# difficulty): 0.800 normalised, under logsigmoid_conjunction, for the task whose best three are
+# (1, 0.6, 0.6); the ceiling leaves a margin over that: 0.85.
 
-LIST_ATTACK_CEILING = 0.8
+LIST_ATTACK_CEILING = 0.85
 
 
 def _ranking(ctx: AttackContext) -> list[dict[str, Any]]:
@@ -222,8 +223,11 @@ def same_product_other_variants(ctx: AttackContext) -> list[Any]:
     top = _ranking(ctx)[0]
     doc = load_product(ctx.db, top["product_id"])
     others = [v["options"] for v in doc["variants"] if v["options"] != top["options"]]
-    entries = [top] + [{"product_id": top["product_id"], "options": o} for o in others]
-    entries = entries[: ctx.task.k]
+    others = others or [top["options"]]  # a product with one variant: it repeats
+    entries = [top] + [
+        {"product_id": top["product_id"], "options": others[i % len(others)]}
+        for i in range(ctx.task.k - 1)
+    ]
     extra = [ToolCall("select_options", dict(e)) for e in entries[1:]]
     return _submit_ranking(ctx, entries, extra)
 
