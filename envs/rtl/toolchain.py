@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import math
 import re
 import secrets
@@ -616,15 +617,23 @@ def _shape(reference: str, module: str, ports: tuple[str, ...]) -> dict[str, Any
             "shape.ys",
             "read_verilog -sv ref.v\n"
             f"hierarchy -check -top {module}\n"
-            "proc\nflatten\nmemory\nopt_clean\n"
+            "proc\nflatten\nopt_clean\n"
+            # the memories as yosys collects them, for their address inputs (saved and loaded
+            # back, so what follows sees the design as it was)
+            "design -save hg_shape\nopt_expr -mux_undef\nopt_clean\nmemory_collect\n"
+            "write_json memories.json\n"
+            "design -load hg_shape\n"
+            "memory\nopt_clean\n"
             "tee -q -o clocks.txt select -list t:* %ci:+[CLK] t:* %d i:* %i\n"
             "tee -q -o stat.txt stat\n",
         )
         result = run(["yosys", "-Q", "-T", "-q", "-s", "shape.ys"], wd.path, 60.0, Limits())
         clocks_text = _read_capped(wd.path / "clocks.txt", 64_000)
         stat = _read_capped(wd.path / "stat.txt", 64_000)
+        memories = wd.path / "memories.json"
+        ranges = _address_ranges(memories.read_text(), module) if memories.is_file() else {}
     if result.returncode != 0:
-        return {"ok": False, "clocks": [], "latches": 0, "flip_flops": 0}
+        return {"ok": False, "clocks": [], "latches": 0, "flip_flops": 0, "address_ranges": {}}
     names = set(ports)
     clocks = [
         ln.split("/", 1)[1].lstrip("\\")
@@ -634,7 +643,99 @@ def _shape(reference: str, module: str, ports: tuple[str, ...]) -> dict[str, Any
     cells = {name: int(n) for name, n in _STAT_CELL.findall(stat)}
     latches = sum(n for c, n in cells.items() if "latch" in c)
     flops = sum(n for c, n in cells.items() if "dff" in c or c in ("$ff", "$sr"))
-    return {"ok": True, "clocks": sorted(clocks), "latches": latches, "flip_flops": flops}
+    return {
+        "ok": True,
+        "clocks": sorted(clocks),
+        "latches": latches,
+        "flip_flops": flops,
+        "address_ranges": ranges,
+    }
+
+
+def memory_address_ranges(task: Any) -> dict[str, tuple[int, int]]:
+    """``{input: (first word, words)}``: the inputs of the reference that address one of its
+    memories directly (the whole port is a read or write address) and can name more words than
+    the memory has (RTLLM's RAM: 12 words, an 8-bit address).
+
+    Such an access is undefined behaviour that a benchmark's testbench never exercises: the
+    simulator drops an out-of-range write and reads x, synthesis may alias the address onto a
+    word. Every check of the design against the reference therefore assumes these inputs stay
+    within the memory's words (:data:`ADDRESS_ASSUMPTION`)."""
+    found = _text_address_ranges(task.reference, tuple(task.ports))
+    found.update(reference_shape(task).get("address_ranges", {}))
+    return found
+
+
+_MEMORY_DECL = re.compile(r"\breg\b[^;]*?\b(\w+)\s*\[\s*(\d+)\s*:\s*(\d+)\s*\]\s*;")
+
+
+def _text_address_ranges(reference: str, ports: tuple[Any, ...]) -> dict[str, tuple[int, int]]:
+    """Memories yosys turns into plain registers (one with an async reset, as RTLLM's RAM) have
+    no memory cell to read: their declarations (``reg [7:0] RAM [11:0];``) and the inputs that
+    index them whole (``RAM[write_addr]``) are read from the reference's text."""
+    text = verilog.strip_comments(reference)
+    found: dict[str, tuple[int, int]] = {}
+    for m in _MEMORY_DECL.finditer(text):
+        name, a, b = m.group(1), int(m.group(2)), int(m.group(3))
+        first, words = min(a, b), abs(a - b) + 1
+        for p in ports:
+            if p.direction != "input" or first + words >= (1 << p.width):
+                continue
+            if re.search(rf"\b{re.escape(name)}\s*\[\s*{re.escape(p.name)}\s*\]", text):
+                found[p.name] = (first, words)
+    return found
+
+
+ADDRESS_ASSUMPTION = (
+    "an input that addresses a memory of the reference directly is assumed to stay within the "
+    "memory's words (an access past them is undefined: simulation drops the write and reads x, "
+    "synthesis may alias it onto a word): the proofs see such an input clamped into range and the "
+    "rule's stimulus draws it in range"
+)
+
+
+def _param(value: Any) -> int:
+    """A parameter of yosys's JSON: an int, or a string of binary digits."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text, 2) if text and set(text) <= {"0", "1"} else 0
+
+
+def _address_ranges(text: str, module: str) -> dict[str, tuple[int, int]]:
+    try:
+        mod = json.loads(text)["modules"][module]
+    except (ValueError, KeyError):
+        return {}
+    inputs = {
+        tuple(p["bits"]): name
+        for name, p in mod.get("ports", {}).items()
+        if p.get("direction") == "input"
+    }
+    found: dict[str, tuple[int, int]] = {}
+    for cell in mod.get("cells", {}).values():
+        if cell.get("type") != "$mem_v2":
+            continue
+        par, conn = cell.get("parameters", {}), cell.get("connections", {})
+        size, offset, abits = (_param(par.get(k)) for k in ("SIZE", "OFFSET", "ABITS"))
+        if abits <= 0 or size <= 0:
+            continue
+        for kind in ("RD", "WR"):
+            bits = conn.get(f"{kind}_ADDR", [])
+            for k in range(_param(par.get(f"{kind}_PORTS"))):
+                port = tuple(bits[k * abits : (k + 1) * abits])
+                name = inputs.get(port)
+                if name is not None and offset + size < (1 << len(port)):
+                    found[name] = (offset, size)
+                    continue
+                # an address input narrower than ABITS, zero-extended
+                for width in range(1, abits):
+                    if port[width:] and all(b == "0" for b in port[width:]):
+                        name = inputs.get(port[:width])
+                        if name is not None and offset + size < (1 << width):
+                            found[name] = (offset, size)
+                        break
+    return found
 
 
 def prove_equivalence(
@@ -706,7 +807,7 @@ DECISION_RULE = (
     "simulation of the same circuit next to the reference: {factor}x the problem's samples "
     "(at least {minimum}) of fresh seeded random and corner-case stimulus the agent's tools never "
     "show, resets at random points; every sample must match (then status 'simulated', recorded "
-    "in the finding), one mismatch is a counterexample"
+    "in the finding), one mismatch is a counterexample; " + ADDRESS_ASSUMPTION
 )
 EXTENDED_FACTOR = 16
 EXTENDED_MIN_SAMPLES = 16_000
@@ -759,8 +860,15 @@ def extended_simulation(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     """The rule's simulation: the generated testbench (whatever bench the problem brings), with
     :data:`EXTENDED_FACTOR` times the samples and a seed of its own."""
     samples = max(EXTENDED_MIN_SAMPLES, EXTENDED_FACTOR * int(task.samples))
+    hints = json.loads(task.stimulus or "{}")
+    for name, (first, words) in memory_address_ranges(task).items():  # ADDRESS_ASSUMPTION
+        hints[name] = {"values": list(range(first, first + words))}
     extended = dataclasses.replace(
-        task, testbench=None, samples=samples, task_id=f"{task.task_id}/extended"
+        task,
+        testbench=None,
+        samples=samples,
+        task_id=f"{task.task_id}/extended",
+        stimulus=json.dumps(hints, sort_keys=True),
     )
     budget = dataclasses.replace(limits, simulate_s=max(limits.simulate_s, 4 * limits.formal_s))
     return run_testbench(extended, code, budget)
@@ -828,9 +936,15 @@ def _miter_proof(
         (wd.path / "design.v").read_text() if (wd.path / "design.v").exists() else ""
     )
     aiger = abc or seq or no_x
+    gold, gate = ref_name, task.module
+    ranges = memory_address_ranges(task) if seq else {}
+    if ranges:  # ADDRESS_ASSUMPTION: both circuits see the address inputs clamped into range
+        wd.write("hg_clamp.v", _clamp_wrappers(task, ranges, ref_name))
+        lines += ["read_verilog -sv hg_clamp.v", "hierarchy", "proc", "flatten"]
+        gold, gate = "hg_clamped_gold", "hg_clamped_gate"
     lines += [
         f"log {_marker(nonce, 'miter')}",
-        f"miter -equiv -flatten{options} {ref_name} {task.module} hg_miter",
+        f"miter -equiv -flatten{options} {gold} {gate} hg_miter",
     ]
     if aiger and not abc:
         # The AIG for ABC, from a plain miter (no x-aware miter outside yosys: x constants become
@@ -838,7 +952,7 @@ def _miter_proof(
         if seq:
             wd.write("hg_first.v", _first_cycle_wrapper(task, global_clock))
         lines += [
-            f"miter -equiv -flatten {ref_name} {task.module} hg_plain",
+            f"miter -equiv -flatten {gold} {gate} hg_plain",
             "design -save hg_all",
             *_aiger_lines(seq),
             "design -load hg_all",
@@ -992,6 +1106,30 @@ def _miter_proof(
         "status": "inconclusive",
         "messages": f"the prover stopped at stage {stage!r}: {errors}",
     }
+
+
+def _clamp_wrappers(task: Any, ranges: dict[str, tuple[int, int]], ref_name: str) -> str:
+    """Modules ``hg_clamped_gold`` (the reference) and ``hg_clamped_gate`` (the design) with the
+    problem's ports, whose address inputs (``ranges``) reach the circuit clamped into the
+    memory's words (an address past them becomes the first word)."""
+    decls = ",\n".join(f"  {p.direction} {_range(p.width)}{p.name}" for p in task.ports)
+    wires, conns = [], []
+    for p in task.ports:
+        if p.name in ranges:
+            first, words = ranges[p.name]
+            w = p.width
+            wires.append(
+                f"  wire {_range(w)}hg_c_{p.name} = ({p.name} >= {w}'d{first} && "
+                f"{p.name} < {w}'d{first + words}) ? {p.name} : {w}'d{first};\n"
+            )
+            conns.append(f".{p.name}(hg_c_{p.name})")
+        else:
+            conns.append(f".{p.name}({p.name})")
+    body = "".join(wires)
+    return "".join(
+        f"module {name} (\n{decls}\n);\n{body}  {inner} hg_inner ({', '.join(conns)});\nendmodule\n"
+        for name, inner in (("hg_clamped_gold", ref_name), ("hg_clamped_gate", task.module))
+    )
 
 
 def _first_cycle_wrapper(task: Any, global_clock: bool) -> str:
