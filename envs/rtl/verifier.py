@@ -46,7 +46,12 @@ stages run lazily, in the levels' order (:class:`Evaluation`): each level ``requ
 before it (syntax format, function syntax, formal function, ppa function and formal), so a design
 that fails a gate pays only for the stages up to it and the later levels are not applicable
 (score 0 under every aggregator); the design is compiled once per verdict, and the two proofs run
-in parallel. A result that hit a time or resource limit is never cached.
+in parallel. A result that hit a time or resource limit is never cached. Inside the proofs, what
+reads only the circuit is kept under a hash of what it reads (synthesis after the canonical
+netlist and the netlist's proof; the RTL proof's engines, under the design as yosys reads it:
+see :func:`toolchain.synthesize_and_prove` and :func:`toolchain.prove_equivalence`), so another
+source of a circuit already verified for the problem (the reference with other comments, say)
+pays only for compiling, simulating and reading it.
 """
 
 from __future__ import annotations
