@@ -107,6 +107,14 @@ def examples_from_row(
     return out
 
 
+def training_examples(
+    rows: Sequence[dict[str, Any]], rng: np.random.Generator, compress: float = 0.3
+) -> list[StepExample]:
+    """The HRM examples :func:`train_prm` trains on (``rng`` seeded with its seed gives the same
+    ones, e.g. to build an untrained baseline on the same vocabulary)."""
+    return [e for r in rows for e in examples_from_row(r, rng, compress)]
+
+
 def _tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
     """A WordPiece tokenizer whose vocabulary is built here, deterministically: the special
     tokens, every character seen (alone and as a ``##`` continuation, so no word is unknown),
@@ -250,7 +258,7 @@ def train_prm(
     import torch
 
     rng = np.random.default_rng(seed)
-    examples = [e for r in rows for e in examples_from_row(r, rng, compress)]
+    examples = training_examples(rows, rng, compress)
     if not examples:
         raise ValueError("no steps to train on")
     prm = model or ProcessRewardModel.untrained([e.text for e in examples], seed=seed, **config)

@@ -1,4 +1,5 @@
-"""``hiergym rm-bench build|eval``: a reward-model benchmark from exact hierarchical verdicts."""
+"""``hiergym rm-bench build|eval|train-prm``: a reward-model benchmark from exact hierarchical
+verdicts, and a process reward model trained on its step labels."""
 
 from __future__ import annotations
 
@@ -62,6 +63,57 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_prm(args: argparse.Namespace) -> int:
+    from hiergym.benchmarks.rmbench import load_dataset
+    from hiergym.errors import HiergymError
+
+    try:
+        from hiergym.rewards.prm import (
+            ProcessRewardModel,
+            step_auroc,
+            train_prm,
+            training_examples,
+        )
+    except ImportError as e:  # torch or transformers missing
+        raise HiergymError(
+            f"train-prm needs the llm extra (pip install 'hiergym[llm]'): {e}"
+        ) from e
+    rows = list(load_dataset(args.dir)["rows"].values())
+    train = [r for r in rows if r["split"] == args.train_split]
+    held = [r for r in rows if r["split"] == args.eval_split]
+    if not train:
+        splits = sorted({r["split"] for r in rows})
+        raise HiergymError(f"no rows of split {args.train_split!r} in {args.dir} (it has {splits})")
+    prm = train_prm(train, epochs=args.epochs, seed=args.seed)
+    path = prm.save(args.out)
+    report = {"train_rows": len(train), "saved": str(path)}
+    if held and any(s["bad"] for r in held for s in r["step_labels"]):
+        import numpy as np
+
+        # the same examples train_prm saw, so the baseline has the trained model's vocabulary
+        texts = [e.text for e in training_examples(train, np.random.default_rng(args.seed))]
+        untrained = ProcessRewardModel.untrained(texts, seed=args.seed)
+        report |= {
+            "eval_split": args.eval_split,
+            "eval_rows": len(held),
+            "step_auroc_untrained": round(step_auroc(untrained, held), 4),
+            "step_auroc": round(step_auroc(prm, held), 4),
+        }
+    if args.json:
+        json.dump(report, sys.stdout, sort_keys=True)
+        print()
+    else:
+        line = f"prm: trained on {len(train)} {args.train_split} rows -> {path}"
+        if "step_auroc" in report:
+            line += (
+                f"; step AUROC on {args.eval_split}: {report['step_auroc']:.3f} "
+                f"(untrained {report['step_auroc_untrained']:.3f})"
+            )
+        print(line)
+        print(f"score it: hiergym rm-bench eval {args.dir} --judge prm:{path}")
+    return 0
+
+
 def add_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "rm-bench",
@@ -92,3 +144,12 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", default=None, help="also write metrics.json and levels.png here")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     e.set_defaults(fn=_eval)
+    t = psub.add_parser("train-prm", help="train a process reward model on a dataset's step labels")
+    t.add_argument("dir", help="a folder written by rm-bench build")
+    t.add_argument("--out", required=True, help="the model folder to write (load it as prm:PATH)")
+    t.add_argument("--train-split", default="train")
+    t.add_argument("--eval-split", default="test", help="held-out split for the step AUROC")
+    t.add_argument("--epochs", type=int, default=4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    t.set_defaults(fn=_train_prm)

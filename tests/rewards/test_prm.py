@@ -146,3 +146,24 @@ def test_the_prm_is_a_bounded_process_reward_check(trained: ProcessRewardModel) 
     }
     assert info["process"]["prm"] == pytest.approx(2 * trained.score_steps(row)[0] - 1, abs=1e-5)
     env.close()
+
+
+def test_rm_bench_train_prm_trains_saves_and_reports_held_out_auroc(
+    rmbench_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hiergym.cli import main
+
+    out = tmp_path / "prm"
+    assert main(["rm-bench", "train-prm", str(rmbench_dir), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["saved"] == str(out) and report["eval_split"] == "test"
+    # the same seed and data as the `trained` fixture: the same model, the same figure
+    assert report["step_auroc"] > report["step_auroc_untrained"] and report["step_auroc"] > 0.7
+    loaded = ProcessRewardModel.load(out)
+    row = next(iter(load_dataset(rmbench_dir)["rows"].values()))
+    assert all(0.0 <= p <= 1.0 for p in loaded.score_steps(row))
+    assert (
+        main(["rm-bench", "train-prm", str(rmbench_dir), "--out", str(out), "--train-split", "x"])
+        == 2
+    )
+    assert "no rows of split 'x'" in capsys.readouterr().err
