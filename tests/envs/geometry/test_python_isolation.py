@@ -5,6 +5,7 @@ attributes, module state) is visible to the next."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -162,21 +163,47 @@ def test_a_worker_cannot_reach_another_workers_directory():
         escaped.close()
 
 
+def _fds(pid: int) -> dict[int, str]:
+    """What each open descriptor of ``pid`` is (one closed while listing is left out)."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def test_a_forked_worker_inherits_no_descriptor_but_its_two_pipes():
     """What the zygote holds (its control socket, other workers' status pipes) never reaches a
-    worker, and the zygote forks from a single thread (no lock held by a thread that is gone)."""
+    worker, and the zygote forks from a single thread (no lock held by a thread that is gone).
+
+    Looked at once the worker said it is ready and before any call, where its descriptors are
+    fixed: its two pipes to the owner and the two to the child it forked for its first call
+    (after a call it forks the next one's child while the owner reads the answer: counting then
+    raced that fork), none of them the zygote's."""
     from hiergym.envs.execution import Zygote
 
+    other = PythonRunner(timeout_s=5.0)  # a live worker whose status pipe the zygote holds
     runner = PythonRunner(timeout_s=5.0)
     try:
-        assert runner.run("print(1)").ok
-        fds = {int(fd): os.readlink(f"/proc/{runner.pid}/fd/{fd}") for fd in os.listdir(
-            f"/proc/{runner.pid}/fd")}  # fmt: skip
+        assert other.run("print(0)").ok
+        runner.start()
+        hello = runner._receive(time.monotonic() + 60)  # the worker's "ready", no call yet
+        assert hello.get("ready"), hello
+        runner._ready = True
+        fds = _fds(runner.pid)
         assert all(fds[fd] == "/dev/null" for fd in (0, 1, 2)), fds
-        others = [target for fd, target in fds.items() if fd > 2]
-        assert len(others) == 2 and all(t.startswith("pipe:") for t in others), fds
+        others = sorted(target for fd, target in fds.items() if fd > 2)
+        own = _fds(os.getpid())
+        to_owner = [own[fd] for fd in (runner._proc.to_child, runner._proc.from_child)]
         zygote = parent_of(runner.pid)
+        held = set(_fds(zygote).values())  # its control socket, every worker's status pipe
+        assert len(others) == 4 and all(t.startswith("pipe:") for t in others), fds
+        assert set(to_owner) <= set(others) and not held & set(others), (fds, to_owner, held)
+        assert runner.run("print(1)").ok
         assert zygote in {z.pid for z in Zygote._all}
         assert len(os.listdir(f"/proc/{zygote}/task")) == 1
     finally:
         runner.close()
+        other.close()
