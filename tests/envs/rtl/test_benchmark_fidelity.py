@@ -146,3 +146,26 @@ def test_the_rules_simulation_keeps_memory_addresses_in_range(env):
         model = toolchain.netlist_model(t, wd, limits)
     sim = toolchain.extended_simulation(t, model, limits)
     assert sim["status"] == "completed" and sim["matching"] == sim["samples"], sim["mismatches"]
+
+
+def test_the_fidelity_count_retries_a_testbench_stopped_by_a_limit(monkeypatch):
+    """The fidelity script judges "passes its own testbench" as the import check does: a run
+    stopped by a limit (transient) is retried under the largest budget, not counted as failing."""
+    from hiergym.benchmarks.perf import rtl as perf_rtl
+
+    budgets = []
+
+    def run_testbench(task, code, limits):
+        budgets.append(limits.simulate_s)
+        if len(budgets) == 1:
+            return {"ok": False, "status": "timeout", toolchain.TRANSIENT: True}
+        return {"ok": True, "status": "completed", "samples": 10, "matching": 10}
+
+    class Base:
+        def check_reference(self, task):
+            return {"excluded": True, "reason": "not under test", "fingerprint": "x"}
+
+    monkeypatch.setattr(toolchain, "run_testbench", run_testbench)
+    t = type("T", (), {"kind": "seq", "clock": "clk", "reference": ""})()
+    entry = perf_rtl._fidelity_entry(Base(), t, Limits())
+    assert entry["passes_own_testbench"] is True and budgets == [20.0, 240.0]
