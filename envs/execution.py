@@ -19,8 +19,10 @@ design) runs it through this module, so each gets the same guarantees by calling
   holder exits, however it exits). The number is ``HIERGYM_MAX_PROCESSES`` (``0``: no cap), by
   default :func:`default_max_processes` (memory-aware).
 - :class:`Zygote`: a pre-warmed fork server for Python workers. It imports a worker script's
-  modules once (``zygote_preload()``), then forks a worker per request; the worker applies its
-  own isolation after the fork (``worker_main(state, args, fd_in, fd_out)``), so a worker is
+  modules once (``zygote_preload()``), then forks a worker per request, ahead of it (a spare
+  forked while the owner asks nothing waits for the request's arguments and pipes, so the fork
+  of a process holding numpy and scipy is off the request's path); the worker applies its own
+  isolation once it has them (``worker_main(state, args, fd_in, fd_out)``), so a worker is
   ready in milliseconds and shares the zygote's pages copy-on-write. The zygote reaps its
   children and reports each exit status on a pipe of the caller's, so the caller waits on a file
   descriptor, never on a timer.
@@ -769,8 +771,11 @@ def _load_script(script: str) -> Any:
 
 
 def _zygote_main(control_fd: int, script: str) -> None:
-    """The zygote's loop: fork a worker per request; reap workers, reporting each exit status on
-    the status pipe that came with its request."""
+    """The zygote's loop: hand each request to a worker forked in advance (the spare: forked
+    while the owner had nothing to ask, waiting for its arguments and pipes, so the fork of a
+    process that holds numpy and scipy is off the request's path) and fork the next spare after
+    answering; reap workers, reporting each exit status on the status pipe that came with its
+    request. A spare applies its isolation only once it has its arguments, as a direct fork does."""
     sys.modules.setdefault("hiergym_execution", sys.modules[__name__])
     sock = socket.socket(fileno=control_fd)
     module = _load_script(script)
@@ -781,7 +786,53 @@ def _zygote_main(control_fd: int, script: str) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     status_fds: dict[int, int] = {}
+    spare: list[tuple[int, socket.socket]] = []  # at most one: (pid, the zygote's end)
     gc.freeze()  # workers never run a collection over the zygote's objects (no copy on write)
+
+    def become_worker(message: dict[str, Any], fd_in: int, fd_out: int) -> None:
+        module.worker_main(state, message["args"], fd_in, fd_out)
+
+    def in_child(keep: Sequence[int] = ()) -> None:
+        """Right after a fork, in the child: drop the zygote's signal set-up and descriptors."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in (sock.detach(), wake_r, wake_w, *status_fds.values()):
+            if fd not in keep:
+                os.close(fd)
+        for _, end in spare:
+            end.close()
+
+    def fork_spare() -> None:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ours.close()
+                in_child()
+                message, fds = _recv_message(theirs, max_fds=2)
+                theirs.close()
+                if message is not None and len(fds) == 2:
+                    os.setsid()
+                    become_worker(message, *fds)
+                code = 0  # no request came (the zygote stopped): nothing to do
+            finally:
+                os._exit(code)
+        theirs.close()
+        spare.append((pid, ours))
+
+    def hand_to_spare(message: dict[str, Any], fd_in: int, fd_out: int) -> int | None:
+        """The spare's pid once it has the request, or None (no spare, or it died)."""
+        if not spare:
+            return None
+        pid, end = spare.pop()
+        try:
+            _send_message(end, message, [fd_in, fd_out])
+        except OSError:
+            return None  # it died waiting: reaped with the others
+        finally:
+            end.close()
+        return pid
 
     def reap() -> None:
         while True:
@@ -796,7 +847,11 @@ def _zygote_main(control_fd: int, script: str) -> None:
                 with contextlib.suppress(OSError):
                     os.write(fd, struct.pack("<i", status))
                 os.close(fd)
+            for waiting in [w for w in spare if w[0] == pid]:  # a spare that died unused
+                spare.remove(waiting)
+                waiting[1].close()
 
+    fork_spare()
     while True:
         ready, _, _ = select.select([sock, wake_r], [], [])
         if wake_r in ready:
@@ -815,24 +870,26 @@ def _zygote_main(control_fd: int, script: str) -> None:
             _send_message(sock, {"error": "a spawn request needs three descriptors"})
             continue
         fd_in, fd_out, status_w = fds
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                for fd in (sock.detach(), wake_r, wake_w, status_w, *status_fds.values()):
-                    os.close(fd)
-                os.setsid()
-                module.worker_main(state, message["args"], fd_in, fd_out)
-                code = 0
-            finally:
-                os._exit(code)
+        pid = hand_to_spare(message, fd_in, fd_out)
+        if pid is None:
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    os.close(status_w)
+                    in_child()
+                    os.setsid()
+                    become_worker(message, fd_in, fd_out)
+                    code = 0
+                finally:
+                    os._exit(code)
         os.close(fd_in)
         os.close(fd_out)
         status_fds[pid] = status_w
         _send_message(sock, {"pid": pid})
         reap()
+        if not spare:
+            fork_spare()  # while the owner's new worker hardens itself
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--zygote":
