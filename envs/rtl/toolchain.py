@@ -858,7 +858,13 @@ def decide_open(task: Any, proof: dict[str, Any], code: str, limits: Limits) -> 
 
 def extended_simulation(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     """The rule's simulation: the generated testbench (whatever bench the problem brings), with
-    :data:`EXTENDED_FACTOR` times the samples and a seed of its own."""
+    :data:`EXTENDED_FACTOR` times the samples and a seed of its own.
+
+    Its budget is :data:`EXTENDED_FACTOR` times the problem's simulation budget (its calibrated
+    ``simulate_s`` at a verdict: it simulates that many times the samples), at least 4 times the
+    proof budget. Before, it was 4 times the proof budget alone (120 s): the rule's simulation of
+    a netlist, gate by gate, is far slower than the problem's own RTL simulation (RTLLM's pe:
+    0.6 s for its reference, 122 s for its netlist under load), so it ran out and gave no result."""
     samples = max(EXTENDED_MIN_SAMPLES, EXTENDED_FACTOR * int(task.samples))
     hints = json.loads(task.stimulus or "{}")
     for name, (first, words) in memory_address_ranges(task).items():  # ADDRESS_ASSUMPTION
@@ -870,7 +876,9 @@ def extended_simulation(task: Any, code: str, limits: Limits) -> dict[str, Any]:
         task_id=f"{task.task_id}/extended",
         stimulus=json.dumps(hints, sort_keys=True),
     )
-    budget = dataclasses.replace(limits, simulate_s=max(limits.simulate_s, 4 * limits.formal_s))
+    budget = dataclasses.replace(
+        limits, simulate_s=max(EXTENDED_FACTOR * limits.simulate_s, 4 * limits.formal_s)
+    )
     return run_testbench(extended, code, budget)
 
 

@@ -169,3 +169,15 @@ def test_the_fidelity_count_retries_a_testbench_stopped_by_a_limit(monkeypatch):
     t = type("T", (), {"kind": "seq", "clock": "clk", "reference": ""})()
     entry = perf_rtl._fidelity_entry(Base(), t, Limits())
     assert entry["passes_own_testbench"] is True and budgets == [20.0, 240.0]
+
+
+def test_the_rules_simulation_gets_a_multiple_of_the_problems_simulation_budget(env, monkeypatch):
+    """The rule simulates EXTENDED_FACTOR times the samples, so its budget is that multiple of
+    the problem's (calibrated) simulation budget, at least 4 times the proof budget: before, 4
+    times the proof budget alone (120 s), which a netlist's gate-level simulation overran (pe)."""
+    t = task(env, ASYNC_LOAD)
+    seen = []
+    monkeypatch.setattr(toolchain, "run_testbench", lambda task, code, lim: seen.append(lim) or {})
+    toolchain.extended_simulation(t, t.reference, Limits(simulate_s=160.0, formal_s=30.0))
+    toolchain.extended_simulation(t, t.reference, Limits(simulate_s=1.0, formal_s=30.0))
+    assert [lim.simulate_s for lim in seen] == [toolchain.EXTENDED_FACTOR * 160.0, 120.0]
