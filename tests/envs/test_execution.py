@@ -270,3 +270,38 @@ def _spawn_in_child(queue) -> None:  # noqa: ANN001
     queue.put(hello(worker)["preloaded_in"])
     worker.kill()
     zygote.close()
+
+
+def _spare_of(zygote: execution.Zygote, workers: set[int]) -> int:
+    """The worker the zygote forked ahead of the next request (waited for: it forks it after
+    answering the last one)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with open(f"/proc/{zygote.pid}/task/{zygote.pid}/children") as f:
+            spares = {int(p) for p in f.read().split()} - workers
+        if spares:
+            (spare,) = spares
+            return spare
+        time.sleep(0.01)
+    raise AssertionError("the zygote forked no spare")
+
+
+def test_a_request_gets_the_spare_forked_ahead_and_a_dead_spare_is_replaced(zygote):
+    first = zygote.spawn({"n": 1})
+    assert hello(first)["args"] == {"n": 1}
+    spare = _spare_of(zygote, {first.pid})
+    second = zygote.spawn({"n": 2})
+    info = hello(second)
+    assert second.pid == spare == info["pid"] and info["args"] == {"n": 2}
+    assert info["pgid"] == spare and info["preloaded_in"] == zygote.pid
+    dead = _spare_of(zygote, {first.pid, second.pid})
+    os.kill(dead, signal.SIGKILL)  # a spare that dies waiting: the next request still gets one
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{dead}") and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the zygote reaped it (a zombie keeps its /proc entry)
+    assert not os.path.exists(f"/proc/{dead}")
+    third = zygote.spawn({"n": 3})
+    info = hello(third)
+    assert third.pid != dead and info["args"] == {"n": 3} and info["pgid"] == third.pid
+    for worker in (first, second, third):
+        worker.kill()
