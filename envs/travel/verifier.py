@@ -651,8 +651,10 @@ class DayPlanner:
     may stay in that meets the task's room type and house rule, and what that day owes there
     (:func:`needs`): a meal place a ``search_restaurants`` result showed in the bed's city that no
     earlier planned day used (a restaurant is never repeated), or, for a day of travel (a journey
-    exempts its hours from meals), legs to or from the trip's other cities (the origin, the other
-    cities of the trip) or the bed city's airport or station, not asked in that direction before.
+    exempts its hours from meals), a leg to or from the trip's other cities (the origin, the other
+    cities of the trip) or the bed city's airport or station and a place in the bed city: the
+    city's journey in (a leg from there) or out (a leg to there), each planned once per city, so
+    hubs and other places asked in every combination plan at most two days per city.
     The city is the agent's pick: any city of the trip counts. Only places the agent was shown
     count (a hotel or restaurant id it never saw plans nothing), a result plans at most one day,
     and asking the same distances again plans nothing new.
@@ -664,7 +666,8 @@ class DayPlanner:
         self.beds: set[str] = set()
         self.meals: set[str] = set()
         self.used: set[str] = set()
-        self.journeys: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+        self.asked: set[tuple[str, str]] = set()  # the legs (from, to) of the days planned
+        self.journeys: set[tuple[str, str]] = set()  # (bed city, "in" | "out") days of travel
         self.days = 0
 
     def feed(self, turn: Any) -> None:
@@ -686,19 +689,40 @@ class DayPlanner:
 
     def _distances(self, pairs: list[dict[str, Any]]) -> None:
         world = self.world
-        ends = {(p[end], end) for p in pairs for end in ("from", "to")}
-        places = {p for p, _ in ends}
+        places = {p[end] for p in pairs for end in ("from", "to")}
         for city in sorted({world.places[h].city for h in places & self.beds} & self.cities):
             new = {p for p in (places & self.meals) - self.used if world.places[p].city == city}
             others = ({self.task.origin} | self.cities) - {city}
             hubs = {world.hub("airport", city), world.hub("station", city)}
-            legs = frozenset(
-                (p, end) for p, end in ends if world.places[p].city in others or p in hubs
+
+            # each place's side: away (another city of the trip, or a hub: a journey's end) or
+            # here (the bed city); a leg from away to here is the city's journey in, here to
+            # away its journey out
+            side = {
+                p: "away"
+                if world.places[p].city in others or p in hubs
+                else "here"
+                if world.places[p].city == city
+                else None
+                for p in places
+            }
+            way = {("away", "here"): "in", ("here", "away"): "out"}
+            legs = {
+                (p["from"], p["to"]): way[side[p["from"]], side[p["to"]]]
+                for p in pairs
+                if (side[p["from"]], side[p["to"]]) in way
+            }
+            # a day of travel: a leg not asked before, on a journey (the city's in or out) that
+            # planned no day yet; what a day plans is spent: asking again plans nothing
+            journeys = sorted(
+                {(city, direction) for leg, direction in legs.items() if leg not in self.asked}
+                - self.journeys
             )
-            journey = legs and (city, legs) not in self.journeys
-            if new or journey:  # what it plans is spent: asking again plans nothing
+            if new or journeys:
                 self.used |= new
-                self.journeys.add((city, legs))
+                self.asked |= legs.keys()
+                if not new:
+                    self.journeys.add(journeys[0])
                 self.days += 1
                 return
 
