@@ -432,8 +432,15 @@ def subgoals(db: Any) -> list[Any]:
     """Shopping's subgoal boundaries: ``found_product`` (a product page opened that is of the asked
     type and category and has every asked attribute) and ``chose_variant`` (``select_options`` on a
     product and options that earn the full WebShop reward: type, attributes, options, in stock and
-    within budget). Read from the tools' results and the catalog, with the product level's rule."""
+    within budget). Read from the tools' results and the catalog, with the product level's rule.
+
+    Built at every reset; a product's record is read from the catalog once per episode (the checks
+    run on every turn that views or selects, and the catalog is read-only)."""
+    import functools
+
     from hiergym.envs.core import Subgoal
+
+    product = functools.lru_cache(maxsize=512)(functools.partial(load_product, db))
 
     def calls(turn: Any, name: str) -> list[tuple[Any, Any]]:
         return [
@@ -445,7 +452,7 @@ def subgoals(db: Any) -> list[Any]:
     def found(turn: Any, trajectory: Any, task: Any) -> bool:
         task = getattr(task, "base", task)  # a conversational task wraps the shopping one
         for _, result in calls(turn, "view_product"):
-            doc = load_product(db, str(result.data["product_id"]))
+            doc = product(str(result.data["product_id"]))
             if (
                 doc is not None
                 and doc["product_type"] == task.product_type
@@ -458,7 +465,7 @@ def subgoals(db: Any) -> list[Any]:
     def chose(turn: Any, trajectory: Any, task: Any) -> bool:
         task = getattr(task, "base", task)
         for _, result in calls(turn, "select_options"):
-            doc = load_product(db, str(result.data["product_id"]))
+            doc = product(str(result.data["product_id"]))
             if doc is not None and product_match(task, doc, result.data["options"])[0] >= 1.0:
                 return True
         return False
