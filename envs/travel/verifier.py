@@ -649,8 +649,9 @@ class DayPlanner:
     A day is planned by one ``get_distance`` result (the travel times its transfers are grounded
     by) whose places include a bed, a hotel a ``search_hotels`` result showed in a city the trip
     may stay in that meets the task's room type and house rule, and what that day owes there
-    (:func:`needs`): a meal place a ``search_restaurants`` result showed in the bed's city that no
-    earlier planned day used (a restaurant is never repeated), or, for a day of travel (a journey
+    (:func:`needs`): a full day's meal places (one per meal of MEAL_WINDOWS) a
+    ``search_restaurants`` result showed in the bed's city that no earlier planned day used (a
+    restaurant is never repeated; one new restaurant a call is no day), or, for a day of travel (a journey
     exempts its hours from meals), a leg to or from the trip's other cities (the origin, the other
     cities of the trip) or the bed city's airport or station and a place in the bed city: the
     city's journey in (a leg from there) or out (a leg to there), each planned once per city, so
@@ -718,10 +719,11 @@ class DayPlanner:
                 {(city, direction) for leg, direction in legs.items() if leg not in self.asked}
                 - self.journeys
             )
-            if new or journeys:
+            full_day = len(new) >= len(MEAL_WINDOWS)  # a day at home base owes every meal
+            if full_day or journeys:
                 self.used |= new
                 self.asked |= legs.keys()
-                if not new:
+                if not full_day:
                     self.journeys.add(journeys[0])
                 self.days += 1
                 return

@@ -204,15 +204,15 @@ def test_travel_a_hotel_that_breaks_the_room_or_house_rule_is_no_bed() -> None:
     _, _, _, _, info = env.step(ToolCall("search_hotels", {"city": task.destination}))
     banned = next(h for h in info["results"][0].data["results"] if not ok(h))
     _, _, _, _, info = env.step(ToolCall("search_restaurants", {"city": task.destination}))
-    meal = info["results"][0].data["results"][0]["id"]
+    meals = [r["id"] for r in info["results"][0].data["results"][:3]]  # a full day's meals
     _, _, _, _, info = env.step(
-        ToolCall("get_distance", {"origins": [banned["id"]], "destinations": [meal]})
+        ToolCall("get_distance", {"origins": [banned["id"]], "destinations": meals})
     )
     assert info["results"][0].ok and info["subgoals"]["reached"] == []
     _, _, _, _, info = env.step(oracle_search)
     fine = next(h for h in info["results"][0].data["results"] if ok(h))
     _, _, _, _, info = env.step(
-        ToolCall("get_distance", {"origins": [fine["id"]], "destinations": [meal]})
+        ToolCall("get_distance", {"origins": [fine["id"]], "destinations": meals})
     )
     assert info["subgoals"]["reached"] == ["day_1_planned"]
 

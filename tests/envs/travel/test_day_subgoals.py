@@ -46,3 +46,37 @@ def test_one_beds_hub_legs_in_every_combination_plan_only_its_arrival_and_depart
         assert info["results"][0].ok
         reached.append(info["subgoals"]["reached"])
     assert reached == [["day_1_planned"], ["day_2_planned"], [], [], [], [], []]
+
+
+def test_a_day_at_the_bed_city_needs_a_full_days_meals_not_one_restaurant_each() -> None:
+    # Cincinnati -> Tampa, 3 days. Before the fix each unused meal place planned a day: one hotel
+    # and restaurant search, then get_distance from the hotel to one restaurant at a time, reached
+    # every day_k_planned with no plan of the day's breakfast, lunch and dinner.
+    env = gym.make("hiergym/Travel-v0", split="test", difficulty="easy")
+    base = env.unwrapped
+    task = base.tasks.get("travel-test-easy-0002")
+    assert task.days == 3 and not task.is_region
+    env.reset(seed=0, options={"task": task})
+    _, _, _, _, info = env.step(ToolCall("search_hotels", {"city": task.destination}))
+    bed = next(
+        h["id"]
+        for h in info["results"][0].data["results"]
+        if room_type_ok(task.room_type, h["room_type"])
+        and house_rule_ok(task.house_rule, house_rules_of(h["house_rules"]))
+    )
+    _, _, _, _, info = env.step(ToolCall("search_restaurants", {"city": task.destination}))
+    meals = [r["id"] for r in info["results"][0].data["results"]]
+    assert len(meals) >= 6
+
+    def distances(places: list[str]) -> list[str]:
+        _, _, _, _, info = env.step(
+            ToolCall("get_distance", {"origins": [bed], "destinations": places})
+        )
+        assert info["results"][0].ok
+        return info["subgoals"]["reached"]
+
+    assert [distances([m]) for m in meals[:3]] == [[], [], []]
+    assert distances(meals[:3]) == ["day_1_planned"]  # breakfast, lunch and dinner places
+    assert distances(meals[:3]) == []  # asked again: spent
+    assert distances(meals[2:5]) == []  # two new places are no full day
+    assert distances(meals[3:6]) == ["day_2_planned"]
