@@ -29,6 +29,13 @@ def turns_before_submit(trajectory: Any) -> list[Any]:
     return list(turns)
 
 
+def read_before_submit(turn: Any, trajectory: Any) -> bool:
+    """Whether the agent had read ``turn``'s results when it submitted: False for the submitting
+    action itself (its own results came back with the verdict), True for every other turn."""
+    turns = trajectory.turns
+    return not (trajectory.submission is not None and turns and turn is turns[-1])
+
+
 def seen_results(trajectory: Any, tool: str | None = None) -> Iterator[tuple[int, Any]]:
     """``(turn, result)`` for every successful result received before the submitting action,
     optionally of one tool only, in the order the agent received them."""

@@ -501,12 +501,13 @@ def build_verifier(
 def subgoals() -> list[Any]:
     """RTL's subgoal boundaries: ``compiles`` (a ``compile`` call whose design iverilog accepts)
     and ``matches_reference`` (a ``simulate`` call whose design matches the reference on every
-    sample of the verifier's stimulus)."""
+    sample of the verifier's stimulus). Calls inside the submitting action count for nothing."""
     from hiergym.envs.core import Subgoal
+    from hiergym.envs.evidence import read_before_submit
 
     def tool_ok(name: str) -> Any:
         def reached(turn: Any, trajectory: Any, task: Any) -> bool:
-            return any(
+            return read_before_submit(turn, trajectory) and any(
                 c.name == name and r.ok and isinstance(r.data, dict) and r.data.get("ok") is True
                 for c, r in zip(turn.calls, turn.results, strict=False)
             )

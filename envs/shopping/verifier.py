@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hiergym.envs.core import missing_submission
-from hiergym.envs.evidence import Evidence
+from hiergym.envs.evidence import Evidence, read_before_submit
 from hiergym.rewards.judges import JudgeAbstained
 from hiergym.rewards.levels import (
     Finding,
@@ -432,7 +432,8 @@ def subgoals(db: Any) -> list[Any]:
     """Shopping's subgoal boundaries: ``found_product`` (a product page opened that is of the asked
     type and category and has every asked attribute) and ``chose_variant`` (``select_options`` on a
     product and options that earn the full WebShop reward: type, attributes, options, in stock and
-    within budget). Read from the tools' results and the catalog, with the product level's rule.
+    within budget). Read from the tools' results and the catalog, with the product level's rule;
+    results of the submitting action count for nothing (the agent never read them).
 
     Built at every reset; a product's record is read from the catalog once per episode (the checks
     run on every turn that views or selects, and the catalog is read-only)."""
@@ -442,7 +443,9 @@ def subgoals(db: Any) -> list[Any]:
 
     product = functools.lru_cache(maxsize=512)(functools.partial(load_product, db))
 
-    def calls(turn: Any, name: str) -> list[tuple[Any, Any]]:
+    def calls(turn: Any, trajectory: Any, name: str) -> list[tuple[Any, Any]]:
+        if not read_before_submit(turn, trajectory):  # results of the submit count for nothing
+            return []
         return [
             (c, r)
             for c, r in zip(turn.calls, turn.results, strict=False)
@@ -451,7 +454,7 @@ def subgoals(db: Any) -> list[Any]:
 
     def found(turn: Any, trajectory: Any, task: Any) -> bool:
         task = getattr(task, "base", task)  # a conversational task wraps the shopping one
-        for _, result in calls(turn, "view_product"):
+        for _, result in calls(turn, trajectory, "view_product"):
             doc = product(str(result.data["product_id"]))
             if (
                 doc is not None
@@ -464,7 +467,7 @@ def subgoals(db: Any) -> list[Any]:
 
     def chose(turn: Any, trajectory: Any, task: Any) -> bool:
         task = getattr(task, "base", task)
-        for _, result in calls(turn, "select_options"):
+        for _, result in calls(turn, trajectory, "select_options"):
             doc = product(str(result.data["product_id"]))
             if doc is not None and product_match(task, doc, result.data["options"])[0] >= 1.0:
                 return True

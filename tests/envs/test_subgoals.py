@@ -297,3 +297,31 @@ def test_travel_a_fork_plans_its_own_days() -> None:
     _, _, _, _, clone_info = clone.step(oracle[first])
     assert clone_info["subgoals"]["reached"] == []
     assert set(clone_info["subgoals"]["done"]) == {"day_1_planned", "day_2_planned"}
+
+
+def test_shopping_results_inside_the_submit_reach_nothing() -> None:
+    # the whole oracle as one action: the agent never read the product page or the selection it
+    # submits, so no subgoal is paid for them (as at the grounding level)
+    for env_id in ("hiergym/Shopping-v0", "hiergym/ShoppingList-v0"):
+        env = gym.make(env_id, split="test", difficulty="easy")
+        env.reset(seed=0)
+        oracle = oracle_actions(env)
+        action = json.dumps([{"name": c.name, "arguments": dict(c.arguments)} for c in oracle])
+        _, _, terminated, _, info = env.step(action)
+        assert terminated and all(r.ok for r in info["results"]), env_id
+        assert info["subgoals"]["reached"] == [] and info["subgoals"]["done"] == {}, env_id
+
+
+def test_rtl_compiles_and_simulates_inside_the_submit_reach_nothing() -> None:
+    env = gym.make("hiergym/RTL-v0", split="test", difficulty="easy")
+    env.reset(seed=0)
+    submit = oracle_actions(env)[-1]
+    code = submit.arguments["code"]
+    calls = [
+        {"name": "compile", "arguments": {"code": code}},
+        {"name": "simulate", "arguments": {"code": code}},
+        {"name": submit.name, "arguments": dict(submit.arguments)},
+    ]
+    _, _, terminated, _, info = env.step(json.dumps(calls))
+    assert terminated and all(r.ok for r in info["results"])
+    assert info["subgoals"]["reached"] == [] and info["subgoals"]["done"] == {}
