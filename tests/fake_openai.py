@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Respond = Callable[[dict[str, Any]], "dict[str, Any] | str"]
-"""A request body -> the response payload, or a string: the assistant's content."""
+Respond = Callable[..., "dict[str, Any] | str"]
+"""A request body (and, with ``with_client``, the client's ``(host, port)``) -> the response
+payload, or a string: the assistant's content."""
 
 
 def completion(
@@ -73,9 +74,11 @@ class FakeOpenAI:
 
 
 @contextmanager
-def fake_openai(respond: Respond, models: tuple[str, ...] = ("fake",)) -> Iterator[FakeOpenAI]:
+def fake_openai(
+    respond: Respond, models: tuple[str, ...] = ("fake",), *, with_client: bool = False
+) -> Iterator[FakeOpenAI]:
     """Serve ``respond`` as ``POST /v1/chat/completions`` (and ``GET /v1/models``) until the block
-    ends."""
+    ends. A client that went away before its reply is no error."""
     received: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -88,7 +91,7 @@ def fake_openai(respond: Respond, models: tuple[str, ...] = ("fake",)) -> Iterat
         def do_POST(self) -> None:  # noqa: N802
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             received.append(body)
-            payload = respond(body)
+            payload = respond(body, self.client_address) if with_client else respond(body)
             self._send(completion(payload) if isinstance(payload, str) else payload)
 
         def _send(self, payload: dict[str, Any]) -> None:
@@ -96,8 +99,11 @@ def fake_openai(respond: Respond, models: tuple[str, ...] = ("fake",)) -> Iterat
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client died waiting (a test that kills it)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -8,7 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
-import time
+import threading
 
 from hiergym.benchmarks.bench import _Chunks, bench, comparable
 from hiergym.benchmarks.runner import plan_episodes
@@ -68,28 +68,41 @@ def test_chunks_keep_a_worker_on_its_env_and_hand_out_every_episode_once():
     assert switches[0] + switches[1] <= n_groups  # a worker leaves an env only when it is done
 
 
-def _slow_model(body):
-    """A model that takes 0.2 s a reply (so a worker is inside an episode whenever a row comes
-    back): one search, then a submit of nothing in particular."""
-    time.sleep(0.2)
-    if not any(m["role"] == "tool" for m in body["messages"]):
-        return completion(tool_calls=[call("search", {"query": "mug"})])
-    return completion(tool_calls=[call("submit", {"product_id": "B0NOSUCH00", "options": {}})])
+def _bench_worker_of(port: int) -> int | None:
+    """The bench worker whose TCP connection leaves from local ``port``."""
+    import psutil
+
+    for child in multiprocessing.active_children():
+        if not child.name.startswith("hiergym-bench-"):
+            continue
+        proc = psutil.Process(child.pid)
+        conns = getattr(proc, "net_connections", proc.connections)(kind="tcp")
+        if any(c.laddr and c.laddr.port == port for c in conns):
+            return child.pid
+    return None
 
 
 def test_a_worker_that_dies_costs_only_its_unfinished_episodes(tmp_path):
-    killed = []
+    """The model kills the worker that sent its third request while that worker waits for the
+    reply, so the worker dies inside an episode, deterministically: that episode (its chunk is one
+    episode) is lost, the other worker plays the rest."""
+    lock, seen, killed = threading.Lock(), [], []
 
-    def kill_one(row):
-        if not killed:
-            workers = [
-                p for p in multiprocessing.active_children() if p.name.startswith("hiergym-bench-")
-            ]
-            os.kill(workers[0].pid, signal.SIGKILL)
-            killed.append(workers[0].pid)
+    def model(body, client):
+        with lock:
+            seen.append(client)
+            kill = len(seen) == 3
+        if kill:
+            pid = _bench_worker_of(client[1])
+            assert pid is not None, "no bench worker holds the connection"
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        if not any(m["role"] == "tool" for m in body["messages"]):
+            return completion(tool_calls=[call("search", {"query": "mug"})])
+        return completion(tool_calls=[call("submit", {"product_id": "B0NOSUCH00", "options": {}})])
 
-    with fake_openai(_slow_model) as model:
-        agent = f"openai:slow@{model.url}"
+    with fake_openai(model, with_client=True) as server:
+        agent = f"openai:scripted@{server.url}"
         bench(
             ["hiergym/Shopping-v0"],
             [agent],
@@ -98,19 +111,16 @@ def test_a_worker_that_dies_costs_only_its_unfinished_episodes(tmp_path):
             out=tmp_path,
             workers=2,
             show_progress=False,
-            on_row=kill_one,
         )
     rows = _lines(tmp_path / "episodes.jsonl")
     planned = [
         s.key
         for s in plan_episodes(["hiergym/Shopping-v0"], [agent], 4, "test", ["easy", "medium"])
     ]
-    assert killed and [r["key"] for r in rows] == planned  # every episode has its row, in order
+    assert len(killed) == 1 and [r["key"] for r in rows] == planned  # every episode has its row
     lost = [r for r in rows if r["error"]]
-    # the killed worker was inside an episode (each reply takes 0.2 s): that one is lost, no other
-    assert lost and all(r["error"].startswith("WorkerError: the bench worker died") for r in lost)
-    assert len(lost) == 1
-    assert any(r["error"] is None for r in rows)  # the other worker finished the rest
+    assert len(lost) == 1 and lost[0]["error"].startswith("WorkerError: the bench worker died")
+    assert all(r["error"] is None for r in rows if r is not lost[0])  # the other played the rest
 
 
 def test_workers_see_the_environment_of_the_run_not_of_the_forkserver(tmp_path, monkeypatch):
