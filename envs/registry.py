@@ -9,10 +9,12 @@ never stops the others or the built-ins.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.machinery
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,7 @@ ENTRY_POINT_GROUP = "hiergym.domains"
 class EnvEntry:
     env_id: str
     env_class: str
-    source: str  # "builtin" or the plugin's entry-point name
+    source: str  # "builtin", the plugin's entry-point name, or "user" (registered by code)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,20 @@ class BrokenPlugin:
 
 _ENVS: dict[str, EnvEntry] = {}
 _BROKEN: dict[str, BrokenPlugin] = {}
-_current_source = "builtin"
+_current_source = "user"
+"""Who registers now: "builtin" while hiergym registers its domains, a plugin's entry-point name
+while it loads, "user" otherwise (a test, a notebook, a script)."""
+
+
+@contextlib.contextmanager
+def registering(source: str) -> Iterator[None]:
+    """Record ``source`` on the envs registered inside the block."""
+    global _current_source
+    previous, _current_source = _current_source, source
+    try:
+        yield
+    finally:
+        _current_source = previous
 
 
 def register_domain(env_id: str, env_class: str, **default_kwargs: Any) -> None:
@@ -214,7 +229,6 @@ def declares_plugins() -> bool:
 
 def load_plugins() -> None:
     """Call every ``hiergym.domains`` entry point once; record failures instead of raising."""
-    global _current_source
     if not declares_plugins():
         return
     import importlib.metadata
@@ -223,16 +237,14 @@ def load_plugins() -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _BROKEN or any(e.source == ep.name for e in _ENVS.values()):
             continue
-        _current_source = ep.name
         try:
-            ep.load()()
+            with registering(ep.name):
+                ep.load()()
         except Exception as e:  # a broken plugin must never break the built-ins
             _BROKEN[ep.name] = BrokenPlugin(ep.name, ep.value, f"{type(e).__name__}: {e}")
             logging.getLogger("hiergym").warning(
                 "hiergym plugin %r (%s) failed to load: %s", ep.name, ep.value, e
             )
-        finally:
-            _current_source = "builtin"
 
 
 def missing_data(env_id: str) -> str | None:

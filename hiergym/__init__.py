@@ -30,9 +30,12 @@ BUILTIN_DOMAINS = ("shopping", "travel", "geometry", "rtl", "dialogue")
 def _register_builtins() -> None:
     import importlib
 
-    for name in BUILTIN_DOMAINS:
-        importlib.import_module(f"hiergym.envs.{name}").register()
-    importlib.import_module("hiergym.remote").register()  # hiergym/Remote-v0 (hiergym serve)
+    from hiergym.envs.registry import registering
+
+    with registering("builtin"):
+        for name in BUILTIN_DOMAINS:
+            importlib.import_module(f"hiergym.envs.{name}").register()
+        importlib.import_module("hiergym.remote").register()  # hiergym/Remote-v0 (hiergym serve)
 
 
 _register_builtins()

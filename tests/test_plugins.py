@@ -124,3 +124,19 @@ def test_import_hiergym_without_plugins_skips_importlib_metadata(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "False", "True", "[]"]
+
+
+def test_an_env_registered_outside_plugin_loading_is_listed_as_user_not_builtin() -> None:
+    from hiergym.envs.registry import _ENVS, list_envs, register_domain
+
+    env_id = "hiergym/TestUserRegistered-v0"
+    register_domain(env_id, "hiergym.envs.shopping.env:ShoppingEnv")
+    try:
+        sources = {e.env_id: e.source for e in list_envs()}
+        assert sources[env_id] == "user"
+        assert sources["hiergym/Shopping-v0"] == "builtin"
+    finally:
+        import gymnasium as gym
+
+        _ENVS.pop(env_id, None)
+        gym.registry.pop(env_id, None)
