@@ -961,9 +961,20 @@ def served(*args: str, startup_s: float = 90.0, log_level: str = "warning") -> A
 
     import httpx
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile("w+") as out:
+    def stop(server: Served) -> None:
+        proc = server.process
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        server.final_log = server.log_text()
+        server.log.close()
+
+    def start() -> Served:
+        port = _free_port()
+        out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop()
         proc = subprocess.Popen(
             [sys.executable, "-m", "hiergym.cli", "serve", "--port", str(port)]
             + ["--log-level", log_level, *args],
@@ -971,26 +982,33 @@ def served(*args: str, startup_s: float = 90.0, log_level: str = "warning") -> A
             stderr=subprocess.STDOUT,
             text=True,
         )
-        server = Served(url, proc, out)
+        return Served(f"http://127.0.0.1:{port}", proc, out)
+
+    for attempt in range(3):  # the free port may be taken before the server binds it: retry
+        server = start()
         try:
             deadline = time.monotonic() + startup_s
             while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the server exited: {server.log_text()[-2000:]}")
+                if server.process.poll() is not None:
+                    log = server.log_text()
+                    if "address already in use" in log.lower() and attempt < 2:
+                        break
+                    raise RuntimeError(f"the server exited: {log[-2000:]}")
                 try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the server did not come up in {startup_s:.0f} s")
                 time.sleep(0.2)
-            yield server
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            server.final_log = server.log_text()
+        except BaseException:
+            stop(server)
+            raise
+        if server.process.poll() is None:
+            break
+        stop(server)
+    try:
+        yield server
+    finally:
+        stop(server)

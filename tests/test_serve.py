@@ -394,3 +394,20 @@ def test_serve_refuses_a_public_address_without_a_token():
         timeout=60,
     )
     assert out.returncode == 2 and "without a token" in out.stderr
+
+
+def test_served_moves_to_another_port_when_its_port_is_taken(monkeypatch):
+    import socket
+
+    import hiergym.server as server_module
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = iter([port])
+        real = server_module._free_port
+        monkeypatch.setattr(server_module, "_free_port", lambda: next(ports, None) or real())
+        with served("--no-preload", "--envs", "shopping") as server:
+            assert not server.url.endswith(f":{port}")
+            assert httpx.get(f"{server.url}/health").status_code == 200
