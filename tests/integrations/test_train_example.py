@@ -1,4 +1,5 @@
-"""examples/train_grpo.py end to end with the tiny model: SFT warm start, two GRPO steps."""
+"""examples/train_grpo.py end to end with the tiny model: held-out levels before training, after
+a short SFT warm start and after two GRPO steps."""
 
 from __future__ import annotations
 
@@ -19,15 +20,19 @@ def test_example_trains_and_reports_levels_before_and_after(tmp_path, capsys):
     spec.loader.exec_module(module)
     result = module.main(
         ["--sft-tasks", "2", "--sft-steps", "4", "--grpo-steps", "2", "--eval-tasks", "1",
-         "--out", str(tmp_path)]
+         "--grpo-tokens", "48", "--out", str(tmp_path)]
     )  # fmt: skip
     levels = ["format", "grounding", "product", "process", "response"]
-    for side in ("before", "after"):
-        assert set(result[side]) == {"reward", *levels}
-        assert all(0.0 <= v <= 1.0 for v in result[side].values())
+    for stage in ("base", "sft", "grpo"):
+        assert set(result[stage]["levels"]) == set(result[stage]["passed"]) == set(levels)
+        assert result[stage]["episodes"] == 1
+        values = [result[stage]["reward"], result[stage]["valid_calls"]]
+        values += [*result[stage]["levels"].values(), *result[stage]["passed"].values()]
+        assert all(0.0 <= v <= 1.0 for v in values)
     assert len(result["train_log"]) == 2  # one log per GRPO step, each with every level
     for log in result["train_log"]:
         assert {f"rewards/level_{n}/mean" for n in levels} <= set(log)
     assert (tmp_path / "data" / "sft.jsonl").read_text().strip()
+    assert result["cpu_s"] > 0
     printed = capsys.readouterr().out
-    assert "before" in printed and "after" in printed
+    assert "held-out pass rate" in printed and "format" in printed

@@ -96,7 +96,10 @@ def test_grpo_trains_through_the_environment_factory(tmp_path):
     model, tok = tiny_model_and_tokenizer(ENV_ID, episodes=2, **KW)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
 
-    def length(completions, **_):  # a random tiny model earns 0 everywhere: some variance
+    # A random tiny model earns 0 on every level, so GRPO's groups have no variance from hiergym's
+    # rewards and the loss has no gradient: a length reward gives it one. (A model that earns
+    # level rewards needs hundreds of SFT steps first: examples/train_grpo.py, not this test.)
+    def length(completions, **_):
         return [float(len(str(c))) / 1000 for c in completions]
 
     funcs = htrl.reward_functions(ENV_ID, **KW)
