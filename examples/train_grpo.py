@@ -12,9 +12,10 @@ turns only); (4) the held-out pass rates again; (5) TRL ``GRPOTrainer`` with
 
 The tiny model (``hiergym.integrations.tiny``: a tokenizer trained in code on the train episodes,
 a compact chat template, a small random Qwen3) trains on one task family (``--family``, a
-category) and is evaluated on that family's test tasks. On this 2-core machine under load, 120
-SFT steps of batch 1 take ~660 s of process CPU (the SFT loss 6.4 -> 0.58); whether the format
-level then rises from 0 is not yet measured with the row-by-row tokenization (see the README).
+category) and is evaluated on that family's test tasks. Measured here (seed 0, 8 dress test
+tasks, ``--sft-steps 250 --grpo-steps 0 --skip-base``, 273 s of process CPU): SFT loss 6.2 -> 0.20;
+the share of valid calls 0.000 (untrained) -> 0.333 (a correct search, a catalog product viewed),
+every level still 0.000 (the select_options call is not yet well-formed JSON).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="train and evaluate on one task category ('' for all)",
     )  # fmt: skip
     p.add_argument("--sft-tasks", type=int, default=64)
-    p.add_argument("--sft-steps", type=int, default=120)
+    p.add_argument("--sft-steps", type=int, default=250)
     p.add_argument("--sft-lr", type=float, default=None)
     p.add_argument("--sft-batch", type=int, default=1)
     p.add_argument("--grpo-steps", type=int, default=2)
