@@ -258,7 +258,11 @@ def test_a_timeout_is_reported_but_not_cached_and_a_rerun_succeeds(env, monkeypa
     assert reward == 1.0
 
 
-def test_a_verdict_under_a_forced_timeout_is_recomputed_next_time(env, monkeypatch, tmp_path):
+def test_a_verdict_under_a_forced_timeout_is_recomputed_next_time(monkeypatch, tmp_path):
+    # a tool cache of its own: verdict stages are cached by circuit (another source of the
+    # reference's circuit, such as the reference with a comment, reuses an earlier test's proof)
+    monkeypatch.setenv("HIERGYM_DB_URL", f"sqlite:///{tmp_path}/cache.sqlite")
+    env = gym.make(ENV_ID)
     task = task_of(env, "rtl-decoder-n3")
     code = task.reference + f"\n// {tmp_path}: a variant for the verdict\n"
     real_run = toolchain.run
@@ -278,6 +282,7 @@ def test_a_verdict_under_a_forced_timeout_is_recomputed_next_time(env, monkeypat
     assert codes(first, "formal") == ["decided_by_simulation"]
     second, _ = verdict_of(env, task, code)
     assert second["reward"] == 1.0 and codes(second, "formal") == []
+    env.close()
 
 
 # ---- the hack matrix -----------------------------------------------------------------------
