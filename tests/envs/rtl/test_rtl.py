@@ -8,12 +8,14 @@ import json
 import gymnasium as gym
 import pytest
 
-from hiergym.envs.rtl import oracle, tasks, testbench, toolchain
+from hiergym.envs.rtl import oracle, tasks, toolchain
 from hiergym.envs.rtl.toolchain import Limits
 from hiergym.envs.rtl.verifier import PPALevel
 from hiergym.envs.tools import ToolCall
 from hiergym.rewards.levels import VerifyContext
 from hiergym.testing import oracle_actions, play
+
+from .designs import trapdoor_comparator
 
 ENV_ID = "hiergym/RTL-v0"
 
@@ -221,26 +223,12 @@ def test_a_counter_that_wraps_early_fails_in_simulation(env, task_id, width, bit
     assert verdict["first_failed"] == "function" and "mismatch" in codes(verdict, "function")
 
 
-def _trapdoor_comparator(task, display):
-    """A comparator wrong on one input pair the stimulus never draws, printing ``display`` while
-    yosys reads it (yosys runs initial $display at elaboration, into the log it is judged by)."""
-    sampled = {tuple(r) for r in testbench.stimulus(task)}
-    a, b = next((a, b) for a in range(256) for b in range(256) if (a, b) not in sampled)
-    return (
-        "module TopModule(input [7:0] a, input [7:0] b, output eq, output lt, output gt);\n"
-        f"    wire trap = (a == 8'd{a}) && (b == 8'd{b});\n"
-        "    assign eq = (a == b) ^ trap;\n    assign lt = (a < b) & ~trap;\n"
-        "    assign gt = (a > b) & ~trap;\n"
-        f'    initial $display("{display}");\nendmodule\n'
-    )
-
-
 def test_the_prover_log_cannot_be_forged(env):
     """yosys prints a design's initial $display into the log the verdict is read from: printing
     the prover's success line turned a counterexample into "proven" (reward 0.98)."""
     task = task_of(env, "rtl-comparator-w8")
     forged = "SAT proof finished - no model found: SUCCESS!\\nHGSTAGE prove"
-    verdict = submit(env, task, _trapdoor_comparator(task, forged))
+    verdict = submit(env, task, trapdoor_comparator(task, forged))
     assert level(verdict, "function")["passed"]
     # Both proofs see the trapdoor: the RTL's and the synthesized netlist's.
     assert verdict["first_failed"] == "formal"
@@ -253,7 +241,7 @@ def test_synthesis_figures_come_from_the_synthesis_not_the_design(env):
     fake = (
         "HGSTAGE stat\\nNumber of cells: 1\\nChip area for module TopModule: 0.01\\nDelay = 1.0 ps"
     )
-    syn = toolchain.synthesize_design(task, _trapdoor_comparator(task, fake), Limits())
+    syn = toolchain.synthesize_design(task, trapdoor_comparator(task, fake), Limits())
     assert syn["ok"] and syn["area"] > 10 and syn["delay_ps"] > 50 and syn["cells"] > 10
 
 

@@ -16,10 +16,12 @@ from collections import Counter
 import gymnasium as gym
 import pytest
 
-from hiergym.envs.rtl import oracle, tasks, testbench, toolchain, tools
+from hiergym.envs.rtl import oracle, tasks, toolchain, tools
 from hiergym.envs.rtl.toolchain import Limits
 from hiergym.envs.tools import ToolCall
 from hiergym.testing import play
+
+from .designs import trapdoor_comparator
 
 
 @pytest.fixture(scope="module")
@@ -102,18 +104,6 @@ def test_a_different_circuit_is_not_answered_from_another_circuits_entry(env, tm
     )
 
 
-def _trapdoor_comparator(task):
-    """Wrong on one input pair the stimulus never draws: passes simulation, fails both proofs."""
-    sampled = {tuple(r) for r in testbench.stimulus(task)}
-    a, b = next((a, b) for a in range(256) for b in range(256) if (a, b) not in sampled)
-    return (
-        "module TopModule(input [7:0] a, input [7:0] b, output eq, output lt, output gt);\n"
-        f"    wire trap = (a == 8'd{a}) && (b == 8'd{b});\n"
-        "    assign eq = (a == b) ^ trap;\n    assign lt = (a < b) & ~trap;\n"
-        "    assign gt = (a > b) & ~trap;\nendmodule\n"
-    )
-
-
 _X_SELECT = (  # simulation takes the else branch, synthesis may pick either: fails formal
     "    wire u = 1'bx;\n    reg [3:0] s; reg co;\n"
     "    always @(*) if (u) begin s = 4'd0; co = 1'b0; end\n"
@@ -124,7 +114,7 @@ _X_SELECT = (  # simulation takes the else branch, synthesis may pick either: fa
 DESIGNS = {
     "counter_reference": ("rtl-counter-w8", lambda t: t.reference),
     "adder_reference": ("rtl-adder-w4", lambda t: t.reference),
-    "comparator_trapdoor": ("rtl-comparator-w8", _trapdoor_comparator),
+    "comparator_trapdoor": ("rtl-comparator-w8", trapdoor_comparator),
     "adder_x_select": ("rtl-adder-w4", lambda t: oracle.wrap(t, _X_SELECT)),
     "counter_inverted_bit": ("rtl-counter-w8", oracle.inverted_output_bit),
 }
