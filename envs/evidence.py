@@ -21,19 +21,16 @@ from typing import Any
 Told = Callable[[Any], "tuple[Hashable, dict[Any, Any]] | None"]
 
 
-def turns_before_submit(trajectory: Any) -> list[Any]:
-    """The turns whose results the agent had read when it submitted (all turns if it did not)."""
-    turns = trajectory.turns
-    if trajectory.submission is not None and turns:
-        return turns[:-1]
-    return list(turns)
-
-
 def read_before_submit(turn: Any, trajectory: Any) -> bool:
     """Whether the agent had read ``turn``'s results when it submitted: False for the submitting
     action itself (its own results came back with the verdict), True for every other turn."""
     turns = trajectory.turns
     return not (trajectory.submission is not None and turns and turn is turns[-1])
+
+
+def turns_before_submit(trajectory: Any) -> list[Any]:
+    """The turns whose results the agent had read when it submitted (all turns if it did not)."""
+    return [t for t in trajectory.turns if read_before_submit(t, trajectory)]
 
 
 def seen_results(trajectory: Any, tool: str | None = None) -> Iterator[tuple[int, Any]]:
