@@ -13,7 +13,11 @@ design) runs it through this module, so each gets the same guarantees by calling
 - :func:`run`: one program in its own session, with the limits, stdout/stderr to files read back
   capped, and a deadline that kills the whole process group. The wait blocks on a pidfd (no
   polling loop: a 20 ms process costs about 20 ms, not the 32 ms ``Popen.wait(timeout)``'s
-  doubling sleeps round it to).
+  doubling sleeps round it to). With a CPU budget for the whole process tree
+  (``Limits.tree_cpu_s``) the decision is made in CPU seconds (:func:`tree_cpu_seconds` while it
+  runs, ``wait4``'s accounting when it ends), so a run decides the same way on an idle and on a
+  loaded machine; the wall clock is then only a backstop, reported as ``overloaded``.
+  :func:`cpu_meter` sums the CPU seconds of the runs made inside it (calibrations measure with it).
 - :func:`slot`: a machine-wide cap on concurrent runs, across processes: ``flock``-ed slot files
   under ``HIERGYM_HOME/execution-slots``, waited on by blocking (a slot is released when its
   holder exits, however it exits). The number is ``HIERGYM_MAX_PROCESSES`` (``0``: no cap), by
@@ -34,6 +38,7 @@ importing hiergym.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import dataclasses
 import gc
@@ -72,9 +77,18 @@ class Limits:
     """What one sandboxed run may use. ``None`` leaves a limit as the parent has it.
 
     Attributes:
-        wall_s: wall-clock deadline of the run; at it the whole process group is killed.
-        cpu_s: CPU seconds (``RLIMIT_CPU``; SIGXCPU at the limit). ``None``: ``wall_s`` rounded
-            up, plus one.
+        wall_s: wall-clock deadline of the run; at it the whole process group is killed. With
+            ``tree_cpu_s``, only a backstop (see there).
+        cpu_s: CPU seconds of each process (``RLIMIT_CPU``; SIGXCPU at the limit). ``None``:
+            ``tree_cpu_s`` (else ``wall_s``) rounded up, plus one.
+        tree_cpu_s: CPU seconds of the whole process tree, the program and every descendant
+            (alive, or reaped by its parent: ``RLIMIT_CPU`` is per process, so a program that
+            forks workers is not bounded by it). The run is stopped once the tree has used
+            them, and reported timed out when it used more, however it ended: the decision
+            depends on CPU time alone, not on what else the machine runs. ``wall_s`` is then a
+            backstop only: a run it stops within its CPU budget is reported ``overloaded``, not
+            timed out (it waited: a machine too loaded to give a trusted program its CPU, or a
+            program that sleeps or blocks). ``None``: ``wall_s`` is the deadline.
         memory_bytes: address space (``RLIMIT_AS``).
         file_bytes: the largest file the run may write (``RLIMIT_FSIZE``).
         open_files: open file descriptors (``RLIMIT_NOFILE``).
@@ -94,6 +108,7 @@ class Limits:
 
     wall_s: float = 10.0
     cpu_s: float | None = None
+    tree_cpu_s: float | None = None
     memory_bytes: int | None = 2048 * MiB
     file_bytes: int | None = 16 * MiB
     open_files: int | None = None
@@ -111,7 +126,10 @@ class Limits:
         """The resource limits by ``RLIMIT_*`` name, as (soft, hard): the one table hiergym sets
         limits from. The CPU limit's hard value is a second past its soft one, so the program
         gets SIGXCPU (reported as a timeout), not the SIGKILL a hard limit sends."""
-        cpu = self.cpu_s if self.cpu_s is not None else math.ceil(self.wall_s) + 1
+        if self.cpu_s is not None:
+            cpu = self.cpu_s
+        else:
+            cpu = math.ceil(self.tree_cpu_s if self.tree_cpu_s is not None else self.wall_s) + 1
         base_cpu, base_vm = (cpu_used_s, vm_bytes) if self.relative else (0.0, 0)
         table = {
             "RLIMIT_AS": None if self.memory_bytes is None else base_vm + self.memory_bytes,
@@ -276,11 +294,18 @@ def isolate(limits: Limits, root: str) -> list[str]:
 
 @dataclass(frozen=True)
 class RunResult:
+    """How one :func:`run` ended. ``timed_out``: a time limit stopped it (the tree's CPU budget,
+    a process's ``RLIMIT_CPU``, or, without ``tree_cpu_s``, the wall clock); ``overloaded``: the
+    wall-clock backstop stopped it within its CPU budget; ``seconds``: wall time; ``cpu_s``: CPU
+    seconds of the process tree (user and system)."""
+
     returncode: int
     stdout: str
     stderr: str
     timed_out: bool
     seconds: float
+    cpu_s: float = 0.0
+    overloaded: bool = False
 
     @property
     def output(self) -> str:
@@ -371,17 +396,155 @@ def run(
                 start_new_session=True,
                 env=base,
             )
-            timed_out = not wait(proc, limits.wall_s)
-            if timed_out:
-                kill_group(proc)
+            timed_out, overloaded, cpu = supervise(proc, limits)
         elapsed = time.perf_counter() - start
     returncode = proc.returncode
     if returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
-        timed_out = True  # the CPU limit hit before the wall clock
+        timed_out, overloaded = True, False  # a process's CPU limit
+    for meter in _meters.get():
+        meter.add(cpu)
     cap = limits.output_bytes
     return RunResult(
-        returncode, read_capped(out_path, cap), read_capped(err_path, cap), timed_out, elapsed
+        returncode,
+        read_capped(out_path, cap),
+        read_capped(err_path, cap),
+        timed_out,
+        elapsed,
+        cpu,
+        overloaded,
     )
+
+
+MIN_POLL_S = 0.02
+MAX_POLL_S = 0.5
+"""How often :func:`supervise` measures a tree with a CPU budget: when the budget left, spread
+over the tree's threads, runs out, but at least every ``MAX_POLL_S`` (a tree may start more)."""
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, int]:
+    """CPU seconds (user and system) used so far by ``pid`` and its live descendants, with the
+    descendants they have reaped (a parent's ``cutime``/``cstime``), and the number of threads
+    of the live tree, from ``/proc`` (``(0.0, 0)`` where there is none). A descendant that
+    outlives its parent is reparented out of the tree: its CPU is not counted after that."""
+    total, threads = 0.0, 0
+    stack, seen = [pid], set()
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            tids = os.listdir(f"/proc/{p}/task")
+        except (OSError, IndexError):
+            continue
+        total += sum(int(v) for v in fields[11:15]) / _TICKS  # utime stime cutime cstime
+        threads += int(fields[17])
+        for tid in tids:
+            with (
+                contextlib.suppress(OSError, ValueError),
+                open(f"/proc/{p}/task/{tid}/children", "rb") as f,
+            ):
+                stack.extend(int(c) for c in f.read().split())
+    return total, threads
+
+
+def _exited(proc: subprocess.Popen[Any], fd: int | None, timeout: float) -> bool:
+    """Whether ``proc`` has exited within ``timeout`` (not reaped: :func:`supervise` reaps it)."""
+    if fd is not None:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    deadline = time.monotonic() + timeout  # no pidfd (Linux < 5.3): a short poll
+    while True:
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+def supervise(proc: subprocess.Popen[Any], limits: Limits) -> tuple[bool, bool, float]:
+    """Wait for ``proc`` (its own session) under ``limits``, kill its process group at a limit,
+    reap it with ``wait4``; ``(timed_out, overloaded, cpu_s)`` (see :class:`RunResult`).
+
+    Without ``limits.tree_cpu_s`` the wall clock is the deadline (one blocking wait). With it,
+    the tree's CPU (:func:`tree_cpu_seconds`) is measured whenever its budget could have run
+    out (the budget left spread over the tree's threads, at least every :data:`MAX_POLL_S`):
+    the tree is killed once it has used the budget; the CPU seconds a run is judged by are the
+    larger of the last measurement and ``wait4``'s (the program and the descendants it reaped),
+    and more than the budget is a timeout however the run ended. The wall clock (``wall_s``,
+    from the start) is then a backstop: a tree still within its CPU budget there is killed and
+    reported ``overloaded``."""
+    budget = limits.tree_cpu_s
+    start = time.monotonic()
+    try:
+        fd: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        fd = None
+    stop, used = "", 0.0
+    try:
+        while True:
+            wall_left = limits.wall_s - (time.monotonic() - start)
+            step = wall_left
+            if budget is not None:
+                used, threads = tree_cpu_seconds(proc.pid)
+                if used > budget:
+                    stop = "cpu"
+                    break
+                spread = (budget - used) / max(1, threads)
+                step = min(wall_left, max(MIN_POLL_S, min(MAX_POLL_S, spread)))
+            if wall_left <= 0:
+                stop = "wall"
+                if budget is not None:
+                    used = max(used, tree_cpu_seconds(proc.pid)[0])
+                break
+            if _exited(proc, fd, max(0.0, step)):
+                break
+    finally:
+        if fd is not None:
+            os.close(fd)
+    if stop:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # it may have exited
+            os.killpg(proc.pid, signal.SIGKILL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu = max(used, usage.ru_utime + usage.ru_stime)
+    if budget is None:
+        return stop == "wall", False, cpu
+    timed_out = stop == "cpu" or cpu > budget
+    return timed_out, stop == "wall" and not timed_out, cpu
+
+
+class CpuMeter:
+    """The CPU seconds of the :func:`run` calls made inside a :func:`cpu_meter` block."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds += seconds
+
+
+_meters: contextvars.ContextVar[tuple[CpuMeter, ...]] = contextvars.ContextVar(
+    "hiergym_cpu_meters", default=()
+)
+
+
+@contextlib.contextmanager
+def cpu_meter() -> Iterator[CpuMeter]:
+    """Sum the process-tree CPU seconds of every :func:`run` made in this context (this thread,
+    or a context copied from it) while the block runs; meters nest. A budget calibrated from it
+    is in CPU seconds, the unit :attr:`Limits.tree_cpu_s` decides in."""
+    meter = CpuMeter()
+    token = _meters.set((*_meters.get(), meter))
+    try:
+        yield meter
+    finally:
+        _meters.reset(token)
 
 
 class Workdir:
