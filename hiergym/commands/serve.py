@@ -37,6 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         max_request_bytes=args.max_request_bytes,
         threads=args.threads,
+        full_gc_s=args.full_gc_s,
     )
     try:
         if args.inline is not None:
@@ -92,6 +93,13 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=16,
         help="threads that run env calls (0: all on the event loop)",
+    )
+    p.add_argument(
+        "--full-gc-s",
+        type=float,
+        default=600.0,
+        help="freeze the long-lived heap each second and collect all of it every this many "
+        "seconds, so collections do not stall every session (0: Python's default collector)",
     )
     p.add_argument(
         "--inline",
