@@ -71,9 +71,9 @@ import asyncio
 import collections
 import contextlib
 import difflib
+import gc
 import hmac
 import ipaddress
-import gc
 import json
 import logging
 import os
