@@ -117,12 +117,44 @@ class Transformers:
             ids = row.tolist()
             if self.tokenizer.eos_token_id in ids:
                 ids = ids[: ids.index(self.tokenizer.eos_token_id)]
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            prompt = enc["input_ids"][i][enc["attention_mask"][i].bool()].tolist()
+            text, calls = self._parse(ids, prompt)
             completions.append(
                 Completion(
                     text=text,
-                    prompt_tokens=int(enc["attention_mask"][i].sum()),
+                    tool_calls=calls,
+                    prompt_tokens=len(prompt),
                     completion_tokens=len(ids),
                 )
             )
         return completions
+
+    def _parse(self, ids: list[int], prompt: list[int]) -> tuple[str, list[dict[str, Any]] | None]:
+        """The completion's text and tool calls, as an OpenAI-compatible server returns them.
+
+        A tokenizer with a response template (``tokenizer.parse_response``, as TRL's GRPO parses
+        the same model's calls) splits the calls from the text, so the chat the env keeps renders
+        each call once, as the template rendered it in training. Without one, or when a call does
+        not parse (the env then answers with its error), the text is returned whole."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        tok = self.tokenizer
+        if getattr(tok, "response_template", None) is None:
+            return text, None
+        try:
+            parsed = tok.parse_response(ids, prefix=prompt)
+        except (ValueError, TypeError):  # a malformed call: the env reads the text
+            return text, None
+        calls = (parsed or {}).get("tool_calls") or []
+        if not calls or not all(isinstance(c.get("function"), dict) for c in calls):
+            return text, None
+        return (parsed.get("content") or "").removesuffix(tok.eos_token or ""), [
+            {
+                "id": f"call_{j}",
+                "type": "function",
+                "function": {
+                    "name": str(c["function"].get("name", "")),
+                    "arguments": json.dumps(c["function"].get("arguments", {})),
+                },
+            }
+            for j, c in enumerate(calls)
+        ]
