@@ -64,7 +64,15 @@ from hiergym.rewards.levels import (
 from . import tasks, tools
 from .tasks import ShoppingTask
 from .tools import load_product
-from .verifier import PRICE_TOLERANCE, _told, ground_variant, product_match
+from .verifier import (
+    PRICE_TOLERANCE,
+    _told,
+    ground_variant,
+    match_terms,
+    product_match,
+    product_part,
+    variant_part,
+)
 
 K = 3
 """Items asked for: "the 3 best products"."""
@@ -98,26 +106,51 @@ def relevance(task: ShoppingTask, doc: dict[str, Any], options: dict[str, str]) 
 
 
 def best_variant(task: ShoppingTask, doc: dict[str, Any]) -> tuple[float, dict[str, str]]:
-    """A product's best variant for ``task``: highest relevance, then cheapest, then by options."""
-    best = min(
-        doc["variants"],
-        key=lambda v: (
-            -relevance(task, doc, v["options"]),
-            v["price"],
-            sorted(v["options"].items()),
-        ),
-    )
-    return relevance(task, doc, best["options"]), dict(best["options"])
+    """A product's best variant for ``task``: highest relevance, then cheapest, then by options.
+
+    Each variant's relevance is :func:`relevance` of its options, computed from its parts
+    (:func:`~.verifier.product_part` once per product, :func:`~.verifier.variant_part` per
+    variant) without the findings; ``tests/envs/shopping/test_ranking.py`` checks it against
+    :func:`relevance` on every product of several tasks."""
+    in_category = doc["category"] == task.category
+    r_type, base = product_part(task, doc) if in_category else (0.0, 0)
+    terms = match_terms(task)
+    seen: list[dict[str, Any]] = []  # product_match scores options by their first variant
+    best: tuple[float, float] | None = None
+    best_v: dict[str, Any] = {}
+    for v in doc["variants"]:
+        options = v["options"]
+        if in_category:
+            chosen = next((u for u in seen if u["options"] == options), v)
+            seen.append(v)
+            rel = r_type * (base + variant_part(task, chosen, options)) / terms
+        else:
+            rel = 0.0
+        key = (-rel, v["price"])
+        if (
+            best is None
+            or key < best
+            or (key == best and sorted(options.items()) < sorted(best_v["options"].items()))
+        ):
+            best, best_v = key, v
+    assert best is not None, f"{doc['product_id']} has no variant"
+    return -best[0], dict(best_v["options"])
 
 
-def ideal_list(db: Any, task: ShoppingTask, k: int = K) -> tuple[tuple[str, Any, float], ...]:
-    """The catalog's ``k`` best products for ``task`` (relevance, then product id)."""
+def _category_docs(db: Any, category: str) -> list[dict[str, Any]]:
     rows = db.execute(
-        "SELECT doc FROM products WHERE category_path = ? ORDER BY id", (task.category,)
+        "SELECT doc FROM products WHERE category_path = ? ORDER BY id", (category,)
     ).fetchall()
+    return [json.loads(text) for (text,) in rows]
+
+
+def ideal_list(
+    db: Any, task: ShoppingTask, k: int = K, docs: list[dict[str, Any]] | None = None
+) -> tuple[tuple[str, Any, float], ...]:
+    """The catalog's ``k`` best products for ``task`` (relevance, then product id); ``docs``: the
+    category's products when the caller already read them."""
     scored = []
-    for (text,) in rows:
-        doc = json.loads(text)
+    for doc in _category_docs(db, task.category) if docs is None else docs:
         rel, options = best_variant(task, doc)
         scored.append((-rel, doc["product_id"], tuple(sorted(options.items())), rel))
     scored.sort()
@@ -132,6 +165,10 @@ def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
     key = (db_key, split, difficulty)
     if key not in _TASK_SETS:
         base = tasks.load_tasks(db, db_key, split, difficulty)
+        docs: dict[str, list[dict[str, Any]]] = {}  # each category read once for all its tasks
+        for t in base:
+            if t.category not in docs:
+                docs[t.category] = _category_docs(db, t.category)
         _TASK_SETS[key] = TaskSet(
             [
                 RankedTask(
@@ -140,7 +177,7 @@ def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
                     difficulty=t.difficulty,
                     base=t,
                     k=K,
-                    ideal=ideal_list(db, t, K),
+                    ideal=ideal_list(db, t, K, docs[t.category]),
                 )
                 for t in base
             ],

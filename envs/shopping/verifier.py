@@ -58,22 +58,7 @@ def product_match(
 ) -> tuple[float, list[Finding]]:
     """WebShop's reward of a chosen product and options for a task, with the findings behind it."""
     findings: list[Finding] = []
-    if doc["product_type"] == task.product_type and doc["category"] == task.category:
-        r_type = 1.0
-    elif doc["category"] == task.category:
-        r_type = 0.5
-        findings.append(
-            Finding("wrong_type", f"a {doc['product_type']}, not a {task.product_type}")
-        )
-    else:
-        r_type = 0.1
-        findings.append(Finding("wrong_category", f"{doc['category']}, not {task.category}"))
-    matched = 0
-    for attr in task.attributes:
-        if attr in doc["attributes"]:
-            matched += 1
-        else:
-            findings.append(Finding("missing_attribute", f"{doc['product_id']} is not {attr!r}"))
+    r_type, matched = product_part(task, doc, findings)
     variant = next((v for v in doc["variants"] if v["options"] == options), None)
     if variant is None:
         findings.append(
@@ -84,23 +69,67 @@ def product_match(
         )
     elif variant["stock"] <= 0:
         findings.append(Finding("out_of_stock", f"{doc['product_id']} {options} is out of stock"))
+    matched += variant_part(task, variant, options, findings)
+    return r_type * matched / match_terms(task), findings
+
+
+def match_terms(task: ShoppingTask) -> int:
+    """What :func:`product_match` counts: each attribute, each option and the budget."""
+    return len(task.attributes) + len(task.options) + 1
+
+
+def product_part(
+    task: ShoppingTask, doc: dict[str, Any], findings: list[Finding] | None = None
+) -> tuple[float, int]:
+    """The part of :func:`product_match` that does not depend on the variant: the type factor and
+    the attributes matched (findings appended when a list is given)."""
+    if doc["product_type"] == task.product_type and doc["category"] == task.category:
+        r_type = 1.0
+    elif doc["category"] == task.category:
+        r_type = 0.5
+        if findings is not None:
+            findings.append(
+                Finding("wrong_type", f"a {doc['product_type']}, not a {task.product_type}")
+            )
+    else:
+        r_type = 0.1
+        if findings is not None:
+            findings.append(Finding("wrong_category", f"{doc['category']}, not {task.category}"))
+    matched = 0
+    for attr in task.attributes:
+        if attr in doc["attributes"]:
+            matched += 1
+        elif findings is not None:
+            findings.append(Finding("missing_attribute", f"{doc['product_id']} is not {attr!r}"))
+    return r_type, matched
+
+
+def variant_part(
+    task: ShoppingTask,
+    variant: dict[str, Any] | None,
+    options: dict[str, str],
+    findings: list[Finding] | None = None,
+) -> int:
+    """The options and the budget matched by ``options``, whose variant (the product's first with
+    exactly those options) is ``variant`` (``None``: no such variant)."""
+    matched = 0
     purchasable = variant is not None and variant["stock"] > 0
     for name, value in task.options:
         if purchasable and options.get(name) == value:
             matched += 1
-        elif options.get(name) != value:
+        elif options.get(name) != value and findings is not None:
             findings.append(
                 Finding("wrong_option", f"{name} is {options.get(name)!r}, asked for {value!r}")
             )
     if variant is not None and variant["price"] <= task.budget + PRICE_TOLERANCE:
         matched += 1
-    elif variant is not None:
+    elif variant is not None and findings is not None:
         findings.append(
             Finding(
                 "over_budget", f"${variant['price']:.2f} is over the budget of ${task.budget:.2f}"
             )
         )
-    return r_type * matched / (len(task.attributes) + len(task.options) + 1), findings
+    return matched
 
 
 class FormatLevel(Level):

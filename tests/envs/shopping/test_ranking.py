@@ -243,3 +243,34 @@ def test_list_attacks_hold_and_never_beat_the_honest_one_item_list() -> None:
 def test_a_judge_is_refused_there_is_no_message_to_read() -> None:
     with pytest.raises(ValueError, match="no message for a judge"):
         gym.make(ENV_ID, judge=lambda task, product, message: 1.0)
+
+
+def test_best_variant_is_the_relevance_of_every_variant_maximised() -> None:
+    """The ideal list's best variant, computed from the product and variant parts, is exactly
+    the variant that :func:`relevance` (the verifier's own ``product_match``) ranks first, on
+    every product of the asked category and of another one, for tasks of every difficulty."""
+    from hiergym.envs.shopping.ranking import _category_docs, best_variant, relevance
+
+    checked = 0
+    for difficulty in ("easy", "hard"):
+        env = gym.make(ENV_ID, split="test", difficulty=difficulty)
+        base = env.unwrapped
+        for task in list(base.tasks)[:4]:
+            t = task.base
+            docs = _category_docs(base.sandbox.db, t.category)[:40]
+            other = next(d for d in base.tasks if d.base.category != t.category).base
+            docs += _category_docs(base.sandbox.db, other.category)[:5]
+            for doc in docs:
+                want = min(
+                    doc["variants"],
+                    key=lambda v: (
+                        -relevance(t, doc, v["options"]),
+                        v["price"],
+                        sorted(v["options"].items()),
+                    ),
+                )
+                expected = (relevance(t, doc, want["options"]), dict(want["options"]))
+                assert best_variant(t, doc) == expected, (t.task_id, doc["product_id"])
+                checked += 1
+        env.close()
+    assert checked >= 300
