@@ -9,10 +9,10 @@ verifier must not fall for, each with the level it must fail at.
 from __future__ import annotations
 
 import dataclasses
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from hiergym.envs import execution
 from hiergym.envs.tools import ToolCall
 from hiergym.errors import TaskError
 
@@ -43,8 +43,9 @@ class RTLOracle:
 # Checking a problem's reference, and calibrating its proof budget (at import and at build)
 
 BUDGET_FACTOR = 4
-"""A problem's proof budget is this many times what proving its reference took, at least the
-default ``Limits.formal_s``, rounded up to a doubling of it (30, 60, 120, 240 s): a correct design
+"""A problem's proof budget is this many times the CPU seconds proving its reference took, at
+least the default ``Limits.formal_s``, rounded up to a doubling of it (30, 60, 120, 240 CPU s,
+the unit every toolchain budget is in; :func:`toolchain.run`): a correct design
 that is written differently may take longer to prove than the reference against itself."""
 MAX_FORMAL_S = 240.0
 DECIDED = ("proven", "simulated")  # simulated: an open proof decided by the documented rule
@@ -61,9 +62,11 @@ def _budget(seconds: float, default: float) -> float:
 
 
 def _timed(fn: Any, *args: Any) -> tuple[dict[str, Any], float]:
-    start = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - start
+    """``fn(*args)`` and the CPU seconds of the toolchain runs it made (their process trees):
+    the unit the budgets decide in, so a calibration does not depend on the machine's load."""
+    with execution.cpu_meter() as meter:
+        result = fn(*args)
+    return result, meter.seconds
 
 
 def check_reference(task: RTLTask, limits: Limits) -> dict[str, Any]:
@@ -73,7 +76,9 @@ def check_reference(task: RTLTask, limits: Limits) -> dict[str, Any]:
     re-synthesised netlist (or decided by :data:`toolchain.DECISION_RULE`, recorded as such),
     and synthesises onto the library with no unmapped cell. The proofs' time sets the budget
     (``formal_s``, see :data:`BUDGET_FACTOR`), the testbench's time the simulation budget
-    (``simulate_s``); a run stopped by a limit is retried once under :data:`MAX_FORMAL_S`. Returns the import-record entry: the four stage flags, ``proof``
+    (``simulate_s``), both in CPU seconds of the runs' process trees (the same on an idle and on
+    a loaded machine); a run stopped by a limit is retried once under :data:`MAX_FORMAL_S`.
+    Returns the import-record entry: the four stage flags, ``proof``
     (statuses, seconds, whether the rule decided), ``formal_s``, ``fingerprint`` (of the task as
     given), ``excluded`` and, when excluded, ``reason`` (``the reference fails <level> (...)``)."""
     entry: dict[str, Any] = {

@@ -2,9 +2,11 @@
 synthesis and formal equivalence.
 
 Every run happens in a fresh temp dir, through the shared execution layer
-(:mod:`hiergym.envs.execution`): a subprocess with a wall-clock timeout, CPU-time, address-space,
-file-size and process-count limits, a machine-wide cap on concurrent runs; its output is read back
-capped. Each stage is a pure function of (task, code, limits) returning a JSON-able dict,
+(:mod:`hiergym.envs.execution`): a subprocess with a CPU-time budget for its whole process tree
+(yosys starts yosys-abc and Python), address-space, file-size and process-count limits, a
+wall-clock backstop and a machine-wide cap on concurrent runs; its output is read back capped.
+Every budget is in CPU seconds, so a verdict does not depend on the machine's load (see
+:func:`run`). Each stage is a pure function of (task, code, limits) returning a JSON-able dict,
 so the sandbox's ToolCache can key it by a hash of the source, the problem and the toolchain version
 (see :func:`scope`). Nothing here ever raises on a bad design: failures are data.
 """
@@ -15,14 +17,12 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 import re
 import secrets
 import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -34,7 +34,7 @@ from hiergym.sandbox_data import source_dir
 
 from . import ppa, testbench, verilog
 
-RUNNER_VERSION = "rtl-runner-13"
+RUNNER_VERSION = "rtl-runner-14"  # 14: budgets in CPU seconds of the process tree
 """Bump when a stage's output for the same inputs changes meaning: it is part of every cache key."""
 LIBERTY_NAME = "hiergym_generic.lib"
 REQUIRED_PROGRAMS = ("iverilog", "vvp", "yosys", "yosys-abc", "prlimit")
@@ -49,10 +49,21 @@ class ToolchainMissing(SandboxError):
     """iverilog, vvp, yosys, yosys-abc or prlimit is not installed."""
 
 
+class MachineOverloaded(SandboxError):
+    """A toolchain run hit its wall-clock backstop twice within its CPU budget: the machine, not
+    the design, was too slow, so the run says nothing about the design. Raised, never a verdict:
+    a tool call shows it as an error, a verdict raises it as a VerifierError, an import stops."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits of one toolchain run; part of the cache key. A run that hits a limit is
-    reported but never cached (see :func:`is_transient`): a load spike is not a verdict."""
+    reported but never cached (see :func:`is_transient`): a load spike is not a verdict.
+
+    The ``*_s`` budgets are CPU seconds of the run's whole process tree (a stage of several
+    runs shares its budget: each gets what the earlier ones left), so they decide the same way
+    on an idle and on a loaded machine; the wall clock is only a backstop
+    (:data:`WALL_BACKSTOP_FACTOR`)."""
 
     compile_s: float = 10.0
     simulate_s: float = 20.0
@@ -189,13 +200,20 @@ class Workdir(execution.Workdir):
         super().__init__("hiergym-rtl-")
 
 
-def process_limits(timeout: float, limits: Limits) -> execution.Limits:
-    """One toolchain run's limits in the shared execution layer's terms: the stage's wall clock,
-    CPU seconds just past it, the address space, file size and process count of ``limits``, no
-    core dumps, 64 kB of stdout and of stderr read back, the run's dir as HOME and TMPDIR."""
+WALL_BACKSTOP_FACTOR = 10.0
+WALL_BACKSTOP_MIN_S = 60.0
+"""A run's wall-clock backstop: this many times its CPU budget, at least ``WALL_BACKSTOP_MIN_S``
+(a run that got less than a tenth of a core all along); its hit is an overloaded machine."""
+
+
+def process_limits(budget: float, limits: Limits) -> execution.Limits:
+    """One toolchain run's limits in the shared execution layer's terms: ``budget`` CPU seconds
+    for the whole process tree (each process's ``RLIMIT_CPU`` just past it), a wall-clock
+    backstop, the address space, file size and process count of ``limits``, no core dumps,
+    64 kB of stdout and of stderr read back, the run's dir as HOME and TMPDIR."""
     return execution.Limits(
-        wall_s=timeout,
-        cpu_s=max(1, math.ceil(timeout) + 1),
+        wall_s=max(WALL_BACKSTOP_MIN_S, WALL_BACKSTOP_FACTOR * budget),
+        tree_cpu_s=budget,
         memory_bytes=limits.memory_mb * execution.MiB,
         file_bytes=limits.file_mb * execution.MiB,
         processes=limits.processes,
@@ -206,10 +224,22 @@ def process_limits(timeout: float, limits: Limits) -> execution.Limits:
 
 
 def run(argv: Sequence[str], cwd: Path, timeout: float, limits: Limits) -> RunResult:
-    """Run ``argv`` in ``cwd`` under the limits (:func:`execution.run`: its own session, killed
-    with every child at the deadline, a pidfd wait, one of the machine's process slots);
-    stdout and stderr go to files, read back capped."""
-    return execution.run(argv, cwd, process_limits(timeout, limits), env={"LC_ALL": "C"})
+    """Run ``argv`` in ``cwd`` under the limits, ``timeout`` CPU seconds for its process tree
+    (:func:`execution.run`: its own session, killed with every child at a limit, one of the
+    machine's process slots); stdout and stderr go to files, read back capped. A run stopped
+    by the wall-clock backstop within its CPU budget is run once more, then
+    :class:`MachineOverloaded` is raised: a verdict must not depend on the machine's load."""
+    for _ in range(2):
+        result = execution.run(argv, cwd, process_limits(timeout, limits), env={"LC_ALL": "C"})
+        if not result.overloaded:
+            return result
+    backstop = process_limits(timeout, limits).wall_s
+    raise MachineOverloaded(
+        f"the machine is overloaded: {Path(argv[0]).name} used {result.cpu_s:.2f} of its "
+        f"{timeout:g} CPU seconds but ran past its wall-clock backstop ({backstop:g} s), twice, "
+        "so its result would say nothing about the design; run fewer jobs at once (e.g. lower "
+        f"{execution.MAX_PROCESSES_ENV}) and try again"
+    )
 
 
 def _scrub(text: str, nonce: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -410,7 +440,7 @@ def lint_design(task: Any, code: str, limits: Limits) -> dict[str, Any] | None:
             {
                 "ok": False,
                 "category": "timeout",
-                "messages": f"yosys did not read the design within {limits.compile_s:g} s",
+                "messages": f"yosys did not read the design within {limits.compile_s:g} CPU s",
             }
         )
     if result.returncode != 0 or "CHECK pass" not in report:
@@ -531,7 +561,7 @@ def run_testbench(task: Any, code: str, limits: Limits) -> dict[str, Any]:
     if ran.timed_out:
         report.update(ok=False, status="timeout", score=0.0)
         report["messages"] = (
-            f"the simulation did not finish within {limits.simulate_s:g} s: the design loops "
+            f"the simulation did not finish within {limits.simulate_s:g} CPU s: the design loops "
             "forever (a combinational loop or an always block without an event control)"
         )
     elif report["status"] == "no_result":
@@ -803,8 +833,9 @@ def elaborated_digest(task: Any, wd: Workdir, limits: Limits) -> str | None:
 
 
 DECISION_RULE = (
-    "a proof that neither engine decides within the problem's budget is decided by an extended "
-    "simulation of the same circuit next to the reference: {factor}x the problem's samples "
+    "a proof that neither engine decides within the problem's budget (CPU seconds) is decided "
+    "by an extended simulation of the same circuit next to the reference: {factor}x the "
+    "problem's samples "
     "(at least {minimum}) of fresh seeded random and corner-case stimulus the agent's tools never "
     "show, resets at random points; every sample must match (then status 'simulated', recorded "
     "in the finding), one mismatch is a counterexample; " + ADDRESS_ASSUMPTION
@@ -1006,22 +1037,23 @@ def _miter_proof(
     else:
         method = "SAT miter, then ABC" if aiger else "SAT miter"
     base: dict[str, Any] = {"method": method, "depth": depth}
-    start = time.perf_counter()
+    spent = [0.0]  # CPU seconds of the proof's runs so far: its stages share one CPU budget
 
     def left() -> float:
-        return max(1.0, limits.formal_s - (time.perf_counter() - start))
+        return max(1.0, limits.formal_s - spent[0])
 
     def timed_out() -> dict[str, Any]:
         return _transient(
             {
                 **base,
                 "status": "inconclusive",
-                "messages": f"the proof did not finish within {limits.formal_s:g} s",
+                "messages": f"the proof did not finish within {limits.formal_s:g} CPU s",
             }
         )
 
     wd.write("proof.ys", "\n".join(lines) + "\n")
     result = run(["yosys", "-Q", "-T", "-s", "proof.ys"], wd.path, limits.formal_s, limits)
+    spent[0] += result.cpu_s
     log = result.output
     if result.timed_out:
         return timed_out()
@@ -1047,6 +1079,7 @@ def _miter_proof(
             left() / (2 if seq else 1),
             limits,
         )
+        spent[0] += checked.cpu_s
         out = checked.output
         if seq:
             proven, refuted = "Property proved" in out, "was asserted in frame" in out
@@ -1335,8 +1368,8 @@ def _synthesis_front(
     task: Any, code: str, limits: Limits, wd: Workdir, nonce: str
 ) -> dict[str, Any]:
     """Read and elaborate the design and write its canonical netlist (``canonical.json``, see
-    :mod:`ppa`) in ``wd``: ``{"canonical": its sha256, "log": ..., "started": ...}``, or the
-    failure report."""
+    :mod:`ppa`) in ``wd``: ``{"canonical": its sha256, "log": ..., "cpu_s": its CPU seconds}``, or
+    the failure report."""
     code = verilog.extract_code(code)
     script = "\n".join(
         [
@@ -1362,7 +1395,6 @@ def _synthesis_front(
         f"{task.module}\n",
     )
     wd.write("script.ys", script + "\n")
-    started = time.perf_counter()
     result = run(["yosys", "-Q", "-T", "-s", "script.ys"], wd.path, limits.synthesize_s, limits)
     canonical = wd.path / "canonical.json"
     if result.timed_out:
@@ -1370,7 +1402,7 @@ def _synthesis_front(
     if result.returncode != 0 or not canonical.exists():
         return _synthesis_failed(result, result.output, nonce)
     digest = hashlib.sha256(canonical.read_bytes()).hexdigest()
-    return {"canonical": digest, "log": result.output, "started": started}
+    return {"canonical": digest, "log": result.output, "cpu_s": result.cpu_s}
 
 
 def _synthesis_timeout(limits: Limits) -> dict[str, Any]:
@@ -1378,7 +1410,7 @@ def _synthesis_timeout(limits: Limits) -> dict[str, Any]:
         {
             "ok": False,
             "status": "timeout",
-            "messages": f"synthesis did not finish within {limits.synthesize_s:g} s",
+            "messages": f"synthesis did not finish within {limits.synthesize_s:g} CPU s",
         }
     )
 
@@ -1423,7 +1455,7 @@ def _synthesis_back(
     wd.write("latch_map.v", LATCH_MAP)
     wd.write("aldff_map.v", ALDFF_MAP)
     wd.write("back.ys", back + "\n")
-    left = limits.synthesize_s - (time.perf_counter() - front["started"])
+    left = limits.synthesize_s - front["cpu_s"]  # the CPU budget the front left
     if left <= 0:
         return _synthesis_timeout(limits)
     result = run(["yosys", "-Q", "-T", "-s", "back.ys"], wd.path, left, limits)
