@@ -483,13 +483,14 @@ def supervise(proc: subprocess.Popen[Any], limits: Limits) -> tuple[bool, bool, 
         fd: int | None = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
         fd = None
-    stop, used = "", 0.0
+    stop, used, threads = "", 0.0, 1
     try:
-        while True:
+        for turn in itertools.count():
             wall_left = limits.wall_s - (time.monotonic() - start)
             step = wall_left
             if budget is not None:
-                used, threads = tree_cpu_seconds(proc.pid)
+                if turn:  # a run just started has used nothing yet: a short run is never read
+                    used, threads = tree_cpu_seconds(proc.pid)
                 if used > budget:
                     stop = "cpu"
                     break
