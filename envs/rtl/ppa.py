@@ -478,20 +478,31 @@ def cost(area: float, delay_ps: float) -> float:
 FIGURES = ("cells", "area", "delay_ps", "depth")
 
 
+IN_PROCESS_MAX_BYTES = 256_000
+"""The largest front netlist (yosys's JSON) put in canonical form in the verifier's own process;
+a larger one goes through :func:`main` in a Python process under the synthesis limits."""
+
+
+def canonical_text(text: str, top: str) -> tuple[str, str]:
+    """``(canonical JSON, "")`` for the front netlist ``text``; ``(text, why)`` for a netlist the
+    canonical form does not model: it is measured as it is (the figures are still those of the
+    netlist that is proven), never refused for it."""
+    try:
+        return canonical_json(text, top), ""
+    except (NotCanonical, KeyError, TypeError, ValueError, IndexError, AssertionError) as e:
+        return text, f"hiergym canonical form not applied: {type(e).__name__}: {e}"[:300]
+
+
 def main(argv: list[str]) -> int:
-    """``python ppa.py FRONT.json OUT.json TOP``: what the synthesis script runs (yosys ``exec``)
-    between its front passes and the rest of the flow, inside the run's limits. A netlist the
-    canonical form does not model is passed on as it is (and says so in the log)."""
+    """``python ppa.py FRONT.json OUT.json TOP``: :func:`canonical_text` of a netlist too large
+    to canonicalise in the verifier's process, inside the synthesis limits (the note, if any,
+    goes to stdout: the log)."""
     front, out, top = argv
     with open(front) as f:
         text = f.read()
-    try:
-        result = canonical_json(text, top)
-    except (NotCanonical, KeyError, TypeError, ValueError, IndexError, AssertionError) as e:
-        # A netlist of a shape the canonical form does not know is measured as it is (the
-        # figures are still those of the netlist that is proven), never refused for it.
-        print(f"hiergym canonical form not applied: {type(e).__name__}: {e}"[:300])
-        result = text
+    result, note = canonical_text(text, top)
+    if note:
+        print(note)
     with open(out, "w") as f:
         f.write(result)
     return 0

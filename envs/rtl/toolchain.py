@@ -19,10 +19,10 @@ import hashlib
 import json
 import re
 import secrets
-import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -1384,25 +1384,56 @@ def _synthesis_front(
             # this one read), so it is a function of canonical.json alone.
             *ppa.FRONT_PASSES,
             "write_json front.json",
-            "exec -expect-return 0 -- sh canonical.sh",
         ]
     )
     wd.write("design.v", for_yosys(code))
-    wd.write("canonical.py", Path(ppa.__file__).read_text())
-    wd.write(
-        "canonical.sh",
-        f"set -e\n{shlex.quote(sys.executable)} -I -S canonical.py front.json canonical.json "
-        f"{task.module}\n",
-    )
     wd.write("script.ys", script + "\n")
     result = run(["yosys", "-Q", "-T", "-s", "script.ys"], wd.path, limits.synthesize_s, limits)
-    canonical = wd.path / "canonical.json"
     if result.timed_out:
         return _synthesis_timeout(limits)
-    if result.returncode != 0 or not canonical.exists():
+    if result.returncode != 0 or not (wd.path / "front.json").exists():
         return _synthesis_failed(result, result.output, nonce)
-    digest = hashlib.sha256(canonical.read_bytes()).hexdigest()
-    return {"canonical": digest, "log": result.output, "cpu_s": result.cpu_s}
+    log, cpu_s = result.output, result.cpu_s
+    failed, note, seconds = _canonicalise(task, wd, limits, limits.synthesize_s - cpu_s, log, nonce)
+    if failed is not None:
+        return failed
+    digest = hashlib.sha256((wd.path / "canonical.json").read_bytes()).hexdigest()
+    return {"canonical": digest, "log": log + "\n" + note, "cpu_s": cpu_s + seconds}
+
+
+def _canonicalise(
+    task: Any, wd: Workdir, limits: Limits, budget: float, log: str, nonce: str
+) -> tuple[dict[str, Any] | None, str, float]:
+    """``front.json`` in ``wd`` put in canonical form (:func:`ppa.canonical_text`) as
+    ``canonical.json``: ``(None, its note for the log, CPU seconds)``, or the failure report.
+
+    A netlist of at most :data:`ppa.IN_PROCESS_MAX_BYTES` is canonicalised in this process (a
+    few ms of pure Python over data yosys wrote, its work bounded by the size and
+    :data:`ppa.WORK_BUDGET`, where a Python process spends 30-40 ms CPU starting and importing
+    ``json``); a larger one, or one that breaks the canonical form here, in a Python process
+    under the synthesis limits and what the front left of their budget, which reports how it
+    failed."""
+    front = wd.path / "front.json"
+    if front.stat().st_size <= ppa.IN_PROCESS_MAX_BYTES:
+        started = time.thread_time()
+        try:
+            text, note = ppa.canonical_text(front.read_text(), task.module)
+        except Exception:  # noqa: BLE001 - the sandboxed run below reports it
+            pass
+        else:
+            (wd.path / "canonical.json").write_text(text)
+            return None, note, time.thread_time() - started
+    if budget <= 0:
+        return _synthesis_timeout(limits), "", 0.0
+    wd.write("canonical.py", Path(ppa.__file__).read_text())
+    argv = [sys.executable, "-I", "-S", "canonical.py", "front.json", "canonical.json"]
+    result = run([*argv, task.module], wd.path, budget, limits)
+    if result.timed_out:
+        return _synthesis_timeout(limits), "", result.cpu_s
+    if result.returncode != 0 or not (wd.path / "canonical.json").exists():
+        stopped = f"ERROR: the canonical form stopped (exit status {result.returncode})"
+        return _synthesis_failed(result, f"{log}\n{result.output}\n{stopped}", nonce), "", 0.0
+    return None, result.output, result.cpu_s
 
 
 def _synthesis_timeout(limits: Limits) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""Issue 12 (RTL verdict of a circuit never seen): the cheaper paths give the answers of the
+sandboxed, full ones.
+
+* The canonical form of a small front netlist is computed in the verifier's process; a larger one
+  (or one that breaks it there) in a sandboxed Python process. Both give the same
+  ``canonical.json``, so the same synthesis report and netlist proof, on passing and failing
+  designs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+import gymnasium as gym
+import pytest
+
+from hiergym.envs.rtl import oracle, ppa, tasks, toolchain, tools
+from hiergym.envs.rtl.toolchain import Limits
+
+from .designs import trapdoor_comparator
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = gym.make("hiergym/RTL-v0")
+    yield e
+    e.close()
+
+
+def task_of(env, task_id):
+    return tasks.find_task(env.unwrapped.sandbox.db, task_id)
+
+
+DESIGNS = {
+    "counter_reference": ("rtl-counter-w8", lambda t: t.reference),
+    "adder_reference": ("rtl-adder-w4", lambda t: t.reference),
+    "comparator_trapdoor": ("rtl-comparator-w8", trapdoor_comparator),
+    "counter_inverted_bit": ("rtl-counter-w8", oracle.inverted_output_bit),
+}
+
+
+def _counting_runs(monkeypatch):
+    """Count the toolchain's runs by what they run (program, or the script a program is given)."""
+    runs: Counter[str] = Counter()
+    real = toolchain.run
+
+    def counted(argv, *a, **k):
+        named = [x for x in argv if x.endswith((".ys", ".py"))]
+        runs[f"{argv[0].rsplit('/', 1)[-1]} {named[0] if named else ''}".strip()] += 1
+        return real(argv, *a, **k)
+
+    monkeypatch.setattr(toolchain, "run", counted)
+    return runs
+
+
+@pytest.mark.parametrize("name", sorted(DESIGNS))
+def test_the_canonical_form_in_process_equals_the_sandboxed_one(env, name, monkeypatch):
+    task_id, make = DESIGNS[name]
+    task = task_of(env, task_id)
+    code = make(task)
+    budget = tools.task_limits(task, Limits())
+    runs = _counting_runs(monkeypatch)
+    here = toolchain.synthesize_and_prove(task, code, budget)
+    assert not any(k.endswith("canonical.py") for k in runs), dict(runs)
+
+    monkeypatch.setattr(ppa, "IN_PROCESS_MAX_BYTES", -1)  # every netlist goes to the sandbox
+    runs.clear()
+    sandboxed = toolchain.synthesize_and_prove(task, code, budget)
+    assert runs[f"{sys.executable.rsplit('/', 1)[-1]} canonical.py"] == 1, dict(runs)
+
+    assert here == sandboxed
+    assert here["ok"] and here["netlist_proof"]["status"] in ("proven", "counterexample")
+    proven = here["netlist_proof"]["status"] == "proven"
+    assert proven == name.endswith("_reference")
+
+
+def test_a_netlist_the_canonical_form_does_not_model_passes_as_it_is_on_both_paths(tmp_path):
+    text = json.dumps({"modules": {"TopModule": {"cells": {}}, "Other": {"cells": {}}}})
+    result, note = ppa.canonical_text(text, "TopModule")
+    assert result == text
+    assert note.startswith("hiergym canonical form not applied: NotCanonical")
+    front, out = tmp_path / "front.json", tmp_path / "out.json"
+    front.write_text(text)
+    assert ppa.main([str(front), str(out), "TopModule"]) == 0
+    assert out.read_text() == text
