@@ -4,7 +4,9 @@ sandboxed, full ones.
 * The canonical form of a small front netlist is computed in the verifier's process; a larger one
   (or one that breaks it there) in a sandboxed Python process. Both give the same
   ``canonical.json``, so the same synthesis report and netlist proof, on passing and failing
-  designs."""
+  designs.
+* A sequential proof builds ABC's AIG alone first; the x-aware miter and the bounded proof are
+  built in a second run only when pdr does not prove it (ABC sweeps the miter before pdr)."""
 
 from __future__ import annotations
 
@@ -84,3 +86,24 @@ def test_a_netlist_the_canonical_form_does_not_model_passes_as_it_is_on_both_pat
     front.write_text(text)
     assert ppa.main([str(front), str(out), "TopModule"]) == 0
     assert out.read_text() == text
+
+
+def test_a_sequential_design_pdr_proves_needs_no_bounded_proof(env, monkeypatch):
+    task = task_of(env, "rtl-counter-w8")
+    runs = _counting_runs(monkeypatch)
+    proof = toolchain.prove_equivalence(task, task.reference + "\n// pdr\n", Limits())
+    assert proof["status"] == "proven"
+    assert runs["yosys proof.ys"] == 1 and runs["yosys-abc"] == 1
+    assert runs["yosys sat.ys"] == 0
+
+
+def test_the_bounded_proof_still_decides_what_pdr_does_not_prove(env, monkeypatch):
+    """An output bit inverted: pdr refutes it from its all-zero start (which proves nothing about
+    power-on x), so the x-aware miter is built and the bounded proof finds the counterexample."""
+    task = task_of(env, "rtl-counter-w8")
+    runs = _counting_runs(monkeypatch)
+    proof = toolchain.prove_equivalence(task, oracle.inverted_output_bit(task), Limits())
+    assert runs["yosys sat.ys"] == 1
+    assert proof["status"] == "counterexample"
+    assert proof["counterexample"], proof
+    assert proof["depth"] == int(task.formal_depth)
