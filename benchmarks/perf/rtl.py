@@ -6,7 +6,9 @@ comment to the reference); the reference's own synthesis, a once-per-problem cos
 stages that read only the circuit (synthesis after the canonical netlist, the proof engines) are
 kept under a hash of what they read, so a new source of the circuit the first cold verdict
 verified reuses them: ``cold_verdict_new_circuit_ms`` is the verdict of a circuit no earlier
-verdict saw (a fresh tool cache for each run, the reference's synthesis warm in it).
+verdict saw (a fresh tool cache for each run, the reference's synthesis warm in it), with its CPU
+(``_own_cpu_ms``: this process, ``_children_cpu_ms``: the toolchain's processes) next to the bare
+simulation's (``cold_verdict_new_circuit_cpu_over_bare_simulation_cpu``).
 
 ``python -m hiergym.benchmarks.perf rtl --verdict``: only issue 12's verdict figures.
 """
@@ -14,6 +16,7 @@ verdict saw (a fresh tool cache for each run, the reference's synthesis warm in 
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -86,6 +89,42 @@ def _median_ms(fn: Any, repeats: int = COLD_REPEATS) -> float:
     return statistics.median(times)
 
 
+def _cpu_ms() -> tuple[float, float]:
+    """(CPU ms of this process, CPU ms of its reaped children) so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (own.ru_utime + own.ru_stime) * 1000, (kids.ru_utime + kids.ru_stime) * 1000
+
+
+class _Costs:
+    """Wall, own and children's CPU ms of the calls measured with :meth:`measure`; medians."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.own: list[float] = []
+        self.children: list[float] = []
+
+    def measure(self, fn: Any) -> Any:
+        own, kids = _cpu_ms()
+        start = time.perf_counter()
+        result = fn()
+        self.wall.append((time.perf_counter() - start) * 1000)
+        own_after, kids_after = _cpu_ms()
+        self.own.append(own_after - own)
+        self.children.append(kids_after - kids)
+        return result
+
+    def figures(self, name: str) -> dict[str, float]:
+        return {
+            f"{name}_ms": statistics.median(self.wall),
+            f"{name}_own_cpu_ms": statistics.median(self.own),
+            f"{name}_children_cpu_ms": statistics.median(self.children),
+            f"{name}_cpu_ms": statistics.median(
+                [o + c for o, c in zip(self.own, self.children, strict=True)]
+            ),
+        }
+
+
 def _pool_verdict(args: tuple[str, str]) -> float:
     """One cold verdict in a worker process (its own env and sandbox, the shared cache file)."""
     task_id, tag = args
@@ -113,13 +152,13 @@ def _oracle_on(task_ids: list[str]) -> list[tuple[str, float]]:
     return out
 
 
-def _new_circuit_verdict_ms(base: Any, task: Any, limits: Limits) -> float:
-    """The median cold verdict of a circuit no earlier verdict saw: each run gets a tool cache of
-    its own (a fresh SQLite file) in which only the reference's synthesis is warm."""
+def _new_circuit_verdicts(base: Any, task: Any, limits: Limits) -> _Costs:
+    """Cold verdicts of a circuit no earlier verdict saw: each run gets a tool cache of its own
+    (a fresh SQLite file) in which only the reference's synthesis is warm."""
     import tempfile
     from pathlib import Path
 
-    times = []
+    costs = _Costs()
     with tempfile.TemporaryDirectory(prefix="hiergym-perf-") as tmp:
         for i in range(COLD_REPEATS):
             cache = ToolCache(f"sqlite:///{Path(tmp) / f'cache{i}.sqlite'}")
@@ -127,10 +166,9 @@ def _new_circuit_verdict_ms(base: Any, task: Any, limits: Limits) -> float:
             fresh = verifier.build_verifier(sandbox, limits)
             tools.reference_ppa(sandbox, task, limits)
             traj = _trajectory(task, _fresh_code(task, "new-circuit"))
-            start = time.perf_counter()
-            fresh.verify(traj, task)
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+            verdict = costs.measure(lambda fresh=fresh, traj=traj: fresh.verify(traj, task))
+            assert verdict.reward == 1.0, "a copy of the reference must score 1.0"
+    return costs
 
 
 def verdict_figures(base: Any, task: Any, limits: Limits) -> dict[str, float]:
@@ -141,8 +179,16 @@ def verdict_figures(base: Any, task: Any, limits: Limits) -> dict[str, float]:
     figures["cold_verdict_ms"] = _median_ms(
         lambda: base.verifier.verify(_trajectory(task, _fresh_code(task, "verdict")), task)
     )
-    figures["cold_verdict_new_circuit_ms"] = _new_circuit_verdict_ms(base, task, limits)
-    figures["bare_iverilog_vvp_ms"] = _median_ms(lambda: _bare_simulation(task))
+    # The figures of a new circuit in CPU too (own process and the toolchain's processes): on a
+    # loaded machine the wall clock says more about the load than about the verdict.
+    figures.update(_new_circuit_verdicts(base, task, limits).figures("cold_verdict_new_circuit"))
+    bare = _Costs()
+    for _ in range(COLD_REPEATS):
+        bare.measure(lambda: _bare_simulation(task))
+    figures.update(bare.figures("bare_iverilog_vvp"))
+    figures["cold_verdict_new_circuit_cpu_over_bare_simulation_cpu"] = (
+        figures["cold_verdict_new_circuit_cpu_ms"] / figures["bare_iverilog_vvp_cpu_ms"]
+    )
     figures["cold_verdict_over_bare_simulation"] = (
         figures["cold_verdict_ms"] / figures["bare_iverilog_vvp_ms"]
     )
