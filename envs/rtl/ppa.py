@@ -478,9 +478,12 @@ def cost(area: float, delay_ps: float) -> float:
 FIGURES = ("cells", "area", "delay_ps", "depth")
 
 
-IN_PROCESS_MAX_BYTES = 256_000
+IN_PROCESS_MAX_BYTES = 64_000
 """The largest front netlist (yosys's JSON) put in canonical form in the verifier's own process;
-a larger one goes through :func:`main` in a Python process under the synthesis limits."""
+a larger one goes through :func:`main` in a Python process under the synthesis limits. The work
+grows about as the square of the size (a chain of registers and adders: 32 kB 16 ms, 61 kB 39 ms,
+119 kB 180 ms, 239 kB 520 ms CPU; the 8-bit counter's 4.6 kB: 1 ms), so past this size it would
+hold the interpreter longer than the 30-40 ms a Python process takes to start."""
 
 
 def canonical_text(text: str, top: str) -> tuple[str, str]:

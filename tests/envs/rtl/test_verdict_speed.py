@@ -77,6 +77,32 @@ def test_the_canonical_form_in_process_equals_the_sandboxed_one(env, name, monke
     assert proven == name.endswith("_reference")
 
 
+def _register_chain(stages):
+    """A chain of ``stages`` 8-bit registers with an adder and a shift each: a front netlist of
+    about 3 kB a stage."""
+    return (
+        "module TopModule(input clk, input [7:0] a, input [7:0] b, output [7:0] y);\n"
+        f"  reg [7:0] r [0:{stages}];\n  integer i;\n"
+        "  always @(posedge clk) begin\n    r[0] <= a ^ b;\n"
+        f"    for (i = 1; i <= {stages}; i = i + 1) r[i] <= (r[i-1] + a) ^ (r[i-1] >> 1);\n"
+        f"  end\n  assign y = r[{stages}];\nendmodule\n"
+    )
+
+
+def test_a_large_netlist_is_canonicalised_in_the_sandbox_with_the_same_result(env, monkeypatch):
+    task = task_of(env, "rtl-counter-w8")
+    code = _register_chain(40)  # a front netlist of ~120 kB
+    runs = _counting_runs(monkeypatch)
+    sandboxed = toolchain.synthesize_design(task, code, Limits())
+    assert runs[f"{sys.executable.rsplit('/', 1)[-1]} canonical.py"] == 1, dict(runs)
+
+    monkeypatch.setattr(ppa, "IN_PROCESS_MAX_BYTES", 10**7)
+    runs.clear()
+    here = toolchain.synthesize_design(task, code, Limits())
+    assert not any(k.endswith("canonical.py") for k in runs), dict(runs)
+    assert here == sandboxed and here["ok"] and here["sequential_cells"] >= 8 * 41
+
+
 def test_a_netlist_the_canonical_form_does_not_model_passes_as_it_is_on_both_paths(tmp_path):
     text = json.dumps({"modules": {"TopModule": {"cells": {}}, "Other": {"cells": {}}}})
     result, note = ppa.canonical_text(text, "TopModule")
