@@ -156,6 +156,20 @@ class Turn:
         return tuple(r for r in self.results if not r.ok)
 
 
+def _made_turn(
+    index: int, action: str, calls: tuple[ToolCall, ...], results: tuple[ToolResult, ...]
+) -> Turn:
+    """``Turn(index, action, calls, results)`` without the frozen dataclass's ``__init__`` (see
+    :func:`hiergym.envs.tools.made_result`)."""
+    turn = object.__new__(Turn)
+    fields = turn.__dict__
+    fields["index"] = index
+    fields["action"] = action
+    fields["calls"] = calls
+    fields["results"] = results
+    return turn
+
+
 @dataclass
 class Trajectory:
     """Everything that happened in one episode; verifiers read nothing else."""
@@ -419,7 +433,12 @@ class ToolEnv(gym.Env[str, str]):
         known = len(self._messages)
         self._record_messages(action, turn)
         obs = self._observation(turn)
-        if not all(_is_json_rendered(r) for r in turn.results):
+        results = turn.results
+        if not (
+            _is_json_rendered(results[0])
+            if len(results) == 1
+            else all(_is_json_rendered(r) for r in results)
+        ):
             obs = to_observation(obs)
         self._last_obs = obs
         terminated = self.trajectory.submission is not None
@@ -519,6 +538,7 @@ class ToolEnv(gym.Env[str, str]):
             kind = "oversized" if "the cap is" in str(e) else "parse_error"
             return Turn(index, raw[:2000], (), (error_result(kind, str(e)),))
         results = []
+        tools = self.toolbox.tools
         for call in calls:
             if self.trajectory.submission is not None:
                 results.append(
@@ -528,10 +548,10 @@ class ToolEnv(gym.Env[str, str]):
                 )
                 continue
             result = self.toolbox.check(call) or self._run(call)
-            if result.ok and self.toolbox[call.name].terminal:
+            if result.ok and tools[call.name].terminal:
                 self.trajectory.submission = call
             results.append(result)
-        return Turn(index, raw[:2000], tuple(calls), tuple(results))
+        return _made_turn(index, raw[:2000], tuple(calls), tuple(results))
 
     def _run(self, call: ToolCall) -> ToolResult:
         tool = self.toolbox[call.name]

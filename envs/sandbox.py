@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from hiergym.errors import ReplayMiss, SandboxError, ToolError
 
-from .tools import Tool, ToolCall, canonical_json
+from .tools import Tool, ToolCall, canonical_json, fast_json_loader
 
 if TYPE_CHECKING:
     import httpx
@@ -456,8 +456,9 @@ class Sandbox:
         self.data_version = data_version
         # Results live here as their JSON text (``json.dumps(result, default=str)``, which is also
         # the text an agent is shown) and every hit is parsed afresh: a caller that edits the value
-        # it was given cannot change what the next env in this process sees.
-        self._memory: dict[tuple[str, ...], str] = {}
+        # it was given cannot change what the next env in this process sees. Beside the text, the
+        # parser that reads it to json's value fastest (chosen once, when it is remembered).
+        self._memory: dict[tuple[str, ...], tuple[str, Callable[[str], Any]]] = {}
         # Local tools skip the SQL cache in plain replay (the data answers faster); an explicit
         # cache, or recording, makes every cacheable call go through it.
         self.persist_all = cache is not None or mode != "replay"
@@ -478,13 +479,16 @@ class Sandbox:
         return self._engine
 
     def _recall(self, key: tuple[str, ...]) -> Any | None:
-        text = self._memory.get(key)
-        return None if text is None else json.loads(text)
+        hit = self._recall_text(key)
+        return None if hit is None else hit[0]
 
     def _recall_text(self, key: tuple[str, ...]) -> tuple[Any, str] | None:
         """A remembered result, parsed afresh, and its JSON text."""
-        text = self._memory.get(key)
-        return None if text is None else (json.loads(text), text)
+        entry = self._memory.get(key)
+        if entry is None:
+            return None
+        text, parse = entry
+        return parse(text), text
 
     def _remember_text(self, key: tuple[str, ...], text: str) -> None:
         """Keep a result's JSON text in process memory; past MEMORY_ENTRIES the oldest half is
@@ -493,7 +497,7 @@ class Sandbox:
         if len(memory) >= MEMORY_ENTRIES:
             for old in list(itertools.islice(memory, MEMORY_ENTRIES // 2)):
                 del memory[old]
-        memory[key] = text
+        memory[key] = (text, fast_json_loader(text))
 
     def _remember(self, key: tuple[str, ...], value: Any) -> Any:
         """Keep a result in process memory; returns the caller's copy, never the stored one."""
@@ -545,10 +549,11 @@ class Sandbox:
             return compute(), None
         mem_key = (tool.name, scope, call.canonical_arguments())
         if self.mode != "live":
-            text = self._memory.get(mem_key)
-            if text is not None:
+            entry = self._memory.get(mem_key)
+            if entry is not None:
                 stats["memory"] += 1
-                return json.loads(text), text
+                text, parse = entry
+                return parse(text), text
         persistent = (
             tool.cache == "persistent"
             or compute is None

@@ -71,7 +71,7 @@ class ToolCall:
         try:
             return self.__dict__["_json"]
         except KeyError:
-            text = json.dumps(self.arguments)
+            text = _PLAIN(self.arguments)
             object.__setattr__(self, "_json", text)
             return text
 
@@ -106,8 +106,162 @@ class ToolResult:
     call_id: str = ""
 
 
+def _encoder(**options: Any) -> Callable[[Any], str]:
+    """``lambda value: json.dumps(value, **options)``, the same text and the same exceptions, with
+    json's C encoder made once instead of on every call (its set-up is most of the cost of
+    encoding a tool call's few arguments). The C encoder runs without json's circular-reference
+    markers (kept across calls, an exception could leave stale ones behind), so where it recurses
+    too deeply json.dumps encodes the value again and raises what it raises (``Circular
+    reference detected``, or RecursionError)."""
+    import functools
+    from json import encoder as stdlib
+
+    plain = functools.partial(json.dumps, **options)
+    maker = getattr(stdlib, "c_make_encoder", None)
+    if maker is None:  # no C accelerator (another Python implementation)
+        return plain
+    model = json.JSONEncoder(**options)
+    try:
+        fast = maker(
+            None,
+            model.default,
+            stdlib.encode_basestring_ascii if model.ensure_ascii else stdlib.encode_basestring,
+            None,
+            model.key_separator,
+            model.item_separator,
+            model.sort_keys,
+            model.skipkeys,
+            model.allow_nan,
+        )
+    except TypeError:  # another C signature
+        return plain
+
+    def encode(value: Any) -> str:
+        try:
+            return "".join(fast(value, 0))
+        except RecursionError:
+            return plain(value)
+
+    probe = {
+        "b": [1, 2.5, -0.0, float("inf"), None, True],
+        "a": '\u00e9\n"',
+        "c": {"z": 1, "y": ()},
+    }
+    try:
+        same = encode(probe) == plain(probe) and encode("x") == plain("x")
+    except Exception:
+        same = False
+    return encode if same else plain
+
+
+_CANONICAL = _encoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+_PLAIN = _encoder()
+"""``json.dumps(value)``, as an OpenAI tool call's ``arguments`` carry it."""
+
+
+_new = object.__new__
+
+
+def _made_call(name: str, arguments: Mapping[str, Any], call_id: str) -> ToolCall:
+    """``ToolCall(name, arguments, call_id)`` without the frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` per field, a good part of a cached step's cost)."""
+    call = _new(ToolCall)
+    fields = call.__dict__
+    fields["name"] = name
+    fields["arguments"] = arguments
+    fields["id"] = call_id
+    return call
+
+
+def made_result(
+    name: str, ok: bool, content: str, data: Any, error: ErrorKind | None, call_id: str
+) -> ToolResult:
+    """``ToolResult(name, ok, content, data, error, call_id)``, made as :func:`_made_call` is."""
+    result = _new(ToolResult)
+    fields = result.__dict__
+    fields["name"] = name
+    fields["ok"] = ok
+    fields["content"] = content
+    fields["data"] = data
+    fields["error"] = error
+    fields["call_id"] = call_id
+    return result
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+    default=str)``: what the cache key, argument checks and repeat detectors compare."""
+    return _CANONICAL(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding JSON: json's values, orjson's speed
+
+
+_FAST_LOADS: list[Callable[[Any], Any] | None] = []  # [orjson.loads or None] once looked up
+_HUGE = float(2**64)
+
+
+def _fast_loads() -> Callable[[Any], Any] | None:
+    """``orjson.loads`` (imported on first need: it is not part of ``import hiergym``'s cost),
+    or ``None`` where orjson is not installed."""
+    if not _FAST_LOADS:
+        try:
+            import orjson
+        except ImportError:
+            _FAST_LOADS.append(None)
+        else:
+            _FAST_LOADS.append(orjson.loads)
+    return _FAST_LOADS[0]
+
+
+def _holds_huge_float(value: Any) -> bool:
+    """Whether a parsed value holds a float of magnitude 2**64 or more: where orjson may have read
+    an integer literal that json reads exactly (orjson has no integers past 64 bits)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float and not -_HUGE < item < _HUGE:
+            return True
+    return False
+
+
+def fast_json_loader(text: str) -> Callable[[str], Any]:
+    """The function that parses ``text`` to exactly ``json.loads(text)``'s value, fastest:
+    ``orjson.loads`` where orjson reads it so, else ``json.loads``. Decided once for a text that
+    is parsed again and again (a remembered tool result)."""
+    fast = _fast_loads()
+    if fast is None:
+        return json.loads
+    try:
+        value = fast(text)
+    except ValueError:  # NaN, Infinity, 1e400, lone surrogates: json only
+        return json.loads
+    return json.loads if _holds_huge_float(value) else fast
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``: the same value, or the same exception (json raises it), faster.
+
+    orjson reads RFC 8259 JSON to the values json reads, refusing what json accepts beyond it
+    (NaN, Infinity, numbers past the float range, lone surrogate escapes), which json then
+    parses; the one silent difference, an integer past 64 bits read as a float, is caught by
+    looking for floats that large, and json parses such a text again."""
+    fast = _fast_loads()
+    if fast is not None:
+        try:
+            value = fast(text)
+        except ValueError:  # orjson.JSONDecodeError: json decides (and words the error)
+            pass
+        else:
+            if not _holds_huge_float(value):
+                return value
+    return json.loads(text)
 
 
 def error_result(kind: ErrorKind, message: str, name: str = "", call_id: str = "") -> ToolResult:
@@ -494,7 +648,7 @@ _TOO_MANY_DIGITS = (
 
 def _loads(text: str) -> Any:
     try:
-        value = json.loads(text)
+        value = loads(text)
     except RecursionError as e:
         raise ActionParseError("the JSON is nested too deeply to parse") from e
     except json.JSONDecodeError as e:
@@ -515,9 +669,14 @@ def _check_depth(value: Any, text: str) -> None:
         raise ActionParseError(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
 
 
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, with parsed JSON's dicts answered without the ABC check."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _call_from_dict(obj: Mapping[str, Any], index: int) -> ToolCall:
     call_id = obj.get("id") if isinstance(obj.get("id"), str) else ""
-    if "function" in obj and isinstance(obj["function"], Mapping):  # an OpenAI tool_calls entry
+    if "function" in obj and _is_mapping(obj["function"]):  # an OpenAI tool_calls entry
         obj = obj["function"]
     name = obj.get("name")
     if not isinstance(name, str) or not name:
@@ -530,23 +689,23 @@ def _call_from_dict(obj: Mapping[str, Any], index: int) -> ToolCall:
         args = _loads(args) if args.strip() else {}
     if args is None:
         args = {}
-    if not isinstance(args, Mapping):
+    if not _is_mapping(args):
         raise ActionParseError(
             f"'arguments' of {name!r} must be a JSON object, got {_describe(args)}"
         )
-    return ToolCall(name=name, arguments=dict(args), id=call_id or f"call_{index}")
+    return _made_call(name, dict(args), call_id or f"call_{index}")
 
 
 def _calls_from_value(value: Any) -> list[ToolCall]:
     if isinstance(value, ToolCall):
         return [value]
-    if isinstance(value, Mapping):
+    if _is_mapping(value):
         if "tool_calls" in value:  # an OpenAI assistant message
             entries = value["tool_calls"]
             if not isinstance(entries, list) or not entries:
                 raise ActionParseError("'tool_calls' must be a non-empty list of calls")
             return [
-                _call_from_dict(e, i) if isinstance(e, Mapping) else _bad_entry(e)
+                _call_from_dict(e, i) if _is_mapping(e) else _bad_entry(e)
                 for i, e in enumerate(entries)
             ]
         return [_call_from_dict(value, 0)]
@@ -557,7 +716,7 @@ def _calls_from_value(value: Any) -> list[ToolCall]:
         for i, entry in enumerate(value):
             if isinstance(entry, ToolCall):
                 calls.append(entry)
-            elif isinstance(entry, Mapping):
+            elif _is_mapping(entry):
                 calls.append(_call_from_dict(entry, i))
             else:
                 _bad_entry(entry)
@@ -599,6 +758,9 @@ def parse_action(action: Any) -> list[ToolCall]:
     ``<tool_call>{...}</tool_call>`` blocks (several per message), an OpenAI assistant message or
     ``tool_calls`` entries, a list of any of those, or text that embeds one JSON call.
 
+    An action text parsed before (the same call sent again, in this episode or another env's)
+    is answered from :data:`_PARSED`: the same calls, with arguments of their own.
+
     Raises:
         ActionParseError: with a message fit to show the agent.
     """
@@ -607,32 +769,14 @@ def parse_action(action: Any) -> list[ToolCall]:
     if not isinstance(action, str):
         calls = [_as_json_call(c) for c in _calls_from_value(action)]
     else:
-        if len(action) > MAX_ACTION_CHARS:
-            raise ActionParseError(
-                f"the action is {len(action):,} characters; the cap is {MAX_ACTION_CHARS:,}. "
-                "Send one short tool call per turn"
-            )
-        text = action.strip()
-        if not text:
-            raise ActionParseError(
-                'the action is empty; send {"name": "<tool>", "arguments": {...}}'
-            )
-        if "<tool_call>" in text:
-            blocks = [b.strip() for b in _TOOL_CALL_BLOCK.findall(text)]
-            calls = [
-                c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b)), i)
-            ]
-        else:
-            fence = _FENCE.search(text)
-            if fence:
-                text = fence.group(1).strip()
-            try:
-                calls = _calls_from_value(_loads(text))
-            except ActionParseError:
-                embedded = _first_json_object(text)
-                if embedded is None:
-                    raise
-                calls = _calls_from_value(embedded)
+        known = _PARSED.get(action)
+        if known is not None:
+            return [_recalled(k) for k in known]
+        calls = _parse_text(action)
+        if len(action) <= PARSED_TEXT_CHARS:
+            if len(_PARSED) >= PARSED_ENTRIES:
+                _PARSED.clear()
+            _PARSED[action] = tuple(_remembered(c) for c in calls)
     if len(calls) > MAX_CALLS_PER_ACTION:
         raise ActionParseError(
             f"{len(calls)} tool calls in one action; at most {MAX_CALLS_PER_ACTION} are run per turn"
@@ -640,27 +784,98 @@ def parse_action(action: Any) -> list[ToolCall]:
     return calls
 
 
+def _parse_text(action: str) -> list[ToolCall]:
+    if len(action) > MAX_ACTION_CHARS:
+        raise ActionParseError(
+            f"the action is {len(action):,} characters; the cap is {MAX_ACTION_CHARS:,}. "
+            "Send one short tool call per turn"
+        )
+    text = action.strip()
+    if not text:
+        raise ActionParseError('the action is empty; send {"name": "<tool>", "arguments": {...}}')
+    if "<tool_call>" in text:
+        blocks = [b.strip() for b in _TOOL_CALL_BLOCK.findall(text)]
+        return [c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b)), i)]
+    if "```" in text:
+        fence = _FENCE.search(text)
+        if fence:
+            text = fence.group(1).strip()
+    try:
+        return _calls_from_value(_loads(text))
+    except ActionParseError:
+        embedded = _first_json_object(text)
+        if embedded is None:
+            raise
+        return _calls_from_value(embedded)
+
+
+PARSED_ENTRIES = 4096
+"""Action texts whose calls are remembered (then the memo starts afresh)."""
+PARSED_TEXT_CHARS = 2000
+"""Only texts this short are remembered (at most ~8 MB of text in all)."""
+
+
+_Parsed = tuple[str, str, dict[str, Any], bool, str, str]
+"""A call parsed from an action text, kept to answer the same text again: name, id, arguments
+(copied into each call made from it, so no two calls share a mutable value), whether they are
+flat (every value a JSON scalar: a shallow copy is a full one), and their two JSON forms, which
+a repeated call needs again (cache key and check, message log)."""
+
+
+def _remembered(call: ToolCall) -> _Parsed:
+    arguments = dict(call.arguments)
+    flat = _flat_json(arguments)
+    return (call.name, call.id, arguments, flat, call.canonical_arguments(), call.arguments_json())
+
+
+def _recalled(parsed: _Parsed) -> ToolCall:
+    name, call_id, arguments, flat, canonical, plain = parsed
+    made = _made_call(name, dict(arguments) if flat else loads(plain), call_id)
+    fields = made.__dict__
+    fields["_canonical"] = canonical
+    fields["_json"] = plain
+    return made
+
+
+_PARSED: dict[str, tuple[_Parsed, ...]] = {}
+
+
 def _as_json_call(call: ToolCall) -> ToolCall:
     """The call with its arguments as JSON would carry them. A Python action can hold what JSON
     cannot (int keys, tuples, objects); past here, validation, cache keys and verifiers may assume
     JSON values. Keys become strings; anything unserialisable is a parse error."""
     try:
-        text = json.dumps(call.arguments)
+        text = _PLAIN(call.arguments)
         if len(text) > MAX_PYTHON_ACTION_CHARS:
             raise ActionParseError(
                 f"the arguments of {call.name[:80]!r} are {len(text):,} characters as JSON; the cap "
                 f"is {MAX_PYTHON_ACTION_CHARS:,}. Send one short tool call per turn"
             )
-        arguments = json.loads(text)
+        arguments = dict(call.arguments) if _flat_json(call.arguments) else loads(text)
     except ActionParseError:
         raise
     except (TypeError, ValueError, RecursionError) as e:
         raise ActionParseError(
             f"the arguments of {call.name[:80]!r} are not JSON ({type(e).__name__}: {str(e)[:80]})"
         ) from e
-    fresh = ToolCall(call.name, arguments, call.id)
-    object.__setattr__(fresh, "_json", text)  # json.dumps(arguments) is this text again
+    fresh = _made_call(call.name, arguments, call.id)
+    fresh.__dict__["_json"] = text  # json.dumps(arguments) is this text again
     return fresh
+
+
+_EXACT_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat_json(arguments: Any) -> bool:
+    """Whether ``arguments`` is a dict of str keys to JSON scalars of exactly JSON's types, which
+    its JSON round trip would give back equal: a shallow copy is then that round trip."""
+    if type(arguments) is not dict:
+        return False
+    scalars = _EXACT_SCALARS
+    for key, value in arguments.items():
+        if type(key) is not str or type(value) not in scalars:
+            return False
+    return True
 
 
 def _index(calls: list[ToolCall], block: int) -> list[ToolCall]:
@@ -778,4 +993,4 @@ def render_text(call: ToolCall, data: Any, content: str) -> ToolResult:
             content[:MAX_RESULT_CHARS]
             + f"... [truncated at {MAX_RESULT_CHARS} characters; page further]"
         )
-    return ToolResult(name=call.name, ok=True, content=content, data=data, call_id=call.id)
+    return made_result(call.name, True, content, data, None, call.id)

@@ -52,14 +52,25 @@ EPISODE_TURNS = 30
 so the trajectory, chat and garbage collector see what they see in a rollout."""
 
 
-def _cpu_step_us(env: gym.Env, action: Any, calls: int) -> float:
-    """CPU time per ``env.step(action)``, over episodes of EPISODE_TURNS steps (resets untimed)."""
+def _cpu_step_us(env: gym.Env, action: Any, calls: int, unseen: bool = False) -> float:
+    """CPU time per ``env.step(action)``, over episodes of EPISODE_TURNS steps (resets untimed).
+    ``unseen``: the parser's memo of action texts is emptied before every step, so each text is
+    parsed as if no env had sent it before (the tool's answer still comes from memory)."""
+    from hiergym.envs import tools
+
+    forget = tools._PARSED.clear
     spent, done = 0.0, 0
     while done < calls:
         env.reset(seed=0)
-        start = time.process_time()
-        for _ in range(EPISODE_TURNS):
-            env.step(action)
+        if unseen:
+            start = time.process_time()
+            for _ in range(EPISODE_TURNS):
+                forget()
+                env.step(action)
+        else:
+            start = time.process_time()
+            for _ in range(EPISODE_TURNS):
+                env.step(action)
         spent += time.process_time() - start
         done += EPISODE_TURNS
     return spent / done * 1e6
@@ -71,7 +82,9 @@ def step_figures() -> dict[str, float]:
     interleaved rounds, the minimum of each side. Both the agent's JSON text and a ``ToolCall``.
     The same step in an env with no subgoals (``ToolEnv.subgoals()`` empty, so none is checked
     per turn) runs beside them: ``*_no_subgoals`` and ``subgoal_check_us_*`` (their difference)
-    show what the per-turn subgoal checks add."""
+    show what the per-turn subgoal checks add. ``text_unseen``: the same text, parsed afresh at
+    every step (a text no env sent before; ``text`` repeats one, answered from the parser's memo,
+    as a policy resending a call is)."""
     from hiergym.envs.tools import ToolCall
 
     if "hiergym-perf/Noop-v0" not in gym.registry:
@@ -94,15 +107,16 @@ def step_figures() -> dict[str, float]:
     text = json.dumps({"name": "view_product", "arguments": {"product_id": product}})
     call = ToolCall("view_product", {"product_id": product})
     figures: dict[str, float] = {}
-    for kind, action in (("text", text), ("toolcall", call)):
+    for kind, action in (("text", text), ("text_unseen", text), ("toolcall", call)):
+        unseen = kind == "text_unseen"
         for e in (env, bare):
             e.reset(seed=0)
             e.step(action)  # fills the memory cache
         base, step, plain = [], [], []
         for _ in range(STEP_ROUNDS):
             base.append(_cpu_step_us(noop, "x", STEP_CALLS))
-            step.append(_cpu_step_us(env, action, STEP_CALLS))
-            plain.append(_cpu_step_us(bare, action, STEP_CALLS))
+            step.append(_cpu_step_us(env, action, STEP_CALLS, unseen))
+            plain.append(_cpu_step_us(bare, action, STEP_CALLS, unseen))
         figures[f"noop_step_us_{kind}"] = min(base)
         figures[f"cached_step_us_{kind}"] = min(step)
         figures[f"cached_step_us_over_noop_{kind}"] = min(step) - min(base)

@@ -1,8 +1,9 @@
 """The cached step's fast path (issue 12): fewer JSON round trips, the same values, the same
 isolation between envs, and an ``import hiergym`` that leaves SQLAlchemy and httpx unimported.
 
-(orjson was tried for the parses and left out: it reads an integer past 64 bits as a float, so
-the edge-value check would no longer see it.)"""
+orjson, where installed, parses action texts and remembered results only where its value is
+json's (it reads an integer past 64 bits as a float: such texts go to json, so the edge-value
+check still sees the integer); the tests below hold both to json's values and exceptions."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 
 import gymnasium as gym
+import pytest
 
 import hiergym.envs.tools as tools_module
 from hiergym.envs.core import to_observation
@@ -128,3 +130,190 @@ def test_observations_skip_escaping_only_when_nothing_needs_it(shopping):
     shopping.reset(seed=0)
     obs, *_ = shopping.step('{"name": "view_product", "arguments": {"product_id": "x\\u0001y"}}')
     assert "\x01" not in obs and obs.isascii()
+
+
+JSON_TEXTS = [
+    '{"name": "t", "arguments": {"a": 1, "b": [1.5, -0.0, 1e-7, 1e16], "c": null}}',
+    '{"n": 123456789012345678901234567890}',  # past 64 bits: orjson would say 1.23e29
+    "[18446744073709551615, 18446744073709551616, -9223372036854775809]",
+    "[1e400, -1e400, NaN, Infinity, -Infinity]",  # json only
+    '"\\ud83d"',  # a lone surrogate escape: json only
+    '"\\ud83d\\ude00 \\u00e9 \\u0000"',
+    '{"a": 1, "a": 2}',
+    "\ufeff{}",
+    '{"a": "\x01"}',
+    "[1,]",
+    "{'a': 1}",
+    "",
+    "  [1] x",
+    "[" * 3000 + "]" * 3000,
+]
+
+
+def _outcome(parse, text):
+    try:
+        value = parse(text)
+    except RecursionError:
+        return ("RecursionError",)
+    except ValueError as e:
+        return (type(e).__name__, str(e))
+    return ("ok", repr(value), json.dumps(value, default=str))  # repr tells 1 from 1.0
+
+
+def test_fast_json_parses_to_jsons_values_and_raises_jsons_errors():
+    for text in JSON_TEXTS:
+        assert _outcome(tools_module.loads, text) == _outcome(json.loads, text), text
+        parse = tools_module.fast_json_loader(text)
+        assert _outcome(parse, text) == _outcome(json.loads, text), text
+    big = tools_module.loads('{"n": 123456789012345678901234567890}')["n"]
+    assert type(big) is int and big == 123456789012345678901234567890
+
+
+def test_the_reused_encoders_write_jsons_text_and_raise_its_errors():
+    class Opaque:
+        def __str__(self):
+            return "opaque"
+
+    loop: dict = {}
+    loop["self"] = loop
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    values = [
+        {"b": [1, 2.5, float("nan"), -0.0, (1, 2)], "a": "\u00e9\ud800\n", "c": {"z": None}},
+        "x",
+        12,
+        [],
+        {"k": Opaque()},
+        {1: "int key"},
+        loop,
+        deep,
+    ]
+    for value in values:
+        for ours, theirs in (
+            (
+                tools_module.canonical_json,
+                lambda v: json.dumps(
+                    v, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
+                ),
+            ),
+            (tools_module._PLAIN, json.dumps),
+        ):
+            assert _encoded(ours, value) == _encoded(theirs, value)
+
+
+def _encoded(encode, value):
+    try:
+        return ("ok", encode(value))
+    except (TypeError, ValueError, RecursionError) as e:
+        return (type(e).__name__, str(e))
+
+
+ACTIONS = [
+    '{"name": "view_product", "arguments": {"product_id": "B01"}}',
+    '{"name": "search", "arguments": {"query": "red \\u00e9", "filters": {"colors": ["red"]}}}',
+    '<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call>'
+    '<tool_call>{"name": "b", "arguments": {"y": [1, 2]}}</tool_call>',
+    'I will call ```json\n{"name": "a", "arguments": {"n": 123456789012345678901234567890}}\n```',
+    '{"name": "a", "arguments": "{\\"x\\": NaN}", "id": "mine"}',
+]
+
+
+def test_a_remembered_action_text_gives_equal_calls_that_share_nothing_mutable():
+    for text in ACTIONS:
+        tools_module._PARSED.pop(text, None)
+        first = parse_action(text)
+        assert text in tools_module._PARSED
+        again = parse_action(text)
+        assert repr(again) == repr(first)  # repr: NaN != NaN, yet the calls are the same
+        for a, b in zip(first, again, strict=True):
+            assert a.canonical_arguments() == b.canonical_arguments()
+            assert a.arguments_json() == b.arguments_json() == json.dumps(b.arguments)
+            assert a.arguments is not b.arguments
+            for key, value in b.arguments.items():
+                if isinstance(value, dict | list):
+                    assert value is not a.arguments[key]
+    # a caller that edits its call's arguments changes no later call made from the same text
+    text = ACTIONS[1]
+    call = parse_action(text)[0]
+    call.arguments["filters"]["colors"].append("blue")
+    call.arguments["query"] = "edited"
+    assert parse_action(text)[0].arguments == {
+        "query": "red \u00e9",
+        "filters": {"colors": ["red"]},
+    }
+
+
+def test_an_unparsable_text_is_not_remembered_and_fails_alike_each_time():
+    text = '{"name": "a", "arguments": [1]}'
+    messages = []
+    for _ in range(2):
+        try:
+            parse_action(text)
+        except tools_module.ActionParseError as e:
+            messages.append(str(e))
+    assert len(messages) == 2 and messages[0] == messages[1]
+    assert text not in tools_module._PARSED
+
+
+def test_a_remembered_result_past_64_bits_or_not_finite_comes_back_exactly():
+    sb = Sandbox("d", None, mode="replay", data_version="v")
+
+    @tool
+    def edge(state, k: str) -> dict:
+        """Edge."""
+        return {"big": 2**70, "nan": float("nan"), "s": "\ud800", "f": 0.1}
+
+    call = ToolCall("edge", {"k": "x"})
+    fresh, _ = sb.call_text(edge, call, lambda: edge.fn(None, k="x"))
+    hit, text = sb.call_text(edge, call, lambda: 1 / 0)
+    assert sb.stats["memory"] == 1
+    assert type(hit["big"]) is int and hit["big"] == 2**70 and hit["nan"] != hit["nan"]
+    assert hit["s"] == "\ud800" and hit["f"] == 0.1 and text == json.dumps(fresh)
+
+
+def test_the_fast_constructors_make_the_dataclasses_own_values_with_every_field():
+    import dataclasses
+
+    from hiergym.envs.core import Turn, _made_turn
+    from hiergym.envs.tools import ToolResult, _made_call, made_result
+
+    call = _made_call("t", {"a": [1]}, "call_0")
+    result = made_result("t", False, "error: x", None, "tool_error", "call_0")
+    turn = _made_turn(3, "text", (call,), (result,))
+    made = {
+        ToolCall: (call, ToolCall("t", {"a": [1]}, "call_0")),
+        ToolResult: (result, ToolResult("t", False, "error: x", None, "tool_error", "call_0")),
+        Turn: (turn, Turn(3, "text", (call,), (result,))),
+    }
+    for cls, (fast, plain) in made.items():
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert names <= set(vars(fast)), f"a field of {cls.__name__} the fast constructor skips"
+        assert fast == plain and repr(fast) == repr(plain)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.name = "changed"
+
+
+def test_a_python_call_gets_its_arguments_json_round_trip_and_a_copy_of_its_own():
+    class Text(str):
+        pass
+
+    cases = [
+        {"a": "x", "b": 1, "c": 2.5, "d": True, "e": None, "f": float("nan"), "g": 2**70},
+        {"a": "\ud800", "b": -0.0, "c": float("inf")},
+        {"a": [1, (2, 3)], "b": {"c": 1}},
+        {"a": Text("sub"), "b": True},
+        {1: "int key", "b": 1},
+    ]
+    for arguments in cases:
+        call = ToolCall("t", arguments)
+        parsed = parse_action(call)[0]
+        expected = json.loads(json.dumps(arguments))
+        assert repr(parsed.arguments) == repr(expected)
+        assert [type(v) for v in parsed.arguments.values()] == [type(v) for v in expected.values()]
+        assert parsed.arguments is not arguments
+        assert parsed.arguments_json() == json.dumps(arguments)
+    arguments = {"q": "shoes"}
+    parsed = parse_action(ToolCall("t", arguments))[0]
+    arguments["q"] = "edited by the caller"
+    assert parsed.arguments == {"q": "shoes"}
