@@ -48,11 +48,11 @@ class RTLTask:
     """A VerilogEval testbench (module ``tb``); ``None``: the verifier generates one."""
     source: str = "builtin"
     formal_s: float | None = None
-    """The problem's proof budget in seconds, calibrated when it was imported or built (its
-    reference proven against its own re-synthesised netlist, see
+    """The problem's proof budget in CPU seconds of each run's process tree, calibrated when it
+    was imported or built (its reference proven against its own re-synthesised netlist, see
     :func:`hiergym.envs.rtl.oracle.check_reference`); ``None``: the env's ``Limits.formal_s``."""
     simulate_s: float | None = None
-    """The problem's simulation budget in seconds (its own testbench's time, calibrated the same
+    """The problem's simulation budget in CPU seconds (its own testbench's time, calibrated the same
     way); ``None``: the env's ``Limits.simulate_s``."""
 
     @property
