@@ -87,10 +87,11 @@ class ToolCall:
 
     def with_id(self, call_id: str) -> ToolCall:
         """The same call under another id (its JSON forms carried over, not recomputed)."""
-        clone = ToolCall(self.name, self.arguments, call_id)
+        clone = _made_call(self.name, self.arguments, call_id)
+        fields, known = clone.__dict__, self.__dict__
         for cached in ("_canonical", "_json"):
-            if cached in self.__dict__:
-                object.__setattr__(clone, cached, self.__dict__[cached])
+            if cached in known:
+                fields[cached] = known[cached]
         return clone
 
 
