@@ -1,7 +1,8 @@
 """Geometry speed: geometric tool calls/s, python-tool latency (warm and cold), verdicts/s.
 
 Targets (issue 5): >= 20,000 calls/s for the geometric tools, <= 50 ms per python call (a warm
-worker), and verdicts/s reported. A process's first python worker starts the zygote (the imports,
+worker), and verdicts/s reported. ``worker_start_*_cpu_ms`` (issue 12's <= 20 ms to a usable
+worker): where a worker's CPU goes from its fork to its first call (see worker_start_cpu). A process's first python worker starts the zygote (the imports,
 ``python_cold_start_ms``); every further one is forked from it (``python_next_worker_ms``; issue
 12, see ``perf execution``). Uncached figures call the tool function with distinct arguments
 (depth_at ray-casts a new pixel every call); "env step" figures go through ToolEnv.step, whose
@@ -100,4 +101,129 @@ def run() -> dict[str, float]:
     seeds = itertools.count()
     figures["reset_ms"] = per_call_ms(lambda: base.reset(seed=next(seeds)))
     env.close()
+    figures |= worker_start_cpu_fresh()
     return {k: round(v, 4) for k, v in figures.items()}
+
+
+def worker_start_cpu_fresh() -> dict[str, float]:
+    """:func:`worker_start_cpu` in a fresh interpreter with the workers' environment (one BLAS
+    thread), so the process forked holds what a zygote holds, not this benchmark's envs."""
+    import json as json_
+    import os
+    import subprocess
+    import sys
+
+    from hiergym.envs.geometry.pyrunner import WORKER_ENV
+
+    code = (
+        "import json; from hiergym.benchmarks.perf.geometry import worker_start_cpu; "
+        "print(json.dumps(worker_start_cpu()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **WORKER_ENV},
+    ).stdout
+    return json_.loads(out.strip().splitlines()[-1])
+
+
+def _cpu_ms() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def worker_start_cpu(samples: int = 7) -> dict[str, float]:
+    """Where a worker's CPU goes between its fork and its first call (issue 12's <= 20 ms to a
+    usable worker), in this process standing in for the zygote (the allowed modules imported,
+    ``gc.freeze``), medians of ``samples`` forks: the fork itself (in the parent), and in the
+    child the worker's own steps: ``isolate`` (network namespace, privilege drop where root,
+    Landlock, rlimits), the audit hook, and the fork of the first call's child, with a bare
+    interpreter's fork beside it (the fork's cost grows with the anonymous memory it maps).
+    CPU time, not wall: on a loaded machine the wall figure is mostly waiting for a core."""
+    import gc
+    import json as json_
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from hiergym.envs import execution
+    from hiergym.envs.geometry import pyworker
+
+    modules, read_roots = pyworker.zygote_preload()
+    gc.freeze()
+    limits = {
+        "timeout_s": 5.0,
+        "lifetime_cpu_s": 600,
+        "memory_mb": 512,
+        "file_bytes": 1 << 20,
+        "output_chars": 7500,
+    }
+    rows: list[dict[str, float]] = []
+    for _ in range(samples):
+        root = tempfile.mkdtemp(prefix="hiergym-perf-")
+        read, write = os.pipe()
+        before = _cpu_ms()
+        pid = os.fork()
+        if pid == 0:  # the worker: its own steps, timed in its own CPU
+            code = 1
+            try:
+                os.close(read)
+                marks = {"start": _cpu_ms()}
+                execution.isolate(pyworker.worker_limits(limits, read_roots), root)
+                marks["isolate"] = _cpu_ms()
+                pyworker.install_audit_hook(root, read_roots, pyworker.Phase())
+                marks["audit_hook"] = _cpu_ms()
+                child = os.fork()
+                if child == 0:
+                    os._exit(0)
+                marks["fork_call_child"] = _cpu_ms()
+                os.waitpid(child, 0)
+                steps = list(marks)
+                out = {b: marks[b] - marks[a] for a, b in zip(steps, steps[1:], strict=False)}
+                os.write(write, json_.dumps(out).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        fork_ms = _cpu_ms() - before
+        os.close(write)
+        with os.fdopen(read) as f:
+            row = json_.loads(f.read() or "{}")
+        os.waitpid(pid, 0)
+        subprocess.run(["rm", "-rf", root], check=False)
+        rows.append({"fork_by_zygote": fork_ms, **row})
+    bare = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, resource\n"
+            "def cpu():\n"
+            "    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "    return (u.ru_utime + u.ru_stime) * 1000\n"
+            "t = []\n"
+            f"for _ in range({samples}):\n"
+            "    b = cpu(); p = os.fork()\n"
+            "    if p == 0: os._exit(0)\n"
+            "    t.append(cpu() - b); os.waitpid(p, 0)\n"
+            "print(sorted(t)[len(t) // 2])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = {
+        f"worker_start_{k}_cpu_ms": sorted(r[k] for r in rows)[len(rows) // 2] for k in rows[0]
+    }
+    figures["worker_start_on_path_cpu_ms"] = sum(
+        figures[f"worker_start_{k}_cpu_ms"] for k in ("isolate", "audit_hook", "fork_call_child")
+    )  # what the worker does between its arguments and "ready" (the zygote forks it ahead)
+    figures["bare_interpreter_fork_cpu_ms"] = float(bare.stdout.strip())
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                figures["zygote_anon_mb"] = int(line.split()[1]) / 1024
+    return {k: round(v, 3) for k, v in figures.items()}
