@@ -84,7 +84,11 @@ class ShoppingEnv(ToolEnv):
         return oracle.ShoppingOracle(self.sandbox)
 
     def subgoals(self) -> list[Any]:
-        return verifier.subgoals(self.sandbox.db)
+        # built once per env: the checks hold no episode state (what an episode reached is the
+        # env's), and their product records can be shared across episodes (a read-only catalog)
+        if getattr(self, "_shopping_subgoals", None) is None:
+            self._shopping_subgoals = verifier.subgoals(self.sandbox.db)
+        return list(self._shopping_subgoals)
 
     def mutants(self) -> list[Any]:
         return oracle.mutants()

@@ -464,13 +464,13 @@ def subgoals(db: Any) -> list[Any]:
     within budget). Read from the tools' results and the catalog, with the product level's rule;
     results of the submitting action count for nothing (the agent never read them).
 
-    Built at every reset; a product's record is read from the catalog once per episode (the checks
-    run on every turn that views or selects, and the catalog is read-only)."""
+    Built once per env; a product's record is read from the catalog once for all its episodes
+    (the checks run on every turn that views or selects, and the catalog is read-only)."""
     import functools
 
     from hiergym.envs.core import Subgoal
 
-    product = functools.lru_cache(maxsize=512)(functools.partial(load_product, db))
+    product = functools.lru_cache(maxsize=4096)(functools.partial(load_product, db))
 
     def calls(turn: Any, trajectory: Any, name: str) -> list[tuple[Any, Any]]:
         if not read_before_submit(turn, trajectory):  # results of the submit count for nothing
