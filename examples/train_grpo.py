@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
         ),
     ).train()  # fmt: skip
     stages["sft"] = held_out_levels(model, tokenizer, args.env, test_ids, work)
+    print("held-out after SFT:", json.dumps(stages["sft"]), flush=True)
 
     # (5) GRPO through the environment factory
     if args.grpo_steps <= 0:
