@@ -589,6 +589,12 @@ class Sandbox:
             self.cache.put_text(self.key(call, scope), text)
         return json.loads(text), text
 
+    def warm(self) -> None:
+        """Do now what the first cached call would do (open the tool cache and ask whether it
+        holds recordings for this domain): a server calls it before its first client's step,
+        which would otherwise hold every session's event loop for it."""
+        self._replays_recordings()
+
     def _replays_recordings(self) -> bool:
         """In replay, recorded answers win over the local implementation (what record -> replay
         promises): once the cache holds answers for this domain and data version, every

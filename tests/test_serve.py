@@ -330,6 +330,23 @@ class _Clock:
         return self.now
 
 
+def test_preloading_does_the_first_steps_lazy_work_before_any_client():
+    """What a first step would import or open (SQLAlchemy for the tool cache: ~300 ms that held
+    every session's event loop in perf serve) is done by the server's preload."""
+    code = (
+        "import sys, gymnasium as gym, hiergym\n"
+        "from hiergym.server import warm_lazy_imports\n"
+        "assert 'sqlalchemy' not in sys.modules, 'import hiergym imports SQLAlchemy again'\n"
+        "assert 'sqlalchemy' in warm_lazy_imports() and 'sqlalchemy' in sys.modules\n"
+        "env = gym.make('hiergym/Shopping-v0')\n"
+        "sandbox = env.unwrapped.sandbox\n"
+        "assert sandbox._has_recordings is None\n"
+        "sandbox.warm()\n"
+        "assert sandbox._has_recordings is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
 def test_the_gc_policy_still_frees_cyclic_garbage_at_its_full_collection():
     import gc
     import weakref
