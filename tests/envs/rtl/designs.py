@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from hiergym.envs.rtl import testbench
+from hiergym.envs.rtl import tasks, testbench
+
+
+def task_of(env, task_id: str):
+    """The built-in RTL task ``task_id`` of ``env``'s sandbox."""
+    return tasks.find_task(env.unwrapped.sandbox.db, task_id)
 
 
 def trapdoor_comparator(task, display: str | None = None) -> str:

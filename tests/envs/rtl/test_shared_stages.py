@@ -13,26 +13,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import gymnasium as gym
 import pytest
 
-from hiergym.envs.rtl import oracle, tasks, toolchain, tools
+from hiergym.envs.rtl import oracle, toolchain, tools
 from hiergym.envs.rtl.toolchain import Limits
 from hiergym.envs.tools import ToolCall
 from hiergym.testing import play
 
-from .designs import trapdoor_comparator
-
-
-@pytest.fixture(scope="module")
-def env():
-    e = gym.make("hiergym/RTL-v0")
-    yield e
-    e.close()
-
-
-def task_of(env, task_id):
-    return tasks.find_task(env.unwrapped.sandbox.db, task_id)
+from .designs import task_of, trapdoor_comparator
 
 
 class DictMemo:
