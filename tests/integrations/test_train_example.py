@@ -13,12 +13,16 @@ pytest.importorskip("trl")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_grpo.py"
 
 
-@pytest.mark.slow
-def test_example_trains_and_reports_levels_before_and_after(tmp_path, capsys):
+def _example():
     spec = importlib.util.spec_from_file_location("train_grpo", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.main(
+    return module
+
+
+@pytest.mark.slow
+def test_example_trains_and_reports_levels_before_and_after(tmp_path, capsys):
+    result = _example().main(
         ["--sft-tasks", "2", "--sft-steps", "4", "--grpo-steps", "2", "--eval-tasks", "1",
          "--grpo-tokens", "48", "--out", str(tmp_path)]
     )  # fmt: skip
@@ -45,10 +49,7 @@ def test_sft_learns_the_format_and_grounding_levels_on_held_out_tasks(tmp_path):
     it passes no level; after SFT most episodes submit a catalog product it viewed with options it
     selected (format and grounding pass), while the product level still fails (it replays training
     searches instead of reading the new instruction)."""
-    spec = importlib.util.spec_from_file_location("train_grpo", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result = module.main(
+    result = _example().main(
         ["--seed", "0", "--sft-steps", "600", "--hidden", "128", "--grpo-steps", "0",
          "--eval-tasks", "4", "--out", str(tmp_path)]
     )  # fmt: skip
