@@ -36,6 +36,7 @@ from .tools import (
     ToolResult,
     error_result,
     parse_action,
+    prose_of,
     render_result,
     render_text,
 )
@@ -591,15 +592,18 @@ class ToolEnv(gym.Env[str, str]):
 
     def _record_messages(self, action: Any, turn: Turn) -> None:
         if isinstance(action, str):
-            text = action
+            text, calls_in_text = action, True
         elif isinstance(action, dict) and isinstance(action.get("content"), str):
-            text = action["content"]  # an OpenAI assistant message
+            # an OpenAI assistant message: its content holds the calls only without tool_calls
+            text, calls_in_text = action["content"], not action.get("tool_calls")
         else:
-            text = ""
+            text, calls_in_text = "", False
         if not turn.calls:
             self._messages.append({"role": "assistant", "content": text[:2000]})
             self._messages.append({"role": "user", "content": turn.results[0].content})
             return
+        if calls_in_text:  # the calls go in tool_calls, once: not also in the content
+            text = prose_of(text)
         self._messages.append(
             {
                 "role": "assistant",

@@ -734,6 +734,12 @@ def _bad_entry(entry: Any) -> list[ToolCall]:
 
 def _first_json_object(text: str) -> Any | None:
     """The first decodable JSON object embedded in prose, if any (LLMs wrap calls in chatter)."""
+    found = _first_json_call(text)
+    return None if found is None else found[0]
+
+
+def _first_json_call(text: str) -> tuple[Any, int, int] | None:
+    """:func:`_first_json_object` with where it lies in ``text`` (start, end)."""
     decoder = json.JSONDecoder()
     for attempt, m in enumerate(re.finditer(r"\{", text)):
         if attempt >= 16:
@@ -748,8 +754,35 @@ def _first_json_object(text: str) -> Any | None:
             "name" in value or "function" in value or "tool_calls" in value
         ):
             _check_depth(value, text[m.start() : end])
-            return value
+            return value, m.start(), end
     return None
+
+
+def prose_of(text: str) -> str:
+    """``text`` without what :func:`parse_action` read its calls from (the ``<tool_call>`` blocks,
+    the fenced or whole JSON, or the embedded JSON call): the assistant's content that the
+    message log keeps beside the parsed ``tool_calls``, so a chat template that renders both
+    never shows a call twice (a context no model generated, and SFT on the log would teach)."""
+    stripped = text.strip()
+    if "<tool_call>" in stripped:
+        return _TOOL_CALL_BLOCK.sub("", stripped).strip()
+    if "```" in stripped:
+        fence = _FENCE.search(stripped)
+        if fence:
+            return (stripped[: fence.start()] + stripped[fence.end() :]).strip()
+    try:
+        json.loads(stripped)
+        return ""
+    except (ValueError, RecursionError):
+        pass
+    try:
+        found = _first_json_call(stripped)
+    except ActionParseError:
+        found = None
+    if found is None:
+        return stripped
+    _, start, end = found
+    return (stripped[:start] + stripped[end:]).strip()
 
 
 def parse_action(action: Any) -> list[ToolCall]:
