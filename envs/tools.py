@@ -732,14 +732,9 @@ def _bad_entry(entry: Any) -> list[ToolCall]:
     raise ActionParseError(f"each tool call must be a JSON object, got {_describe(entry)}")
 
 
-def _first_json_object(text: str) -> Any | None:
-    """The first decodable JSON object embedded in prose, if any (LLMs wrap calls in chatter)."""
-    found = _first_json_call(text)
-    return None if found is None else found[0]
-
-
 def _first_json_call(text: str) -> tuple[Any, int, int] | None:
-    """:func:`_first_json_object` with where it lies in ``text`` (start, end)."""
+    """The first decodable JSON call object embedded in prose, if any (LLMs wrap calls in
+    chatter), with where it lies in ``text`` (start, end)."""
     decoder = json.JSONDecoder()
     for attempt, m in enumerate(re.finditer(r"\{", text)):
         if attempt >= 16:
@@ -762,27 +757,15 @@ def prose_of(text: str) -> str:
     """``text`` without what :func:`parse_action` read its calls from (the ``<tool_call>`` blocks,
     the fenced or whole JSON, or the embedded JSON call): the assistant's content that the
     message log keeps beside the parsed ``tool_calls``, so a chat template that renders both
-    never shows a call twice (a context no model generated, and SFT on the log would teach)."""
-    stripped = text.strip()
-    if "<tool_call>" in stripped:
-        return _TOOL_CALL_BLOCK.sub("", stripped).strip()
-    if "```" in stripped:
-        fence = _FENCE.search(stripped)
-        if fence:
-            return (stripped[: fence.start()] + stripped[fence.end() :]).strip()
+    never shows a call twice (a context no model generated, and SFT on the log would teach).
+    Found by the parse itself (remembered with its calls); text without a call is kept whole."""
+    known = _PARSED.get(text)
+    if known is not None:
+        return known[1]
     try:
-        json.loads(stripped)
-        return ""
-    except (ValueError, RecursionError):
-        pass
-    try:
-        found = _first_json_call(stripped)
+        return _parse_text(text)[1]
     except ActionParseError:
-        found = None
-    if found is None:
-        return stripped
-    _, start, end = found
-    return (stripped[:start] + stripped[end:]).strip()
+        return text.strip()
 
 
 def parse_action(action: Any) -> list[ToolCall]:
@@ -805,12 +788,16 @@ def parse_action(action: Any) -> list[ToolCall]:
     else:
         known = _PARSED.get(action)
         if known is not None:
-            return [_recalled(k) for k in known]
-        calls = _parse_text(action)
+            return [_recalled(k) for k in known[0]]
+        calls, prose = _parse_text(action)
         if len(action) <= PARSED_TEXT_CHARS:
             if len(_PARSED) >= PARSED_ENTRIES:
                 _PARSED.clear()
-            _PARSED[action] = tuple(_remembered(c) for c in calls)
+            _PARSED[action] = (tuple(_remembered(c) for c in calls), prose)
+    return _capped(calls)
+
+
+def _capped(calls: list[ToolCall]) -> list[ToolCall]:
     if len(calls) > MAX_CALLS_PER_ACTION:
         raise ActionParseError(
             f"{len(calls)} tool calls in one action; at most {MAX_CALLS_PER_ACTION} are run per turn"
@@ -818,7 +805,9 @@ def parse_action(action: Any) -> list[ToolCall]:
     return calls
 
 
-def _parse_text(action: str) -> list[ToolCall]:
+def _parse_text(action: str) -> tuple[list[ToolCall], str]:
+    """The calls in an action text (at most :data:`MAX_CALLS_PER_ACTION`, checked before the text
+    is remembered) and the text without what they were read from (:func:`prose_of`)."""
     if len(action) > MAX_ACTION_CHARS:
         raise ActionParseError(
             f"the action is {len(action):,} characters; the cap is {MAX_ACTION_CHARS:,}. "
@@ -829,18 +818,26 @@ def _parse_text(action: str) -> list[ToolCall]:
         raise ActionParseError('the action is empty; send {"name": "<tool>", "arguments": {...}}')
     if "<tool_call>" in text:
         blocks = [b.strip() for b in _TOOL_CALL_BLOCK.findall(text)]
-        return [c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b)), i)]
-    if "```" in text:
-        fence = _FENCE.search(text)
-        if fence:
-            text = fence.group(1).strip()
+        calls = [c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b)), i)]
+        return _capped(calls), _TOOL_CALL_BLOCK.sub("", text).strip()
+    fence = _FENCE.search(text) if "```" in text else None
+    prose = "" if fence is None else (text[: fence.start()] + text[fence.end() :]).strip()
+    if fence is not None:
+        text = fence.group(1).strip()
+    decoded = False
     try:
-        return _calls_from_value(_loads(text))
+        value = _loads(text)
+        decoded = True
+        calls = _calls_from_value(value)
     except ActionParseError:
-        embedded = _first_json_object(text)
-        if embedded is None:
+        found = _first_json_call(text)
+        if found is None:
             raise
-        return _calls_from_value(embedded)
+        value, start, end = found
+        if fence is None and not decoded:  # a call inside prose: the prose is kept
+            prose = (text[:start] + text[end:]).strip()
+        calls = _calls_from_value(value)
+    return _capped(calls), prose
 
 
 PARSED_ENTRIES = 4096
@@ -871,7 +868,8 @@ def _recalled(parsed: _Parsed) -> ToolCall:
     return made
 
 
-_PARSED: dict[str, tuple[_Parsed, ...]] = {}
+_PARSED: dict[str, tuple[tuple[_Parsed, ...], str]] = {}
+"""Action text -> its calls (:data:`_Parsed`) and its prose (:func:`prose_of`)."""
 
 
 def _as_json_call(call: ToolCall) -> ToolCall:

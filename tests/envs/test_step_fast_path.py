@@ -317,3 +317,18 @@ def test_a_python_call_gets_its_arguments_json_round_trip_and_a_copy_of_its_own(
     parsed = parse_action(ToolCall("t", arguments))[0]
     arguments["q"] = "edited by the caller"
     assert parsed.arguments == {"q": "shoes"}
+
+
+def test_the_call_cap_holds_for_a_text_sent_again():
+    """A text with more calls than an action may run is refused every time it is sent: the
+    memo of parsed texts must not answer it (it did: the first send raised, the second ran all
+    nine calls)."""
+    from hiergym.envs.tools import MAX_CALLS_PER_ACTION, ActionParseError, parse_action
+
+    text = "".join(
+        f'<tool_call>{{"name": "search", "arguments": {{"query": "q{i}"}}}}</tool_call>'
+        for i in range(MAX_CALLS_PER_ACTION + 1)
+    )
+    for _ in range(3):
+        with pytest.raises(ActionParseError, match="tool calls in one action"):
+            parse_action(text)
