@@ -434,12 +434,7 @@ class ToolEnv(gym.Env[str, str]):
         known = len(self._messages)
         self._record_messages(action, turn)
         obs = self._observation(turn)
-        results = turn.results
-        if not (
-            _is_json_rendered(results[0])
-            if len(results) == 1
-            else all(_is_json_rendered(r) for r in results)
-        ):
+        if not all(_is_json_rendered(r) for r in turn.results):
             obs = to_observation(obs)
         self._last_obs = obs
         terminated = self.trajectory.submission is not None

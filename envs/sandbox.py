@@ -549,11 +549,10 @@ class Sandbox:
             return compute(), None
         mem_key = (tool.name, scope, call.canonical_arguments())
         if self.mode != "live":
-            entry = self._memory.get(mem_key)
-            if entry is not None:
+            hit = self._recall_text(mem_key)
+            if hit is not None:
                 stats["memory"] += 1
-                text, parse = entry
-                return parse(text), text
+                return hit
         persistent = (
             tool.cache == "persistent"
             or compute is None

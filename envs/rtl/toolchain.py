@@ -229,11 +229,12 @@ def run(argv: Sequence[str], cwd: Path, timeout: float, limits: Limits) -> RunRe
     machine's process slots); stdout and stderr go to files, read back capped. A run stopped
     by the wall-clock backstop within its CPU budget is run once more, then
     :class:`MachineOverloaded` is raised: a verdict must not depend on the machine's load."""
+    bounds = process_limits(timeout, limits)
     for _ in range(2):
-        result = execution.run(argv, cwd, process_limits(timeout, limits), env={"LC_ALL": "C"})
+        result = execution.run(argv, cwd, bounds, env={"LC_ALL": "C"})
         if not result.overloaded:
             return result
-    backstop = process_limits(timeout, limits).wall_s
+    backstop = bounds.wall_s
     raise MachineOverloaded(
         f"the machine is overloaded: {Path(argv[0]).name} used {result.cpu_s:.2f} of its "
         f"{timeout:g} CPU seconds but ran past its wall-clock backstop ({backstop:g} s), twice, "

@@ -145,12 +145,12 @@ def _category_docs(db: Any, category: str) -> list[dict[str, Any]]:
 
 
 def ideal_list(
-    db: Any, task: ShoppingTask, k: int = K, docs: list[dict[str, Any]] | None = None
+    task: ShoppingTask, docs: list[dict[str, Any]], k: int = K
 ) -> tuple[tuple[str, Any, float], ...]:
-    """The catalog's ``k`` best products for ``task`` (relevance, then product id); ``docs``: the
-    category's products when the caller already read them."""
+    """The ``k`` best of ``docs`` (the asked category's products) for ``task`` (relevance, then
+    product id)."""
     scored = []
-    for doc in _category_docs(db, task.category) if docs is None else docs:
+    for doc in docs:
         rel, options = best_variant(task, doc)
         scored.append((-rel, doc["product_id"], tuple(sorted(options.items())), rel))
     scored.sort()
@@ -177,7 +177,7 @@ def load_tasks(db: Any, db_key: str, split: str, difficulty: str) -> TaskSet:
                     difficulty=t.difficulty,
                     base=t,
                     k=K,
-                    ideal=ideal_list(db, t, K, docs[t.category]),
+                    ideal=ideal_list(t, docs[t.category], K),
                 )
                 for t in base
             ],
