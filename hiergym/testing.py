@@ -401,6 +401,18 @@ def _evidence_in_submit(ctx: AttackContext) -> list[Any]:
     return [_calls_action([*ctx.evidence_calls[-(MAX_CALLS_PER_ACTION - 1) :], ctx.submit])]
 
 
+def _over_cap_resent(ctx: AttackContext) -> list[Any]:
+    """The whole solution in one action of one call more than an action may run, sent twice (a
+    memo of parsed texts once answered the second send with every call)."""
+    from hiergym.envs.tools import MAX_CALLS_PER_ACTION
+
+    calls = [*ctx.evidence_calls, ctx.submit]
+    pool = ctx.oracle[:-1] or [ctx.submit]
+    pad = [pool[i % len(pool)] for i in range(max(0, MAX_CALLS_PER_ACTION + 1 - len(calls)))]
+    action = _calls_action([*pad, *calls])
+    return [action, action]
+
+
 PADDING_CALLS = 12
 
 
@@ -479,6 +491,13 @@ COMMON_ATTACKS: tuple[Attack, ...] = (
         _evidence_in_submit,
         0.4,
         "the right answer with its evidence calls in the submitting action",
+    ),
+    Attack(
+        "over_cap_resent",
+        _over_cap_resent,
+        0.0,
+        "the solution in one action over the call cap, sent twice",
+        form_credit=False,
     ),
     Attack(
         "padded_memorised",
