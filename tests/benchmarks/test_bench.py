@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import gymnasium as gym
 import pytest
@@ -21,6 +22,23 @@ def test_pass_k_matches_tau_bench_definitions():
     assert pass_k(3, 3, 3) == (1.0, 1.0) and pass_k(3, 0, 2) == (0.0, 0.0)
     with pytest.raises(ValueError):
         pass_k(2, 1, 3)
+
+
+def test_wilson_intervals_use_scipy_stats_normal_quantile_exactly():
+    # stats reads the quantile from scipy.special (scipy.stats' import was a second of every
+    # bench's serial CPU); a report's intervals must stay bit-identical to norm.ppf's
+    from scipy.stats import norm
+
+    from hiergym.benchmarks.stats import wilson_ci
+
+    for confidence in (0.5, 0.8, 0.9, 0.95, 0.99, 0.999):
+        z = float(norm.ppf(1 - (1 - confidence) / 2))
+        for p, n in ((0.0, 18), (1.0, 18), (0.37, 41), (0.5, 3)):
+            denom = 1 + z * z / n
+            centre = (p + z * z / (2 * n)) / denom
+            half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+            want = (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
+            assert wilson_ci(p, n, confidence) == want
 
 
 def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
