@@ -29,8 +29,26 @@ class LeakyArith(ArithEnv):
         return HierarchicalVerifier([Format(), UngroundedCorrect()], aggregate, **params)
 
 
-register_domain("hiergym/TestArith-v0", "hiergym_arith.env:ArithEnv")
-register_domain("hiergym/TestLeakyArith-v0", f"{__name__}:LeakyArith")
+TEST_IDS = {
+    "hiergym/TestArith-v0": "hiergym_arith.env:ArithEnv",
+    "hiergym/TestLeakyArith-v0": f"{__name__}:LeakyArith",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def arith_envs():
+    """This module's ids, registered while its tests run and removed after: the registry is the
+    process's, and a later module (conformance) must not find them there."""
+    import gymnasium as gym
+
+    from hiergym.envs.registry import _ENVS
+
+    for env_id, env_class in TEST_IDS.items():
+        register_domain(env_id, env_class)
+    yield
+    for env_id in TEST_IDS:
+        _ENVS.pop(env_id, None)
+        gym.registry.pop(env_id, None)
 
 
 def test_the_example_plugin_holds_its_matrix_and_its_own_attack_runs():
