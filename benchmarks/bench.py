@@ -15,22 +15,57 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .report import write_outputs
-from .runner import EpisodeRunner, EpisodeSpec, plan_episodes, read_rows, run_episodes
+from .runner import EpisodeRunner, EpisodeSpec, plan_episodes, read_rows
 
 _WORKER: EpisodeRunner | None = None
 TIMING_FIELDS = ("wall_s", "env_time_s", "traceback")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One episode's outputs, serialised in the process that ran it (a bench worker, or this one
+    with one worker), so the parent only writes them: the row as its episodes.jsonl line, the
+    transcript as its transcripts.jsonl line (``None``: the episode has none) and its report.html
+    page, packed as :func:`.html_report.build_payload` packs it from those two lines (``None``:
+    made at report time)."""
+
+    key: str
+    line: str
+    transcript: str | None = None
+    page: str | None = None
+
+
+def finish(row: dict[str, Any], run: str | None = None) -> Finished:
+    """``row``'s outputs; ``run``: the name report.html gives the run (its page is made only
+    then). The page is made from the lines read back, so it is the one report time would make."""
+    transcript = row.pop("transcript", None)
+    line = json.dumps(row)
+    if transcript is None:
+        return Finished(row["key"], line)
+    record = json.dumps({"key": row["key"], **transcript}, default=str)
+    if run is None:
+        return Finished(row["key"], line, record)
+    from hiergym.envs.tools import loads
+
+    from .html_report import episode_page, pack
+
+    page = pack(episode_page({**loads(line), "run": run}, loads(record)))
+    return Finished(row["key"], line, record, page)
 
 
 def _run_in_worker(
     spec: EpisodeSpec,
     agent_options: dict[str, Any] | None = None,
     env_kwargs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run one episode in a worker process, reusing that worker's envs and agents."""
+    run: str | None = None,
+) -> Finished:
+    """Run one episode in a worker process, reusing that worker's envs and agents; ``run``: the
+    report's name of the run (see :func:`finish`)."""
     global _WORKER
     if (
         _WORKER is None
@@ -45,7 +80,7 @@ def _run_in_worker(
         if problem:  # every episode would fail the same way: stop the run with the reason
             raise PluginError(problem)
         _WORKER = EpisodeRunner(agent_options, env_kwargs=env_kwargs)
-    return _WORKER.run(spec)
+    return finish(_WORKER.run(spec), run)
 
 
 def _worker_main(
@@ -55,11 +90,14 @@ def _worker_main(
     env_kwargs: dict[str, Any],
     environ: dict[str, str] | None = None,
     cwd: str | None = None,
+    run: str | None = None,
 ) -> None:
     """One bench worker: runs the chunks it receives on ``conn`` with one EpisodeRunner (its envs
-    and agents live as long as the worker), answering ``("row", row)`` per episode and
-    ``("done", None)`` per chunk; ``None`` ends it. ``environ`` and ``cwd`` are the parent's at
-    the start of the run (a forkserver was started earlier, perhaps with other ones)."""
+    and agents live as long as the worker), answering ``("row", finished)`` per episode and
+    ``("done", None)`` per chunk; ``("pngs", (summary, out, env_ids))`` draws those envs' funnel
+    PNGs, answered ``("pngs", names)``; ``None`` ends it. ``environ`` and ``cwd`` are the
+    parent's at the start of the run (a forkserver was started earlier, perhaps with other
+    ones)."""
     if environ is not None:
         for key in set(os.environ) - set(environ):
             del os.environ[key]
@@ -71,8 +109,14 @@ def _worker_main(
             chunk = conn.recv()
             if chunk is None:
                 break
+            if isinstance(chunk, tuple):  # ("pngs", ...): the run's end
+                from .plots import funnel_pngs
+
+                summary, out, env_ids = chunk[1]
+                conn.send(("pngs", funnel_pngs(summary, Path(out), env_ids)))
+                continue
             for spec in chunk:
-                conn.send(("row", _run_in_worker(spec, agent_options, env_kwargs)))
+                conn.send(("row", _run_in_worker(spec, agent_options, env_kwargs, run)))
             conn.send(("done", None))
     except Exception as e:  # a set-up failure (a shadowed package) stops the run
         with contextlib.suppress(Exception):
@@ -91,18 +135,16 @@ class _Chunks:
     """The episodes to run, cut into chunks that each hold episodes of one env, handed out with
     affinity: a worker gets more of the env it already made while any is left, else the group
     with the most episodes that no worker is on, so envs are made once per worker that needs them
-    and the work still spreads over every worker."""
+    and the work still spreads over every worker. Chunks shrink as the run nears its end (at most
+    8 episodes, at most a quarter of each worker's share of what is left), so no worker is left
+    alone with a long last chunk while the others idle."""
 
     def __init__(self, todo: Sequence[EpisodeSpec], workers: int) -> None:
-        groups: dict[tuple[str, str, str], list[EpisodeSpec]] = defaultdict(list)
+        self.left: dict[tuple[str, str, str], list[EpisodeSpec]] = defaultdict(list)
         for spec in todo:
-            groups[_group(spec)].append(spec)
-        # chunks small enough to balance the tail, large enough to keep messages few
-        size = max(1, min(8, len(todo) // (workers * 4) or 1))
-        self.left: dict[tuple[str, str, str], list[list[EpisodeSpec]]] = {
-            g: [specs[i : i + size] for i in range(0, len(specs), size)]
-            for g, specs in groups.items()
-        }
+            self.left[_group(spec)].append(spec)
+        self.remaining = len(todo)
+        self.workers = max(1, workers)
         self.on: dict[int, tuple[str, str, str] | None] = {}
 
     def next(self, worker: int) -> list[EpisodeSpec] | None:
@@ -110,16 +152,19 @@ class _Chunks:
         if current is not None and self.left.get(current):
             return self._take(worker, current)
         busy = {g for w, g in self.on.items() if w != worker}
-        free = [g for g, chunks in self.left.items() if chunks and g not in busy]
-        rest = free or [g for g, chunks in self.left.items() if chunks]
+        free = [g for g, specs in self.left.items() if specs and g not in busy]
+        rest = free or [g for g, specs in self.left.items() if specs]
         if not rest:
             self.on[worker] = None
             return None
-        return self._take(worker, max(rest, key=lambda g: sum(map(len, self.left[g]))))
+        return self._take(worker, max(rest, key=lambda g: len(self.left[g])))
 
     def _take(self, worker: int, group: tuple[str, str, str]) -> list[EpisodeSpec]:
         self.on[worker] = group
-        return self.left[group].pop(0)
+        size = max(1, min(8, self.remaining // (self.workers * 4)))
+        chunk, self.left[group] = self.left[group][:size], self.left[group][size:]
+        self.remaining -= len(chunk)
+        return chunk
 
 
 def _start_method() -> str:
@@ -145,66 +190,95 @@ def _preload(todo: Sequence[EpisodeSpec]) -> list[str]:
     return modules
 
 
-def _pool_rows(
-    todo: list[EpisodeSpec],
-    workers: int,
-    agent_options: dict[str, Any],
-    env_kwargs: dict[str, Any],
-) -> Iterator[dict[str, Any]]:
-    """Rows of ``todo`` run by ``workers`` long-lived processes, as they finish (the caller puts
-    them in plan order). Each worker has its own pipe, so one that dies takes no lock with it:
-    its unfinished episodes become error rows and the others go on."""
-    from multiprocessing.connection import wait
+class _Pool:
+    """``workers`` long-lived bench processes, each with its own pipe, so one that dies takes no
+    lock with it: its unfinished episodes become error rows and the others go on. They stay up
+    after the last episode to draw the report's funnel PNGs (:meth:`draw_pngs`) while this
+    process builds report.html; :meth:`close` ends them."""
 
-    method = _start_method()
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(_preload(todo))
-    workers = min(workers, len(todo))
-    conns, procs = [], []
-    for w in range(workers):
-        ours, theirs = ctx.Pipe()
-        proc = ctx.Process(
-            target=_worker_main,
-            args=(w, theirs, agent_options, env_kwargs, dict(os.environ), os.getcwd()),
-            daemon=True,
-            name=f"hiergym-bench-{w}",
-        )
-        proc.start()
-        theirs.close()
-        conns.append(ours)
-        procs.append(proc)
-    chunks = _Chunks(todo, workers)
-    pending: dict[int, list[EpisodeSpec]] = {}
+    def __init__(
+        self,
+        todo: list[EpisodeSpec],
+        workers: int,
+        agent_options: dict[str, Any],
+        env_kwargs: dict[str, Any],
+        run: str | None = None,
+    ) -> None:
+        method = _start_method()
+        ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            ctx.set_forkserver_preload(_preload(todo))
+        self.todo = todo
+        self.conns: list[Any] = []
+        self.procs: list[Any] = []
+        self.dead: set[int] = set()
+        try:
+            for w in range(min(workers, len(todo))):
+                ours, theirs = ctx.Pipe()
+                proc = ctx.Process(
+                    target=_worker_main,
+                    args=(
+                        w,
+                        theirs,
+                        agent_options,
+                        env_kwargs,
+                        dict(os.environ),
+                        os.getcwd(),
+                        run,
+                    ),
+                    daemon=True,
+                    name=f"hiergym-bench-{w}",
+                )
+                proc.start()
+                theirs.close()
+                self.conns.append(ours)
+                self.procs.append(proc)
+        except BaseException:
+            self.close()
+            raise
 
-    def hand_out(w: int) -> None:
-        chunk = chunks.next(w)
-        if chunk is None:
-            pending.pop(w, None)
-            with contextlib.suppress(OSError):
-                conns[w].send(None)
-        else:
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _died(self, w: int) -> str:
+        self.dead.add(w)
+        self.procs[w].join(timeout=5)
+        return f"the bench worker died (exit code {self.procs[w].exitcode})"
+
+    def rows(self) -> Iterator[Finished]:
+        """The episodes' outputs as they finish (the caller puts them in plan order)."""
+        from multiprocessing.connection import wait
+
+        chunks = _Chunks(self.todo, len(self.conns))
+        pending: dict[int, list[EpisodeSpec]] = {}
+
+        def hand_out(w: int) -> None:
+            chunk = chunks.next(w)
+            if chunk is None:
+                pending.pop(w, None)  # idle until the PNGs or the end
+                return
             pending[w] = list(chunk)
             with contextlib.suppress(OSError):  # a dead worker: its pipe says so next
-                conns[w].send(chunk)
+                self.conns[w].send(chunk)
 
-    try:
-        for w in range(workers):
+        for w in range(len(self.conns)):
             hand_out(w)
         while pending:
-            by_conn = {conns[w]: w for w in pending}
+            by_conn = {self.conns[w]: w for w in pending}
             for conn in wait(list(by_conn)):
                 w = by_conn[conn]
                 try:
                     kind, payload = conn.recv()
                 except (EOFError, OSError):
-                    procs[w].join(timeout=5)
-                    reason = f"the bench worker died (exit code {procs[w].exitcode})"
+                    reason = self._died(w)
                     for spec in pending.pop(w):
-                        yield _lost_row(spec, reason)
+                        yield finish(_lost_row(spec, reason))
                     continue
                 if kind == "row":
-                    pending[w] = [s for s in pending[w] if s.key != payload["key"]]
+                    pending[w] = [s for s in pending[w] if s.key != payload.key]
                     yield payload
                 elif kind == "done":
                     hand_out(w)
@@ -215,18 +289,57 @@ def _pool_rows(
         # left only when every worker died: say so for each episode
         while (chunk := chunks.next(-1)) is not None:
             for spec in chunk:
-                yield _lost_row(spec, "no bench worker left alive")
-    finally:
-        for conn in conns:
+                yield finish(_lost_row(spec, "no bench worker left alive"))
+
+    def draw_pngs(self, summary: dict[str, Any], out: Path) -> Callable[[], dict[str, str]]:
+        """Start drawing the funnel PNGs of ``summary``'s envs, shared among the live workers;
+        returns what waits for their names (what a worker did not draw is drawn here then)."""
+        from .plots import funnel_pngs
+
+        env_ids = sorted({g["env_id"] for g in summary["groups"]})
+        live = [w for w in range(len(self.conns)) if w not in self.dead]
+        asked: dict[int, list[str]] = {}
+        for i, w in enumerate(live):
+            share = env_ids[i :: len(live)]
+            if not share:
+                continue
+            try:
+                self.conns[w].send(("pngs", (summary, str(out), share)))
+            except OSError:
+                continue
+            asked[w] = share
+
+        def wait() -> dict[str, str]:
+            names: dict[str, str] = {}
+            failed = [e for e in env_ids if not any(e in share for share in asked.values())]
+            for w, share in asked.items():
+                try:
+                    kind, payload = self.conns[w].recv()
+                except (EOFError, OSError):
+                    self._died(w)
+                    kind, payload = "died", None
+                if kind == "pngs":
+                    names.update(payload)
+                else:  # died or failed: this process draws its share
+                    failed += share
+            if failed:
+                names.update(funnel_pngs(summary, out, failed))
+            return {e: names[e] for e in env_ids if e in names}
+
+        return wait
+
+    def close(self) -> None:
+        for conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.send(None)
-        for proc in procs:
+        for proc in self.procs:
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
-        for conn in conns:
+        for conn in self.conns:
             conn.close()
+        self.conns, self.procs = [], []
 
 
 def _lost_row(spec: EpisodeSpec, reason: str) -> dict[str, Any]:
@@ -245,7 +358,8 @@ def _ray_rows(
     address: str,
     agent_options: dict[str, Any],
     env_kwargs: dict[str, Any],
-) -> Iterator[dict[str, Any]]:
+    run: str | None = None,
+) -> Iterator[Finished]:
     try:
         import ray
     except ImportError as e:
@@ -266,7 +380,7 @@ def _ray_rows(
             ray.init(num_cpus=max(1, os.cpu_count() or 1), **kwargs)
     try:
         remote = ray.remote(_run_in_worker)
-        pending = [remote.remote(spec, agent_options, env_kwargs) for spec in todo]
+        pending = [remote.remote(spec, agent_options, env_kwargs, run) for spec in todo]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
@@ -319,6 +433,10 @@ def bench(
     ``ray_address``: ``None`` runs locally (``workers`` processes); ``""`` starts a local Ray
     instance; anything else connects to that Ray cluster.
     """
+    from hiergym.envs.tools import loads
+
+    from .html_report import default_run
+
     out.mkdir(parents=True, exist_ok=True)
     path = out / "episodes.jsonl"
     agent_options = dict(agent_options or {})
@@ -330,12 +448,15 @@ def bench(
         if resume
         else []
     )
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))  # drops torn lines and error rows
+    lines = {r["key"]: json.dumps(r) for r in kept}  # key -> its row's line; a redo replaces it
+    latest = {r["key"]: r for r in kept}
+    path.write_text("".join(line + "\n" for line in lines.values()))  # drops torn and error rows
     transcripts = out / "transcripts.jsonl"
     if not resume:
         transcripts.write_text("")
-    done = {r["key"] for r in kept}
-    todo = [s for s in specs if s.key not in done]
+    todo = [s for s in specs if s.key not in latest]
+    run = default_run(out)  # report.html's name of this run: the pages made as episodes end
+    pages: dict[str, str] = {}
 
     from rich.live import Live
     from rich.progress import (
@@ -351,86 +472,104 @@ def bench(
     )
     task = progress.add_task("episodes", total=len(todo))
     seen: list[dict[str, Any]] = list(kept)
-    transcripts_from: int | None = None
-    last_flush = [time.monotonic()]
-    with (
-        path.open("a") as sink,
-        transcripts.open("a") as transcript_sink,
-        (
-            Live(_live_view(progress, seen), refresh_per_second=4, transient=True)
-            if show_progress
-            else contextlib.nullcontext()
-        ) as live,
-    ):
-
-        def record(row: dict[str, Any]) -> None:
-            transcript = row.pop("transcript", None)
-            if transcript is not None:  # kept apart: rows stay small, transcripts can be read
-                transcript_sink.write(
-                    json.dumps({"key": row["key"], **transcript}, default=str) + "\n"
-                )
-            sink.write(json.dumps(row) + "\n")
-            now = time.monotonic()
-            if now - last_flush[0] > 0.5:  # a killed run loses at most half a second of rows
-                sink.flush()
-                transcript_sink.flush()
-                last_flush[0] = now
-            seen.append(row)
-            progress.advance(task)
-            if show_progress:
-                live.update(_live_view(progress, seen))
-            if on_row is not None:
-                on_row(row)
-
-        if ray_address is not None:
-            for row in _ray_rows(todo, ray_address, agent_options, env_kwargs):
-                record(row)
-        elif workers > 1 and len(todo) > 1:
-            transcripts_from = transcript_sink.tell()
-            for row in _pool_rows(todo, workers, agent_options, env_kwargs):
-                record(row)
-        else:
-            run_episodes(todo, record, agent_options, env_kwargs)
-
     order = {s.key: i for i, s in enumerate(specs)}
-    if transcripts_from is not None:  # workers finish out of order: this run's part in plan order
-        _sort_tail(transcripts, transcripts_from, order)
-    latest = {r["key"]: r for r in read_rows(path) if r.get("key") in wanted}
-    rows = sorted(latest.values(), key=lambda r: order[r["key"]])
-    path.write_text(
-        "".join(json.dumps(r) + "\n" for r in rows)
-    )  # spec order, whatever finished first
-    config = {
-        "envs": list(env_ids),
-        "agents": list(agents),
-        "episodes": episodes,
-        "trials": trials,
-        "split": split,
-        "difficulties": list(difficulties),
-        "seed": seed,
-        "workers": workers,
-        "ray": ray_address,
-        "agent_options": agent_options,
-        "env_kwargs": env_kwargs,
-    }
-    return write_outputs(rows, out, config)
+    spans: list[tuple[int, int, int]] = []  # (plan position, start, length) of this run's lines
+    last_flush = [time.monotonic()]
+    parallel = ray_address is not None or (workers > 1 and len(todo) > 1)
+    pool = (
+        _Pool(todo, workers, agent_options, env_kwargs, run)
+        if ray_address is None and parallel
+        else None
+    )
+    with contextlib.ExitStack() as stack:
+        if pool is not None:
+            stack.enter_context(pool)  # its workers draw the PNGs, then end
+        with (
+            path.open("a") as sink,
+            transcripts.open("ab") as transcript_sink,
+            (
+                Live(_live_view(progress, seen), refresh_per_second=4, transient=True)
+                if show_progress
+                else contextlib.nullcontext()
+            ) as live,
+        ):
+            transcripts_from = transcript_sink.tell()
+            written = [transcripts_from]
+
+            def record(done: Finished) -> None:
+                row = loads(done.line)
+                if done.transcript is not None:  # kept apart: rows stay small
+                    data = (done.transcript + "\n").encode()
+                    transcript_sink.write(data)
+                    spans.append((order[done.key], written[0], len(data)))
+                    written[0] += len(data)
+                    if done.page is not None:
+                        pages[done.key] = done.page
+                sink.write(done.line + "\n")
+                lines[done.key] = done.line
+                latest[done.key] = row
+                now = time.monotonic()
+                if now - last_flush[0] > 0.5:  # a killed run loses at most half a second of rows
+                    sink.flush()
+                    transcript_sink.flush()
+                    last_flush[0] = now
+                seen.append(row)
+                progress.advance(task)
+                if show_progress:
+                    live.update(_live_view(progress, seen))
+                if on_row is not None:
+                    on_row(row)
+
+            if ray_address is not None:
+                for done in _ray_rows(todo, ray_address, agent_options, env_kwargs, run):
+                    record(done)
+            elif pool is not None:
+                for done in pool.rows():
+                    record(done)
+            else:
+                runner = EpisodeRunner(agent_options, env_kwargs=env_kwargs)
+                try:
+                    for spec in todo:
+                        record(finish(runner.run(spec), run))
+                finally:
+                    runner.close()
+
+        if parallel:  # episodes finish out of order: this run's transcripts in plan order
+            _sort_tail(transcripts, transcripts_from, spans)
+        keys = sorted(latest, key=order.__getitem__)
+        rows = [latest[k] for k in keys]
+        path.write_text("".join(lines[k] + "\n" for k in keys))  # spec order
+        config = {
+            "envs": list(env_ids),
+            "agents": list(agents),
+            "episodes": episodes,
+            "trials": trials,
+            "split": split,
+            "difficulties": list(difficulties),
+            "seed": seed,
+            "workers": workers,
+            "ray": ray_address,
+            "agent_options": agent_options,
+            "env_kwargs": env_kwargs,
+        }
+        return write_outputs(
+            rows,
+            out,
+            config,
+            pages=pages,
+            draw_pngs=pool.draw_pngs if pool is not None else None,
+        )
 
 
-def _sort_tail(path: Path, offset: int, order: dict[str, int]) -> None:
-    """Put the JSON lines of ``path`` past ``offset`` in plan order (by their ``key``)."""
+def _sort_tail(path: Path, offset: int, spans: Sequence[tuple[int, int, int]]) -> None:
+    """Put the lines of ``path`` past ``offset`` in plan order: ``spans`` are (plan position,
+    start, length) of each line written there, in the order written."""
     with path.open("rb+") as f:
         f.seek(offset)
-        lines = f.read().splitlines(keepends=True)
-        keyed = []
-        for line in lines:
-            try:
-                key = json.loads(line).get("key")
-            except (json.JSONDecodeError, AttributeError):
-                key = None
-            keyed.append((order.get(key, len(order)), line))
-        keyed.sort(key=lambda kl: kl[0])  # stable: equal keys keep their order
+        tail = f.read()
+        ordered = sorted(spans, key=lambda span: span[0])  # stable: equal keys keep their order
         f.seek(offset)
-        f.write(b"".join(line for _, line in keyed))
+        f.write(b"".join(tail[start - offset : start - offset + n] for _, start, n in ordered))
         f.truncate()
 
 

@@ -216,31 +216,41 @@ def build_payload(
     summary: Mapping[str, Any],
     rows: Sequence[Row],
     runs: Sequence[tuple[str, Path]],
+    pages: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The page's data: ``rows`` (each tagged with its run's name in ``row["run"]`` when there are
-    several runs) and the transcripts of ``runs`` (name, folder)."""
+    several runs) and the transcripts of ``runs`` (name, folder). ``pages``: episode key -> the
+    packed page of a row of the first run, already made where the episode ran (a bench worker
+    makes it from the row's and the transcript's lines, as this function would); a run's
+    transcripts are read only when one of its rows has no page there."""
     default = runs[0][0] if runs else ""
-    transcripts = {name: read_transcripts(d) for name, d in runs}
-    index, pages = [], []
+    folders = dict(runs)
+    transcripts: dict[str, dict[str, dict[str, Any]]] = {}
+    index, packed = [], []
     for row in rows:
         run = row.get("run") or default
-        transcript = transcripts.get(run, {}).get(row.get("key", ""))
-        if transcript is None:
-            transcript = row.get("transcript")
         levels = (row.get("verdict") or {}).get("levels") or []
         entry = {k: row.get(k) for k in INDEX_FIELDS}
         entry["run"] = run
         entry["first_failed"] = (row.get("verdict") or {}).get("first_failed")
         entry["levels"] = [[lv["name"], bool(lv["passed"])] for lv in levels]
         index.append(entry)
-        pages.append(pack(episode_page({**row, "run": run}, transcript)))
+        ready = pages.get(row.get("key", "")) if pages and run == default else None
+        if ready is None:
+            if run not in transcripts:
+                transcripts[run] = read_transcripts(folders[run]) if run in folders else {}
+            transcript = transcripts[run].get(row.get("key", ""))
+            if transcript is None:
+                transcript = row.get("transcript")
+            ready = pack(episode_page({**row, "run": run}, transcript))
+        packed.append(ready)
     shown = {k: v for k, v in summary.items() if k != "funnel_pngs"}
     return {
         "version": 1,
         "runs": [name for name, _ in runs],
         "summary": pack(shown),
         "index": pack(index),
-        "episodes": pages,
+        "episodes": packed,
     }
 
 
@@ -256,17 +266,23 @@ def render(payload: Mapping[str, Any]) -> str:
     return template.replace(PAYLOAD_MARK, literal)
 
 
+def default_run(out: Path) -> str:
+    """The name report.html gives the run in ``out`` when it is the only one."""
+    return out.name or "run"
+
+
 def write_html(
     summary: Mapping[str, Any],
     rows: Sequence[Row],
     out: Path,
     runs: Sequence[tuple[str, Path]] | None = None,
+    pages: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``out/report.html`` for ``rows`` (transcripts read from ``runs``: (name, folder),
-    default the folder ``out`` itself); returns its path."""
-    runs = list(runs) if runs else [(out.name or "run", out)]
+    default the folder ``out`` itself; ``pages``: see :func:`build_payload`); returns its path."""
+    runs = list(runs) if runs else [(default_run(out), out)]
     path = out / "report.html"
-    path.write_text(render(build_payload(summary, rows, runs)), encoding="utf-8")
+    path.write_text(render(build_payload(summary, rows, runs, pages)), encoding="utf-8")
     return path
 
 

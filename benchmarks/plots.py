@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,15 @@ def _slug(env_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", env_id).strip("_")
 
 
-def funnel_pngs(summary: dict[str, Any], out: Path) -> dict[str, str]:
-    """Write ``funnel_<env>.png`` per env; returns env id -> file name (empty without matplotlib)."""
+def funnel_pngs(
+    summary: dict[str, Any], out: Path, env_ids: Iterable[str] | None = None
+) -> dict[str, str]:
+    """Write ``funnel_<env>.png`` per env (of ``env_ids`` only, when given: bench workers each
+    draw a share); returns env id -> file name (empty without matplotlib). Figures are drawn on
+    matplotlib's Agg canvas directly: no pyplot (its import and its global figure registry)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         import logging
 
@@ -26,13 +29,18 @@ def funnel_pngs(summary: dict[str, Any], out: Path) -> dict[str, str]:
         )
         return {}
     written: dict[str, str] = {}
+    wanted = None if env_ids is None else set(env_ids)
     for env_id in sorted({g["env_id"] for g in summary["groups"]}):
+        if wanted is not None and env_id not in wanted:
+            continue
         groups = [g for g in summary["groups"] if g["env_id"] == env_id and g["funnel"]]
         if not groups:
             continue
         levels = list(groups[0]["funnel"])
         width = 0.8 / len(groups)
-        fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(levels), 3.6))
+        fig = Figure(figsize=(1.6 + 1.4 * len(levels), 3.6))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
         for i, g in enumerate(groups):
             means = [g["funnel"][n]["mean"] for n in levels]
             # clamped: an interval's end may sit a rounding error on the wrong side of its mean
@@ -61,6 +69,5 @@ def funnel_pngs(summary: dict[str, Any], out: Path) -> dict[str, str]:
         fig.tight_layout()
         name = f"funnel_{_slug(env_id)}.png"
         fig.savefig(out / name, dpi=110)
-        plt.close(fig)
         written[env_id] = name
     return written

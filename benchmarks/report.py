@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -371,10 +371,15 @@ def write_outputs(
     comparison: list[dict[str, Any]] | None = None,
     html: bool = True,
     runs: Sequence[tuple[str, Path]] | None = None,
+    pages: Mapping[str, str] | None = None,
+    draw_pngs: Callable[[dict[str, Any], Path], Callable[[], dict[str, str]]] | None = None,
 ) -> dict[str, Any]:
     """summary.json, report.md, the funnel PNGs and (``html``) report.html of ``rows`` into
     ``out``; ``runs`` (name, folder) are where report.html reads the transcripts (default
-    ``out``), a row's ``run`` field naming its run when there are several."""
+    ``out``), a row's ``run`` field naming its run when there are several. ``pages``: episode
+    pages made where the episodes ran (see :func:`.html_report.build_payload`). ``draw_pngs``
+    starts drawing the funnel PNGs elsewhere (bench workers) and returns what waits for their
+    names; the page is built meanwhile. Default: drawn here."""
     from .html_report import write_html
     from .plots import funnel_pngs
 
@@ -383,11 +388,15 @@ def write_outputs(
         summary["config"] = config
     if comparison:
         summary["comparison"] = comparison
-    pngs = funnel_pngs(summary, out)
-    summary["funnel_pngs"] = pngs
+    drawn = draw_pngs(summary, out) if draw_pngs is not None else None
+    summary["funnel_pngs"] = {}  # its place in summary.json; the page does not show it
+    if drawn is None:
+        summary["funnel_pngs"] = funnel_pngs(summary, out)
     if html:
-        page = write_html(summary, rows, out, runs)
+        page = write_html(summary, rows, out, runs, pages)
         summary["report_html"] = {"file": page.name, "bytes": page.stat().st_size}
+    if drawn is not None:
+        summary["funnel_pngs"] = drawn()
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    write_report(summary, out, pngs)
+    write_report(summary, out, summary["funnel_pngs"])
     return summary

@@ -17,8 +17,10 @@ import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
-from scipy.special import ndtri  # the normal quantile scipy.stats.norm.ppf computes, without
-# scipy.stats' import (about 1 s of CPU, serial in every bench and report)
+
+# the normal quantile scipy.stats.norm.ppf computes, without scipy.stats' import (about 1 s of
+# CPU, serial in every bench and report)
+from scipy.special import ndtri
 
 
 def wilson_ci(p: float, n: float, confidence: float = 0.95) -> tuple[float, float]:

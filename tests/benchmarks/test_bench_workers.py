@@ -133,3 +133,81 @@ def test_workers_see_the_environment_of_the_run_not_of_the_forkserver(tmp_path, 
     rows = _lines(tmp_path / "second" / "episodes.jsonl")
     assert all(r["error"] is None for r in rows)
     assert list(home.glob("shopping-*.sqlite"))  # the workers built their sandbox there
+
+
+def _rebuilt_page(out):
+    """report.html of the run in ``out`` made again from its files alone (as ``hiergym report``
+    does), into a fresh folder."""
+    from hiergym.benchmarks import html_report
+    from hiergym.benchmarks.report import summarize
+    from hiergym.benchmarks.runner import read_rows
+
+    rows = read_rows(out / "episodes.jsonl")
+    again = out.parent / f"{out.name}-again"
+    again.mkdir()
+    summary = summarize(rows)
+    summary["config"] = json.loads((out / "summary.json").read_text())["config"]
+    return html_report.write_html(summary, rows, again, [(out.name, out)])
+
+
+def test_pages_made_by_the_workers_are_the_pages_report_time_makes(tmp_path):
+    # Each episode's report.html page is made where the episode ran (a worker, or the bench's
+    # own process with one worker), from its row's and transcript's lines; it must be the page
+    # report time makes from the files, byte for byte, and every env still gets its PNG.
+    from .test_html_report import payload_of
+
+    kwargs = {"episodes": 2, "difficulties": ["easy", "medium"], "show_progress": False}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        summary = bench(ENVS, ["random", "oracle"], out=out, workers=workers, **kwargs)
+        made = payload_of(out / "report.html")
+        again = payload_of(_rebuilt_page(out))
+        assert len(made["episodes"]) == 16
+        assert made["episodes"] == again["episodes"] and made["index"] == again["index"]
+        assert sorted(summary["funnel_pngs"]) == ENVS
+        assert all((out / name).stat().st_size > 1000 for name in summary["funnel_pngs"].values())
+    one, two = (payload_of(tmp_path / f"w{w}" / "report.html") for w in (1, 2))
+    assert len(one["episodes"]) == len(two["episodes"])
+
+
+def test_a_resumed_run_pages_the_kept_episodes_from_their_transcripts(tmp_path):
+    kwargs = {"difficulties": ["easy"], "show_progress": False, "workers": 2, "out": tmp_path}
+    bench(["hiergym/Shopping-v0"], ["random", "oracle"], episodes=1, **kwargs)
+    bench(["hiergym/Shopping-v0"], ["random", "oracle"], episodes=2, resume=True, **kwargs)
+    from .test_html_report import payload_of
+
+    made = payload_of(tmp_path / "report.html")
+    assert len(made["episodes"]) == 4
+    assert made["episodes"] == payload_of(_rebuilt_page(tmp_path))["episodes"]
+
+
+def test_chunks_shrink_to_single_episodes_at_the_end():
+    todo = plan_episodes(ENVS, ["random", "oracle"], 20, "test", ["easy", "hard"])
+    chunks = _Chunks(todo, 2)
+    sizes = []
+    while (chunk := chunks.next(len(sizes) % 2)) is not None:
+        sizes.append(len(chunk))
+    assert sum(sizes) == len(todo) == 160
+    assert sizes[0] == 8 and sizes[-4:] == [1, 1, 1, 1]  # no long last chunk for one worker
+
+
+def test_the_pngs_of_a_worker_that_died_are_drawn_by_the_bench(tmp_path):
+    from hiergym.benchmarks.bench import _Pool
+    from hiergym.benchmarks.report import summarize
+
+    summary = summarize(_lines(_a_run(tmp_path)))
+    todo = plan_episodes(["hiergym/Shopping-v0"], ["random"], 2, "test", ["easy"])
+    with _Pool(todo, 2, {}, {}) as pool:
+        os.kill(pool.procs[0].pid, signal.SIGKILL)
+        pool.procs[0].join(timeout=10)
+        out = tmp_path / "pngs"
+        out.mkdir()
+        names = pool.draw_pngs(summary, out)()
+    assert sorted(names) == ENVS and all((out / n).is_file() for n in names.values())
+
+
+def _a_run(tmp_path):
+    out = tmp_path / "run"
+    kwargs = {"episodes": 1, "difficulties": ["easy"], "show_progress": False}
+    bench(ENVS, ["random", "oracle"], out=out, **kwargs)
+    return out / "episodes.jsonl"
