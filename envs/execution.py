@@ -17,6 +17,8 @@ design) runs it through this module, so each gets the same guarantees by calling
   (``Limits.tree_cpu_s``) the decision is made in CPU seconds (:func:`tree_cpu_seconds` while it
   runs, ``wait4``'s accounting when it ends), so a run decides the same way on an idle and on a
   loaded machine; the wall clock is then only a backstop, reported as ``overloaded``.
+  :func:`watch` and :func:`judge` make that decision for any run the caller can wait on and
+  measure (Geometry's python calls: jobs of a warm worker, not the caller's children).
   :func:`cpu_meter` sums the CPU seconds of the runs made inside it (calibrations measure with it).
 - :func:`slot`: a machine-wide cap on concurrent runs, across processes: ``flock``-ed slot files
   under ``HIERGYM_HOME/execution-slots``, waited on by blocking (a slot is released when its
@@ -59,7 +61,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -422,11 +424,12 @@ over the tree's threads, runs out, but at least every ``MAX_POLL_S`` (a tree may
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def tree_cpu_seconds(pid: int) -> tuple[float, int]:
+def tree_cpu_seconds(pid: int, *, own: bool = True) -> tuple[float, int]:
     """CPU seconds (user and system) used so far by ``pid`` and its live descendants, with the
     descendants they have reaped (a parent's ``cutime``/``cstime``), and the number of threads
     of the live tree, from ``/proc`` (``(0.0, 0)`` where there is none). A descendant that
-    outlives its parent is reparented out of the tree: its CPU is not counted after that."""
+    outlives its parent is reparented out of the tree: its CPU is not counted after that.
+    ``own=False``: the live descendants' only (a long-lived server's jobs, not the server)."""
     total, threads = 0.0, 0
     stack, seen = [pid], set()
     while stack:
@@ -440,8 +443,9 @@ def tree_cpu_seconds(pid: int) -> tuple[float, int]:
             tids = os.listdir(f"/proc/{p}/task")
         except (OSError, IndexError):
             continue
-        total += sum(int(v) for v in fields[11:15]) / _TICKS  # utime stime cutime cstime
-        threads += int(fields[17])
+        if own or p != pid:
+            total += sum(int(v) for v in fields[11:15]) / _TICKS  # utime stime cutime cstime
+            threads += int(fields[17])
         for tid in tids:
             with (
                 contextlib.suppress(OSError, ValueError),
@@ -465,44 +469,69 @@ def _exited(proc: subprocess.Popen[Any], fd: int | None, timeout: float) -> bool
         time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
-def supervise(proc: subprocess.Popen[Any], limits: Limits) -> tuple[bool, bool, float]:
-    """Wait for ``proc`` (its own session) under ``limits``, kill its process group at a limit,
-    reap it with ``wait4``; ``(timed_out, overloaded, cpu_s)`` (see :class:`RunResult`).
+def watch(
+    limits: Limits,
+    finished: Callable[[float], bool],
+    measure: Callable[[], tuple[float, int]],
+) -> tuple[str, float]:
+    """Wait for a run under ``limits`` until it finishes or a limit stops it: ``finished(t)``
+    waits at most ``t`` seconds and says whether the run is over; ``measure()`` gives the CPU
+    seconds and threads of what runs (:func:`tree_cpu_seconds`). Returns what stopped it
+    (``"cpu"``, ``"wall"``, ``""``: it finished) and the CPU seconds last measured; judge them
+    with :func:`judge`. The caller stops the run at a limit.
 
-    Without ``limits.tree_cpu_s`` the wall clock is the deadline (one blocking wait). With it,
-    the tree's CPU (:func:`tree_cpu_seconds`) is measured whenever its budget could have run
-    out (the budget left spread over the tree's threads, at least every :data:`MAX_POLL_S`):
-    the tree is killed once it has used the budget; the CPU seconds a run is judged by are the
-    larger of the last measurement and ``wait4``'s (the program and the descendants it reaped),
-    and more than the budget is a timeout however the run ended. The wall clock (``wall_s``,
-    from the start) is then a backstop: a tree still within its CPU budget there is killed and
-    reported ``overloaded``."""
+    Without ``limits.tree_cpu_s`` the wall clock is the deadline (one wait). With it, the CPU is
+    measured whenever the budget could have run out (the budget left spread over the threads, at
+    least every :data:`MAX_POLL_S`; a run just started has used nothing yet, so a short run is
+    never measured): ``"cpu"`` once more than the budget is used; the wall clock (``wall_s``) is
+    then a backstop."""
     budget = limits.tree_cpu_s
     start = time.monotonic()
+    used, threads = 0.0, 1
+    for turn in itertools.count():
+        wall_left = limits.wall_s - (time.monotonic() - start)
+        step = wall_left
+        if budget is not None:
+            if turn:
+                used, threads = measure()
+            if used > budget:
+                return "cpu", used
+            spread = (budget - used) / max(1, threads)
+            step = min(wall_left, max(MIN_POLL_S, min(MAX_POLL_S, spread)))
+        if wall_left <= 0:
+            if budget is not None:
+                used = max(used, measure()[0])
+            return "wall", used
+        if finished(max(0.0, step)):
+            return "", used
+    raise AssertionError("unreachable")
+
+
+def judge(stop: str, cpu_s: float, budget: float | None) -> tuple[bool, bool]:
+    """``(timed_out, overloaded)`` of a run that used ``cpu_s`` CPU seconds and that ``stop``
+    (see :func:`watch`) ended: without a CPU budget, the wall clock stopping it is a timeout;
+    with one, more than the budget is a timeout however the run ended, and the wall-clock
+    backstop stopping it within the budget is an overloaded machine (see :class:`RunResult`)."""
+    if budget is None:
+        return stop == "wall", False
+    timed_out = stop == "cpu" or cpu_s > budget
+    return timed_out, stop == "wall" and not timed_out
+
+
+def supervise(proc: subprocess.Popen[Any], limits: Limits) -> tuple[bool, bool, float]:
+    """Wait for ``proc`` (its own session) under ``limits`` (:func:`watch`, measuring its tree
+    with :func:`tree_cpu_seconds`), kill its process group at a limit, reap it with ``wait4``;
+    ``(timed_out, overloaded, cpu_s)`` (see :class:`RunResult`, :func:`judge`). The CPU seconds
+    a run is judged by are the larger of the last measurement and ``wait4``'s (the program and
+    the descendants it reaped)."""
     try:
         fd: int | None = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
         fd = None
-    stop, used, threads = "", 0.0, 1
     try:
-        for turn in itertools.count():
-            wall_left = limits.wall_s - (time.monotonic() - start)
-            step = wall_left
-            if budget is not None:
-                if turn:  # a run just started has used nothing yet: a short run is never read
-                    used, threads = tree_cpu_seconds(proc.pid)
-                if used > budget:
-                    stop = "cpu"
-                    break
-                spread = (budget - used) / max(1, threads)
-                step = min(wall_left, max(MIN_POLL_S, min(MAX_POLL_S, spread)))
-            if wall_left <= 0:
-                stop = "wall"
-                if budget is not None:
-                    used = max(used, tree_cpu_seconds(proc.pid)[0])
-                break
-            if _exited(proc, fd, max(0.0, step)):
-                break
+        stop, used = watch(
+            limits, lambda t: _exited(proc, fd, t), lambda: tree_cpu_seconds(proc.pid)
+        )
     finally:
         if fd is not None:
             os.close(fd)
@@ -512,10 +541,8 @@ def supervise(proc: subprocess.Popen[Any], limits: Limits) -> tuple[bool, bool, 
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = max(used, usage.ru_utime + usage.ru_stime)
-    if budget is None:
-        return stop == "wall", False, cpu
-    timed_out = stop == "cpu" or cpu > budget
-    return timed_out, stop == "wall" and not timed_out, cpu
+    timed_out, overloaded = judge(stop, cpu, limits.tree_cpu_s)
+    return timed_out, overloaded, cpu
 
 
 class CpuMeter:

@@ -21,18 +21,23 @@ at a time over a length-prefixed JSON protocol on the fds it was given. Run as a
    ``compile``/``globals``/``vars``/``input``; ``open`` only inside the call's temp dir; ``type``
    only of values, never making classes), read-only module views (no ``functools`` attribute
    copying by name; numpy and scipy ``__getattr__`` fallbacks refuse dunder names, so nothing the
-   agent builds can carry an ``__array_interface__`` pointer), a wall-clock timer per call, a
-   bounded output buffer, and a fresh namespace and fresh temp dir for every call.
+   agent builds can carry an ``__array_interface__`` pointer), a CPU-time timer per call
+   (``ITIMER_PROF``: the call's limit is CPU seconds of its code, so whether it finishes does
+   not depend on what else the machine runs), a bounded output buffer, and a fresh namespace
+   and fresh temp dir for every call.
 4. Isolation between calls: the warm worker never runs agent code. Each call runs in a child
-   forked for it (which sets ``RLIMIT_NPROC=0`` and a CPU limit on itself first), so whatever the
+   forked for it (which sets ``RLIMIT_NPROC=0`` and a CPU limit on itself first: past its timer,
+   for code that does not return to Python), so whatever the
    code changes — variables, class attributes of allowed modules' classes, module state such as
    numpy's print options or the decimal context — dies with the child. The call's files live in
    its own temp dir, where the audit hook confines them; it may create or open for writing at
    most ``disk_bytes // file_bytes`` files (each capped by ``RLIMIT_FSIZE``), and everything under
    the worker's root is removed when the call ends. Nothing persists from one call to the next.
 
-The parent (``pyrunner.PythonRunner``) also enforces a wall-clock deadline and replaces a worker that
-dies, hangs or misbehaves.
+The parent (``pyrunner.PythonRunner``) also stops a call whose process used its CPU budget (code
+that never returns to Python, such as a long LAPACK routine), with a wall-clock backstop whose hit
+within that budget is reported as an overloaded machine, and replaces a worker that dies, hangs
+or misbehaves.
 """
 
 from __future__ import annotations
@@ -199,7 +204,7 @@ PATH_EVENT_PREFIXES = ("os.", "shutil.", "glob.", "tempfile.", "pathlib.", "open
 
 
 class CallTimeout(BaseException):  # noqa: N818 - mirrors TimeoutError, but agent code rarely catches it
-    """The call ran past its time limit."""
+    """The call's code used its CPU seconds."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,8 +611,12 @@ def make_builtins(
     return safe
 
 
-def _on_alarm(signum: int, frame: object) -> None:
+def _on_cpu_timer(signum: int, frame: object) -> None:
     raise CallTimeout
+
+
+def timeout_error(timeout: float) -> str:
+    return f"TimeoutError: the code used more than {timeout:g} s of CPU time"
 
 
 def run_call(
@@ -628,7 +637,7 @@ def run_call(
         modules["random"].seed(0)
         modules["numpy"].random.seed(0)
         os.chdir(call_dir)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        signal.setitimer(signal.ITIMER_PROF, timeout)  # CPU seconds of this process
         try:
             exec(body, namespace)
             if tail is not None:
@@ -636,10 +645,10 @@ def run_call(
                 if value is not None:
                     namespace["__builtins__"]["print"](repr(value))
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
         result["ok"] = True
     except CallTimeout:
-        result["error"] = f"TimeoutError: the code ran longer than {timeout:g} s"
+        result["error"] = timeout_error(timeout)
     except CodeRejected as e:
         result["error"] = f"rejected: {e}"
     except SyntaxError as e:
@@ -651,7 +660,7 @@ def run_call(
         where = f" (line {frames[-1].lineno})" if frames else ""
         result["error"] = f"{type(e).__name__}: {e}{where}"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
     text = "".join(out)
     result["stdout"] = text
     result["truncated"] = sum(map(len, out)) >= cap
@@ -723,7 +732,9 @@ def run_in_child(
         wall_s=timeout, cpu_s=timeout + 2, processes=0, memory_bytes=None, file_bytes=None,
         core_bytes=None, relative=True,
     )  # fmt: skip
-    execution.apply_rlimits(call, vm_bytes=0)  # no new processes; CPU seconds for this call
+    # No new processes; CPU seconds for this call, past its timer and the parent's CPU budget
+    # (a backstop for code that never returns to Python, should the parent not stop it first).
+    execution.apply_rlimits(call, vm_bytes=0)
     os.chdir(call_dir)
     phase.creations_left = max(1, int(limits["disk_bytes"]) // int(limits["file_bytes"]))
     phase.call_prefix = os.path.realpath(call_dir) + os.sep  # from here on, agent rules
@@ -743,11 +754,13 @@ def serve(spare: Spare, request: dict) -> dict:
         return reply
     _, status = os.waitpid(spare.pid, 0)
     spare.pid = 0
-    if os.WIFSIGNALED(status):
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
+        # Code that never returned to Python (its timer waits for that) ran to the process's
+        # RLIMIT_CPU, set past the timer: it used more than its CPU seconds.
+        error = f"{timeout_error(float(request.get('timeout', 5.0)))} (stopped at its CPU limit)"
+    elif os.WIFSIGNALED(status):
         name = signal.Signals(os.WTERMSIG(status)).name
-        why = {"SIGXCPU": "its CPU limit", "SIGKILL": "a limit", "SIGSEGV": "a crash"}.get(
-            name, name
-        )
+        why = {"SIGKILL": "a limit", "SIGSEGV": "a crash"}.get(name, name)
         error = f"the code ended the python process ({name}: {why})"
     else:
         error = f"the code ended the python process (exit status {os.WEXITSTATUS(status)})"
@@ -801,7 +814,7 @@ def worker_main(state: tuple, args: dict, fd_in: int, fd_out: int) -> None:
         install_audit_hook(root, read_roots, phase)
         report.append("audit hook")
     report.append("fork per call")
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_cpu_timer)
     gc.freeze()  # children never run a collection over the worker's objects (no copy on write)
     spare = spawn(root, modules, limits, phase, (fd_in, fd_out))
     write_message(fd_out, {"ready": True, "hardening": report})
