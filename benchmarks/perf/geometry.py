@@ -2,8 +2,9 @@
 
 Targets (issue 5): >= 20,000 calls/s for the geometric tools, <= 50 ms per python call (a warm
 worker), and verdicts/s reported. ``worker_start_*_cpu_ms`` (issue 12's <= 20 ms to a usable
-worker): where a worker's CPU goes from its fork to its first call (see worker_start_cpu). A process's first python worker starts the zygote (the imports,
-``python_cold_start_ms``); every further one is forked from it (``python_next_worker_ms``; issue
+worker): where a worker's CPU goes from its fork to its first call (see worker_start_cpu);
+``python_*_call_cpu_ms``: a warm call's CPU (see call_cpu_ms). A process's first python worker
+starts the zygote (the imports, ``python_cold_start_ms``); every further one is forked from it (``python_next_worker_ms``; issue
 12, see ``perf execution``). Uncached figures call the tool function with distinct arguments
 (depth_at ray-casts a new pixel every call); "env step" figures go through ToolEnv.step, whose
 sandbox memoizes repeated calls.
@@ -91,6 +92,8 @@ def run() -> dict[str, float]:
         "pose_json(kabsch([[0,0,0],[1,0,0],[0,1,0],[0,0,1]], [[1,2,3],[1,3,3],[0,2,3],[1,2,4]]))"
     )
     figures["python_kabsch_call_ms"] = per_call_ms(lambda: runner.run(kabsch), min_calls=20)
+    figures["python_warm_call_cpu_ms"] = call_cpu_ms(runner, "print(1)")
+    figures["python_kabsch_call_cpu_ms"] = call_cpu_ms(runner, kabsch)
     runner.close()
 
     base.reset(seed=3)
@@ -103,6 +106,32 @@ def run() -> dict[str, float]:
     env.close()
     figures |= worker_start_cpu_fresh()
     return {k: round(v, 4) for k, v in figures.items()}
+
+
+def call_cpu_ms(runner: PythonRunner, code: str, calls: int = 50) -> float:
+    """CPU milliseconds per python call, mean of ``calls``: this process's and the zygote's tree's
+    (the worker and each call's child, reaped by it), so a loaded machine inflates it less than
+    the wall figures. The worker's reap of a call's child and fork of the next happen after it
+    answers; a short pause after each call lets them finish inside the measurement."""
+    import resource
+
+    from hiergym.envs import execution
+    from hiergym.envs.geometry.pyrunner import WORKER, WORKER_ENV
+
+    zygote = execution.Zygote.shared(WORKER, WORKER_ENV).pid
+    assert zygote is not None and runner.run(code).ok
+
+    def cpu_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime + execution.tree_cpu_seconds(zygote)[0]
+
+    total = 0.0
+    for _ in range(calls):
+        before = cpu_s()
+        runner.run(code)
+        time.sleep(0.003)
+        total += cpu_s() - before
+    return total / calls * 1000
 
 
 def worker_start_cpu_fresh() -> dict[str, float]:
