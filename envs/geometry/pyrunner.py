@@ -10,10 +10,9 @@ nothing the code did; see ``pyworker.spawn``). The worker enforces per-call limi
 docstring), including a disk quota and the code's CPU timer; this side stops a call whose process
 used its CPU budget (code that never returns to Python) and has a wall-clock backstop, whose hit
 within that budget is an overloaded machine, never a timeout (the shared layer's
-:func:`~hiergym.envs.execution.watch` and :func:`~hiergym.envs.execution.judge`, as RTL's
-toolchain runs); it replaces a worker that
-dies, hangs, breaks the protocol or leaves files behind, and never lets two envs (or an env and
-its ``fork()``) share a worker: copying a runner gives a fresh, unstarted one. Workers are killed
+:func:`~hiergym.envs.execution.watch` and :func:`~hiergym.envs.execution.judge`, as for RTL's
+toolchain runs). It replaces a worker that dies, hangs, breaks the protocol or leaves files
+behind, and never lets two envs (or an env and its ``fork()``) share a worker: copying a runner gives a fresh, unstarted one. Workers are killed
 on ``close()`` and at interpreter exit, and a process fork never reuses its parent's worker.
 """
 
