@@ -56,12 +56,18 @@ def hiergym_home() -> Path:
     return path
 
 
+def source_files(source_dir: Path) -> list[Path]:
+    """The files under ``source_dir`` that make its data version (what :func:`sources_hash`
+    reads; a ``__pycache__`` folder's files are not sources)."""
+    return [p for p in source_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+
+
 def sources_hash(source_dir: Path, generator_version: str, code_dir: Path | None = None) -> str:
     """A short hash of every source file (path and bytes), the generator version, and the ``.py``
     files of ``code_dir`` (the domain package: its tools and oracle shape the generated tasks) with
     ``envs/building.py`` (the shared build-time prover)."""
     h = hashlib.sha256(generator_version.encode())
-    files = [(source_dir, p) for p in source_dir.rglob("*") if p.is_file()]
+    files = [(source_dir, p) for p in source_files(source_dir)]
     if code_dir is not None:
         files += [(code_dir, p) for p in code_dir.glob("*.py")]
         # the shared build-time prover decides which generated tasks a domain keeps

@@ -237,14 +237,9 @@ elif mode == "make":
     import hiergym
 elif mode == "pandas":
     import pandas
-elif mode == "sqlite":  # the floor: the same rows, already parsed, into SQLite with its indexes
-    import csv, sqlite3
-    from hiergym.envs.travel.travelplanner.importer import FLIGHT_COLUMNS, INDEXES, SCHEMA
-    with (source / "clean_Flights_2022.csv").open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        at = {k: i for i, k in enumerate(next(reader))}
-        rows = [tuple(row[at[c]] for c in FLIGHT_COLUMNS) for row in reader if row[at["Price"]]]
-    rows = [(n, float(p), d, a, e, t, o, to, float(k)) for n, p, d, a, e, t, o, to, k in rows]
+elif mode == "flights":  # the flights CSV alone, into its store (no shipped table)
+    import sqlite3
+    from hiergym.envs.travel.travelplanner.importer import SCHEMA, _import_flights
 else:
     import csv
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -255,7 +250,18 @@ if mode == "import":
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     builder(source)(conn, lambda description, total=None: lambda n=1: None)
-    result["flights"] = conn.execute("SELECT count(*) FROM flights").fetchone()[0]
+    from hiergym.envs.travel.travelplanner.database import flight_store
+    result["flights"] = flight_store(conn).rows
+    conn.close()
+elif mode == "flights":
+    conn = sqlite3.connect(out)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.executescript(SCHEMA)
+    _import_flights(conn, source / "clean_Flights_2022.csv")
+    conn.commit()
+    from hiergym.envs.travel.travelplanner.database import flight_store
+    result["flights"] = flight_store(conn).rows
     conn.close()
 elif mode == "make":
     times = []
@@ -271,15 +277,6 @@ elif mode == "make":
         import_travelplanner(source)
         times.append(time.perf_counter() - start)
     result["import_again_ms"] = min(times) * 1000
-elif mode == "sqlite":
-    conn = sqlite3.connect(out)
-    conn.execute("PRAGMA journal_mode=OFF")
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.executescript(SCHEMA)
-    conn.executemany("INSERT INTO flights VALUES (?,?,?,?,?,?,?,?,?)", rows)
-    conn.executescript(INDEXES)
-    conn.commit()
-    result["flights"] = len(rows)
 elif mode == "pandas":
     result["flights"] = len(pandas.read_csv(source / "clean_Flights_2022.csv"))
 else:
@@ -337,12 +334,13 @@ def travelplanner_import() -> dict[str, float]:
             figures[f"tp_import_1m_flights_{baseline}_{key}"] = base[key]
         for key in ("wall_s", "cpu_s", "peak_mb"):
             figures[f"tp_import_1m_flights_over_{baseline}_{key}_ratio"] = ours[key] / base[key]
-        # What no reader can save: inserting the parsed rows and building the two indexes.
-        floor = _measure("sqlite", source, Path(tmp) / "floor.sqlite")
-        figures["tp_import_1m_flights_sqlite_only_cpu_s"] = floor["cpu_s"]
-        figures[f"tp_import_1m_flights_sqlite_only_over_{baseline}_cpu_s_ratio"] = (
-            floor["cpu_s"] / base["cpu_s"]
-        )
+        # The flights CSV alone into its store (the import above also reads the shipped tables).
+        alone = _measure("flights", source, Path(tmp) / "flights.sqlite")
+        for key in ("wall_s", "cpu_s"):
+            figures[f"tp_import_1m_flights_store_only_{key}"] = alone[key]
+            figures[f"tp_import_1m_flights_store_only_over_{baseline}_{key}_ratio"] = (
+                alone[key] / base[key]
+            )
 
         home = Path(tmp) / "home"
         home.mkdir()

@@ -24,6 +24,7 @@ import argparse
 import csv
 import functools
 import hashlib
+import io
 import itertools
 import json
 import operator
@@ -33,11 +34,27 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from hiergym.envs.sandbox import Progress, build_database
+import numpy as np  # gymnasium's dependency: imported already
+
+from hiergym.envs.sandbox import Progress, build_database, source_files
 from hiergym.errors import SandboxError
 
-IMPORTER_VERSION = "travelplanner-import-2"
+from .database import (
+    BLOCK_ROWS,
+    BYTE_MASKS,
+    FLIGHT_TABLES,
+    SPECIAL,
+    field_hashes,
+    finish_hashes,
+    number_hash,
+    parse_number,
+    route_hash,
+    route_hashes,
+)
+
+IMPORTER_VERSION = "travelplanner-import-3"
 REQUIRED = {
     "accommodations": "clean_accommodations_2022.csv",
     "attractions": "attractions.csv",
@@ -67,16 +84,12 @@ CREATE TABLE restaurants (name TEXT NOT NULL, city TEXT NOT NULL, cuisines TEXT,
 CREATE TABLE distances (origin TEXT NOT NULL, destination TEXT NOT NULL, duration TEXT,
     distance TEXT, PRIMARY KEY (origin, destination));
 CREATE TABLE cities (city TEXT PRIMARY KEY, state TEXT NOT NULL);
-CREATE TABLE flights (number TEXT NOT NULL, price REAL, dep_time TEXT, arr_time TEXT,
-    elapsed TEXT, date TEXT NOT NULL, origin TEXT NOT NULL, destination TEXT NOT NULL, distance REAL);
 CREATE TABLE dropped (tbl TEXT NOT NULL, name TEXT, city TEXT, empty TEXT NOT NULL);
 """
 INDEXES = """
 CREATE INDEX accommodations_by_city ON accommodations (city);
 CREATE INDEX attractions_by_city ON attractions (city);
 CREATE INDEX restaurants_by_city ON restaurants (city);
-CREATE INDEX flights_by_route ON flights (origin, destination, date);
-CREATE INDEX flights_by_number ON flights (number);
 """
 """Built once the rows are in (one sort each instead of an index update per row)."""
 # pandas.read_csv's default missing-value strings (its ``na_values``): a field equal to one of
@@ -179,15 +192,7 @@ def _name(text: str | None) -> str | None:
     return text.strip() if text is not None else None
 
 
-def _num(text: str | None) -> float | None:
-    try:
-        return float(text)  # type: ignore[arg-type]  # the common case; float() strips spaces
-    except (TypeError, ValueError):
-        pass
-    try:
-        return float(str(text).replace(",", "").replace("$", "").strip())
-    except (TypeError, ValueError):
-        return None
+_num = parse_number
 
 
 def flights_file(source: Path) -> Path | None:
@@ -284,27 +289,358 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
     return build
 
 
+CHUNK_BYTES = 1 << 19
+"""The flights CSV is read this many bytes at a time (then cut after its last complete line)."""
+
+
 def _import_flights(conn: sqlite3.Connection, path: Path) -> None:
-    """The flights CSV, streamed row by row (a 1M-row table never sits in memory)."""
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
+    """The flights CSV into a :class:`~.database.FlightStore`, in one streaming pass.
+
+    Rows are read as ``csv.reader`` and :meth:`_Table.rows_of` read them (pandas ``dropna()``'s
+    view). A chunk of lines with no quote, NUL, lone carriage return or over-long field (the
+    usual case) is read with numpy: its delimiters, the missing-value test of every field and
+    the two keys' hashes, per column; a line that is not a plain row of the header's width is
+    read by Python. From the first chunk that is not plain on, the rest of the file goes
+    through ``csv.reader`` itself. Memory holds one chunk and 24 bytes per row."""
+    with path.open("rb") as f:
+        head = f.readline()
+        if not head:
+            return  # an empty file: no flights
+        plain = not any(c in head for c in (b'"', b"\x00")) and b"\r" not in head.rstrip(b"\r\n")
+        if not plain:
+            f.seek(0)
+            return _python_flights(conn, path, f, None)
+        text = head.decode("utf-8").rstrip("\r\n").rstrip("\r")
+        header = text.split(",") if text else []
+        missing = [c for c in FLIGHT_COLUMNS if c not in header]
+        if missing:
+            if _has_row(f):
+                raise SandboxError(f"{path.name} lacks the flight columns {missing}")
+            return  # no flights: the sandbox says so
+        where = {k: i for i, k in enumerate(header)}
+        if len(where) != len(header):  # a repeated column name: csv.reader's rows, one by one
+            return _python_flights(conn, path, f, header)
+        reader = _PlainFlights(conn, path, header)
+        writer = _FlightWriter(conn, [where[c] for c in FLIGHT_COLUMNS])
+        carry, offset = b"", f.tell()
+        while True:
+            data = f.read(CHUNK_BYTES)
+            block = carry + data
+            if not data:
+                if block:
+                    block += b"\n"  # the last line, unterminated
+                else:
+                    break
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                carry = block  # a line longer than a chunk: read on
+                continue
+            chunk, carry = block[:cut], block[cut:]
+            done = reader.chunk(chunk)
+            if done is None:  # not plain: the rest of the file through csv.reader
+                f.seek(offset)
+                _python_rows(conn, path, f, header, writer)
+                break
+            *rows, dropped = done
+            conn.executemany("INSERT INTO dropped VALUES (?,?,?,?)", dropped)
+            writer.add(*rows)
+            offset += len(chunk)
+            if not data:
+                break
+        writer.finish()
+
+
+def _has_row(f: Any) -> bool:
+    """Whether the rest of ``f`` holds a line csv.reader reads as a row (not only line breaks)."""
+    while data := f.read(CHUNK_BYTES):
+        if data.strip(b"\r\n"):
+            return True
+    return False
+
+
+def _python_flights(conn: sqlite3.Connection, path: Path, f: Any, header: list[str] | None):
+    """The whole file through csv.reader (a header with quotes, or a repeated column name)."""
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    reader = csv.reader(text)
+    if header is None:
         header = next(reader, None)
         first = next((row for row in reader if row), None)
         if header is None or first is None:
-            return  # no flights: the sandbox says so
+            return
         missing = [c for c in FLIGHT_COLUMNS if c not in header]
         if missing:
             raise SandboxError(f"{path.name} lacks the flight columns {missing}")
-        rows = _Table(conn, "flights", path, "Flight Number", "OriginCityName")
-        conn.executemany(
-            "INSERT INTO flights VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                (n, _num(p), d, a, e, t, o, to, _num(km))
-                for n, p, d, a, e, t, o, to, km in rows.rows_of(
-                    itertools.chain([first], reader), header, FLIGHT_COLUMNS
-                )
-            ),
+        rows: Iterator[list[str]] = itertools.chain([first], reader)
+    else:
+        rows = reader
+    where = {k: i for i, k in enumerate(header)}
+    writer = _FlightWriter(conn, [where[c] for c in FLIGHT_COLUMNS])
+    _python_rows(conn, path, text, header, writer, rows)
+    writer.finish()
+
+
+def _python_rows(
+    conn: sqlite3.Connection,
+    path: Path,
+    f: Any,
+    header: list[str],
+    writer: _FlightWriter,
+    rows: Iterator[list[str]] | None = None,
+) -> None:
+    """The rows of ``f`` from where it stands, read by csv.reader and kept as rows_of keeps
+    them; each stored as a JSON list of its nine fields."""
+    if rows is None:
+        rows = csv.reader(io.TextIOWrapper(f, encoding="utf-8", newline=""))
+    table = _Table(conn, "flights", path, "Flight Number", "OriginCityName")
+    picked = table.rows_of(rows, header, FLIGHT_COLUMNS)
+    while batch := list(itertools.islice(picked, 8192)):
+        texts = [SPECIAL + json.dumps(row).encode() + b"\n" for row in batch]
+        writer.add(*_python_batch(texts, batch))
+
+
+def _python_batch(texts: list[bytes], rows: list[tuple[str, ...]]) -> tuple:
+    """(text, starts, route hashes, number hashes) of rows stored as ``texts``."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    starts = np.cumsum(lengths) - lengths
+    route = np.fromiter(
+        (route_hash(r[6], r[7], r[5]) for r in rows), dtype=np.uint64, count=len(rows)
+    )
+    number = np.fromiter((number_hash(r[0]) for r in rows), dtype=np.uint64, count=len(rows))
+    return b"".join(texts), starts, route, number
+
+
+class _FlightWriter:
+    """Collects rows (their texts, in file order, and the two hashes of each) and writes the
+    store: the texts in blocks of BLOCK_ROWS rows as they come, the arrays at the end."""
+
+    def __init__(self, conn: sqlite3.Connection, columns: list[int]):
+        self.conn, self.columns = conn, columns
+        conn.executescript(FLIGHT_TABLES)
+        self.starts: list[np.ndarray] = []
+        self.route: list[np.ndarray] = []
+        self.number: list[np.ndarray] = []
+        self.rows = 0  # rows added
+        self.pos = 0  # bytes of text added
+        self.block = 0  # the next block to write
+        self.pending = b""  # the text of the rows from block * BLOCK_ROWS on
+        self.pending_starts = np.empty(0, np.int64)  # their starts, in the whole text
+
+    def add(self, text: bytes, starts: np.ndarray, route: np.ndarray, number: np.ndarray) -> None:
+        """Rows whose texts are ``text`` (each ending with its line break), starting at
+        ``starts`` in it, with their route and number hashes."""
+        if not len(starts):
+            return
+        at = self.pos  # where ``text`` starts in the whole text
+        starts = starts + at
+        self.starts.append(starts)
+        self.route.append(route)
+        self.number.append(number)
+        self.rows += len(starts)
+        self.pos += len(text)
+        marks = np.concatenate((self.pending_starts, starts))
+        full = len(marks) // BLOCK_ROWS
+        if not full:
+            self.pending += text
+            self.pending_starts = marks
+            return
+        bounds = marks[: full * BLOCK_ROWS + 1 : BLOCK_ROWS].tolist()
+        if len(bounds) == full:
+            bounds.append(self.pos)
+        first = self.pending + text[: bounds[1] - at]
+        blocks = [first] + [text[g0 - at : g1 - at] for g0, g1 in itertools.pairwise(bounds[1:])]
+        self.conn.executemany(
+            "INSERT INTO flight_blocks VALUES (?, ?)",
+            zip(range(self.block, self.block + full), blocks, strict=True),
         )
+        self.block += full
+        self.pending = text[bounds[-1] - at :]
+        self.pending_starts = marks[full * BLOCK_ROWS :]
+
+    def finish(self) -> None:
+        if self.pending:
+            self.conn.execute("INSERT INTO flight_blocks VALUES (?, ?)", (self.block, self.pending))
+        n = self.rows
+        bits = max(1, (n - 1).bit_length())
+        meta = {"rows": str(n), "bits": str(bits), "columns": json.dumps(self.columns)}
+        self.conn.executemany("INSERT INTO flight_meta VALUES (?, ?)", sorted(meta.items()))
+        if not n:
+            return
+        offsets = np.empty(n + 1, dtype="<u8")
+        np.concatenate(self.starts, out=offsets[:n], casting="unsafe")
+        offsets[n] = self.pos
+        self.starts.clear()
+        arrays = {"offsets": offsets}
+        rowid = np.arange(n, dtype=np.uint64)
+        for name, parts in (("route", self.route), ("number", self.number)):
+            keys = np.concatenate(parts)
+            parts.clear()
+            keys >>= np.uint64(bits)
+            keys <<= np.uint64(bits)
+            keys |= rowid
+            keys.sort()
+            arrays[name] = keys.astype("<u8", copy=False)
+        self.conn.executemany(
+            "INSERT INTO flight_arrays VALUES (?, ?)",
+            ((name, memoryview(a).cast("B")) for name, a in sorted(arrays.items())),
+        )
+
+
+def _na_tables() -> tuple:
+    """For the numpy reader: which two-byte prefixes a missing-value string has, and the
+    strings as little-endian words (all are at most 8 bytes)."""
+    prefixes = np.zeros(1 << 16, dtype=bool)
+    high = np.arange(256) << 8
+    for delimiter in b",\n\r":  # an empty field: its delimiter (or its "\r\n") comes first
+        prefixes[high | delimiter] = True
+    words = []
+    for na in PANDAS_NA:
+        data = na.encode()
+        assert len(data) <= 8
+        if data:
+            prefixes[int.from_bytes(data[:2].ljust(2, b"\0"), "little")] = True
+            words.append(int.from_bytes(data, "little"))
+    return prefixes, np.array(sorted(words), dtype=np.uint64)
+
+
+class _PlainFlights:
+    """The numpy reader of plain chunks (see :func:`_import_flights`)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, header: list[str]):
+        self.conn, self.path, self.header = conn, path, header
+        self.where = {k: i for i, k in enumerate(header)}
+        self.width = len(header)
+        self.columns = [self.where[c] for c in FLIGHT_COLUMNS]
+        self.prefixes, self.na_words = _na_tables()
+        self.limit = csv.field_size_limit()
+
+    def chunk(self, chunk: bytes) -> tuple | None:
+        """(text, starts, route hashes, number hashes, dropped) of the rows of ``chunk`` (whole
+        lines; dropped: the rows for the ``dropped`` table), or None when it is not plain. The text is the chunk without its lines that hold no
+        row; a row's text is its line (a line break of "\\r\\n" kept)."""
+        if b'"' in chunk or b"\x00" in chunk:
+            return None
+        if not chunk.isascii():
+            try:
+                chunk.decode("utf-8")
+            except UnicodeDecodeError:
+                return None  # csv.reader raises it, with its position
+        width, size = self.width, len(chunk)
+        a = np.frombuffer(chunk + bytes(8), dtype=np.uint8)
+        body = a[:size]
+        delims = np.flatnonzero((body == 44) | (body == 10))  # every field ends at one
+        newline = a[delims] == 10
+        line_ends = np.flatnonzero(newline)  # indices into delims
+        ends = delims[line_ends]  # where each line's newline is
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        # a line's text ends at its newline, or before the "\r" of its "\r\n"
+        cr = None
+        content_ends = ends
+        if b"\r" in chunk:
+            cr = a[ends - 1] == 13
+            if np.count_nonzero(body == 13) != np.count_nonzero(cr):
+                return None  # a carriage return inside a line: csv.reader's own reading
+            content_ends = ends - cr
+        if int((content_ends - starts).max()) > self.limit:
+            return None  # csv.reader may refuse a field this long
+        # the missing-value test of every field: its first two bytes say whether it may be
+        # one of PANDAS_NA (or empty: its delimiter comes first); those are compared whole
+        after = np.ndarray((size + 6,), dtype="<u2", buffer=a, offset=1, strides=(1,))
+        w8 = np.ndarray((len(a) - 7,), dtype="<u8", buffer=a, strides=(1,))
+        maybe = np.flatnonzero(self.prefixes[after[delims[:-1]]]) + 1  # fields 1, 2, ...
+        if self.prefixes[int.from_bytes(chunk[:2].ljust(2, b"\0"), "little")]:
+            maybe = np.concatenate(([0], maybe))  # the chunk's first field
+        if len(maybe):
+            b = np.where(maybe > 0, delims[maybe - 1] + 1, 0)
+            e = delims[maybe]
+            if cr is not None:  # a line's last field ends before its "\r"
+                e = e - (newline[maybe] & (a[e - 1] == 13))
+            n = e - b
+            word = w8[b] & BYTE_MASKS[np.minimum(n, 8)]
+            na_field = maybe[(n == 0) | ((n <= 8) & np.isin(word, self.na_words))]
+            na_lines = np.unique(np.searchsorted(line_ends, na_field))
+        else:
+            na_lines = np.empty(0, np.int64)
+        counts = np.diff(line_ends, prepend=-1)  # fields per line
+        uniform = counts == width
+        if int(uniform.sum()) == len(uniform):
+            plain = np.arange(len(ends))
+            fields_of = delims.reshape(-1, width)
+        else:
+            plain = np.flatnonzero(uniform)
+            fields_of = delims[line_ends[plain][:, None] + np.arange(1 - width, 1)]
+        # lines that are not a plain row (blank, short or long) and plain rows with a missing
+        # value: Python reads them, as rows_of reads them
+        odd = np.flatnonzero(~uniform)
+        keep = np.ones(len(ends), dtype=bool)
+        keep[odd] = False
+        keep[na_lines] = False
+        extra: dict[int, tuple[str, ...]] = {}
+        dropped: list[int] = []  # lines that hold no row
+        records: list[tuple] = []  # what the dropped table says of them
+        for line in np.union1d(odd, na_lines).tolist():
+            s, e = int(starts[line]), int(content_ends[line])
+            if s == e:
+                dropped.append(line)  # a blank line: no row, nothing to record
+                continue
+            if e - s > self.limit:
+                return None  # csv.reader may refuse a field this long
+            picked = self._row(chunk[s:e].decode("utf-8").split(","))
+            if isinstance(picked, list):
+                dropped.append(line)
+                records.append(tuple(picked))
+            else:
+                extra[line] = picked
+        # the hashes of the plain rows' keys; then the rows kept, in their lines' order
+        cols = self.columns
+
+        def hashes(i: int) -> np.ndarray:
+            c = cols[i]
+            b = fields_of[:, c - 1] + 1 if c else starts[plain]
+            e = fields_of[:, c]
+            if c == width - 1 and cr is not None:
+                e = e - cr[plain]
+            return field_hashes(w8, b, e)
+
+        kept = keep[plain]
+        route = route_hashes(hashes(6), hashes(7), hashes(5))[kept]
+        number = finish_hashes(hashes(0))[kept]
+        kept_lines = plain[kept]
+        if extra:  # long rows csv.reader keeps: hashed by Python, put in their place
+            lines = np.array(sorted(extra), dtype=np.int64)
+            at = np.searchsorted(kept_lines, lines)
+            kept_lines = np.insert(kept_lines, at, lines)
+            picked = [extra[int(i)] for i in lines]
+            route = np.insert(route, at, [route_hash(r[6], r[7], r[5]) for r in picked])
+            number = np.insert(number, at, [number_hash(r[0]) for r in picked])
+        if not dropped:
+            return chunk, starts[kept_lines], route, number, records
+        # the text without the lines that hold no row
+        removed = np.zeros(len(ends), dtype=np.int64)
+        gone = np.array(dropped, dtype=np.int64)
+        removed[gone] = ends[gone] - starts[gone] + 1
+        shift = np.cumsum(removed) - removed
+        pieces, prev = [], 0
+        for line in dropped:
+            pieces.append(chunk[prev : int(starts[line])])
+            prev = int(ends[line]) + 1
+        pieces.append(chunk[prev:])
+        return b"".join(pieces), (starts - shift)[kept_lines], route, number, records
+
+    def _row(self, row: list[str]) -> tuple[str, ...] | list[Any]:
+        """rows_of's reading of one row that is not plain: its nine fields, or (a list) the
+        row the ``dropped`` table gets for it."""
+        where, na = self.where, PANDAS_NA
+        missing = [k or "(index)" for k in where if where[k] >= len(row) or row[where[k]] in na]
+        if not missing:
+            return tuple(row[i] for i in self.columns)
+        return [
+            "flights",
+            _name(_field(row, where, "Flight Number")),
+            _field(row, where, "OriginCityName"),
+            ", ".join(missing),
+        ]
 
 
 _IMPORTED: dict[Path, tuple[tuple, Path]] = {}
@@ -318,9 +654,7 @@ def _manifest(source: Path) -> tuple:
     """What identifies ``source``'s files without reading them: each file's relative path, size,
     mtime, ctime and inode (the files :func:`hiergym.envs.sandbox.sources_hash` reads)."""
     entries = []
-    for p in source.rglob("*"):
-        if "__pycache__" in p.parts or not p.is_file():
-            continue
+    for p in source_files(source):
         st = p.stat()
         rel = str(p.relative_to(source))
         entries.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))

@@ -37,7 +37,7 @@ from hiergym.envs.tools import ToolCall
 
 from ..recorder import CallRecorder
 from ..rules import ROOM_TYPE_RULES, house_rule_ok, house_rules_of
-from .database import TravelPlannerDB, open_database, route_cost
+from .database import TravelPlannerDB, fare_order, open_database, route_cost
 from .evaluate import get_valid_name_city, total_cost
 from .tasks import TravelPlannerTask
 from .tools import (
@@ -238,15 +238,14 @@ class _Search:
     def _flight(self, a: str, b: str, date: str) -> _Leg | None:
         if not self.tp.has_flights:
             return None
-        row = self.tp.conn.execute(
-            "SELECT number, price, dep_time, arr_time FROM flights WHERE origin = ? AND "
-            "destination = ? AND date = ? AND price IS NOT NULL ORDER BY price, dep_time, number "
-            "LIMIT 1",
-            (a, b, date),
-        ).fetchone()
-        if row is None:
+        store = self.tp.flight_store
+        assert store is not None  # has_flights
+        priced = [r for r in store.route(self.tp.conn, a, b, date) if r[1] is not None]
+        if not priced:
             return None
-        return _Leg(a, b, date, "flight", row["price"] * self.people, dict(row))
+        n, price, dep, arr = min(priced, key=fare_order)[:4]  # min: the first of equals
+        row = {"number": n, "price": price, "dep_time": dep, "arr_time": arr}
+        return _Leg(a, b, date, "flight", price * self.people, row)
 
     def modes(self) -> list[str]:
         rule = self.task.transportation

@@ -20,9 +20,9 @@ from hiergym.envs.tools import Toolbox, tool
 from hiergym.errors import ToolError
 
 from ..clock import parse_date
-from ..tools import answer, canonical
+from ..tools import answer, canonical, check_page
 from ..world import per_connection
-from .database import parse_route, route_cost
+from .database import fare_order, flight_store, parse_route, route_cost
 from .plan import FIELDS, MAX_FIELD_CHARS
 
 PAGE_SIZE = 20
@@ -48,7 +48,7 @@ def _directory(db: sqlite3.Connection) -> Directory:
         cities={c.lower(): c for c, _ in rows},
         states={s.lower(): s for s in by_state},
         by_state={s: tuple(cs) for s, cs in by_state.items()},
-        has_flights=db.execute("SELECT EXISTS (SELECT 1 FROM flights)").fetchone()[0] == 1,
+        has_flights=flight_store(db) is not None,
     )
 
 
@@ -91,17 +91,18 @@ def search_flights(
     day = parse_date(date)
     if day is None:
         raise ToolError(f"date must be YYYY-MM-DD, e.g. 2022-03-13, got {date[:40]!r}")
-    return answer(
-        env,
-        "SELECT number, price, dep_time, arr_time, elapsed, distance, count(*) OVER () "
-        "FROM flights WHERE origin = ? AND destination = ? AND date = ? "
-        "ORDER BY price, dep_time, number",
-        (a, b, day),
-        page,
-        ("number", "price", "depart", "arrive", "duration", "miles"),
-        {"origin": a, "destination": b, "date": day},
-        PAGE_SIZE,
-    )
+    first = (check_page(page) - 1) * PAGE_SIZE
+    store = flight_store(env.db)
+    assert store is not None  # has_flights
+    rows = sorted(store.route(env.db, a, b, day), key=fare_order)  # stable: then table order
+    keys = ("number", "price", "depart", "arrive", "duration", "miles")
+    results = [
+        dict(zip(keys, (n, p, d, t, e, km), strict=True))
+        for n, p, d, t, e, _, _, _, km in rows[first : first + PAGE_SIZE]
+    ]
+    head = {"origin": a, "destination": b, "date": day}
+    total = len(rows) if results else 0  # as ``paged`` counts: a page past the end says 0
+    return {**head, "page": page, "total": total, "results": results}
 
 
 def _city_listing(env: Any, city: str, page: int, sql: str, keys: tuple[str, ...]) -> dict:
