@@ -200,7 +200,9 @@ def canonical_json(value: Any) -> str:
 
 
 _FAST_LOADS: list[Callable[[Any], Any] | None] = []  # [orjson.loads or None] once looked up
-_HUGE = float(2**64)
+_HUGE = float(2**64)  # orjson reads integers in [-2**63, 2**64) exactly, others as floats
+_HUGE_NEGATIVE = -float(2**63)
+_LONG_DIGITS = re.compile(r"\d{19}")  # an integer literal outside that range has 19+ digits
 
 
 def _fast_loads() -> Callable[[Any], Any] | None:
@@ -216,9 +218,12 @@ def _fast_loads() -> Callable[[Any], Any] | None:
     return _FAST_LOADS[0]
 
 
-def _holds_huge_float(value: Any) -> bool:
-    """Whether a parsed value holds a float of magnitude 2**64 or more: where orjson may have read
-    an integer literal that json reads exactly (orjson has no integers past 64 bits)."""
+def _holds_huge_float(value: Any, text: Any = None) -> bool:
+    """Whether a parsed value holds a float outside (-2**63, 2**64): where orjson may have read
+    an integer literal that json reads exactly (orjson has no integers past 64 bits). A ``text``
+    with no run of 19 digits holds no such literal, so its value is not walked."""
+    if type(text) is str and _LONG_DIGITS.search(text) is None:
+        return False
     stack = [value]
     while stack:
         item = stack.pop()
@@ -227,7 +232,7 @@ def _holds_huge_float(value: Any) -> bool:
             stack.extend(item.values())
         elif kind is list:
             stack.extend(item)
-        elif kind is float and not -_HUGE < item < _HUGE:
+        elif kind is float and not _HUGE_NEGATIVE < item < _HUGE:
             return True
     return False
 
@@ -243,7 +248,7 @@ def fast_json_loader(text: str) -> Callable[[str], Any]:
         value = fast(text)
     except ValueError:  # NaN, Infinity, 1e400, lone surrogates: json only
         return json.loads
-    return json.loads if _holds_huge_float(value) else fast
+    return json.loads if _holds_huge_float(value, text) else fast
 
 
 def loads(text: str) -> Any:
@@ -260,7 +265,7 @@ def loads(text: str) -> Any:
         except ValueError:  # orjson.JSONDecodeError: json decides (and words the error)
             pass
         else:
-            if not _holds_huge_float(value):
+            if not _holds_huge_float(value, text):
                 return value
     return json.loads(text)
 

@@ -136,6 +136,10 @@ JSON_TEXTS = [
     '{"name": "t", "arguments": {"a": 1, "b": [1.5, -0.0, 1e-7, 1e16], "c": null}}',
     '{"n": 123456789012345678901234567890}',  # past 64 bits: orjson would say 1.23e29
     "[18446744073709551615, 18446744073709551616, -9223372036854775809]",
+    # below -2**63 alone: orjson reads a float of magnitude < 2**64 (it was returned as such)
+    '{"name": "t", "arguments": {"quantity": -9223372036854775809}}',
+    "[-9223372036854775808, -9223372036854775809, -18446744073709551615]",
+    '"digits in a string: 12345678901234567890123"',
     "[1e400, -1e400, NaN, Infinity, -Infinity]",  # json only
     '"\\ud83d"',  # a lone surrogate escape: json only
     '"\\ud83d\\ude00 \\u00e9 \\u0000"',
