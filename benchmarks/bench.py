@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .report import write_outputs
 from .runner import EpisodeRunner, EpisodeSpec, plan_episodes, read_rows
 
 _WORKER: EpisodeRunner | None = None
@@ -109,6 +108,11 @@ def _worker_main(
             chunk = conn.recv()
             if chunk is None:
                 break
+            if chunk == ("idle", None):  # no episode left for it: ready the PNGs' imports
+                with contextlib.suppress(ImportError):
+                    import matplotlib.backends.backend_agg  # noqa: F401
+                    import matplotlib.figure  # noqa: F401
+                continue
             if isinstance(chunk, tuple):  # ("pngs", ...): the run's end
                 from .plots import funnel_pngs
 
@@ -175,19 +179,37 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-PRELOAD = ["hiergym", "hiergym.benchmarks.runner", "hiergym.agents"]
+PRELOAD = [
+    "hiergym",
+    "hiergym.benchmarks.runner",
+    "hiergym.benchmarks.bench",
+    "hiergym.benchmarks.html_report",
+    "hiergym.agents",
+]
 """Modules the forkserver imports before it forks workers (the envs' own modules are added)."""
 
 
-def _preload(todo: Sequence[EpisodeSpec]) -> list[str]:
+def _preload(env_ids: Sequence[str]) -> list[str]:
     from hiergym.envs.registry import _ENVS
 
     modules = list(PRELOAD)
-    for env_id in dict.fromkeys(s.env_id for s in todo):
+    for env_id in dict.fromkeys(env_ids):
         entry = _ENVS.get(env_id)
         if entry is not None:
             modules.append(entry.env_class.partition(":")[0])
     return modules
+
+
+def start_workers_early(env_ids: Sequence[str]) -> None:
+    """Start the forkserver that bench workers fork from, with its imports, now: it imports
+    while this process goes on with its own start-up (the CLI's checks import every env
+    module too), instead of after it. Nothing where workers are spawned, or a server runs."""
+    if _start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(env_ids))
+    forkserver.ensure_running()
 
 
 class _Pool:
@@ -207,7 +229,7 @@ class _Pool:
         method = _start_method()
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            ctx.set_forkserver_preload(_preload(todo))
+            ctx.set_forkserver_preload(_preload([s.env_id for s in todo]))
         self.todo = todo
         self.conns: list[Any] = []
         self.procs: list[Any] = []
@@ -259,6 +281,8 @@ class _Pool:
             chunk = chunks.next(w)
             if chunk is None:
                 pending.pop(w, None)  # idle until the PNGs or the end
+                with contextlib.suppress(OSError):
+                    self.conns[w].send(("idle", None))
                 return
             pending[w] = list(chunk)
             with contextlib.suppress(OSError):  # a dead worker: its pipe says so next
@@ -436,6 +460,7 @@ def bench(
     from hiergym.envs.tools import loads
 
     from .html_report import default_run
+    from .report import write_outputs
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "episodes.jsonl"

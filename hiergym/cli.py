@@ -140,7 +140,7 @@ def _preflight(
 def _cmd_bench(args: argparse.Namespace) -> int:
     import os
 
-    from hiergym.benchmarks.bench import bench
+    from hiergym.benchmarks.bench import bench, start_workers_early
 
     if (args.workers > 1 or args.ray is not None) and Path("hiergym").is_dir():
         own = Path(__file__).resolve().parent
@@ -156,10 +156,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from hiergym.envs.registry import list_envs, missing_data, resolve_env_id
 
     suite = SUITES[args.suite]
-    if args.envs:
-        env_ids = [resolve_env_id(e.strip()) for e in args.envs.split(",")]
-    else:  # every registered env that can be made here; one over absent user data is skipped
-        env_ids = []
+    named = [resolve_env_id(e.strip()) for e in args.envs.split(",")] if args.envs else []
+    if args.workers > 1 and args.ray is None:  # its imports overlap the checks below
+        start_workers_early(named or [e.env_id for e in list_envs()])
+    env_ids = named
+    # no --envs: every registered env that can be made here; one over absent user data is skipped
+    if not named:
         for entry in list_envs():
             reason = missing_data(entry.env_id)
             if reason:

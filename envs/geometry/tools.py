@@ -320,7 +320,7 @@ def get_correspondences(
 def python(state: Any, code: str) -> str:
     """Run Python 3 code and return what it prints (the last expression is printed too). Each call is
     a fresh process and namespace in a fresh temp dir; nothing persists between calls: paste in the
-    numbers you need. Limits: 5 s, 512 MiB, 7,500 characters of output, 8 files of up to 1 MiB,
+    numbers you need. Limits: 5 s of CPU time, 512 MiB, 7,500 characters of output, 8 files of up to 1 MiB,
     no network, no processes, no files outside the temp dir.
 
     Args:
