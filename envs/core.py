@@ -219,12 +219,50 @@ class Subgoal:
     trajectory, task)`` says whether ``turn`` (the latest, already in ``trajectory``) completes
     it. Each subgoal counts once per episode, at the first turn that reaches it, so repeating the
     work never reaches it again. The env reports them in ``info``; nothing pays them unless a
-    wrapper chooses to (``weight`` is the reward such a wrapper would pay)."""
+    wrapper chooses to (``weight`` is the reward such a wrapper would pay).
+
+    ``tools``: the tools whose successful results can complete it (a turn of searches cannot open
+    a product page). The env asks ``reached`` only on turns holding a successful result of one
+    of them, so the subgoal promises that, on any other turn, ``reached`` would say False given
+    that it said False on every earlier one. ``None`` (the default): asked on every turn."""
 
     name: str
     reached: Callable[[Any, Any, Any], bool]
     weight: float = 1.0
     description: str = ""
+    tools: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tools is not None and not isinstance(self.tools, frozenset):
+            if isinstance(self.tools, str):
+                raise TypeError(f"Subgoal {self.name!r}: tools is a set of tool names, not a str")
+            object.__setattr__(self, "tools", frozenset(self.tools))
+
+
+class SubgoalIndex:
+    """An episode's subgoals indexed by the tools that can complete them (:attr:`Subgoal.tools`):
+    :meth:`asked` gives, in the subgoals' order, those a turn can reach, so a turn with no
+    successful call of a subgoal's tools costs a dict lookup, not a call of its check."""
+
+    __slots__ = ("goals", "every", "by_tool")
+
+    def __init__(self, goals: Sequence[Subgoal]):
+        self.goals = tuple(goals)
+        self.every = tuple(g for g in self.goals if g.tools is None)
+        names = {t for g in self.goals if g.tools is not None for t in g.tools}
+        self.by_tool = {
+            t: tuple(g for g in self.goals if g.tools is None or t in g.tools) for t in names
+        }
+
+    def asked(self, turn: Turn) -> tuple[Subgoal, ...]:
+        # An ok result always carries its call's name (ToolEnv._play makes it from the call).
+        by_tool = self.by_tool
+        hit = {r.name for r in turn.results if r.ok and r.name in by_tool}
+        if not hit:
+            return self.every
+        if len(hit) == 1:
+            return by_tool[hit.pop()]
+        return tuple(g for g in self.goals if g.tools is None or not g.tools.isdisjoint(hit))
 
 
 @dataclass
@@ -319,6 +357,7 @@ class ToolEnv(gym.Env[str, str]):
         self.verdict: Verdict | None = None
         self._messages: list[dict[str, Any]] = []
         self._subgoal_list: list[Subgoal] = []
+        self._subgoal_index = SubgoalIndex(())
         self._subgoals_done: dict[str, int] = {}
         self._last_obs = ""
         self._episode_max_turns = self.max_turns
@@ -402,6 +441,7 @@ class ToolEnv(gym.Env[str, str]):
         self.trajectory = Trajectory(task)
         self.verdict = None
         self._subgoal_list = self.subgoals()
+        self._subgoal_index = SubgoalIndex(self._subgoal_list)
         self._subgoals_done: dict[str, int] = {}
         prompt = to_observation(self.render_prompt(task))
         self._messages = [
@@ -449,11 +489,11 @@ class ToolEnv(gym.Env[str, str]):
         info["new_messages"] = self._messages[known:]
         if self._subgoal_list:
             info["subgoals"] = {
-                "reached": [g.name for g in reached],
-                "done": dict(self._subgoals_done),
+                "reached": [g.name for g in reached] if reached else [],
+                "done": self._subgoals_done.copy(),
                 "total": len(self._subgoal_list),
             }
-            info["subgoal_rewards"] = {g.name: float(g.weight) for g in reached}
+            info["subgoal_rewards"] = {g.name: float(g.weight) for g in reached} if reached else {}
         if terminated or truncated:
             info["messages"] = list(self._messages)
         if self.render_mode == "human":
@@ -461,12 +501,22 @@ class ToolEnv(gym.Env[str, str]):
         return obs, reward, terminated, truncated, info
 
     def _reach_subgoals(self, turn: Turn) -> list[Subgoal]:
+        """The subgoals ``turn`` completes, marked done; only those its calls can reach are asked
+        (:class:`SubgoalIndex`)."""
+        index = self._subgoal_index
+        results = turn.results
+        if len(results) == 1:  # the common turn, one call: SubgoalIndex.asked without a call
+            r = results[0]
+            asked = index.by_tool.get(r.name, index.every) if r.ok else index.every
+        else:
+            asked = index.asked(turn)
+        if not asked:
+            return []
         reached = []
-        for goal in self._subgoal_list:
-            if goal.name not in self._subgoals_done and goal.reached(
-                turn, self.trajectory, self.task
-            ):
-                self._subgoals_done[goal.name] = turn.index
+        done = self._subgoals_done
+        for goal in asked:
+            if goal.name not in done and goal.reached(turn, self.trajectory, self.task):
+                done[goal.name] = turn.index
                 reached.append(goal)
         return reached
 

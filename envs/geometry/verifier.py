@@ -470,6 +470,25 @@ def need_name(need: tuple[Any, ...]) -> str:
     return ":".join(str(x) for x in need)
 
 
+NEED_TOOLS = {
+    "anchor": frozenset({"depth_at"}),
+    "objects": frozenset({"list_objects"}),
+    "camera": frozenset({"get_camera"}),
+    "correspondences": frozenset({"get_correspondences"}),
+    "frames": frozenset({"transform", "get_camera"}),
+}
+"""The tools whose results :meth:`Observed.from_turns` records for each kind of need: a turn with
+none of them cannot meet it, so its subgoal is asked only on their turns."""
+
+
+def need_tools(need: tuple[Any, ...]) -> frozenset[str] | None:
+    """The tools that can meet ``need`` (None: any turn may, so it is asked on every one): a chain
+    of one frame needs no result at all, and an unknown kind raises where it always did."""
+    if need[0] == "frames" and len(set(need[1:])) < 2:
+        return None
+    return NEED_TOOLS.get(need[0])
+
+
 def subgoals(task: GeometryTask) -> list[Any]:
     """Geometry's subgoal boundaries, built at reset from the task's evidence needs: one per need
     (the right tool result obtained: an anchor's depth at its centroid, the transforms linking the
@@ -497,6 +516,7 @@ def subgoals(task: GeometryTask) -> list[Any]:
             ),
             1.0 / len(needs),
             describe(need),
+            tools=need_tools(need),
         )
         for need in needs
     ]

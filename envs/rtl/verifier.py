@@ -501,7 +501,8 @@ def build_verifier(
 def subgoals() -> list[Any]:
     """RTL's subgoal boundaries: ``compiles`` (a ``compile`` call whose design iverilog accepts)
     and ``matches_reference`` (a ``simulate`` call whose design matches the reference on every
-    sample of the verifier's stimulus). Calls inside the submitting action count for nothing."""
+    sample of the verifier's stimulus). Calls inside the submitting action count for nothing;
+    each is asked only on turns with a successful call of its tool."""
     from hiergym.envs.core import Subgoal
     from hiergym.envs.evidence import read_before_submit
 
@@ -515,6 +516,12 @@ def subgoals() -> list[Any]:
         return reached
 
     return [
-        Subgoal("compiles", tool_ok("compile"), 0.25, "a design that compiles"),
-        Subgoal("matches_reference", tool_ok("simulate"), 0.75, "a design that simulates right"),
+        Subgoal("compiles", tool_ok("compile"), 0.25, "a design that compiles", tools={"compile"}),
+        Subgoal(
+            "matches_reference",
+            tool_ok("simulate"),
+            0.75,
+            "a design that simulates right",
+            tools={"simulate"},
+        ),
     ]

@@ -457,54 +457,81 @@ def build_verifier(
     )
 
 
+def product_fits(task: ShoppingTask, doc: dict[str, Any] | None) -> bool:
+    """Whether a catalog product (``None``: none) is of the task's type and category and has every
+    asked attribute: the ``found_product`` subgoal's rule."""
+    return (
+        doc is not None
+        and doc["product_type"] == task.product_type
+        and doc["category"] == task.category
+        and all(a in doc["attributes"] for a in task.attributes)
+    )
+
+
 def subgoals(db: Any) -> list[Any]:
     """Shopping's subgoal boundaries: ``found_product`` (a product page opened that is of the asked
     type and category and has every asked attribute) and ``chose_variant`` (``select_options`` on a
     product and options that earn the full WebShop reward: type, attributes, options, in stock and
     within budget). Read from the tools' results and the catalog, with the product level's rule;
-    results of the submitting action count for nothing (the agent never read them).
+    results of the submitting action count for nothing (the agent never read them). Each declares
+    its tool (:attr:`~hiergym.envs.core.Subgoal.tools`), so only a turn that opened a page or
+    selected options asks it.
 
     Built once per env; a product's record is read from the catalog once for all its episodes
-    (the checks run on every turn that views or selects, and the catalog is read-only)."""
+    (the checks run on every turn that views or selects, and the catalog is read-only), and
+    whether a product fits the task is decided once per task and product: a page opened again
+    costs a dict lookup."""
     import functools
 
     from hiergym.envs.core import Subgoal
 
     product = functools.lru_cache(maxsize=4096)(functools.partial(load_product, db))
-
-    def calls(turn: Any, trajectory: Any, name: str) -> list[tuple[Any, Any]]:
-        if not read_before_submit(turn, trajectory):  # results of the submit count for nothing
-            return []
-        return [
-            (c, r)
-            for c, r in zip(turn.calls, turn.results, strict=False)
-            if c.name == name and r.ok
-        ]
+    # whether a product fits the last task asked about (held, so compared by identity): id -> bool
+    fits_task: Any = None
+    fits_base: Any = None
+    fits: dict[str, bool] = {}
 
     def found(turn: Any, trajectory: Any, task: Any) -> bool:
-        task = getattr(task, "base", task)  # a conversational task wraps the shopping one
-        for _, result in calls(turn, trajectory, "view_product"):
-            doc = product(str(result.data["product_id"]))
-            if (
-                doc is not None
-                and doc["product_type"] == task.product_type
-                and doc["category"] == task.category
-                and all(a in doc["attributes"] for a in task.attributes)
-            ):
-                return True
+        nonlocal fits_task, fits_base, fits
+        if not read_before_submit(turn, trajectory):  # results of the submit count for nothing
+            return False
+        if task is not fits_task:
+            # a conversational task wraps the shopping one
+            fits_task, fits_base, fits = task, getattr(task, "base", task), {}
+        for r in turn.results:  # an ok result carries its call's name
+            if r.ok and r.name == "view_product":
+                product_id = str(r.data["product_id"])
+                hit = fits.get(product_id)
+                if hit is None:
+                    hit = fits[product_id] = product_fits(fits_base, product(product_id))
+                if hit:
+                    return True
         return False
 
     def chose(turn: Any, trajectory: Any, task: Any) -> bool:
+        if not read_before_submit(turn, trajectory):
+            return False
         task = getattr(task, "base", task)
-        for _, result in calls(turn, trajectory, "select_options"):
-            doc = product(str(result.data["product_id"]))
-            if doc is not None and product_match(task, doc, result.data["options"])[0] >= 1.0:
-                return True
+        for r in turn.results:
+            if r.ok and r.name == "select_options":
+                doc = product(str(r.data["product_id"]))
+                if doc is not None and product_match(task, doc, r.data["options"])[0] >= 1.0:
+                    return True
         return False
 
     return [
         Subgoal(
-            "found_product", found, 0.5, "opened a product of the asked type with every attribute"
+            "found_product",
+            found,
+            0.5,
+            "opened a product of the asked type with every attribute",
+            tools=frozenset({"view_product"}),
         ),
-        Subgoal("chose_variant", chose, 0.5, "selected options that earn the full product reward"),
+        Subgoal(
+            "chose_variant",
+            chose,
+            0.5,
+            "selected options that earn the full product reward",
+            tools=frozenset({"select_options"}),
+        ),
     ]

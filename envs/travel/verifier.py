@@ -737,6 +737,11 @@ def planned_days(world: World, task: TravelTask, turns: Any) -> int:
     return planner.days
 
 
+DAY_TOOLS = frozenset({"get_distance"})
+"""The only tool whose result can plan a day (:meth:`DayPlanner.feed`: the searches only show the
+places a later ``get_distance`` plans with), so the day subgoals are asked on its turns only."""
+
+
 def subgoals(db: Any, task: TravelTask) -> list[Any]:
     """Travel's subgoal boundaries, one per day of the task (built at reset: a 3-day trip has three,
     a 7-day one seven): ``day_k_planned`` is reached at the turn after which the agent holds the
@@ -768,6 +773,7 @@ def subgoals(db: Any, task: TravelTask) -> list[Any]:
             lambda turn, trajectory, _task, k=k: count(trajectory) >= k,
             1.0 / task.days,
             f"holds the beds, meals and travel times of {k} day(s) of the trip",
+            tools=DAY_TOOLS,
         )
         for k in range(1, task.days + 1)
     ]
