@@ -16,11 +16,17 @@ whole, as TravelPlanner reads them. The dropped rows are kept apart (table ``dro
 finding can say why a name is unknown. Names are stored without the spaces around them (a few
 have a trailing one): TravelPlanner strips a planned name before it looks it up, so the
 look-up finds the same rows either way.
+
+Flights are not a SQL table: a 1M-row CSV is read in one streaming pass (numpy over plain
+chunks, parsed in a worker thread while the other tables are read; csv.reader for the rest) into
+a :class:`~.database.FlightStore` in the same file, which answers the tools' and the
+evaluation's look-ups with the rows the SQL table gave.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import hashlib
@@ -214,6 +220,22 @@ def check_layout(source: Path) -> None:
 
 def builder(source: Path):  # noqa: ANN201 - returns a Builder
     def build(conn: sqlite3.Connection, progress: Progress) -> None:
+        flights = flights_file(source)
+        pending = _FlightImport(flights) if flights is not None else None
+        try:
+            _build(conn, progress, pending, flights)
+        finally:
+            if pending is not None:
+                pending.close()
+
+    def _build(
+        conn: sqlite3.Connection,
+        progress: Progress,
+        pending: _FlightImport | None,
+        flights: Path | None,
+    ) -> None:
+        # before the first table: large pages make the flights' blocks a few page writes each
+        conn.execute(f"PRAGMA page_size = {PAGE_BYTES}")
         conn.executescript(SCHEMA)
         advance = progress("travelplanner: import", total=6)
         table = functools.partial(_Table, conn)
@@ -277,9 +299,8 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
             (tuple(line.split("\t", 1)) for line in lines if "\t" in line),
         )
         advance(1)
-        flights = flights_file(source)
-        if flights is not None:
-            _import_flights(conn, flights)
+        if pending is not None:  # its chunks were parsed while the tables above were read
+            pending.into(conn)
         conn.execute("CREATE TABLE source (key TEXT PRIMARY KEY, value TEXT)")
         conn.execute("INSERT INTO source VALUES ('flights', ?)", (flights.name if flights else "",))
         conn.executescript(INDEXES)
@@ -289,65 +310,170 @@ def builder(source: Path):  # noqa: ANN201 - returns a Builder
     return build
 
 
+PAGE_BYTES = 65536
+"""The sandbox's SQLite page size: a block of flight texts is a few page writes."""
 CHUNK_BYTES = 1 << 19
 """The flights CSV is read this many bytes at a time (then cut after its last complete line)."""
 
 
 def _import_flights(conn: sqlite3.Connection, path: Path) -> None:
-    """The flights CSV into a :class:`~.database.FlightStore`, in one streaming pass.
+    """The flights CSV into a :class:`~.database.FlightStore`, in one streaming pass."""
+    flights = _FlightImport(path)
+    try:
+        flights.into(conn)
+    finally:
+        flights.close()
+
+
+class _FlightImport:
+    """The import of a flights CSV, started before the other tables are read: its plain chunks
+    are parsed in worker threads meanwhile (numpy releases the GIL), :meth:`into` writes them.
 
     Rows are read as ``csv.reader`` and :meth:`_Table.rows_of` read them (pandas ``dropna()``'s
     view). A chunk of lines with no quote, NUL, lone carriage return or over-long field (the
     usual case) is read with numpy: its delimiters, the missing-value test of every field and
     the two keys' hashes, per column; a line that is not a plain row of the header's width is
     read by Python. From the first chunk that is not plain on, the rest of the file goes
-    through ``csv.reader`` itself. Memory holds one chunk and 24 bytes per row."""
-    with path.open("rb") as f:
+    through ``csv.reader`` itself. Memory holds a few chunks and 24 bytes per row."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.f = path.open("rb")
+        self.header: list[str] | None = None
+        self.mode = "none"  # no flights | "csv" (all through csv.reader) | "plain"
+        self.ahead: _Ahead | None = None
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        f = self.f
         head = f.readline()
         if not head:
             return  # an empty file: no flights
         plain = not any(c in head for c in (b'"', b"\x00")) and b"\r" not in head.rstrip(b"\r\n")
         if not plain:
             f.seek(0)
-            return _python_flights(conn, path, f, None)
+            self.mode = "csv"
+            return
         text = head.decode("utf-8").rstrip("\r\n").rstrip("\r")
         header = text.split(",") if text else []
         missing = [c for c in FLIGHT_COLUMNS if c not in header]
         if missing:
             if _has_row(f):
-                raise SandboxError(f"{path.name} lacks the flight columns {missing}")
+                raise SandboxError(f"{self.path.name} lacks the flight columns {missing}")
             return  # no flights: the sandbox says so
-        where = {k: i for i, k in enumerate(header)}
-        if len(where) != len(header):  # a repeated column name: csv.reader's rows, one by one
-            return _python_flights(conn, path, f, header)
-        reader = _PlainFlights(conn, path, header)
+        self.header = header
+        if len(set(header)) != len(header):  # a repeated column name: csv.reader's rows
+            self.mode = "csv"
+            return
+        self.mode = "plain"
+        self.reader = _PlainFlights(self.path, header)
+        self.ahead = _Ahead(f, self.reader)
+
+    def into(self, conn: sqlite3.Connection) -> None:
+        if self.mode == "csv":
+            return _python_flights(conn, self.path, self.f, self.header)
+        if self.mode == "none":
+            return None
+        assert self.header is not None and self.ahead is not None
+        where = {k: i for i, k in enumerate(self.header)}
         writer = _FlightWriter(conn, [where[c] for c in FLIGHT_COLUMNS])
-        carry, offset = b"", f.tell()
-        while True:
-            data = f.read(CHUNK_BYTES)
-            block = carry + data
-            if not data:
-                if block:
-                    block += b"\n"  # the last line, unterminated
-                else:
-                    break
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:
-                carry = block  # a line longer than a chunk: read on
-                continue
-            chunk, carry = block[:cut], block[cut:]
-            done = reader.chunk(chunk)
+        for offset, done in self.ahead:
             if done is None:  # not plain: the rest of the file through csv.reader
-                f.seek(offset)
-                _python_rows(conn, path, f, header, writer)
+                self.ahead.close()
+                self.f.seek(offset)
+                _python_rows(conn, self.path, self.f, self.header, writer)
                 break
             *rows, dropped = done
             conn.executemany("INSERT INTO dropped VALUES (?,?,?,?)", dropped)
             writer.add(*rows)
-            offset += len(chunk)
-            if not data:
-                break
         writer.finish()
+        return None
+
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
+        self.f.close()
+
+
+def _chunks(f: Any) -> Iterator[tuple[int, bytes]]:
+    """(offset, chunk) of the rest of ``f``: CHUNK_BYTES at a time, cut after the last line
+    break (a line longer than a chunk: read on); an unterminated last line gets one."""
+    carry, offset = b"", f.tell()
+    while True:
+        data = f.read(CHUNK_BYTES)
+        block = carry + data
+        if not data:
+            if not block:
+                return
+            block += b"\n"
+        cut = block.rfind(b"\n") + 1
+        if cut == 0:
+            carry = block
+            continue
+        chunk, carry = block[:cut], block[cut:]
+        yield offset, chunk
+        offset += len(chunk)
+        if not data:
+            return
+
+
+WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+"""Threads that parse plain chunks (numpy releases the GIL); their results are used in order."""
+
+
+class _Ahead:
+    """The plain chunks of ``f`` parsed by WORKERS threads ahead of their use, in file order
+    (a few chunks in flight at most), as ``(offset, result)``; :meth:`close` stops it."""
+
+    def __init__(self, f: Any, reader: _PlainFlights):
+        import queue
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="hiergym-flights")
+        self.queue: queue.Queue = queue.Queue(maxsize=WORKERS + 1)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._read, args=(f, reader), name="hiergym-flights-reader", daemon=True
+        )
+        self.thread.start()
+
+    def _read(self, f: Any, reader: _PlainFlights) -> None:
+        try:
+            for offset, chunk in _chunks(f):
+                if self.stop.is_set():
+                    return
+                self.queue.put((offset, self.pool.submit(reader.chunk, chunk)))
+            self.queue.put(None)
+        except BaseException as e:  # handed to the reader of the results
+            self.queue.put(e)
+
+    def __iter__(self) -> Iterator[tuple[int, tuple | None]]:
+        while (item := self.queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            offset, future = item
+            done = future.result()
+            yield offset, done
+            if done is None:
+                return
+
+    def close(self) -> None:
+        """Stop reading (the file is the caller's again once this returns)."""
+        import queue
+
+        self.stop.set()
+        # Emptied once, the queue has room for what the reader may still put (the chunk it
+        # holds and its end mark) before it sees the stop: the join cannot wait on a full queue.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.queue.get_nowait()
+        self.thread.join()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _has_row(f: Any) -> bool:
@@ -505,8 +631,8 @@ def _na_tables() -> tuple:
 class _PlainFlights:
     """The numpy reader of plain chunks (see :func:`_import_flights`)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, header: list[str]):
-        self.conn, self.path, self.header = conn, path, header
+    def __init__(self, path: Path, header: list[str]):
+        self.path, self.header = path, header
         self.where = {k: i for i, k in enumerate(header)}
         self.width = len(header)
         self.columns = [self.where[c] for c in FLIGHT_COLUMNS]

@@ -383,3 +383,43 @@ def test_the_same_data_gives_the_same_sandbox_bytes_in_another_process(tmp_path)
     assert db.has_flights and f"{db.flight_store.rows} flights" in db.summary()
     row = db.flight_store.scan(db.conn).__next__()
     assert db.flights(row[0])[0] == dict(zip(FLIGHT_FIELDS, row, strict=True))
+
+
+def _flight_threads() -> list[str]:
+    import threading
+
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("hiergym-flights") or "_read" in t.name
+    ]
+
+
+def test_invalid_utf8_later_in_the_file_raises_as_csv_reader_does(tmp_path, monkeypatch):
+    monkeypatch.setattr(importer, "CHUNK_BYTES", 256)
+    path = tmp_path / "clean_Flights_2022.csv"
+    good = b"0,F1,100,08:00,10:30,2 hours,2022-03-13,A,B,400\n" * 40
+    path.write_bytes(HEADER.encode() + b"\n" + good + b"1,F\xff,1,a,b,c,d,A,B,1\n" + good)
+    with pytest.raises(UnicodeDecodeError):
+        reference(path)
+    with pytest.raises(UnicodeDecodeError):
+        imported(path)
+    assert _flight_threads() == []
+
+
+@shipped
+def test_a_table_that_fails_while_flights_are_read_ahead_stops_the_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(importer, "CHUNK_BYTES", 256)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in importer.REQUIRED.values():
+        (folder / name).symlink_to(DATA / name)
+    (folder / "attractions.csv").unlink()
+    (folder / "attractions.csv").write_text("Name,City\nX,Y\n")  # lacks its columns
+    (folder / "clean_Flights_2022.csv").write_text(
+        HEADER + "\n" + "0,F1,100,08:00,10:30,2 hours,2022-03-13,A,B,400\n" * 5000
+    )
+    conn = sqlite3.connect(":memory:")
+    with pytest.raises(importer.SandboxError, match="attractions.csv lacks the columns"):
+        importer.builder(folder)(conn, lambda description, total=None: lambda n=1: None)
+    assert _flight_threads() == []
