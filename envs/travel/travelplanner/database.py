@@ -167,7 +167,7 @@ FLIGHT_FIELDS = (
     "distance",
 )
 """A flight's fields, in the order of the SQL table they replace (and of TravelPlanner's CSV)."""
-BLOCK_ROWS = 32
+BLOCK_ROWS = 128
 """Rows per stored block of flight texts: a look-up reads the blocks of its rows only."""
 SPECIAL = b"\x00"
 """First byte of a row stored as a JSON list of its fields (a CSV line never starts with it)."""
