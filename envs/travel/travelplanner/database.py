@@ -381,27 +381,32 @@ def fare_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 _STORES: dict[tuple[Any, ...], FlightStore | None] = {}
-_MEMORY_STORES: dict[int, tuple[sqlite3.Connection, FlightStore | None]] = {}
-"""In-memory databases (tests): by connection, the connection held so its id is not reused."""
+"""By file identity: every connection to one sandbox file shares its store (and arrays)."""
+_BY_CONNECTION: dict[int, tuple[sqlite3.Connection, FlightStore | None]] = {}
+"""By connection (held, so its id is not reused): an open connection keeps reading the file it
+opened, so its store never changes; this spares a stat per look-up."""
 _STORES_LOCK = threading.Lock()
 
 
 def flight_store(conn: sqlite3.Connection) -> FlightStore | None:
     """The flights of the sandbox ``conn`` reads (None when it has none), one per file in this
     process whatever connection asks (a file rewritten since is another file)."""
+    hit = _BY_CONNECTION.get(id(conn))
+    if hit is not None and hit[0] is conn:
+        return hit[1]
     row = next((r for r in conn.execute("PRAGMA database_list") if r[1] == "main"), None)
     path = row[2] if row is not None else ""
     with _STORES_LOCK:
         if not path:  # an in-memory database: its connection is its identity
-            hit = _MEMORY_STORES.get(id(conn))
-            if hit is None or hit[0] is not conn:
-                hit = _MEMORY_STORES[id(conn)] = (conn, _read_store(conn))
-            return hit[1]
-        st = os.stat(path)
-        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if key not in _STORES:
-            _STORES[key] = _read_store(conn)
-        return _STORES[key]
+            store = _read_store(conn)
+        else:
+            st = os.stat(path)
+            key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if key not in _STORES:
+                _STORES[key] = _read_store(conn)
+            store = _STORES[key]
+        _BY_CONNECTION[id(conn)] = (conn, store)
+        return store
 
 
 def _read_store(conn: sqlite3.Connection) -> FlightStore | None:
