@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import re
 import string
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -26,6 +26,7 @@ from gymnasium import spaces
 from hiergym.errors import SandboxError, TaskError, ToolError, did_you_mean
 from hiergym.rewards.levels import Finding, HierarchicalVerifier, Verdict
 
+from .evidence import read_before_submit
 from .sandbox import LiveBackend, Mode, Sandbox
 from .spaces import ObservationText
 from .tools import (
@@ -224,19 +225,46 @@ class Subgoal:
     ``tools``: the tools whose successful results can complete it (a turn of searches cannot open
     a product page). The env asks ``reached`` only on turns holding a successful result of one
     of them, so the subgoal promises that, on any other turn, ``reached`` would say False given
-    that it said False on every earlier one. ``None`` (the default): asked on every turn."""
+    that it said False on every earlier one. ``None`` (the default): asked on every turn.
+
+    ``hit``: set by :meth:`of_results` for a subgoal that one result decides."""
 
     name: str
     reached: Callable[[Any, Any, Any], bool]
     weight: float = 1.0
     description: str = ""
     tools: frozenset[str] | None = None
+    hit: Callable[[ToolResult, Any], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.tools is not None and not isinstance(self.tools, frozenset):
             if isinstance(self.tools, str):
                 raise TypeError(f"Subgoal {self.name!r}: tools is a set of tool names, not a str")
             object.__setattr__(self, "tools", frozenset(self.tools))
+        if self.hit is not None and not self.tools:
+            raise ValueError(f"Subgoal {self.name!r}: a hit rule needs the tools it reads")
+
+    @classmethod
+    def of_results(
+        cls,
+        name: str,
+        tools: Iterable[str],
+        hit: Callable[[ToolResult, Any], bool],
+        weight: float = 1.0,
+        description: str = "",
+    ) -> Subgoal:
+        """A subgoal reached by a turn one of whose successful results of ``tools``, received
+        before the submitting action (:func:`~hiergym.envs.evidence.read_before_submit`),
+        passes ``hit(result, task)``. The env applies that rule itself, looking at the turn once
+        for all such subgoals; ``reached`` says the same for any other caller."""
+        names = frozenset(tools)
+
+        def reached(turn: Any, trajectory: Any, task: Any) -> bool:
+            if not read_before_submit(turn, trajectory):
+                return False
+            return any(r.ok and r.name in names and hit(r, task) for r in turn.results)
+
+        return cls(name, reached, weight, description, names, hit)
 
 
 class SubgoalIndex:
@@ -500,25 +528,52 @@ class ToolEnv(gym.Env[str, str]):
             print(self.render())
         return obs, reward, terminated, truncated, info
 
-    def _reach_subgoals(self, turn: Turn) -> list[Subgoal]:
+    def _reach_subgoals(self, turn: Turn) -> Sequence[Subgoal]:
         """The subgoals ``turn`` completes, marked done; only those its calls can reach are asked
         (:class:`SubgoalIndex`)."""
         index = self._subgoal_index
         results = turn.results
-        if len(results) == 1:  # the common turn, one call: SubgoalIndex.asked without a call
+        one = None  # the turn's only result, ok and of a subgoal's tools: every hit rule reads it
+        if len(results) == 1:  # the common turn, one call: SubgoalIndex.asked, without the call
             r = results[0]
-            asked = index.by_tool.get(r.name, index.every) if r.ok else index.every
+            asked = index.by_tool.get(r.name) if r.ok else None
+            if asked is None:
+                asked = index.every
+            else:
+                one = r
         else:
             asked = index.asked(turn)
-        if not asked:
-            return []
-        reached = []
+        reached: list[Subgoal] | None = None  # made only when one is (most turns reach none)
         done = self._subgoals_done
+        trajectory, task = self.trajectory, self.task
+        read: bool | None = None  # read_before_submit, asked once for every hit rule
         for goal in asked:
-            if goal.name not in done and goal.reached(turn, self.trajectory, self.task):
-                done[goal.name] = turn.index
-                reached.append(goal)
-        return reached
+            if goal.name in done:
+                continue
+            hit = goal.hit
+            if hit is None:
+                if not goal.reached(turn, trajectory, task):
+                    continue
+            else:  # Subgoal.of_results's rule, without a call of its reached per subgoal
+                if read is None:
+                    read = read_before_submit(turn, trajectory)
+                if not read:
+                    continue
+                if one is not None:  # asked by its name, so of this goal's tools
+                    if not hit(one, task):
+                        continue
+                else:
+                    tools = goal.tools
+                    for r in results:
+                        if r.ok and r.name in tools and hit(r, task):
+                            break
+                    else:
+                        continue
+            done[goal.name] = turn.index
+            if reached is None:
+                reached = []
+            reached.append(goal)
+        return reached or ()
 
     def render(self) -> str | None:
         if self.render_mode is None:

@@ -502,26 +502,15 @@ def subgoals() -> list[Any]:
     """RTL's subgoal boundaries: ``compiles`` (a ``compile`` call whose design iverilog accepts)
     and ``matches_reference`` (a ``simulate`` call whose design matches the reference on every
     sample of the verifier's stimulus). Calls inside the submitting action count for nothing;
-    each is asked only on turns with a successful call of its tool."""
+    each is decided by one result of its tool (:meth:`~hiergym.envs.core.Subgoal.of_results`)."""
     from hiergym.envs.core import Subgoal
-    from hiergym.envs.evidence import read_before_submit
 
-    def tool_ok(name: str) -> Any:
-        def reached(turn: Any, trajectory: Any, task: Any) -> bool:
-            return read_before_submit(turn, trajectory) and any(
-                c.name == name and r.ok and isinstance(r.data, dict) and r.data.get("ok") is True
-                for c, r in zip(turn.calls, turn.results, strict=False)
-            )
-
-        return reached
+    def tool_ok(result: Any, task: Any) -> bool:
+        return isinstance(result.data, dict) and result.data.get("ok") is True
 
     return [
-        Subgoal("compiles", tool_ok("compile"), 0.25, "a design that compiles", tools={"compile"}),
-        Subgoal(
-            "matches_reference",
-            tool_ok("simulate"),
-            0.75,
-            "a design that simulates right",
-            tools={"simulate"},
+        Subgoal.of_results("compiles", {"compile"}, tool_ok, 0.25, "a design that compiles"),
+        Subgoal.of_results(
+            "matches_reference", {"simulate"}, tool_ok, 0.75, "a design that simulates right"
         ),
     ]

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hiergym.envs.core import missing_submission
-from hiergym.envs.evidence import Evidence, read_before_submit
+from hiergym.envs.evidence import Evidence
 from hiergym.rewards.judges import JudgeAbstained
 from hiergym.rewards.levels import (
     Finding,
@@ -473,9 +473,9 @@ def subgoals(db: Any) -> list[Any]:
     type and category and has every asked attribute) and ``chose_variant`` (``select_options`` on a
     product and options that earn the full WebShop reward: type, attributes, options, in stock and
     within budget). Read from the tools' results and the catalog, with the product level's rule;
-    results of the submitting action count for nothing (the agent never read them). Each declares
-    its tool (:attr:`~hiergym.envs.core.Subgoal.tools`), so only a turn that opened a page or
-    selected options asks it.
+    results of the submitting action count for nothing (the agent never read them). Each is decided
+    by one result of its tool (:meth:`~hiergym.envs.core.Subgoal.of_results`), so only a turn
+    that opened a page or selected options asks it.
 
     Built once per env; a product's record is read from the catalog once for all its episodes
     (the checks run on every turn that views or selects, and the catalog is read-only), and
@@ -491,47 +491,35 @@ def subgoals(db: Any) -> list[Any]:
     fits_base: Any = None
     fits: dict[str, bool] = {}
 
-    def found(turn: Any, trajectory: Any, task: Any) -> bool:
+    def found(result: Any, task: Any) -> bool:
         nonlocal fits_task, fits_base, fits
-        if not read_before_submit(turn, trajectory):  # results of the submit count for nothing
-            return False
         if task is not fits_task:
             # a conversational task wraps the shopping one
             fits_task, fits_base, fits = task, getattr(task, "base", task), {}
-        for r in turn.results:  # an ok result carries its call's name
-            if r.ok and r.name == "view_product":
-                product_id = str(r.data["product_id"])
-                hit = fits.get(product_id)
-                if hit is None:
-                    hit = fits[product_id] = product_fits(fits_base, product(product_id))
-                if hit:
-                    return True
-        return False
+        product_id = str(result.data["product_id"])
+        hit = fits.get(product_id)
+        if hit is None:
+            hit = fits[product_id] = product_fits(fits_base, product(product_id))
+        return hit
 
-    def chose(turn: Any, trajectory: Any, task: Any) -> bool:
-        if not read_before_submit(turn, trajectory):
-            return False
+    def chose(result: Any, task: Any) -> bool:
         task = getattr(task, "base", task)
-        for r in turn.results:
-            if r.ok and r.name == "select_options":
-                doc = product(str(r.data["product_id"]))
-                if doc is not None and product_match(task, doc, r.data["options"])[0] >= 1.0:
-                    return True
-        return False
+        doc = product(str(result.data["product_id"]))
+        return doc is not None and product_match(task, doc, result.data["options"])[0] >= 1.0
 
     return [
-        Subgoal(
+        Subgoal.of_results(
             "found_product",
+            {"view_product"},
             found,
             0.5,
             "opened a product of the asked type with every attribute",
-            tools=frozenset({"view_product"}),
         ),
-        Subgoal(
+        Subgoal.of_results(
             "chose_variant",
+            {"select_options"},
             chose,
             0.5,
             "selected options that earn the full product reward",
-            tools=frozenset({"select_options"}),
         ),
     ]

@@ -5,8 +5,9 @@ random, junk and attacking episodes (seeds 0-2) of every env with subgoals.
 The reference is the mechanism before subgoals declared their tools, kept here: every subgoal not
 yet reached is asked at every turn, over a list of its own (built from the domain's ``subgoals``
 at each reset, so memos are not shared with the env's), and Shopping's checks as they were
-(``_reference_shopping_subgoals``, a copy of the code before the per-task memo). Each step of the
-env is compared with the reference asked on the same turn.
+(``_reference_shopping_subgoals``, a copy of the code before the per-task memo) and RTL's
+(``_reference_rtl_subgoals``, before Subgoal.of_results). Each step of the env is compared with
+the reference asked on the same turn.
 """
 
 from __future__ import annotations
@@ -88,20 +89,47 @@ def _reference_shopping_subgoals(db: Any) -> list[Any]:
     ]
 
 
-class Reference:
-    """The old mechanism beside an env: its own subgoal list, asked in full at every turn."""
+def _reference_rtl_subgoals() -> list[Any]:
+    """RTL's subgoals as they were before Subgoal.of_results and the declared tools."""
+    from hiergym.envs.core import Subgoal
+    from hiergym.envs.evidence import read_before_submit
 
-    def __init__(self, env: gym.Env):
+    def tool_ok(name: str) -> Any:
+        def reached(turn: Any, trajectory: Any, task: Any) -> bool:
+            return read_before_submit(turn, trajectory) and any(
+                c.name == name and r.ok and isinstance(r.data, dict) and r.data.get("ok") is True
+                for c, r in zip(turn.calls, turn.results, strict=False)
+            )
+
+        return reached
+
+    return [
+        Subgoal("compiles", tool_ok("compile"), 0.25, "a design that compiles"),
+        Subgoal("matches_reference", tool_ok("simulate"), 0.75, "a design that simulates right"),
+    ]
+
+
+class Reference:
+    """The old mechanism beside an env: its own subgoal list, asked in full at every turn. With
+    ``derived``, the list is the domain's current one (each asked through its ``reached``, as
+    any caller other than the env asks it)."""
+
+    def __init__(self, env: gym.Env, derived: bool = False):
         self.base = env.unwrapped
+        self.derived = derived
         self.goals: list[Any] = []
         self.done: dict[str, int] = {}
 
     def reset(self) -> None:
         base = self.base
-        if base.domain == "shopping":
+        if self.derived:
+            self.goals = base.subgoals()
+        elif base.domain == "shopping":
             if not hasattr(self, "_shopping"):
                 self._shopping = _reference_shopping_subgoals(base.sandbox.db)
             self.goals = list(self._shopping)
+        elif base.domain == "rtl":
+            self.goals = _reference_rtl_subgoals()
         else:  # a fresh list: its memos are its own, never the env's
             self.goals = base.subgoals()
         self.done = {}
@@ -213,18 +241,25 @@ def _episodes(env: gym.Env, seed: int) -> Iterator[tuple[str, Any, list[Any] | N
             yield f"attack:{attack.name}", task, list(actions)
 
 
-def _play(env: gym.Env, ref: Reference, seed: int, task: Any, actions: list[Any] | None) -> Any:
-    """Play one episode; yield each step's subgoal info and the reference's for the same turn."""
+def _play(
+    env: gym.Env, ref: Reference, seed: int, task: Any, actions: list[Any] | None, *more: Reference
+) -> Any:
+    """Play one episode; yield each step's subgoal info and the reference's for the same turn
+    (and those of ``more`` references, which must agree with it)."""
     turns = len(actions) if actions is not None else RANDOM_STEPS
     obs, info = env.reset(seed=seed, options={"task": task, "max_turns": max(1, turns)})
-    ref.reset()
+    for r in (ref, *more):
+        r.reset()
     agent = RandomAgent(seed) if actions is None else None
     if agent is not None:
         agent.reset(seed)
     for i in range(turns):
         action = agent.act(obs, info) if agent is not None else actions[i]
         obs, reward, terminated, truncated, info = env.step(action)
-        yield (obs, reward, terminated, truncated, info), ref.step()
+        expected = ref.step()
+        for r in more:
+            assert r.step() == expected, (getattr(task, "task_id", "?"), i)
+        yield (obs, reward, terminated, truncated, info), expected
         if terminated or truncated:
             return
 
@@ -259,11 +294,12 @@ def test_subgoals_asked_by_their_tools_match_asking_every_subgoal_every_turn(
     env_id: str, difficulty: str
 ) -> None:
     env = gym.make(env_id, split="test", difficulty=difficulty)
-    ref = Reference(env)
+    ref, derived = Reference(env), Reference(env, derived=True)
     reached = 0
     for seed in SEEDS:
         for kind, task, actions in _episodes(env, seed):
-            for i, ((*_, info), expected) in enumerate(_play(env, ref, seed, task, actions)):
+            played = _play(env, ref, seed, task, actions, derived)
+            for i, ((*_, info), expected) in enumerate(played):
                 got = _subgoal_part(info)
                 assert json.dumps(got) == json.dumps(expected), (env_id, difficulty, seed, kind, i)
                 reached += len(got["subgoals"]["reached"])

@@ -325,3 +325,43 @@ def test_rtl_compiles_and_simulates_inside_the_submit_reach_nothing() -> None:
     _, _, terminated, _, info = env.step(json.dumps(calls))
     assert terminated and all(r.ok for r in info["results"])
     assert info["subgoals"]["reached"] == [] and info["subgoals"]["done"] == {}
+
+
+def test_a_subgoals_tools_are_a_set_of_names_and_a_hit_rule_needs_them() -> None:
+    import pytest
+
+    from hiergym.envs.core import Subgoal
+
+    def never(*_: object) -> bool:
+        return False
+
+    assert Subgoal("a", never, tools=["search", "search"]).tools == frozenset({"search"})
+    with pytest.raises(TypeError, match="not a str"):
+        Subgoal("a", never, tools="search")
+    with pytest.raises(ValueError, match="needs the tools"):
+        Subgoal("a", never, hit=never)
+    goal = Subgoal.of_results("a", ["view_product"], lambda r, task: True)
+    assert goal.tools == frozenset({"view_product"}) and goal.hit is not None
+
+
+def test_a_turn_without_a_subgoals_tools_never_asks_it() -> None:
+    # a search turn cannot open a product page: Shopping's subgoals are not asked at all
+    env = gym.make("hiergym/Shopping-v0", split="test", difficulty="easy")
+    base = env.unwrapped
+    env.reset(seed=0)
+    asked: list[str] = []
+    goals = []
+    for g in base.subgoals():
+
+        def hit(r: object, task: object, g: object = g) -> bool:
+            asked.append(r.name)
+            return g.hit(r, task)
+
+        goals.append(type(g).of_results(g.name, g.tools, hit, g.weight, g.description))
+    base.subgoals = lambda: list(goals)
+    env.reset(seed=0)
+    oracle = oracle_actions(env)
+    search = next(c for c in oracle if c.name == "search")
+    view = next(c for c in oracle if c.name == "view_product")
+    _steps(env, [search, search, ToolCall("view_product", {"product_id": "NOPE"}), view])
+    assert asked == ["view_product"]  # the failed view and the searches asked nothing
