@@ -410,10 +410,13 @@ def flight_store(conn: sqlite3.Connection) -> FlightStore | None:
 
 
 def _read_store(conn: sqlite3.Connection) -> FlightStore | None:
-    has_meta = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'flight_meta'"
-    ).fetchone()
-    if has_meta is None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "flight_meta" not in tables:
+        if "flights" in tables:  # an importer before travelplanner-import-3 built it
+            raise SandboxError(
+                "this TravelPlanner sandbox was built by an older importer (its flights are a "
+                "SQL table); import the data folder again: hiergym data import travelplanner DIR"
+            )
         return None
     store = FlightStore(conn)
     return store if store.rows > 0 else None

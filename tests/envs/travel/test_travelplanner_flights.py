@@ -423,3 +423,10 @@ def test_a_table_that_fails_while_flights_are_read_ahead_stops_the_reading(tmp_p
     with pytest.raises(importer.SandboxError, match="attractions.csv lacks the columns"):
         importer.builder(folder)(conn, lambda description, total=None: lambda n=1: None)
     assert _flight_threads() == []
+
+
+def test_a_sandbox_of_the_old_importer_asks_for_a_new_import(tmp_path):
+    conn = sqlite3.connect(tmp_path / "old.sqlite")
+    conn.executescript(importer.SCHEMA + OLD_TABLE)
+    with pytest.raises(importer.SandboxError, match="data import travelplanner DIR"):
+        flight_store(conn)
