@@ -529,8 +529,8 @@ class ToolEnv(gym.Env[str, str]):
         return obs, reward, terminated, truncated, info
 
     def _reach_subgoals(self, turn: Turn) -> Sequence[Subgoal]:
-        """The subgoals ``turn`` completes, marked done; only those its calls can reach are asked
-        (:class:`SubgoalIndex`)."""
+        """The subgoals ``turn`` (the one just appended to the trajectory) completes, marked done;
+        only those its calls can reach are asked (:class:`SubgoalIndex`)."""
         index = self._subgoal_index
         results = turn.results
         one = None  # the turn's only result, ok and of a subgoal's tools: every hit rule reads it
@@ -546,7 +546,9 @@ class ToolEnv(gym.Env[str, str]):
         reached: list[Subgoal] | None = None  # made only when one is (most turns reach none)
         done = self._subgoals_done
         trajectory, task = self.trajectory, self.task
-        read: bool | None = None  # read_before_submit, asked once for every hit rule
+        # read_before_submit(turn, trajectory) for the turn just appended: its results count
+        # unless it submitted
+        read = trajectory.submission is None
         for goal in asked:
             if goal.name in done:
                 continue
@@ -555,8 +557,6 @@ class ToolEnv(gym.Env[str, str]):
                 if not goal.reached(turn, trajectory, task):
                     continue
             else:  # Subgoal.of_results's rule, without a call of its reached per subgoal
-                if read is None:
-                    read = read_before_submit(turn, trajectory)
                 if not read:
                     continue
                 if one is not None:  # asked by its name, so of this goal's tools
