@@ -496,34 +496,64 @@ class ToolEnv(gym.Env[str, str]):
                 self.trajectory.end == "max_turns",
                 info,
             )
+        trajectory = self.trajectory
         turn = self._play(action)
-        self.trajectory.turns.append(turn)
+        trajectory.turns.append(turn)
         reached = self._reach_subgoals(turn)
-        known = len(self._messages)
+        messages = self._messages
+        known = len(messages)
         self._record_messages(action, turn)
-        obs = self._observation(turn)
-        if not all(_is_json_rendered(r) for r in turn.results):
-            obs = to_observation(obs)
+        results = turn.results
+        if len(results) == 1:  # the common turn: what _observation gives for one result
+            obs = results[0].content
+            if not _is_json_rendered(results[0]):
+                obs = to_observation(obs)
+        else:
+            obs = self._observation(turn)
+            if not all(_is_json_rendered(r) for r in results):
+                obs = to_observation(obs)
         self._last_obs = obs
-        terminated = self.trajectory.submission is not None
-        truncated = not terminated and len(self.trajectory.turns) >= self._episode_max_turns
+        terminated = trajectory.submission is not None
+        truncated = not terminated and len(trajectory.turns) >= self._episode_max_turns
         reward = 0.0
-        if terminated or truncated:
-            self.trajectory.end = "submitted" if terminated else "max_turns"
-            self.verdict = self.verifier.verify(self.trajectory, self.task)
-            reward = self.verdict.reward
-        info = self._info()
-        info["results"] = turn.results
-        info["new_messages"] = self._messages[known:]
         if self._subgoal_list:
-            info["subgoals"] = {
+            subgoals: dict[str, Any] | None = {
                 "reached": [g.name for g in reached] if reached else [],
                 "done": self._subgoals_done.copy(),
                 "total": len(self._subgoal_list),
             }
-            info["subgoal_rewards"] = {g.name: float(g.weight) for g in reached} if reached else {}
+            subgoal_rewards = {g.name: float(g.weight) for g in reached} if reached else {}
+        else:
+            subgoals = None
         if terminated or truncated:
-            info["messages"] = list(self._messages)
+            trajectory.end = "submitted" if terminated else "max_turns"
+            self.verdict = self.verifier.verify(trajectory, self.task)
+            reward = self.verdict.reward
+            info = self._info()
+            info["results"] = results
+            info["new_messages"] = messages[known:]
+            if subgoals is not None:
+                info["subgoals"] = subgoals
+                info["subgoal_rewards"] = subgoal_rewards
+            info["messages"] = list(messages)
+        elif subgoals is not None:  # built whole, at its final size: _info()'s keys, then these
+            info = {
+                "task_id": getattr(self.task, "task_id", None),
+                "turn": len(trajectory.turns),
+                "tools": self.toolbox.schemas(),
+                "results": results,
+                "new_messages": messages[known:],
+                "subgoals": subgoals,
+                "subgoal_rewards": subgoal_rewards,
+            }
+        else:
+            info = {
+                "task_id": getattr(self.task, "task_id", None),
+                "turn": len(trajectory.turns),
+                "tools": self.toolbox.schemas(),
+                "results": results,
+                "new_messages": messages[known:],
+            }
         if self.render_mode == "human":
             print(self.render())
         return obs, reward, terminated, truncated, info
