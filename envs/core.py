@@ -516,15 +516,6 @@ class ToolEnv(gym.Env[str, str]):
         terminated = trajectory.submission is not None
         truncated = not terminated and len(trajectory.turns) >= self._episode_max_turns
         reward = 0.0
-        if self._subgoal_list:
-            subgoals: dict[str, Any] | None = {
-                "reached": [g.name for g in reached] if reached else [],
-                "done": self._subgoals_done.copy(),
-                "total": len(self._subgoal_list),
-            }
-            subgoal_rewards = {g.name: float(g.weight) for g in reached} if reached else {}
-        else:
-            subgoals = None
         if terminated or truncated:
             trajectory.end = "submitted" if terminated else "max_turns"
             self.verdict = self.verifier.verify(trajectory, self.task)
@@ -532,28 +523,23 @@ class ToolEnv(gym.Env[str, str]):
             info = self._info()
             info["results"] = results
             info["new_messages"] = messages[known:]
-            if subgoals is not None:
-                info["subgoals"] = subgoals
-                info["subgoal_rewards"] = subgoal_rewards
+        else:  # what _info() gives before a verdict, in one literal (the step's hot path)
+            info = {
+                "task_id": getattr(self.task, "task_id", None),
+                "turn": len(trajectory.turns),
+                "tools": self.toolbox.schemas(),
+                "results": results,
+                "new_messages": messages[known:],
+            }
+        if self._subgoal_list:
+            info["subgoals"] = {
+                "reached": [g.name for g in reached] if reached else [],
+                "done": self._subgoals_done.copy(),
+                "total": len(self._subgoal_list),
+            }
+            info["subgoal_rewards"] = {g.name: float(g.weight) for g in reached} if reached else {}
+        if terminated or truncated:
             info["messages"] = list(messages)
-        elif subgoals is not None:  # built whole, at its final size: _info()'s keys, then these
-            info = {
-                "task_id": getattr(self.task, "task_id", None),
-                "turn": len(trajectory.turns),
-                "tools": self.toolbox.schemas(),
-                "results": results,
-                "new_messages": messages[known:],
-                "subgoals": subgoals,
-                "subgoal_rewards": subgoal_rewards,
-            }
-        else:
-            info = {
-                "task_id": getattr(self.task, "task_id", None),
-                "turn": len(trajectory.turns),
-                "tools": self.toolbox.schemas(),
-                "results": results,
-                "new_messages": messages[known:],
-            }
         if self.render_mode == "human":
             print(self.render())
         return obs, reward, terminated, truncated, info
