@@ -14,12 +14,12 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .runner import EpisodeRunner, EpisodeSpec, plan_episodes, read_rows
+from .runner import EpisodeRunner, EpisodeSpec, plan_episodes, read_rows, run_episodes
 
 _WORKER: EpisodeRunner | None = None
 TIMING_FIELDS = ("wall_s", "env_time_s", "traceback")
@@ -413,7 +413,7 @@ def _ray_rows(
             ray.shutdown()
 
 
-def _live_view(progress: Any, rows: list[dict[str, Any]]) -> Any:
+def _live_view(progress: Any, rows: Iterable[dict[str, Any]]) -> Any:
     from rich.console import Group
     from rich.table import Table
 
@@ -496,7 +496,6 @@ def bench(
         TextColumn("episodes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     )
     task = progress.add_task("episodes", total=len(todo))
-    seen: list[dict[str, Any]] = list(kept)
     order = {s.key: i for i, s in enumerate(specs)}
     spans: list[tuple[int, int, int]] = []  # (plan position, start, length) of this run's lines
     last_flush = [time.monotonic()]
@@ -513,7 +512,7 @@ def bench(
             path.open("a") as sink,
             transcripts.open("ab") as transcript_sink,
             (
-                Live(_live_view(progress, seen), refresh_per_second=4, transient=True)
+                Live(_live_view(progress, latest.values()), refresh_per_second=4, transient=True)
                 if show_progress
                 else contextlib.nullcontext()
             ) as live,
@@ -538,10 +537,9 @@ def bench(
                     sink.flush()
                     transcript_sink.flush()
                     last_flush[0] = now
-                seen.append(row)
                 progress.advance(task)
                 if show_progress:
-                    live.update(_live_view(progress, seen))
+                    live.update(_live_view(progress, latest.values()))
                 if on_row is not None:
                     on_row(row)
 
@@ -552,12 +550,7 @@ def bench(
                 for done in pool.rows():
                     record(done)
             else:
-                runner = EpisodeRunner(agent_options, env_kwargs=env_kwargs)
-                try:
-                    for spec in todo:
-                        record(finish(runner.run(spec), run))
-                finally:
-                    runner.close()
+                run_episodes(todo, lambda row: record(finish(row, run)), agent_options, env_kwargs)
 
         if parallel:  # episodes finish out of order: this run's transcripts in plan order
             _sort_tail(transcripts, transcripts_from, spans)
