@@ -8,7 +8,11 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
+
+import pytest
 
 from hiergym.benchmarks.bench import _Chunks, bench, comparable
 from hiergym.benchmarks.runner import plan_episodes
@@ -211,3 +215,39 @@ def _a_run(tmp_path):
     kwargs = {"episodes": 1, "difficulties": ["easy"], "show_progress": False}
     bench(ENVS, ["random", "oracle"], out=out, **kwargs)
     return out / "episodes.jsonl"
+
+
+_WARM_PARENT_RUN = """
+import json, sys, threading
+from multiprocessing import forkserver
+from pathlib import Path
+from hiergym.benchmarks.bench import bench, start_workers_early
+if sys.argv[2] == "thread":  # a caller that started a thread after readying itself
+    stop = threading.Event()
+    threading.Thread(target=stop.wait, daemon=True).start()
+start_workers_early(["hiergym/Shopping-v0"])
+bench(["hiergym/Shopping-v0"], ["random", "oracle"], episodes=1, difficulties=["easy"],
+      out=Path(sys.argv[1]), workers=2, show_progress=False)
+print(json.dumps({"forkserver": forkserver._forkserver._forkserver_pid is not None}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers fork from a readied parent on Linux")
+@pytest.mark.parametrize("caller", ["single-threaded", "thread"])
+def test_workers_fork_from_a_readied_single_threaded_parent(tmp_path, caller):
+    # The CLI readies its own process as the workers' parent (start_workers_early): workers
+    # inherit its imports instead of a forkserver importing everything again. A process that
+    # has started a thread since gets the forkserver (a fork would copy a thread's locks).
+    out = tmp_path / caller
+    done = subprocess.run(
+        [sys.executable, "-c", _WARM_PARENT_RUN, str(out), caller],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    used = json.loads(done.stdout.strip().splitlines()[-1])
+    assert used == {"forkserver": caller == "thread"}
+    rows = _lines(out / "episodes.jsonl")
+    assert len(rows) == 2 and all(r["error"] is None for r in rows)
+    assert [r["reward"] for r in rows if r["agent"] == "oracle"] == [1.0]
