@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
+import os
 import random
 import re
 import sqlite3
@@ -430,3 +431,60 @@ def test_a_sandbox_of_the_old_importer_asks_for_a_new_import(tmp_path):
     conn.executescript(importer.SCHEMA + OLD_TABLE)
     with pytest.raises(importer.SandboxError, match="data import travelplanner DIR"):
         flight_store(conn)
+
+
+# ---- the connections the store keeps -------------------------------------------------------
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc")
+def test_many_sandboxes_opened_in_turn_are_not_all_kept_open(tmp_path):
+    """flight_store remembers a few connections (and their stores), not every one it served: a
+    process that opens sandbox after sandbox keeps neither their connections nor their files
+    open; a connection it has forgotten still gets its own file's flights."""
+    import gc
+
+    from hiergym.envs.travel.travelplanner import database
+
+    def sandbox(i: int) -> Path:
+        csv_path = tmp_path / f"flights{i}.csv"
+        csv_path.write_text(HEADER + f"\n0,F{i},100,08:00,10:30,2 hours,2022-03-13,A,B,{400 + i}\n")
+        out = tmp_path / f"s{i}.sqlite"
+        conn = sqlite3.connect(out)
+        conn.executescript(importer.SCHEMA)
+        importer._import_flights(conn, csv_path)
+        conn.commit()
+        conn.close()
+        return out
+
+    def opened(path: Path) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    paths = [sandbox(i) for i in range(60)]
+    first = opened(paths[0])
+    assert flight_store(first).by_number(first, "F0")[0][8] == 400.0
+    gc.collect()
+    fds, kept = _open_fds(), len(database._BY_CONNECTION)
+    for i, path in enumerate(paths[1:], 1):
+        conn = opened(path)
+        assert flight_store(conn).by_number(conn, f"F{i}")[0][8] == 400.0 + i
+        del conn
+    gc.collect()
+    limit = database.CONNECTIONS_KEPT
+    assert limit < len(paths) and len(database._BY_CONNECTION) <= max(kept, limit)
+    assert _open_fds() <= fds + limit
+    ours = {str(p) for p in paths}
+    assert sum(key[0] in ours for key in database._STORES) <= limit + 1
+    # two connections to one file share its store
+    a, b = opened(paths[5]), opened(paths[5])
+    assert flight_store(a) is flight_store(b) is not None
+    a.close()
+    b.close()
+    # the first connection, forgotten by now, still reads its own file's flights
+    assert all(entry[0] is not first for entry in database._BY_CONNECTION.values())
+    store = flight_store(first)
+    assert store.by_number(first, "F0")[0][8] == 400.0 and store.by_number(first, "F1") == []
+    first.close()
