@@ -11,7 +11,9 @@ CSV (beside the shipped example's tables) in <= 2x the time of pandas ``read_csv
 and within its peak memory; each measured in a fresh process. pandas is the baseline when the
 interpreter in ``HIERGYM_PERF_PANDAS_PYTHON`` (default: this one) has it; otherwise a plain
 ``csv.reader`` pass over the file is (the figures name which); ``..._store_only_...`` is the
-flights CSV alone into its store (the import also reads the shipped tables, ~0.35 s CPU). And
+flights CSV alone into its store (the import also reads the shipped tables, ~0.35 s CPU);
+``..._pyarrow_read_...`` is pyarrow's CSV reader of that file (every column as text, pandas'
+missing values; when pyarrow is here), the cost of a pyarrow reading before any store. And
 ``gym.make`` of the env, and ``import_travelplanner`` of an imported folder, no longer re-hash
 the data folder.
 """
@@ -239,6 +241,10 @@ elif mode == "make":
     import hiergym
 elif mode == "pandas":
     import pandas
+elif mode == "pyarrow":  # its CSV reader (threads), every column as text, pandas' missing values
+    import pyarrow
+    import pyarrow.csv
+    from hiergym.envs.travel.travelplanner.importer import PANDAS_NA
 elif mode == "flights":  # the flights CSV alone, into its store (no shipped table)
     import sqlite3
     from hiergym.envs.travel.travelplanner.importer import SCHEMA, _import_flights
@@ -281,6 +287,20 @@ elif mode == "make":
     result["import_again_ms"] = min(times) * 1000
 elif mode == "pandas":
     result["flights"] = len(pandas.read_csv(source / "clean_Flights_2022.csv"))
+elif mode == "pyarrow":
+    flights = source / "clean_Flights_2022.csv"
+    with flights.open(encoding="utf-8", newline="") as f:
+        names = f.readline().splitlines()[0].split(",")
+    table = pyarrow.csv.read_csv(
+        flights,
+        read_options=pyarrow.csv.ReadOptions(column_names=names, skip_rows=1),
+        convert_options=pyarrow.csv.ConvertOptions(
+            column_types={n: pyarrow.string() for n in names},
+            strings_can_be_null=True,
+            null_values=sorted(PANDAS_NA),
+        ),
+    )
+    result["flights"] = table.num_rows
 else:
     with (source / "clean_Flights_2022.csv").open(newline="", encoding="utf-8") as f:
         result["flights"] = sum(1 for _ in csv.reader(f)) - 1
@@ -303,8 +323,8 @@ def _measure(mode: str, source: Path, out: Path, python: str = sys.executable) -
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _has_pandas(python: str) -> bool:
-    probe = [python, "-c", "import pandas"]
+def _has(python: str, module: str) -> bool:
+    probe = [python, "-c", f"import {module}"]
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
@@ -326,7 +346,7 @@ def travelplanner_import() -> dict[str, float]:
             (source / name).symlink_to((shipped / name).resolve())
         write_flights(source)
         python = os.environ.get(PANDAS_PYTHON, sys.executable)
-        baseline = "pandas" if _has_pandas(python) else "csv_reader"
+        baseline = "pandas" if _has(python, "pandas") else "csv_reader"
         figures[f"tp_import_baseline_is_{baseline}"] = 1.0
         base = _measure(baseline, source, Path(tmp) / "none", python)
         ours = _measure("import", source, Path(tmp) / "import.sqlite")
@@ -342,6 +362,17 @@ def travelplanner_import() -> dict[str, float]:
             figures[f"tp_import_1m_flights_store_only_{key}"] = alone[key]
             figures[f"tp_import_1m_flights_store_only_over_{baseline}_{key}_ratio"] = (
                 alone[key] / base[key]
+            )
+        # pyarrow's CSV reader of the file as text (its import not counted, as pandas' is not):
+        # what a pyarrow reading would cost before any store is written (the store's own
+        # reader is numpy: the pyarrow one tried, issue 12, was no cheaper).
+        if _has(sys.executable, "pyarrow.csv"):
+            arrow = _measure("pyarrow", source, Path(tmp) / "none")
+            assert arrow["flights"] == base["flights"], (arrow, base)
+            for key in ("wall_s", "cpu_s", "peak_mb"):
+                figures[f"tp_import_1m_flights_pyarrow_read_{key}"] = arrow[key]
+            figures["tp_import_1m_flights_store_only_over_pyarrow_read_cpu_s_ratio"] = (
+                alone["cpu_s"] / arrow["cpu_s"]
             )
 
         home = Path(tmp) / "home"
