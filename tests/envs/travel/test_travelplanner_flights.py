@@ -231,6 +231,15 @@ def test_generated_flights_answer_as_the_sql_table_did(tmp_path, monkeypatch, ch
     assert assert_same_flights(path) > 1000
 
 
+ROW = "0,F1,100,08:00,10:30,2 hours,2022-03-13,A,B,400\n"
+NEAR_NA = (
+    *sorted(importer.PANDAS_NA),
+    *(" NA", "NA ", "na", "Na", "nA", "NAN", "nan ", "NULL ", "Null", "none", "NONE", "N/a"),
+    *("#N/A N/A ", "#N/AN/A", "-1.#IN", "1.#INDX", "<na>", "n/A", "-NAN", "+nan", "\u00a0"),
+)
+"""pandas' missing-value strings and strings one edit away from them (which are values)."""
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -247,6 +256,23 @@ def test_generated_flights_answer_as_the_sql_table_did(tmp_path, monkeypatch, ch
         HEADER + "\n" + "0,F1,100,08:00,10:30,2 hours,2022-03-13,A,B,400\n" * 3 + "x" * 5000,
         "\ufeff" + HEADER + "\n0,F1,100,08:00,10:30,2 hours,2022-03-13,A,B,400\n",
         HEADER + "\n0,F1,100,08:00,10:30,2 hours,2022-03-13,A," + "B" * 200_000 + ",400\n",
+        HEADER
+        + "\n\ufeff0,F1,100,08:00,10:30,2 hours,2022-03-13,A,B,400\n"
+        + ROW * 30
+        + "\ufeff1,F1,100,08:00,10:30,2 hours,2022-03-13,A,B,400\n",
+        HEADER
+        + "\n"
+        + "".join(
+            f"{i},F{i},{na},08:00,10:30,2 hours,2022-03-13,A,{na or 'B'},400\n"
+            for i, na in enumerate(NEAR_NA * 3)
+        ),
+        HEADER + "\n" + ROW * 20 + ",,,,,,,,,\n" + " \n" + "\t\n" + ROW * 20,
+        HEADER
+        + "\r\n"
+        + ROW.replace("\n", "\r\n") * 20
+        + "\r\n\r\n"
+        + ROW.replace("\n", "\r\n") * 20,
+        HEADER + "\n" + ROW * 20 + "\r" + ROW * 20 + ROW.replace("\n", "\r\n") * 20,
     ],
     ids=[
         "empty",
@@ -261,6 +287,11 @@ def test_generated_flights_answer_as_the_sql_table_did(tmp_path, monkeypatch, ch
         "unterminated junk",
         "bom",
         "over-long field",
+        "bom on later lines",
+        "missing-value near misses",
+        "only commas, spaces, a tab",
+        "crlf with blank lines",
+        "lone cr, lf and crlf mixed",
     ],  # fmt: skip
 )
 def test_odd_files_read_as_csv_reader_reads_them(tmp_path, monkeypatch, text):
