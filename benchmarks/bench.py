@@ -217,7 +217,9 @@ def start_workers_early(env_ids: Sequence[str]) -> None:
     On Linux this process becomes the parent: it imports what the workers need (the CLI's checks
     import every env module anyway) and the workers fork from it, so a run pays for its imports
     once, and its first episodes start as soon as the checks end instead of when a second
-    interpreter has imported everything again (1.3 s of CPU on 2 cores). For the CLI only, which
+    interpreter has imported everything again (1.3 s of CPU on 2 cores). An env class's
+    ``warm_parent()`` starts here what its envs' forks share (Geometry: its python zygote, so the
+    workers share one). For the CLI only, which
     starts no thread and opens no sandbox before its workers; it holds for the next run only, and
     a process that starts a thread in between gets a forkserver after all (:func:`_start_method`).
     Elsewhere the forkserver starts now with its imports, in parallel with the caller. Nothing
@@ -226,8 +228,15 @@ def start_workers_early(env_ids: Sequence[str]) -> None:
     if sys.platform == "linux" and "fork" in methods:
         import importlib
 
+        from hiergym.envs.registry import _ENVS, load_class
+
         for module in _preload(env_ids):
             importlib.import_module(module)
+        for env_id in dict.fromkeys(env_ids):  # what the envs' forks share (Geometry's zygote)
+            entry = _ENVS.get(env_id)
+            warm = getattr(load_class(entry.env_class), "warm_parent", None) if entry else None
+            if warm is not None:
+                warm()
         _WARM_PARENT[:] = [os.getpid()]
         return
     if "forkserver" not in methods:

@@ -31,7 +31,9 @@ design) runs it through this module, so each gets the same guarantees by calling
   isolation once it has them (``worker_main(state, args, fd_in, fd_out)``), so a worker is
   ready in milliseconds and shares the zygote's pages copy-on-write. The zygote reaps its
   children and reports each exit status on a pipe of the caller's, so the caller waits on a file
-  descriptor, never on a timer.
+  descriptor, never on a timer. A process forked (``os.fork``: multiprocessing's fork, a vector
+  env's workers, bench workers) from one whose zygote runs gets its own connection to that same
+  zygote, so N forked workers share one set of imports instead of starting N zygotes.
 
 This file uses the standard library only: the zygote runs it as a script (``python -I``) without
 importing hiergym.
@@ -776,24 +778,27 @@ def _send_message(sock: socket.socket, message: dict[str, Any], fds: Sequence[in
 
 
 def _recv_message(sock: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
-    """One length-prefixed message and the descriptors that came with it (``None`` at EOF)."""
+    """One length-prefixed message and the descriptors that came with it (``None`` at EOF).
+    Reads exactly its bytes, never into the next message: a zygote's socket may hold several
+    (fork connections are sent without waiting for a reply)."""
     buf, fds = b"", []
     while len(buf) < 4:
         if max_fds and not fds:
-            chunk, got, _, _ = socket.recv_fds(sock, 65536, max_fds)
+            chunk, got, _, _ = socket.recv_fds(sock, 4 - len(buf), max_fds)
             fds.extend(got)
         else:
-            chunk = sock.recv(65536)
+            chunk = sock.recv(4 - len(buf))
         if not chunk:
             return None, fds
         buf += chunk
-    (size,) = struct.unpack(">I", buf[:4])
-    while len(buf) < 4 + size:
-        chunk = sock.recv(4 + size - len(buf))
+    (size,) = struct.unpack(">I", buf)
+    body = b""
+    while len(body) < size:
+        chunk = sock.recv(size - len(body))
         if not chunk:
             return None, fds
-        buf += chunk
-    return json.loads(buf[4 : 4 + size]), fds
+        body += chunk
+    return json.loads(body), fds
 
 
 def start_fresh(script: Path, args: Mapping[str, Any], env: Mapping[str, str], cwd: str) -> Child:
@@ -819,7 +824,10 @@ class Zygote:
     ``worker_main(state, args, fd_in, fd_out)`` (run in each forked worker, which applies its own
     isolation first and serves until ``fd_in`` closes). :meth:`spawn` returns a :class:`Child`
     in milliseconds. The zygote itself runs no one's code but the script's; it exits when its
-    owner closes it or dies. A process fork gets a zygote of its own on first use.
+    owner closes it or dies. A process forked from one whose zygote runs is handed a connection
+    of its own to it at the fork (:func:`_before_fork`: no round trip, the zygote adopts it when it
+    next reads), and spawns its workers there; if that zygote has gone (its owner ended), the
+    fork's next spawn starts a zygote of its own, as a fork of a process with none does.
     """
 
     _instances: dict[tuple[str, int], Zygote] = {}
@@ -833,6 +841,7 @@ class Zygote:
         self._sock: socket.socket | None = None
         self.owner = os.getpid()
         self.starts = 0
+        self._remote_pid: int | None = None  # the zygote's pid where this process is a client
         Zygote._all.add(self)
 
     @classmethod
@@ -847,7 +856,15 @@ class Zygote:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        """The zygote's pid (``None`` before it starts)."""
+        if self._proc is not None:
+            return self._proc.pid
+        return self._remote_pid if self._sock is not None else None
+
+    @property
+    def shared_from_parent(self) -> bool:
+        """True where this process spawns from the zygote of the process it was forked from."""
+        return self._proc is None and self._sock is not None
 
     def _start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -866,6 +883,16 @@ class Zygote:
             child.close()
         self._sock = parent
         self.starts += 1
+
+    def start(self) -> None:
+        """Start the zygote now, if it is not running: this returns at once and the zygote imports
+        in the background (the first :meth:`spawn` waits for that). A process about to fork
+        workers starts it first, so they all spawn from this one."""
+        with self._lock:
+            if self.owner != os.getpid():
+                self._forget_in_child()
+            if self._sock is None:
+                self._start()
 
     def spawn(self, args: Mapping[str, Any]) -> Child:
         """Fork a worker with ``args`` (JSON); it is ready to read requests when this returns
@@ -929,15 +956,82 @@ class Zygote:
             with contextlib.suppress(OSError):
                 os.close(self._sock.detach())
         self._sock = self._proc = None
+        self._remote_pid = None
         self.owner = os.getpid()
+
+    def _connection_for_child(self) -> socket.socket | None:
+        """Before os.fork(), with the lock held: a new connection to this process's live zygote
+        for the child, sent to the zygote to adopt (one message, no reply awaited: a zygote still
+        importing reads it later). ``None`` where there is no live zygote here."""
+        if self._sock is None or self.owner != os.getpid():
+            return None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            _send_message(self._sock, {"adopt": True}, [theirs.fileno()])
+        except OSError:
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        return ours
+
+    def _adopt_in_child(self, conn: socket.socket) -> None:
+        """After os.fork(), in the child: spawn from the parent's zygote over ``conn``."""
+        zygote_pid = self.pid
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._sock.detach())
+        self._sock, self._proc = conn, None
+        self._remote_pid = zygote_pid
+        self.owner = os.getpid()
+        self.starts = 0
+
+
+_FORKING: list[tuple[Zygote, socket.socket | None, bool]] = []
+"""Between :func:`_before_fork` and the fork's end: each zygote, its child's connection, and
+whether it is its script's :meth:`Zygote.shared` one."""
+
+
+def _before_fork() -> None:
+    """In the parent, right before os.fork(): hold every zygote's lock (no request is half sent
+    when the child is made) and make each live zygote a connection for the child."""
+    Zygote._class_lock.acquire()
+    pid = os.getpid()
+    for zygote in list(Zygote._all):
+        zygote._lock.acquire()
+        try:
+            conn = zygote._connection_for_child()
+        except BaseException:
+            zygote._lock.release()
+            raise
+        shared = Zygote._instances.get((str(zygote.script), pid)) is zygote
+        _FORKING.append((zygote, conn, shared))
+
+
+def _after_fork_in_parent() -> None:
+    for zygote, conn, _ in _FORKING:
+        if conn is not None:
+            conn.close()  # the child's end: the child has its copy
+        zygote._lock.release()
+    _FORKING.clear()
+    Zygote._class_lock.release()
 
 
 def _after_fork_in_child() -> None:
     Zygote._class_lock = threading.Lock()
-    for zygote in list(Zygote._all):
-        zygote._lock = threading.Lock()  # a thread of the parent may have held it
-        zygote._forget_in_child()
+    zygotes = [z for z, _, _ in _FORKING] or list(Zygote._all)  # held before the clear below
     Zygote._instances.clear()
+    forking = {id(z): (conn, shared) for z, conn, shared in _FORKING}
+    _FORKING.clear()
+    for zygote in zygotes:
+        zygote._lock = threading.Lock()  # held by the parent's fork (or one of its threads)
+        conn, shared = forking.get(id(zygote), (None, False))
+        if conn is not None:
+            zygote._adopt_in_child(conn)
+            if shared:  # the child's Zygote.shared() of that script is this one
+                Zygote._instances[(str(zygote.script), os.getpid())] = zygote
+        else:
+            zygote._forget_in_child()
 
 
 def _close_zygotes() -> None:
@@ -946,7 +1040,11 @@ def _close_zygotes() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 import atexit  # noqa: E402 - next to its one use
 
 atexit.register(_close_zygotes)
@@ -978,6 +1076,7 @@ def _zygote_main(control_fd: int, script: str) -> None:
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     status_fds: dict[int, int] = {}
     spare: list[tuple[int, socket.socket]] = []  # at most one: (pid, the zygote's end)
+    conns = [sock]  # the owner's connection, then those adopted for its forks (and theirs)
     gc.freeze()  # workers never run a collection over the zygote's objects (no copy on write)
 
     def become_worker(message: dict[str, Any], fd_in: int, fd_out: int) -> None:
@@ -987,7 +1086,7 @@ def _zygote_main(control_fd: int, script: str) -> None:
         """Right after a fork, in the child: drop the zygote's signal set-up and descriptors."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for fd in (sock.detach(), wake_r, wake_w, *status_fds.values()):
+        for fd in (*(c.detach() for c in conns), wake_r, wake_w, *status_fds.values()):
             if fd not in keep:
                 os.close(fd)
         for _, end in spare:
@@ -1042,24 +1141,25 @@ def _zygote_main(control_fd: int, script: str) -> None:
                 spare.remove(waiting)
                 waiting[1].close()
 
-    fork_spare()
-    while True:
-        ready, _, _ = select.select([sock, wake_r], [], [])
-        if wake_r in ready:
-            with contextlib.suppress(BlockingIOError):
-                while os.read(wake_r, 4096):
-                    pass
-            reap()
-        if sock not in ready:
-            continue
-        message, fds = _recv_message(sock, max_fds=3)
-        if message is None or len(fds) != 3:
+    def serve(conn: socket.socket) -> bool:
+        """One message on ``conn``; False when the zygote should stop (its owner has gone)."""
+        message, fds = _recv_message(conn, max_fds=3)
+        if message is None:
             for fd in fds:
                 os.close(fd)
-            if message is None:
-                return  # the owner closed its end or died
-            _send_message(sock, {"error": "a spawn request needs three descriptors"})
-            continue
+            if conn is sock:
+                return False  # the owner closed its end or died
+            conns.remove(conn)  # a fork's connection: the others go on
+            conn.close()
+            return True
+        if message.get("adopt") is True and len(fds) == 1:  # a connection for a fork of a client
+            conns.append(socket.socket(fileno=fds[0]))
+            return True
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            _send_message(conn, {"error": "a spawn request needs three descriptors"})
+            return True
         fd_in, fd_out, status_w = fds
         pid = hand_to_spare(message, fd_in, fd_out)
         if pid is None:
@@ -1077,10 +1177,24 @@ def _zygote_main(control_fd: int, script: str) -> None:
         os.close(fd_in)
         os.close(fd_out)
         status_fds[pid] = status_w
-        _send_message(sock, {"pid": pid})
+        with contextlib.suppress(OSError):  # a client gone meanwhile: its worker is reaped as usual
+            _send_message(conn, {"pid": pid})
         reap()
         if not spare:
-            fork_spare()  # while the owner's new worker hardens itself
+            fork_spare()  # while the client's new worker hardens itself
+        return True
+
+    fork_spare()
+    while True:
+        ready, _, _ = select.select([*conns, wake_r], [], [])
+        if wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wake_r, 4096):
+                    pass
+            reap()
+        for conn in ready:
+            if conn is not wake_r and conn in conns and not serve(conn):
+                return
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--zygote":

@@ -11,7 +11,7 @@ from hiergym.envs.tools import Toolbox
 from hiergym.rewards.levels import HierarchicalVerifier
 
 from . import data, oracle, tasks, tools, verifier
-from .pyrunner import PythonRunner
+from .pyrunner import PythonRunner, warm_zygote
 
 
 class GeometryEnv(ToolEnv):
@@ -62,6 +62,13 @@ class GeometryEnv(ToolEnv):
 
     domain = "geometry"
     default_max_turns = 40
+
+    @classmethod
+    def warm_parent(cls) -> None:
+        """Called in a process about to fork workers that make these envs (bench's
+        ``start_workers_early``): start the python tool's zygote here, so the workers share it
+        (one import of numpy and scipy for all, done while the caller goes on)."""
+        warm_zygote()
 
     def __init__(
         self,

@@ -399,6 +399,14 @@ def _raise(error: OSError) -> None:
     raise error
 
 
+def warm_zygote() -> None:
+    """Start this process's zygote now, where workers come from one (it imports in the
+    background): a process about to fork processes that will run python tools (bench workers,
+    a vector env's workers) calls this first, so every fork spawns from this one zygote."""
+    if os.environ.get("HIERGYM_PYTHON_ZYGOTE", "1").strip() not in ("0", "false"):
+        execution.Zygote.shared(WORKER, WORKER_ENV).start()
+
+
 @atexit.register
 def _close_all() -> None:
     for runner in list(_LIVE):

@@ -251,3 +251,40 @@ def test_workers_fork_from_a_readied_single_threaded_parent(tmp_path, caller):
     rows = _lines(out / "episodes.jsonl")
     assert len(rows) == 2 and all(r["error"] is None for r in rows)
     assert [r["reward"] for r in rows if r["agent"] == "oracle"] == [1.0]
+
+
+_SHARED_ZYGOTE_RUN = """
+import json, os, sys
+from pathlib import Path
+from hiergym.envs import execution
+starts = []
+start = execution.Zygote._start
+def counted(self):  # inherited by every fork: a worker starting a zygote of its own shows here
+    start(self)
+    with open(sys.argv[2], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+execution.Zygote._start = counted
+from hiergym.benchmarks.bench import bench, start_workers_early
+start_workers_early(["hiergym/Geometry-v0"])
+bench(["hiergym/Geometry-v0"], ["oracle"], episodes=2, difficulties=["easy"],
+      out=Path(sys.argv[1]), workers=2, show_progress=False)
+print(os.getpid())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers fork from a readied parent on Linux")
+def test_geometry_workers_share_the_readied_parents_python_zygote(tmp_path):
+    # start_workers_early starts Geometry's python zygote in the parent (warm_parent); both
+    # workers then spawn their python workers from it: one zygote, not one per worker.
+    log = tmp_path / "zygote-starts"
+    done = subprocess.run(
+        [sys.executable, "-c", _SHARED_ZYGOTE_RUN, str(tmp_path / "out"), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    parent = done.stdout.strip().splitlines()[-1]
+    assert log.read_text().split() == [parent]
+    rows = _lines(tmp_path / "out" / "episodes.jsonl")
+    assert len(rows) == 2 and [r["reward"] for r in rows] == [1.0, 1.0]

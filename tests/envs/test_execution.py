@@ -247,27 +247,97 @@ def test_a_dead_zygote_is_replaced_and_a_closed_one_exits(zygote):
     assert proc.wait(10) == 0  # it exits when its owner closes the socket
 
 
-def test_a_process_fork_gets_its_own_zygote(zygote):
+def _fork(target, *args):  # noqa: ANN001, ANN202
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=target, args=(queue, *args))
+    child.start()
+    return child, queue
+
+
+def test_a_process_fork_spawns_from_its_parents_zygote(zygote):
+    # A fork (a bench worker, a vector env's worker) is handed its own connection to the
+    # parent's zygote at the fork: one preload serves every fork, and it is ready at once.
     global _INHERITED
     hello(zygote.spawn({}))
     _INHERITED = zygote
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_spawn_in_child, args=(queue,))
-    child.start()
-    preloaded_in = queue.get(timeout=60)
+    child, queue = _fork(_spawn_in_child)
+    seen = queue.get(timeout=60)
     child.join(60)
-    assert preloaded_in not in (None, zygote.pid)
+    assert child.exitcode == 0
+    assert seen == {
+        "preloaded_in": zygote.pid,
+        "zygote_pid": zygote.pid,
+        "shared_from_parent": True,
+        "starts": 0,
+    }
     assert hello(zygote.spawn({}))["preloaded_in"] == zygote.pid  # the parent's still serves
+
+
+def test_forks_spawning_at_once_each_get_their_own_workers(zygote):
+    global _INHERITED
+    hello(zygote.spawn({}))
+    _INHERITED = zygote
+    forks = [_fork(_spawn_many_in_child, tag) for tag in ("a", "b", "c")]
+    for tag, (child, queue) in zip("abc", forks, strict=True):
+        infos = queue.get(timeout=120)
+        child.join(60)
+        assert child.exitcode == 0
+        assert [i["args"] for i in infos] == [{"tag": tag, "n": n} for n in range(6)]
+        assert {i["preloaded_in"] for i in infos} == {zygote.pid}
+        assert len({i["pid"] for i in infos}) == 6
+
+
+def test_a_fork_whose_parents_zygote_has_gone_starts_its_own(zygote):
+    global _INHERITED
+    hello(zygote.spawn({}))
+    old = zygote.pid
+    _INHERITED = zygote
+    ctx = multiprocessing.get_context("fork")
+    closed = ctx.Event()
+    child, queue = _fork(_spawn_after, closed)
+    zygote.close()  # its owner ends it: the fork's connection reads EOF
+    closed.set()
+    seen = queue.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0
+    assert seen["preloaded_in"] not in (None, old) and seen["shared_from_parent"] is False
+    assert seen["zygote_pid"] == seen["preloaded_in"] and seen["starts"] == 1
 
 
 _INHERITED: execution.Zygote | None = None
 
 
+def _seen(zygote: execution.Zygote, worker: execution.Child) -> dict:
+    return {
+        "preloaded_in": hello(worker)["preloaded_in"],
+        "zygote_pid": zygote.pid,
+        "shared_from_parent": zygote.shared_from_parent,
+        "starts": zygote.starts,
+    }
+
+
 def _spawn_in_child(queue) -> None:  # noqa: ANN001
     zygote = _INHERITED
-    worker = zygote.spawn({})  # the same object, in the fork: a zygote of its own
-    queue.put(hello(worker)["preloaded_in"])
+    worker = zygote.spawn({})  # the same object, in the fork
+    queue.put(_seen(zygote, worker))
+    worker.kill()
+    zygote.close()
+
+
+def _spawn_many_in_child(queue, tag) -> None:  # noqa: ANN001
+    zygote = _INHERITED
+    workers = [zygote.spawn({"tag": tag, "n": n}) for n in range(6)]
+    queue.put([hello(w) for w in workers])
+    for worker in workers:
+        worker.kill()
+
+
+def _spawn_after(queue, closed) -> None:  # noqa: ANN001
+    zygote = _INHERITED
+    closed.wait(60)
+    worker = zygote.spawn({})
+    queue.put(_seen(zygote, worker))
     worker.kill()
     zygote.close()
 
