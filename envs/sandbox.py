@@ -23,11 +23,13 @@ import itertools
 import json
 import os
 import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from hiergym.errors import ReplayMiss, SandboxError, ToolError
 
@@ -82,6 +84,44 @@ def sources_hash(source_dir: Path, generator_version: str, code_dir: Path | None
 
 
 Builder = Callable[[sqlite3.Connection, "Progress"], None]
+
+
+T = TypeVar("T")
+
+CONNECTIONS_KEPT = 16
+"""How many connections a :func:`per_connection` memo remembers (the latest used): a process that
+opens sandbox after sandbox does not keep every connection, and its file, open."""
+
+
+def per_connection(
+    build: Callable[[sqlite3.Connection], T], kept: int = CONNECTIONS_KEPT
+) -> Callable[[sqlite3.Connection], T]:
+    """``build(db)`` made once per connection (connections live as long as their sandbox) for
+    the ``kept`` latest-used connections; one forgotten is built again when it asks. The memo
+    holds each connection (sqlite3 connections cannot be held weakly), so a new connection that
+    reuses an old one's id is never confused with it. The memo is ``get.memo``."""
+    memo: OrderedDict[int, tuple[sqlite3.Connection, T]] = OrderedDict()
+    lock = threading.Lock()
+
+    def get(db: sqlite3.Connection) -> T:
+        key = id(db)
+        hit = memo.get(key)
+        if hit is not None and hit[0] is db:
+            try:  # noqa: SIM105 - contextlib.suppress costs ~1 us a look-up here
+                memo.move_to_end(key)  # the latest used
+            except KeyError:  # forgotten meanwhile by another thread
+                pass
+            return hit[1]
+        value = build(db)
+        with lock:
+            memo[key] = (db, value)
+            memo.move_to_end(key)
+            while len(memo) > kept:
+                memo.popitem(last=False)
+        return value
+
+    get.memo = memo  # type: ignore[attr-defined]
+    return get
 
 
 class Progress(Protocol):

@@ -7,13 +7,12 @@ Flights and trains stay in SQL (there are ~150,000) and are looked up by number 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
+
+from hiergym.envs.sandbox import per_connection
 
 from .geo import Leg, leg, road_km
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -120,19 +119,5 @@ def _rows(db: sqlite3.Connection, sql: str) -> list[Any]:
     return cur.execute(sql).fetchall()
 
 
-def per_connection(build: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-    """``build(db)`` made once per connection (connections live as long as their sandbox); the
-    memo holds the connection too, so a new connection that reuses an old id is never confused."""
-    memo: dict[int, tuple[sqlite3.Connection, T]] = {}
-
-    def get(db: sqlite3.Connection) -> T:
-        hit = memo.get(id(db))
-        if hit is None or hit[0] is not db:
-            hit = memo[id(db)] = (db, build(db))
-        return hit[1]
-
-    return get
-
-
 world_of = per_connection(World)
-"""The World of a connection, built once."""
+"""The World of a connection, built once (for the latest-used connections)."""

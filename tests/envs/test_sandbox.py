@@ -216,3 +216,26 @@ def test_answers_recorded_from_a_live_backend_win_in_replay(tmp_path, monkeypatc
     # a call that was never recorded still comes from the local data
     other, *_ = replayer.step('{"name": "search", "arguments": {"query": "lamp"}}')
     assert "B0LIVE0001" not in other and not other.startswith("error")
+
+
+def test_a_per_connection_memo_keeps_only_the_latest_connections():
+    # Travel's World, TravelPlanner's directory and flight store are memos per connection: a
+    # process that opens sandbox after sandbox must not keep every connection (and its file).
+    import sqlite3
+
+    from hiergym.envs.sandbox import CONNECTIONS_KEPT, per_connection
+    from hiergym.envs.travel.travelplanner import database
+    from hiergym.envs.travel.travelplanner.tools import directory
+    from hiergym.envs.travel.world import world_of
+
+    built = []
+    memo = per_connection(lambda db: built.append(db) or len(built))
+    conns = [sqlite3.connect(":memory:") for _ in range(3 * CONNECTIONS_KEPT)]
+    values = [memo(c) for c in conns]
+    assert values == list(range(1, len(conns) + 1))  # one build each
+    assert len(memo.memo) == CONNECTIONS_KEPT
+    assert memo(conns[-1]) == len(conns) and len(built) == len(conns)  # a hit builds nothing
+    assert memo(conns[0]) == len(conns) + 1  # forgotten: built again, for its own connection
+    assert list(memo.memo)[-1] == id(conns[0])  # now the latest used
+    for shared in (world_of, directory, database.flight_store):
+        assert shared.memo is not memo.memo and hasattr(shared.memo, "move_to_end")

@@ -26,7 +26,6 @@ import re
 import sqlite3
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np  # gymnasium's dependency: imported already
 
+from hiergym.envs.sandbox import per_connection
 from hiergym.errors import SandboxError
 
 
@@ -392,45 +392,31 @@ _STORES: weakref.WeakValueDictionary[tuple[Any, ...], FlightStore | _NoFlights] 
 )
 """By file identity: every live connection to one sandbox file shares its store (and arrays);
 a store nothing uses any more (its sandboxes closed) is let go."""
-CONNECTIONS_KEPT = 16
-"""How many connections :func:`flight_store` remembers (the latest used): a process that opens
-sandbox after sandbox does not keep every connection, and its file, open."""
-_BY_CONNECTION: OrderedDict[int, tuple[sqlite3.Connection, FlightStore | None]] = OrderedDict()
-"""By connection (held, so its id is not reused; sqlite3 connections cannot be held weakly),
-the latest used last: an open connection keeps reading the file it opened, so its store never
-changes; this spares a stat per look-up. A connection forgotten here is looked up again."""
 _STORES_LOCK = threading.Lock()
 
 
-def flight_store(conn: sqlite3.Connection) -> FlightStore | None:
-    """The flights of the sandbox ``conn`` reads (None when it has none), one per file in this
-    process whatever connection asks (a file rewritten since is another file)."""
-    key = id(conn)
-    hit = _BY_CONNECTION.get(key)
-    if hit is not None and hit[0] is conn:
-        try:  # noqa: SIM105 - contextlib.suppress costs ~1 us a look-up here
-            _BY_CONNECTION.move_to_end(key)  # the latest used
-        except KeyError:  # forgotten meanwhile by another thread
-            pass
-        return hit[1]
+def _store_of(conn: sqlite3.Connection) -> FlightStore | None:
     row = next((r for r in conn.execute("PRAGMA database_list") if r[1] == "main"), None)
     path = row[2] if row is not None else ""
     with _STORES_LOCK:
         if not path:  # an in-memory database: its connection is its identity
-            store = _read_store(conn)
-        else:
-            st = os.stat(path)
-            file = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            shared = _STORES.get(file)
-            if shared is None:
-                shared = _read_store(conn) or _NO_FLIGHTS
-                _STORES[file] = shared
-            store = shared if isinstance(shared, FlightStore) else None
-        _BY_CONNECTION[key] = (conn, store)
-        _BY_CONNECTION.move_to_end(key)
-        while len(_BY_CONNECTION) > CONNECTIONS_KEPT:
-            _BY_CONNECTION.popitem(last=False)
-        return store
+            return _read_store(conn)
+        st = os.stat(path)
+        file = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        shared = _STORES.get(file)
+        if shared is None:
+            shared = _read_store(conn) or _NO_FLIGHTS
+            _STORES[file] = shared
+        return shared if isinstance(shared, FlightStore) else None
+
+
+flight_store = per_connection(_store_of)
+"""The flights of the sandbox a connection reads (None when it has none), one per file in this
+process whatever connection asks (a file rewritten since is another file). Remembered per
+connection (:func:`~hiergym.envs.sandbox.per_connection`: the latest used ones): an open
+connection keeps reading the file it opened, so its store never changes; this spares a stat per
+look-up."""
+_BY_CONNECTION = flight_store.memo  # type: ignore[attr-defined]
 
 
 def _read_store(conn: sqlite3.Connection) -> FlightStore | None:

@@ -16,12 +16,12 @@ from typing import Annotated, Any
 from pydantic import Field
 from typing_extensions import Required, TypedDict
 
+from hiergym.envs.sandbox import per_connection
 from hiergym.envs.tools import Toolbox, tool
 from hiergym.errors import ToolError
 
 from ..clock import parse_date
 from ..tools import answer, canonical, check_page
-from ..world import per_connection
 from .database import fare_order, flight_store, parse_route, route_cost
 from .plan import FIELDS, MAX_FIELD_CHARS
 

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hiergym.envs.sandbox import CONNECTIONS_KEPT
 from hiergym.envs.travel.tools import answer
 from hiergym.envs.travel.travelplanner import importer
 from hiergym.envs.travel.travelplanner import tools as tp_tools
@@ -504,7 +505,7 @@ def test_many_sandboxes_opened_in_turn_are_not_all_kept_open(tmp_path):
         assert flight_store(conn).by_number(conn, f"F{i}")[0][8] == 400.0 + i
         del conn
     gc.collect()
-    limit = database.CONNECTIONS_KEPT
+    limit = CONNECTIONS_KEPT
     assert limit < len(paths) and len(database._BY_CONNECTION) <= max(kept, limit)
     assert _open_fds() <= fds + limit
     ours = {str(p) for p in paths}
