@@ -12,6 +12,7 @@ measured side by side and interleaved, so a busy machine inflates both sides ali
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,10 +77,11 @@ def _cpu_step_us(env: gym.Env, action: Any, calls: int, unseen: bool = False) ->
     return spent / done * 1e6
 
 
-def step_figures() -> dict[str, float]:
+def step_figures_in_process() -> dict[str, float]:
     """CPU time of a cached cheap step (Shopping ``view_product`` of one product, answered from the
     sandbox's memory) through ``gym.make``'s wrapper stack, over the same stack around a no-op env;
-    interleaved rounds, the minimum of each side. Both the agent's JSON text and a ``ToolCall``.
+    interleaved rounds (the kinds too, so each kind's rounds span the whole run, not one stretch
+    of it), the minimum of each side. Both the agent's JSON text and a ``ToolCall``.
     The same step in an env with no subgoals (``ToolEnv.subgoals()`` empty, so none is checked
     per turn) runs beside them: ``*_no_subgoals`` and ``subgoal_check_us_*`` (their difference)
     show what the per-turn subgoal checks add. ``text_unseen``: the same text, parsed afresh at
@@ -106,17 +108,23 @@ def step_figures() -> dict[str, float]:
     product = env.unwrapped.sandbox.db.execute("SELECT id FROM products LIMIT 1").fetchone()[0]
     text = json.dumps({"name": "view_product", "arguments": {"product_id": product}})
     call = ToolCall("view_product", {"product_id": product})
-    figures: dict[str, float] = {}
-    for kind, action in (("text", text), ("text_unseen", text), ("toolcall", call)):
-        unseen = kind == "text_unseen"
+    kinds = (("text", text), ("text_unseen", text), ("toolcall", call))
+    for _, action in kinds:
         for e in (env, bare):
             e.reset(seed=0)
             e.step(action)  # fills the memory cache
-        base, step, plain = [], [], []
-        for _ in range(STEP_ROUNDS):
+    times: dict[str, tuple[list[float], list[float], list[float]]] = {
+        k: ([], [], []) for k, _ in kinds
+    }
+    for _ in range(STEP_ROUNDS):
+        for kind, action in kinds:
+            unseen = kind == "text_unseen"
+            base, step, plain = times[kind]
             base.append(_cpu_step_us(noop, "x", STEP_CALLS))
             step.append(_cpu_step_us(env, action, STEP_CALLS, unseen))
             plain.append(_cpu_step_us(bare, action, STEP_CALLS, unseen))
+    figures: dict[str, float] = {}
+    for kind, (base, step, plain) in times.items():
         figures[f"noop_step_us_{kind}"] = min(base)
         figures[f"cached_step_us_{kind}"] = min(step)
         figures[f"cached_step_us_over_noop_{kind}"] = min(step) - min(base)
@@ -124,6 +132,59 @@ def step_figures() -> dict[str, float]:
         figures[f"subgoal_check_us_{kind}"] = min(step) - min(plain)
     env.close()
     bare.close()
+    return figures
+
+
+STEP_PROCESSES = 5
+"""Fresh interpreters the step figures are measured in (:func:`step_figures`)."""
+STEP_HEADLINES = ("text", "text_unseen", "toolcall")
+
+_IN_PROCESS_STEP = (
+    "import json; from hiergym.benchmarks.perf.harness import step_figures_in_process as f; "
+    "print(json.dumps(f()))"
+)
+
+
+def step_figures(processes: int = STEP_PROCESSES, hash_seed: str | None = None) -> dict[str, float]:
+    """:func:`step_figures_in_process`, run in ``processes`` fresh interpreters one after
+    another: each figure is the median of the per-process figures, and the headline (a cached
+    step over the no-op env, per kind) comes with the lowest and highest process as well
+    (``..._min``, ``..._max``), so the spread is visible. One process's figure is not to be
+    trusted alone, and the spread is not the process's: the step's instruction count is the
+    same in every process (callgrind: 89.0k-89.6k per step with hash seeds 0, 1 and random),
+    while its CPU time moves with the machine's load over seconds, the no-op env's with it (one
+    process stepping for 30 s on a shared 2-core machine: 14-33 us a step, 0.35-0.8 us for the
+    no-op), so a process whose rounds fall in a busy stretch reads up to 2x high. The median of
+    several processes, each the minimum of its interleaved rounds, is what a quiet machine
+    gives. ``hash_seed``: the ``PYTHONHASHSEED`` of every process (inherited when ``None``; a
+    fixed one changes neither the instructions nor the spread)."""
+    import os
+
+    env = dict(os.environ)
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = hash_seed
+    runs: list[dict[str, float]] = []
+    for _ in range(processes):
+        out = subprocess.run(
+            [sys.executable, "-c", _IN_PROCESS_STEP],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return across_processes(runs)
+
+
+def across_processes(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per-process step figures folded into one: the median of each figure, and the lowest and
+    highest process of each headline (a cached step over the no-op env, per kind)."""
+    figures = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    for kind in STEP_HEADLINES:
+        key = f"cached_step_us_over_noop_{kind}"
+        figures[f"{key}_min"] = min(r[key] for r in runs)
+        figures[f"{key}_max"] = max(r[key] for r in runs)
+    figures["step_processes"] = len(runs)
     return figures
 
 
