@@ -22,3 +22,22 @@ def test_the_step_figure_is_the_median_of_the_processes_with_their_spread():
     assert figures["cached_step_us_over_noop_toolcall_max"] == 32.0
     assert figures["noop_step_us_text"] == 14.0 / 40
     assert figures["step_processes"] == 5
+
+
+def test_the_machine_figure_times_one_process_against_two(monkeypatch):
+    # The 2-worker speedups are read against what the machine allows two processes: one
+    # process doing two units of work in turn against two doing one each at once.
+    from hiergym.benchmarks.perf import harness
+
+    asked, real = [], harness._machine_run
+    assert 0.05 < real(1, 1) < 60  # the real unit runs and reports its time
+
+    def run(units, processes):  # a machine on which two processes each run 1.25x slower
+        asked.append((units, processes))
+        return {(2, 1): 2.0, (1, 2): 1.25}[(units, processes)]
+
+    monkeypatch.setattr(harness, "_machine_run", run)
+    figures = harness.machine_figures(rounds=3)
+    assert asked == [(2, 1), (1, 2)] * 3
+    assert figures["machine_2_process_speedup"] == 1.6
+    assert figures["machine_2_process_speedup_min"] == figures["machine_2_process_speedup_max"]
