@@ -1193,8 +1193,16 @@ def _zygote_main(control_fd: int, script: str) -> None:
                     pass
             reap()
         for conn in ready:
-            if conn is not wake_r and conn in conns and not serve(conn):
-                return
+            if conn is wake_r or conn not in conns:
+                continue
+            try:
+                if not serve(conn):
+                    return
+            except (OSError, ValueError):  # a broken connection or message
+                if conn is sock:
+                    raise
+                conns.remove(conn)  # a fork's: drop it, the owner and the others go on
+                conn.close()
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--zygote":

@@ -305,6 +305,35 @@ def test_a_fork_whose_parents_zygote_has_gone_starts_its_own(zygote):
     assert seen["zygote_pid"] == seen["preloaded_in"] and seen["starts"] == 1
 
 
+def test_a_fork_that_breaks_its_connection_leaves_the_zygote_serving(zygote):
+    # A fork's connection is one of several: garbage on it drops that connection, never the
+    # zygote that the owner and the other forks spawn from.
+    global _INHERITED
+    hello(zygote.spawn({}))
+    pid, starts = zygote.pid, zygote.starts
+    _INHERITED = zygote
+    child, queue = _fork(_send_garbage)
+    assert queue.get(timeout=60) == "sent"
+    child.join(60)
+    worker = zygote.spawn({"after": True})
+    assert hello(worker) | {"pid": 0, "pgid": 0} == {
+        "preloaded_in": pid,
+        "pid": 0,
+        "pgid": 0,
+        "args": {"after": True},
+    }
+    assert (zygote.pid, zygote.starts) == (pid, starts)  # the same zygote, not a restarted one
+    worker.kill()
+    child, queue = _fork(_spawn_in_child)
+    assert queue.get(timeout=60)["preloaded_in"] == pid
+    child.join(60)
+
+
+def _send_garbage(queue) -> None:  # noqa: ANN001
+    _INHERITED._sock.sendall(b"\x00\x00\x00\x05{oops")  # a length, then no JSON
+    queue.put("sent")
+
+
 _INHERITED: execution.Zygote | None = None
 
 
