@@ -35,7 +35,10 @@ from .tools import (
     Toolbox,
     ToolCall,
     ToolResult,
+    action_repr,
     error_result,
+    frozen_slots,
+    mutable_twin,
     parse_action,
     prose_of,
     render_result,
@@ -144,7 +147,8 @@ def check_choice(kind: str, value: str, choices: Sequence[str]) -> str:
 # Trajectory
 
 
-@dataclass(frozen=True)
+@frozen_slots
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One agent action and what the env answered to it."""
 
@@ -158,17 +162,20 @@ class Turn:
         return tuple(r for r in self.results if not r.ok)
 
 
+_MutableTurn = mutable_twin(Turn)
+
+
 def _made_turn(
     index: int, action: str, calls: tuple[ToolCall, ...], results: tuple[ToolResult, ...]
 ) -> Turn:
     """``Turn(index, action, calls, results)`` without the frozen dataclass's ``__init__`` (see
-    :func:`hiergym.envs.tools.made_result`)."""
-    turn = object.__new__(Turn)
-    fields = turn.__dict__
-    fields["index"] = index
-    fields["action"] = action
-    fields["calls"] = calls
-    fields["results"] = results
+    :func:`hiergym.envs.tools.mutable_twin`)."""
+    turn = object.__new__(_MutableTurn)
+    turn.index = index
+    turn.action = action
+    turn.calls = calls
+    turn.results = results
+    turn.__class__ = Turn
     return turn
 
 
@@ -645,11 +652,11 @@ class ToolEnv(gym.Env[str, str]):
     def _play(self, action: Any) -> Turn:
         assert self.trajectory is not None
         index = len(self.trajectory.turns)
-        raw = action if isinstance(action, str) else repr(action)
-        try:
+        raw = action if isinstance(action, str) else action_repr(action)
+        try:  # a Python call without an id is named call_{index}_{i} by the parser
             calls = [
                 c if c.id else c.with_id(f"call_{index}_{i}")
-                for i, c in enumerate(parse_action(action))
+                for i, c in enumerate(parse_action(action, index))
             ]
         except ActionParseError as e:
             kind = "oversized" if "the cap is" in str(e) else "parse_error"
@@ -671,7 +678,7 @@ class ToolEnv(gym.Env[str, str]):
         return _made_turn(index, raw[:2000], tuple(calls), tuple(results))
 
     def _run(self, call: ToolCall) -> ToolResult:
-        tool = self.toolbox[call.name]
+        tool = self.toolbox.tools[call.name]
         state = self.state
         compute = (lambda: tool.fn(state, **call.arguments)) if tool.fn is not None else None
         try:
@@ -720,14 +727,27 @@ class ToolEnv(gym.Env[str, str]):
             return
         if calls_in_text:  # the calls go in tool_calls, once: not also in the content
             text = prose_of(text)
+        calls = turn.calls
+        if len(calls) == 1:  # the common turn: the loops below for one call
+            call, result = calls[0], turn.results[0]
+            self._messages += (
+                {"role": "assistant", "content": text[:2000], "tool_calls": [call.to_openai()]},
+                {
+                    "role": "tool",
+                    "tool_call_id": call.id,
+                    "name": call.name,
+                    "content": result.content,
+                },
+            )
+            return
         self._messages.append(
             {
                 "role": "assistant",
                 "content": text[:2000],
-                "tool_calls": [c.to_openai() for c in turn.calls],
+                "tool_calls": [c.to_openai() for c in calls],
             }
         )
-        for call, result in zip(turn.calls, turn.results, strict=True):
+        for call, result in zip(calls, turn.results, strict=True):
             self._messages.append(
                 {
                     "role": "tool",

@@ -9,6 +9,7 @@ what was expected, what came and how to fix it: bad input is data, never an exce
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import math
@@ -43,8 +44,40 @@ ErrorKind = Literal[
 ]
 
 
-@dataclass(frozen=True)
-class ToolCall:
+def frozen_slots(cls: type) -> type:
+    """``cls``, a frozen dataclass with slots, refusing any assignment or deletion with
+    FrozenInstanceError, as a frozen dataclass without slots does. Python 3.11's frozen
+    ``__setattr__`` names the class as it was before ``slots=True`` rebuilt it, so for a name
+    outside the fields it raised TypeError (``super(type, obj)``) instead."""
+    names = frozenset(f.name for f in dataclasses.fields(cls))
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    cls.__setattr__ = __setattr__  # type: ignore[method-assign]
+    cls.__delattr__ = __delattr__  # type: ignore[method-assign]
+    return cls
+
+
+class _JsonForms:
+    """The slots a :class:`ToolCall` keeps its arguments' two JSON forms in, and ``_parsed``
+    (set, to True, on a call the action parser made: its arguments are JSON values of JSON's
+    own types). Not fields: they are no part of the call's value, its equality, repr, pickle
+    or ``asdict``."""
+
+    __slots__ = ("_canonical", "_json", "_parsed")
+
+
+@frozen_slots
+@dataclass(frozen=True, slots=True)
+class ToolCall(_JsonForms):
     """One call an agent asked for: a tool name and its JSON arguments.
 
     A call is a value: its arguments are not to be changed once it is made. Their two JSON forms
@@ -60,19 +93,19 @@ class ToolCall:
     def canonical_arguments(self) -> str:
         """Arguments as canonical JSON: the cache key and the repeat detector use it."""
         try:
-            return self.__dict__["_canonical"]
-        except KeyError:
+            return self._canonical
+        except AttributeError:
             text = canonical_json(self.arguments)
-            object.__setattr__(self, "_canonical", text)
+            _set_canonical(self, text)
             return text
 
     def arguments_json(self) -> str:
         """Arguments as plain JSON (``json.dumps``), as an OpenAI tool call carries them."""
         try:
-            return self.__dict__["_json"]
-        except KeyError:
+            return self._json
+        except AttributeError:
             text = _PLAIN(self.arguments)
-            object.__setattr__(self, "_json", text)
+            _set_json(self, text)
             return text
 
     def to_openai(self) -> dict[str, Any]:
@@ -87,15 +120,25 @@ class ToolCall:
 
     def with_id(self, call_id: str) -> ToolCall:
         """The same call under another id (its JSON forms carried over, not recomputed)."""
-        clone = _made_call(self.name, self.arguments, call_id)
-        fields, known = clone.__dict__, self.__dict__
-        for cached in ("_canonical", "_json"):
-            if cached in known:
-                fields[cached] = known[cached]
+        clone = _new(_MutableCall)
+        clone.name = self.name
+        clone.arguments = self.arguments
+        clone.id = call_id
+        for cached in _JsonForms.__slots__:  # those set on this call
+            value = getattr(self, cached, _UNSET)
+            if value is not _UNSET:
+                setattr(clone, cached, value)
+        clone.__class__ = ToolCall
         return clone
 
 
-@dataclass(frozen=True)
+_UNSET = object()
+_set_canonical = _JsonForms._canonical.__set__  # type: ignore[attr-defined]
+_set_json = _JsonForms._json.__set__  # type: ignore[attr-defined]
+
+
+@frozen_slots
+@dataclass(frozen=True, slots=True)
 class ToolResult:
     """What a call returned: ``content`` is what the agent sees, ``data`` what verifiers read."""
 
@@ -163,14 +206,45 @@ _PLAIN = _encoder()
 _new = object.__new__
 
 
+def mutable_twin(cls: type) -> type:
+    """A class with the slots of ``cls`` (a frozen dataclass with slots) and its bases, without
+    its frozen ``__setattr__``: a fast constructor fills an instance of the twin with plain
+    attribute stores, then makes it a ``cls`` (``obj.__class__ = cls``, allowed between
+    classes of one layout), skipping the dataclass's ``__init__`` and its
+    ``object.__setattr__`` per field. The instance is then exactly what ``cls(...)`` makes
+    (the same slots set, nothing else: no ``__dict__``)."""
+    return type(f"_Mutable{cls.__name__}", cls.__bases__, {"__slots__": cls.__slots__})
+
+
+_MutableCall = mutable_twin(ToolCall)
+_MutableResult = mutable_twin(ToolResult)
+
+
 def _made_call(name: str, arguments: Mapping[str, Any], call_id: str) -> ToolCall:
     """``ToolCall(name, arguments, call_id)`` without the frozen dataclass's ``__init__`` (one
     ``object.__setattr__`` per field, a good part of a cached step's cost)."""
-    call = _new(ToolCall)
-    fields = call.__dict__
-    fields["name"] = name
-    fields["arguments"] = arguments
-    fields["id"] = call_id
+    call = _new(_MutableCall)
+    call.name = name
+    call.arguments = arguments
+    call.id = call_id
+    call.__class__ = ToolCall
+    return call
+
+
+def _parsed_call(
+    name: str, arguments: dict[str, Any], call_id: str, plain: str | None, canonical: str | None
+) -> ToolCall:
+    """A call the action parser made (``_parsed``), with its arguments' JSON forms where known."""
+    call = _new(_MutableCall)
+    call.name = name
+    call.arguments = arguments
+    call.id = call_id
+    call._parsed = True
+    if plain is not None:
+        call._json = plain
+    if canonical is not None:
+        call._canonical = canonical
+    call.__class__ = ToolCall
     return call
 
 
@@ -178,14 +252,14 @@ def made_result(
     name: str, ok: bool, content: str, data: Any, error: ErrorKind | None, call_id: str
 ) -> ToolResult:
     """``ToolResult(name, ok, content, data, error, call_id)``, made as :func:`_made_call` is."""
-    result = _new(ToolResult)
-    fields = result.__dict__
-    fields["name"] = name
-    fields["ok"] = ok
-    fields["content"] = content
-    fields["data"] = data
-    fields["error"] = error
-    fields["call_id"] = call_id
+    result = _new(_MutableResult)
+    result.name = name
+    result.ok = ok
+    result.content = content
+    result.data = data
+    result.error = error
+    result.call_id = call_id
+    result.__class__ = ToolResult
     return result
 
 
@@ -680,7 +754,9 @@ def _is_mapping(value: Any) -> bool:
     return type(value) is dict or isinstance(value, Mapping)
 
 
-def _call_from_dict(obj: Mapping[str, Any], index: int) -> ToolCall:
+def _call_from_dict(obj: Mapping[str, Any], index: int, parsed: bool = False) -> ToolCall:
+    """The call an object describes; ``parsed``: the object was read from JSON text (its
+    arguments are JSON values), so the call is marked so and carries its JSON forms."""
     call_id = obj.get("id") if isinstance(obj.get("id"), str) else ""
     if "function" in obj and _is_mapping(obj["function"]):  # an OpenAI tool_calls entry
         obj = obj["function"]
@@ -699,10 +775,13 @@ def _call_from_dict(obj: Mapping[str, Any], index: int) -> ToolCall:
         raise ActionParseError(
             f"'arguments' of {name!r} must be a JSON object, got {_describe(args)}"
         )
+    if parsed:
+        plain, canonical = _flat_forms(args) or (None, None)
+        return _parsed_call(name, dict(args), call_id or f"call_{index}", plain, canonical)
     return _made_call(name, dict(args), call_id or f"call_{index}")
 
 
-def _calls_from_value(value: Any) -> list[ToolCall]:
+def _calls_from_value(value: Any, parsed: bool = False) -> list[ToolCall]:
     if isinstance(value, ToolCall):
         return [value]
     if _is_mapping(value):
@@ -711,10 +790,10 @@ def _calls_from_value(value: Any) -> list[ToolCall]:
             if not isinstance(entries, list) or not entries:
                 raise ActionParseError("'tool_calls' must be a non-empty list of calls")
             return [
-                _call_from_dict(e, i) if _is_mapping(e) else _bad_entry(e)
+                _call_from_dict(e, i, parsed) if _is_mapping(e) else _bad_entry(e)
                 for i, e in enumerate(entries)
             ]
-        return [_call_from_dict(value, 0)]
+        return [_call_from_dict(value, 0, parsed)]
     if isinstance(value, list):
         if not value:
             raise ActionParseError("an empty list holds no tool call")
@@ -723,7 +802,7 @@ def _calls_from_value(value: Any) -> list[ToolCall]:
             if isinstance(entry, ToolCall):
                 calls.append(entry)
             elif _is_mapping(entry):
-                calls.append(_call_from_dict(entry, i))
+                calls.append(_call_from_dict(entry, i, parsed))
             else:
                 _bad_entry(entry)
         return calls
@@ -758,6 +837,18 @@ def _first_json_call(text: str) -> tuple[Any, int, int] | None:
     return None
 
 
+def action_repr(action: Any) -> str:
+    """``repr(action)``: what a turn records of an action that is not text. A :class:`ToolCall`
+    of flat arguments (str keys, JSON scalars) is written as its dataclass ``__repr__`` writes it,
+    without that method's guard against a call inside its own arguments (which such arguments
+    cannot hold)."""
+    if type(action) is ToolCall:
+        name, arguments, call_id = action.name, action.arguments, action.id
+        if type(name) is str and type(call_id) is str and _flat_json(arguments):
+            return f"ToolCall(name={name!r}, arguments={arguments!r}, id={call_id!r})"
+    return repr(action)
+
+
 def prose_of(text: str) -> str:
     """``text`` without what :func:`parse_action` read its calls from (the ``<tool_call>`` blocks,
     the fenced or whole JSON, or the embedded JSON call): the assistant's content that the
@@ -773,7 +864,7 @@ def prose_of(text: str) -> str:
         return text.strip()
 
 
-def parse_action(action: Any) -> list[ToolCall]:
+def parse_action(action: Any, turn: int | None = None) -> list[ToolCall]:
     """Tool calls in an agent action.
 
     Accepts a :class:`ToolCall`, a JSON object ``{"name", "arguments"}``, Hermes/Qwen
@@ -783,17 +874,27 @@ def parse_action(action: Any) -> list[ToolCall]:
     An action text parsed before (the same call sent again, in this episode or another env's)
     is answered from :data:`_PARSED`: the same calls, with arguments of their own.
 
+    ``turn``: the index of the turn the calls are for; a Python call without an id is then
+    named ``call_{turn}_{i}`` (``i`` its place in the action), as :class:`ToolEnv` names them.
+
     Raises:
         ActionParseError: with a message fit to show the agent.
     """
     if isinstance(action, bytes):
         action = action.decode("utf-8", errors="replace")
     if not isinstance(action, str):
-        calls = [_as_json_call(c) for c in _calls_from_value(action)]
+        values = _calls_from_value(action)
+        if turn is None:
+            calls = [_as_json_call(c, c.id) for c in values]
+        else:
+            calls = [_as_json_call(c, c.id or f"call_{turn}_{i}") for i, c in enumerate(values)]
     else:
         known = _PARSED.get(action)
         if known is not None:
-            return [_recalled(k) for k in known[0]]
+            parsed = known[0]
+            if len(parsed) == 1:  # the common action: one call
+                return [_recalled(parsed[0])]
+            return [_recalled(k) for k in parsed]
         calls, prose = _parse_text(action)
         if len(action) <= PARSED_TEXT_CHARS:
             if len(_PARSED) >= PARSED_ENTRIES:
@@ -823,7 +924,9 @@ def _parse_text(action: str) -> tuple[list[ToolCall], str]:
         raise ActionParseError('the action is empty; send {"name": "<tool>", "arguments": {...}}')
     if "<tool_call>" in text:
         blocks = [b.strip() for b in _TOOL_CALL_BLOCK.findall(text)]
-        calls = [c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b)), i)]
+        calls = [
+            c for i, b in enumerate(blocks) for c in _index(_calls_from_value(_loads(b), True), i)
+        ]
         return _capped(calls), _TOOL_CALL_BLOCK.sub("", text).strip()
     fence = _FENCE.search(text) if "```" in text else None
     prose = "" if fence is None else (text[: fence.start()] + text[fence.end() :]).strip()
@@ -833,7 +936,7 @@ def _parse_text(action: str) -> tuple[list[ToolCall], str]:
     try:
         value = _loads(text)
         decoded = True
-        calls = _calls_from_value(value)
+        calls = _calls_from_value(value, True)
     except ActionParseError:
         found = _first_json_call(text)
         if found is None:
@@ -841,7 +944,7 @@ def _parse_text(action: str) -> tuple[list[ToolCall], str]:
         value, start, end = found
         if fence is None and not decoded:  # a call inside prose: the prose is kept
             prose = (text[:start] + text[end:]).strip()
-        calls = _calls_from_value(value)
+        calls = _calls_from_value(value, True)
     return _capped(calls), prose
 
 
@@ -866,21 +969,23 @@ def _remembered(call: ToolCall) -> _Parsed:
 
 def _recalled(parsed: _Parsed) -> ToolCall:
     name, call_id, arguments, flat, canonical, plain = parsed
-    made = _made_call(name, dict(arguments) if flat else loads(plain), call_id)
-    fields = made.__dict__
-    fields["_canonical"] = canonical
-    fields["_json"] = plain
-    return made
+    return _parsed_call(name, dict(arguments) if flat else loads(plain), call_id, plain, canonical)
 
 
 _PARSED: dict[str, tuple[tuple[_Parsed, ...], str]] = {}
 """Action text -> its calls (:data:`_Parsed`) and its prose (:func:`prose_of`)."""
 
 
-def _as_json_call(call: ToolCall) -> ToolCall:
-    """The call with its arguments as JSON would carry them. A Python action can hold what JSON
-    cannot (int keys, tuples, objects); past here, validation, cache keys and verifiers may assume
-    JSON values. Keys become strings; anything unserialisable is a parse error."""
+def _as_json_call(call: ToolCall, call_id: str) -> ToolCall:
+    """The call, named ``call_id``, with its arguments as JSON would carry them. A Python action
+    can hold what JSON cannot (int keys, tuples, objects); past here, validation, cache keys and
+    verifiers may assume JSON values. Keys become strings; anything unserialisable is a parse
+    error."""
+    forms = _flat_forms(call.arguments)
+    if forms is not None:  # its JSON round trip is a shallow copy; both JSON forms at once
+        plain, canonical = forms
+        if len(plain) <= MAX_PYTHON_ACTION_CHARS:
+            return _parsed_call(call.name, dict(call.arguments), call_id, plain, canonical)
     try:
         text = _PLAIN(call.arguments)
         if len(text) > MAX_PYTHON_ACTION_CHARS:
@@ -895,12 +1000,52 @@ def _as_json_call(call: ToolCall) -> ToolCall:
         raise ActionParseError(
             f"the arguments of {call.name[:80]!r} are not JSON ({type(e).__name__}: {str(e)[:80]})"
         ) from e
-    fresh = _made_call(call.name, arguments, call.id)
-    fresh.__dict__["_json"] = text  # json.dumps(arguments) is this text again
-    return fresh
+    return _parsed_call(call.name, arguments, call_id, text, None)  # json.dumps(arguments): text
 
 
 _EXACT_SCALARS = frozenset({str, int, float, bool, type(None)})
+_encode_string = json.encoder.encode_basestring_ascii  # json's own (C) string encoder
+_INFINITY = float("inf")
+_INT_TEXT = int.__repr__  # what json writes for an int (and float.__repr__ for a float)
+_FLOAT_TEXT = float.__repr__
+
+
+def _flat_forms(arguments: Any) -> tuple[str, str] | None:
+    """``(json.dumps(arguments), canonical_json(arguments))`` for a dict of str keys to JSON
+    scalars of exactly JSON's types (finite floats, integers of up to 18 digits), written as
+    json writes them (its string encoder, ``int.__repr__``, ``float.__repr__``) with no
+    encoder set up per call; ``None`` for any other value (json itself then writes it)."""
+    if type(arguments) is not dict:
+        return None
+    encode = _encode_string
+    keys: list[str] = []
+    values: list[str] = []
+    for key, value in arguments.items():
+        if type(key) is not str:
+            return None
+        kind = type(value)
+        if kind is str:
+            text = encode(value)
+        elif kind is int:
+            if not -(10**18) < value < 10**18:  # a long one: json decides (and words errors)
+                return None
+            text = _INT_TEXT(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif value is None:
+            text = "null"
+        elif kind is float and -_INFINITY < value < _INFINITY:
+            text = _FLOAT_TEXT(value)
+        else:
+            return None
+        keys.append(encode(key))
+        values.append(text)
+    if len(keys) == 1:
+        return f"{{{keys[0]}: {values[0]}}}", f"{{{keys[0]}:{values[0]}}}"
+    plain = ", ".join([f"{k}: {v}" for k, v in zip(keys, values, strict=True)])
+    order = sorted(range(len(keys)), key=list(arguments).__getitem__)
+    canonical = ",".join([f"{keys[i]}:{values[i]}" for i in order])
+    return f"{{{plain}}}", f"{{{canonical}}}"
 
 
 def _flat_json(arguments: Any) -> bool:
@@ -991,7 +1136,11 @@ class Toolbox:
 
     def _problems(self, t: Tool, call: ToolCall) -> list[str]:
         arguments = call.arguments
-        if not isinstance(arguments, dict) or not _is_json_value(arguments):
+        try:
+            parsed = call._parsed  # made by the parser: JSON values of JSON's types
+        except AttributeError:
+            parsed = False
+        if not parsed and (not isinstance(arguments, dict) or not _is_json_value(arguments)):
             return validate_arguments(t, arguments)
         try:
             key = (t.name, call.canonical_arguments())

@@ -291,11 +291,14 @@ def test_the_fast_constructors_make_the_dataclasses_own_values_with_every_field(
         Turn: (turn, Turn(3, "text", (call,), (result,))),
     }
     for cls, (fast, plain) in made.items():
-        names = {f.name for f in dataclasses.fields(cls)}
-        assert names <= set(vars(fast)), f"a field of {cls.__name__} the fast constructor skips"
+        assert type(fast) is cls and not hasattr(fast, "__dict__")  # slots, as cls(...) makes
+        for f in dataclasses.fields(cls):  # an unset slot raises AttributeError
+            assert getattr(fast, f.name) == getattr(plain, f.name), f.name
         assert fast == plain and repr(fast) == repr(plain)
         with pytest.raises(dataclasses.FrozenInstanceError):
             fast.name = "changed"
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.extra = 1  # no attribute beyond the fields (and the call's JSON forms)
 
 
 def test_a_python_call_gets_its_arguments_json_round_trip_and_a_copy_of_its_own():
@@ -336,3 +339,189 @@ def test_the_call_cap_holds_for_a_text_sent_again():
     for _ in range(3):
         with pytest.raises(ActionParseError, match="tool calls in one action"):
             parse_action(text)
+
+
+def test_the_records_pickle_copy_and_compare_as_values_their_json_forms_no_part_of_it():
+    import copy
+    import dataclasses
+    import pickle
+
+    from hiergym.envs.core import Turn, _made_turn
+    from hiergym.envs.tools import ToolResult, made_result
+
+    call = parse_action('{"name": "t", "arguments": {"a": [1, {"b": null}], "c": "x"}}')[0]
+    assert call.canonical_arguments() and call.arguments_json()  # both forms kept on the call
+    result = made_result("t", True, "{}", {"k": [1]}, None, call.id)
+    turn = _made_turn(0, "text", (call,), (result,))
+    plain_call = ToolCall("t", {"a": [1, {"b": None}], "c": "x"}, "call_0")
+    assert call == plain_call and hash(result.name) == hash(plain_call.name)
+    for value in (call, result, turn):
+        for twin in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):
+            assert twin == value and repr(twin) == repr(value) and type(twin) is type(value)
+    assert dataclasses.asdict(call) == {"name": "t", "arguments": call.arguments, "id": "call_0"}
+    assert dataclasses.asdict(result)["data"] == {"k": [1]}
+    assert dataclasses.replace(turn, index=4) == Turn(4, "text", (call,), (result,))
+    assert dataclasses.replace(call, id="z").canonical_arguments() == call.canonical_arguments()
+    deep = copy.deepcopy(turn)
+    assert deep.results[0].data is not result.data  # a deep copy shares no mutable value
+    with pytest.raises(TypeError):  # a frozen record of a dict is unhashable, as before
+        hash(ToolResult("t", True, "x", {"k": 1}))
+
+
+FLAT_ARGUMENTS = [
+    {},
+    {"product_id": "B07XYZ1234"},
+    {"q": 'a "quoted" \\ back\nslash\t\u00e9\u4e2d\U0001f600\ud800\x7f\x00\x1f/'},
+    {"zeta": 1, "alpha": -2, "Mid": 0, "\u00e9": True, "a b": False, "": None},
+    {"n": 10**18 - 1, "m": -(10**18) + 1, "o": 2**31},
+    {"f": 0.1, "g": -0.0, "h": 1e16, "i": 1e-07, "j": 5e-324, "k": 1.7976931348623157e308},
+    {"f": 2.5, "s": "x", "b": True, "z": None, "i": 3},
+    {"b": "1", "a": "2", "B": "3", "_": "4", "aa": "5", "a\u0301": "6"},
+]
+NOT_FLAT_ARGUMENTS = [
+    {"f": float("nan")},
+    {"f": float("inf")},
+    {"f": -float("inf")},
+    {"n": 10**18},
+    {"n": -(10**18)},
+    {"n": 2**70},
+    {"l": [1]},
+    {"d": {}},
+    {"t": (1,)},
+    {1: "int key"},
+    {"s": type("Text", (str,), {})("sub")},
+    {"i": type("Int", (int,), {})(1)},
+    ["a"],
+    "text",
+]
+
+
+def test_flat_arguments_are_written_as_json_writes_them():
+    """_flat_forms writes a flat call's two JSON forms itself (no encoder set up per call): they
+    must be json's texts, byte for byte, and it must decline every value it does not write."""
+    for arguments in FLAT_ARGUMENTS:
+        assert tools_module._flat_forms(arguments) == (
+            json.dumps(arguments),
+            json.dumps(
+                arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
+            ),
+        ), arguments
+        call = parse_action(ToolCall("t", arguments))[0]
+        assert call.arguments_json() == json.dumps(arguments)
+        assert call.canonical_arguments() == tools_module.canonical_json(arguments)
+    for arguments in NOT_FLAT_ARGUMENTS:
+        assert tools_module._flat_forms(arguments) is None, arguments
+
+
+def test_a_python_calls_recorded_action_is_its_repr():
+    class Loud(ToolCall):
+        pass
+
+    class Name(str):
+        def __repr__(self) -> str:
+            return "Name!"
+
+    looped: dict = {"x": 1}
+    selfish = ToolCall("t", looped)
+    looped["me"] = selfish  # a call inside its own arguments: repr's guard writes "..."
+    for arguments in [*FLAT_ARGUMENTS, *NOT_FLAT_ARGUMENTS[:-2]]:
+        for call in (ToolCall("t", arguments), ToolCall("t", arguments, "id_1"), Loud("t")):
+            assert tools_module.action_repr(call) == repr(call)
+    for odd in (selfish, ToolCall(Name("t"), {"a": 1}), ToolCall("t", {"a": 1}, 7), {"a": 1}):
+        assert tools_module.action_repr(odd) == repr(odd)
+
+
+def test_a_python_call_without_an_id_is_named_for_its_turn_and_the_agents_call_is_untouched(
+    shopping,
+):
+    shopping.reset(seed=0)
+    product = _product(shopping)
+    sent = ToolCall("view_product", {"product_id": product})
+    for turn in range(3):
+        _, _, _, _, info = shopping.step(sent)
+        assert info["results"][0].call_id == f"call_{turn}_0"
+        assert info["new_messages"][0]["tool_calls"][0]["id"] == f"call_{turn}_0"
+    assert sent.id == "" and sent == ToolCall("view_product", {"product_id": product})
+    assert not hasattr(sent, "_json") and not hasattr(sent, "_canonical")  # nothing kept on it
+    named = parse_action([ToolCall("a", {}), ToolCall("b", {}, "mine"), {"name": "c"}], turn=5)
+    assert [c.id for c in named] == ["call_5_0", "mine", "call_2"]
+    assert [c.id for c in parse_action([ToolCall("a", {}), {"name": "c"}])] == ["", "call_1"]
+
+
+def _transcript(env_ids: list[str]) -> list[str]:
+    """repr of every step's outputs, of the turns and of the message log, over episodes of the
+    oracle and random agents (every third of their calls sent as a ToolCall), junk actions and
+    Python calls of every shape."""
+    from hiergym.agents import load
+
+    junk = [
+        "", "not json", '{"name": "nope", "arguments": {}}', '{"arguments": {}}', "[]",
+        '{"name": "search", "arguments": {"query": 5}}', '<tool_call>{"name": "search"}',
+        ToolCall("search", {"query": ("a", "b")}), ToolCall("nope", {}),
+        ToolCall("search", {1: "x"}), ToolCall("search", {"query": "q", "n": [1, {"a": None}]}),
+        ToolCall("search", {"query": "\ud800"}), ToolCall("search", {"query": float("nan")}),
+        {"tool_calls": [{"id": "c1", "function": {"name": "search", "arguments": "{}"}}]},
+        '```json\n{"name": "search", "arguments": {"query": "tea"}}\n```',
+        'I call {"name": "search", "arguments": {"query": "mug"}} now', 12345, None,
+        ToolCall("search", {"query": "shoes"}, id="mine"),
+        '{"name": "search", "arguments": {"query": "q", "n": 99999999999999999999999}}',
+        '{"name": "search", "arguments": {"query": 1e400}}', "x" * 40000,
+    ]  # fmt: skip
+    out: list[str] = []
+    for env_id in env_ids:
+        env = gym.make(env_id, split="test", difficulty="easy", max_turns=12)
+        for agent_name in ("oracle", "random", "junk"):
+            for seed in range(4):
+                obs, info = env.reset(seed=seed)
+                out.append(repr((obs, info)))
+                agent = None if agent_name == "junk" else load(agent_name)
+                if agent is not None:
+                    agent.bind(env)
+                    if hasattr(agent, "reset"):
+                        agent.reset(seed)
+                done, k = False, 0
+                while not done:
+                    action = junk[(k + seed) % len(junk)] if agent is None else agent.act(obs, info)
+                    if agent is not None and k % 3 == 1 and isinstance(action, str):
+                        try:
+                            sent = json.loads(action)
+                            action = ToolCall(sent["name"], sent.get("arguments", {}))
+                        except (ValueError, KeyError, TypeError):
+                            pass
+                    obs, reward, terminated, truncated, info = env.step(action)
+                    out.append(repr((obs, reward, terminated, truncated, info)))
+                    done, k = terminated or truncated, k + 1
+                u = env.unwrapped
+                out.append(repr((u.trajectory.turns, u.messages, u.trajectory.submission)))
+        env.close()
+    return out
+
+
+def test_the_fast_paths_give_the_transcript_of_the_plain_constructors_and_json(monkeypatch):
+    """The step's fast paths (records filled through their mutable twins, the parser's marker
+    and JSON forms, flat arguments written without json's encoder, a Python call's repr written
+    directly, the parser's memo) against the plain dataclass constructors, json and repr, over
+    hundreds of steps of two domains: the same observations, infos, turns and message logs."""
+    import hiergym.envs.core as core_module
+
+    env_ids = ["hiergym/Shopping-v0", "hiergym/Travel-v0"]
+    tools_module._PARSED.clear()
+    fast = _transcript(env_ids)
+    assert len(fast) > 250
+    monkeypatch.setattr(tools_module, "_made_call", tools_module.ToolCall)
+    monkeypatch.setattr(
+        tools_module,
+        "_parsed_call",
+        lambda name, arguments, call_id, *_: ToolCall(name, arguments, call_id),
+    )
+    monkeypatch.setattr(tools_module, "made_result", tools_module.ToolResult)
+    monkeypatch.setattr(core_module, "_made_turn", core_module.Turn)
+    monkeypatch.setattr(core_module, "action_repr", repr)
+    monkeypatch.setattr(tools_module, "_flat_forms", lambda arguments: None)
+    monkeypatch.setattr(tools_module, "PARSED_TEXT_CHARS", -1)  # nothing remembered
+    tools_module._PARSED.clear()
+    plain = _transcript(env_ids)
+    assert not tools_module._PARSED
+    assert len(plain) == len(fast)
+    for i, (a, b) in enumerate(zip(fast, plain, strict=True)):
+        assert a == b, f"entry {i} differs"
