@@ -154,10 +154,11 @@ def step_figures(processes: int = STEP_PROCESSES, hash_seed: str | None = None) 
     step over the no-op env, per kind) comes with the lowest and highest process as well
     (``..._min``, ``..._max``), so the spread is visible. One process's figure is not to be
     trusted alone, and the spread is not the process's: the step's instruction count is the
-    same in every process (callgrind: 89.0k-89.6k per step with hash seeds 0, 1 and random),
-    while its CPU time moves with the machine's load over seconds, the no-op env's with it (one
-    process stepping for 30 s on a shared 2-core machine: 14-33 us a step, 0.35-0.8 us for the
-    no-op), so a process whose rounds fall in a busy stretch reads up to 2x high. The median of
+    same in every process (callgrind, a cached text step before 8db3529: 89.0k-89.6k with hash
+    seeds 0, 1 and random; 68.4k after), while its CPU time moves with the machine's load over
+    seconds, the no-op env's with it (one process stepping for 30 s on a shared 2-core machine:
+    14-33 us a step, 0.35-0.8 us for the no-op), so a process whose rounds fall in a busy
+    stretch reads up to 2x high. The median of
     several processes, each the minimum of its interleaved rounds, is what a quiet machine
     gives. ``hash_seed``: the ``PYTHONHASHSEED`` of every process (inherited when ``None``; a
     fixed one changes neither the instructions nor the spread)."""
