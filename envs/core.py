@@ -511,15 +511,7 @@ class ToolEnv(gym.Env[str, str]):
         known = len(messages)
         self._record_messages(action, turn)
         results = turn.results
-        if len(results) == 1:  # the common turn: what _observation gives for one result
-            obs = results[0].content
-            if not _is_json_rendered(results[0]):
-                obs = to_observation(obs)
-        else:
-            obs = self._observation(turn)
-            if not all(_is_json_rendered(r) for r in results):
-                obs = to_observation(obs)
-        self._last_obs = obs
+        obs = self._last_obs = self._observation(turn)
         terminated = trajectory.submission is not None
         truncated = not terminated and len(trajectory.turns) >= self._episode_max_turns
         reward = 0.0
@@ -653,11 +645,8 @@ class ToolEnv(gym.Env[str, str]):
         assert self.trajectory is not None
         index = len(self.trajectory.turns)
         raw = action if isinstance(action, str) else action_repr(action)
-        try:  # a Python call without an id is named call_{index}_{i} by the parser
-            calls = [
-                c if c.id else c.with_id(f"call_{index}_{i}")
-                for i, c in enumerate(parse_action(action, index))
-            ]
+        try:  # every call has an id: a Python call without one is named call_{index}_{i}
+            calls = parse_action(action, index)
         except ActionParseError as e:
             kind = "oversized" if "the cap is" in str(e) else "parse_error"
             return Turn(index, raw[:2000], (), (error_result(kind, str(e)),))
@@ -707,11 +696,14 @@ class ToolEnv(gym.Env[str, str]):
         return render_text(call, data, data if isinstance(data, str) else text)
 
     def _observation(self, turn: Turn) -> str:
-        if len(turn.results) == 1:
-            return turn.results[0].content
-        return "\n".join(
-            f"[{r.name or 'error'}#{i}] {r.content}" for i, r in enumerate(turn.results)
-        )
+        """What the agent sees of ``turn``: its results, as an observation (results whose content
+        is already one are not passed through :func:`to_observation` again)."""
+        results = turn.results
+        if len(results) == 1:  # the common turn
+            r = results[0]
+            return r.content if _is_json_rendered(r) else to_observation(r.content)
+        text = "\n".join(f"[{r.name or 'error'}#{i}] {r.content}" for i, r in enumerate(results))
+        return text if all(_is_json_rendered(r) for r in results) else to_observation(text)
 
     def _record_messages(self, action: Any, turn: Turn) -> None:
         if isinstance(action, str):

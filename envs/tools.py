@@ -120,19 +120,16 @@ class ToolCall(_JsonForms):
 
     def with_id(self, call_id: str) -> ToolCall:
         """The same call under another id (its JSON forms carried over, not recomputed)."""
-        clone = _new(_MutableCall)
-        clone.name = self.name
-        clone.arguments = self.arguments
-        clone.id = call_id
-        for cached in _JsonForms.__slots__:  # those set on this call
-            value = getattr(self, cached, _UNSET)
-            if value is not _UNSET:
-                setattr(clone, cached, value)
-        clone.__class__ = ToolCall
-        return clone
+        return _made_call(
+            self.name,
+            self.arguments,
+            call_id,
+            getattr(self, "_json", None),
+            getattr(self, "_canonical", None),
+            getattr(self, "_parsed", False),
+        )
 
 
-_UNSET = object()
 _set_canonical = _JsonForms._canonical.__set__  # type: ignore[attr-defined]
 _set_json = _JsonForms._json.__set__  # type: ignore[attr-defined]
 
@@ -220,13 +217,27 @@ _MutableCall = mutable_twin(ToolCall)
 _MutableResult = mutable_twin(ToolResult)
 
 
-def _made_call(name: str, arguments: Mapping[str, Any], call_id: str) -> ToolCall:
+def _made_call(
+    name: str,
+    arguments: Mapping[str, Any],
+    call_id: str,
+    plain: str | None = None,
+    canonical: str | None = None,
+    parsed: bool = False,
+) -> ToolCall:
     """``ToolCall(name, arguments, call_id)`` without the frozen dataclass's ``__init__`` (one
-    ``object.__setattr__`` per field, a good part of a cached step's cost)."""
+    ``object.__setattr__`` per field, a good part of a cached step's cost), with its arguments'
+    JSON forms where known; ``parsed``: made by the action parser (``_parsed``)."""
     call = _new(_MutableCall)
     call.name = name
     call.arguments = arguments
     call.id = call_id
+    if parsed:
+        call._parsed = True
+    if plain is not None:
+        call._json = plain
+    if canonical is not None:
+        call._canonical = canonical
     call.__class__ = ToolCall
     return call
 
@@ -235,17 +246,7 @@ def _parsed_call(
     name: str, arguments: dict[str, Any], call_id: str, plain: str | None, canonical: str | None
 ) -> ToolCall:
     """A call the action parser made (``_parsed``), with its arguments' JSON forms where known."""
-    call = _new(_MutableCall)
-    call.name = name
-    call.arguments = arguments
-    call.id = call_id
-    call._parsed = True
-    if plain is not None:
-        call._json = plain
-    if canonical is not None:
-        call._canonical = canonical
-    call.__class__ = ToolCall
-    return call
+    return _made_call(name, arguments, call_id, plain, canonical, parsed=True)
 
 
 def made_result(

@@ -508,7 +508,11 @@ def test_the_fast_paths_give_the_transcript_of_the_plain_constructors_and_json(m
     tools_module._PARSED.clear()
     fast = _transcript(env_ids)
     assert len(fast) > 250
-    monkeypatch.setattr(tools_module, "_made_call", tools_module.ToolCall)
+    monkeypatch.setattr(  # the plain constructor; the JSON forms are left to be computed
+        tools_module,
+        "_made_call",
+        lambda name, arguments, call_id, *_, **__: ToolCall(name, arguments, call_id),
+    )
     monkeypatch.setattr(
         tools_module,
         "_parsed_call",
