@@ -978,12 +978,8 @@ class Zygote:
     def _adopt_in_child(self, conn: socket.socket) -> None:
         """After os.fork(), in the child: spawn from the parent's zygote over ``conn``."""
         zygote_pid = self.pid
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._sock.detach())
-        self._sock, self._proc = conn, None
-        self._remote_pid = zygote_pid
-        self.owner = os.getpid()
+        self._forget_in_child()
+        self._sock, self._remote_pid = conn, zygote_pid
         self.starts = 0
 
 
@@ -1141,6 +1137,11 @@ def _zygote_main(control_fd: int, script: str) -> None:
                 spare.remove(waiting)
                 waiting[1].close()
 
+    def drop(conn: socket.socket) -> None:
+        """A fork's connection ended or broke: the owner and the other forks go on."""
+        conns.remove(conn)
+        conn.close()
+
     def serve(conn: socket.socket) -> bool:
         """One message on ``conn``; False when the zygote should stop (its owner has gone)."""
         message, fds = _recv_message(conn, max_fds=3)
@@ -1149,8 +1150,7 @@ def _zygote_main(control_fd: int, script: str) -> None:
                 os.close(fd)
             if conn is sock:
                 return False  # the owner closed its end or died
-            conns.remove(conn)  # a fork's connection: the others go on
-            conn.close()
+            drop(conn)
             return True
         if message.get("adopt") is True and len(fds) == 1:  # a connection for a fork of a client
             conns.append(socket.socket(fileno=fds[0]))
@@ -1201,8 +1201,7 @@ def _zygote_main(control_fd: int, script: str) -> None:
             except (OSError, ValueError):  # a broken connection or message
                 if conn is sock:
                     raise
-                conns.remove(conn)  # a fork's: drop it, the owner and the others go on
-                conn.close()
+                drop(conn)
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--zygote":
