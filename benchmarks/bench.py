@@ -219,9 +219,9 @@ def start_workers_early(env_ids: Sequence[str]) -> None:
     once, and its first episodes start as soon as the checks end instead of when a second
     interpreter has imported everything again (1.3 s of CPU on 2 cores). An env class's
     ``warm_parent()`` starts here what its envs' forks share (Geometry: its python zygote, so the
-    workers share one). For the CLI only, which
-    starts no thread and opens no sandbox before its workers; it holds for the next run only, and
-    a process that starts a thread in between gets a forkserver after all (:func:`_start_method`).
+    workers share one). For the CLI only, which starts no thread and opens no sandbox before its
+    workers; it holds for the next run only, and a process that starts a thread in between gets a
+    forkserver after all (:func:`_start_method`).
     Elsewhere the forkserver starts now with its imports, in parallel with the caller. Nothing
     where workers are spawned."""
     methods = multiprocessing.get_all_start_methods()
@@ -229,14 +229,19 @@ def start_workers_early(env_ids: Sequence[str]) -> None:
         import importlib
 
         from hiergym.envs.registry import _ENVS, load_class
+        from hiergym.errors import PluginError
 
-        for module in _preload(env_ids):
+        for module in PRELOAD:
             importlib.import_module(module)
-        for env_id in dict.fromkeys(env_ids):  # what the envs' forks share (Geometry's zygote)
+        for env_id in dict.fromkeys(env_ids):  # each env's module, and what its forks share
             entry = _ENVS.get(env_id)
-            warm = getattr(load_class(entry.env_class), "warm_parent", None) if entry else None
+            try:
+                env_class = load_class(entry.env_class) if entry is not None else None
+            except PluginError:
+                continue  # a broken plugin: the caller's checks say so, with the reason
+            warm = getattr(env_class, "warm_parent", None)
             if warm is not None:
-                warm()
+                warm()  # Geometry: its python zygote
         _WARM_PARENT[:] = [os.getpid()]
         return
     if "forkserver" not in methods:

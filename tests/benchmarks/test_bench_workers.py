@@ -288,3 +288,23 @@ def test_geometry_workers_share_the_readied_parents_python_zygote(tmp_path):
     assert log.read_text().split() == [parent]
     rows = _lines(tmp_path / "out" / "episodes.jsonl")
     assert len(rows) == 2 and [r["reward"] for r in rows] == [1.0, 1.0]
+
+
+_BROKEN_PLUGIN_EARLY = """
+from hiergym.benchmarks import bench
+from hiergym.envs.registry import register_domain
+register_domain("hiergym/BrokenPlugin-v0", "hiergym_no_such_module.env:Env")
+bench.start_workers_early(["hiergym/BrokenPlugin-v0", "hiergym/Shopping-v0"])
+print(bench._start_method())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers fork from a readied parent on Linux")
+def test_readying_the_parent_leaves_a_broken_plugin_to_the_checks_after_it():
+    # The CLI readies its process before its checks, which name a broken plugin with the reason:
+    # readying must not fail first with a bare ImportError.
+    done = subprocess.run(
+        [sys.executable, "-c", _BROKEN_PLUGIN_EARLY], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "fork"
