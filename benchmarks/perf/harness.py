@@ -276,11 +276,11 @@ def machine_figures(rounds: int = MACHINE_ROUNDS) -> dict[str, float]:
     interleaved rounds, the median ratio and its range. On shared cores (a VM's vCPUs, a busy
     host) two busy processes each run slower than one alone, so no 2-worker run beats this
     ratio: the bench's ``*_speedup_2_workers`` are read against it (``*_of_machine``)."""
-    ratios = sorted(_machine_run(2, 1) / _machine_run(1, 2) for _ in range(rounds))
+    ratios = [_machine_run(2, 1) / _machine_run(1, 2) for _ in range(rounds)]
     return {
-        "machine_2_process_speedup": ratios[len(ratios) // 2],
-        "machine_2_process_speedup_min": ratios[0],
-        "machine_2_process_speedup_max": ratios[-1],
+        "machine_2_process_speedup": statistics.median(ratios),
+        "machine_2_process_speedup_min": min(ratios),
+        "machine_2_process_speedup_max": max(ratios),
     }
 
 
